@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from e3eval.errors import UserError
+from train.bigram import BigramConfig as BigramDefaults
 
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)  # fmt: skip
@@ -61,6 +62,66 @@ def run(
         print(render(commands))
         return
     run_commands(commands)
+
+
+@app.command()
+def bigram(
+    algo: Annotated[list[str], typer.Option(help="grpo or grpo_mask; repeat the option to train both.")],
+    out: Annotated[Path, typer.Option(help="Per-iteration CSV (with two algos, one file each: OUT-ALGO.csv).")],
+    plot: Annotated[Path | None, typer.Option(help="Also draw the Fig. 8 panels to this PNG.")] = None,
+    iterations: Annotated[int, typer.Option(help="Training iterations.")] = BigramDefaults.iterations,
+    group_size: Annotated[int, typer.Option(help="Rollouts per GRPO group.")] = BigramDefaults.group_size,
+    groups: Annotated[int, typer.Option(help="Groups per iteration.")] = BigramDefaults.groups,
+    budget: Annotated[int, typer.Option(help="Most actions per rollout.")] = BigramDefaults.budget,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = BigramDefaults.lr,
+    seed: Annotated[int, typer.Option(help="Seeds the initial logits and all sampling.")] = BigramDefaults.seed,
+) -> None:
+    """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.bigram import BigramConfig, iterate, plot_history, summarize, write_csv
+
+    if len(set(algo)) != len(algo):
+        raise UserError(f"--algo given twice with the same value: {algo}")
+    try:
+        configs = [BigramConfig(a, iterations, group_size, groups, budget, lr, seed) for a in algo]  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    runs = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        for config in configs:
+            task = progress.add_task(config.algo, total=config.iterations + 1, now="")
+            history = []
+            for stats in iterate(config):
+                history.append(stats)
+                now = f"length {stats.mean_length:.1f}, reward {stats.reward:.3f}, p(stop) {stats.p_stop:.3f}"
+                progress.update(task, advance=1, now=now)
+            runs.append((config.algo, history))
+    table = Table(title=f"p^k bigram model, seed {seed}: {configs[0].rollouts:,} rollouts per iteration "
+                        f"({groups} groups of {group_size}), lr {lr:g}, budget {budget}")  # fmt: skip
+    for column in ("algo", "a* found at it.", "mean length", "p(stop)", "entropy", "final reward"):
+        table.add_column(column, justify="right")
+    for name, history in runs:
+        dynamics = summarize(history)
+        found = "not found" if dynamics.found_at is None else f"{dynamics.found_at:,}"
+        table.add_row(
+            name,
+            found,
+            f"{dynamics.start_length:.1f} -> peak {dynamics.peak_length:.1f}",
+            f"{dynamics.start_p_stop:.3f} -> {dynamics.p_stop_before:.3f}",
+            f"{dynamics.start_entropy:.3f} -> peak {dynamics.peak_entropy:.3f}",
+            f"{history[-1].reward:.3f}",
+        )
+        path = out if len(runs) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}")
+        write_csv(history, path)
+        console.print(f"wrote {path}")
+    console.print(table)
+    console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
+    if plot is not None:
+        plot_history(runs, plot, title=f"p^k bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)")
+        console.print(f"wrote {plot}")
 
 
 prepare_app = typer.Typer(help="Write verl-format training data.", no_args_is_help=True)
