@@ -94,6 +94,20 @@ def test_validation_reports_every_problem_at_once(tmp_path):
         load_spec(tmp_path / "bad.yaml")
 
 
+def test_validation_errors_from_a_file_carry_line_numbers(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: x\nmodel: m\noutput_dir: o\ndefaults:\n  lr: 1\n  foo: 2\nstages:\n  - name: a\n"
+        "    data: {train: [t.parquet], val: [v.parquet]}\n    budget: -1\n    steps: 3\n  - oops\n"
+    )
+    with pytest.raises(UserError) as info:
+        load_spec(spec)
+    message = str(info.value)
+    assert f"{spec}: 3 problem(s)" in message
+    for expected in ("defaults.foo (line 6): unknown", "stages[0].budget (line 10): must be", "stages[1] (line 12)"):
+        assert expected in message, message
+
+
 def test_prepare_countdown_and_mult_round_trip_through_the_reward(tmp_path):
     paths = prepare_countdown(tmp_path / "cd", [3, 6], train=20, test=5, seed=0)
     assert sorted(p.name for p in paths) == ["test-3.parquet", "test-6.parquet", "train-3.parquet", "train-6.parquet"]

@@ -123,6 +123,32 @@ def test_malformed_ground_truth_is_a_clear_error(truth):
         compute_score("countdown", "<answer>1</answer>", truth)
 
 
+HUGE = 10**6
+
+
+@pytest.mark.parametrize(
+    ("source", "solution", "truth"),
+    [
+        ("math", "\\boxed{" + "1+" * (HUGE // 2) + "1}", "4"),
+        ("math", "\\boxed{" + "9" * HUGE + "}", "4"),
+        ("aime", "\\boxed{" + "(" * (HUGE // 4) + "1" + ")" * (HUGE // 4) + "}", "2"),
+        (
+            "countdown",
+            "<answer>" + "(" * (HUGE // 2) + "3" + ")" * (HUGE // 2) + "</answer>",
+            {"target": 3, "numbers": [3]},
+        ),
+        ("mult", "<answer>" + "9" * HUGE + "</answer>", {"a": 3, "b": 3}),
+        ("mult_v", "Check: " * (HUGE // 7), {"a": 3, "b": 3}),
+    ],
+)
+def test_million_character_outputs_earn_zero_without_hanging(source, solution, truth):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(compute_score(source, solution, truth)), daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    assert results == [0.0]
+
+
 def test_math_reward_off_the_main_thread():
     """verl may call rewards from worker threads, where math-verify's SIGALRM timeouts cannot work."""
     results = []

@@ -66,16 +66,44 @@ def load_spec(path: Path) -> Spec:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+        lines = _field_lines(yaml.compose(text, Loader=yaml.SafeLoader))
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc})") from None
-    return validate_spec(data, str(path))
+    return validate_spec(data, str(path), lines)
 
 
-def validate_spec(data: Any, where: str = "spec") -> Spec:
-    """Check a parsed spec; raise one UserError listing every problem, each naming its field."""
+def _field_lines(node: Any, prefix: str = "", lines: dict[str, int] | None = None) -> dict[str, int]:
+    """Map each field path (`stages[0].budget`) to the 1-based line where it appears in the YAML text."""
+    import yaml
+
+    lines = {} if lines is None else lines
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = f"{prefix}.{key.value}" if prefix else str(key.value)
+            lines[path] = key.start_mark.line + 1
+            _field_lines(value, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[f"{prefix}[{i}]"] = item.start_mark.line + 1
+            _field_lines(item, f"{prefix}[{i}]", lines)
+    return lines
+
+
+def _locate(error: str, lines: dict[str, int]) -> str:
+    """`stages[0].budget: ...` -> `stages[0].budget (line 7): ...`, using the nearest enclosing field present."""
+    path, _, message = error.partition(": ")
+    candidate = path
+    while candidate and candidate not in lines:
+        candidate = candidate.rpartition(".")[0] if "." in candidate else candidate.rpartition("[")[0]
+    return f"{path} (line {lines[candidate]}): {message}" if candidate else error
+
+
+def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None = None) -> Spec:
+    """Check a parsed spec; raise one UserError listing every problem, each naming its field (and line, if known)."""
     errors: list[str] = []
     if not isinstance(data, dict):
         raise UserError(f"{where}: a curriculum spec is a mapping with name, model, output_dir and stages")
@@ -136,7 +164,8 @@ def validate_spec(data: Any, where: str = "spec") -> Spec:
         errors.append("extra_overrides: must be a list of key=value strings")
         extra = []
     if errors:
-        raise UserError(f"{where}: {len(errors)} problem(s): " + "; ".join(errors))
+        located = [_locate(e, lines) for e in errors] if lines else errors
+        raise UserError(f"{where}: {len(errors)} problem(s):\n  " + "\n  ".join(located))
     return Spec(data["name"], data["model"], data["output_dir"], tuple(stages), tuple(extra))
 
 
