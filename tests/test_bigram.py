@@ -1,6 +1,7 @@
 """The p^k bigram model (paper App. C): the sampler, the advantages, the gradient, the dynamics, the command."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,9 @@ def test_bigram_command_writes_the_documented_csv_and_plot(tmp_path):
         assert tuple(rows[0]) == CSV_COLUMNS
         assert [int(r[0]) for r in rows[1:]] == list(range(6))
         assert all(0 <= float(r[3]) <= 1 and float(r[1]) >= 2 for r in rows[1:])
+        provenance = json.loads((tmp_path / f"b-{algo}.csv.json").read_text())
+        assert provenance["config"] == {"algo": algo, "iterations": 5, "group_size": 8, "groups": 4, "budget": 100,
+                                        "lr": 0.01, "seed": 0}  # fmt: skip
     assert (tmp_path / "b.png").stat().st_size > 10_000
     assert "32 rollouts per iteration" in proc.stdout
 

@@ -21,6 +21,7 @@ conditional entropy in nats. This module does not draw plots; `train/cli.py` doe
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -203,9 +204,16 @@ def summarize(history: list[IterationStats], found_at_reward: float = 0.01) -> D
                     before[-1].p_stop, history[0].entropy, max(s.entropy for s in before))  # fmt: skip
 
 
-def write_csv(history: list[IterationStats], path: Path) -> None:
-    """The documented columns only, written atomically."""
+def write_csv(history: list[IterationStats], path: Path, config: BigramConfig | None = None) -> None:
+    """The documented columns only, written atomically; with `config`, provenance goes to `path`.json beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        from e3eval.provenance import environment
+
+        sidecar = path.with_name(path.name + ".json")
+        record = {"config": asdict(config), "rollouts_per_iteration": config.rollouts, **environment()}
+        sidecar.with_name(sidecar.name + ".tmp").write_text(json.dumps(record, indent=2) + "\n")
+        sidecar.with_name(sidecar.name + ".tmp").replace(sidecar)
     temporary = path.with_name(path.name + ".tmp")
     with temporary.open("w", newline="") as handle:
         writer = csv.writer(handle)

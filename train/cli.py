@@ -87,7 +87,7 @@ def bigram(
         configs = [BigramConfig(a, iterations, group_size, groups, budget, lr, seed) for a in algo]  # type: ignore[arg-type]
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    runs = []
+    runs: list[tuple[str, list]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
                TimeRemainingColumn())  # fmt: skip
     with Progress(*columns, console=console) as progress:
@@ -99,6 +99,7 @@ def bigram(
                 now = f"length {stats.mean_length:.1f}, reward {stats.reward:.3f}, p(stop) {stats.p_stop:.3f}"
                 progress.update(task, advance=1, now=now)
             runs.append((config.algo, history))
+    by_algo = {c.algo: c for c in configs}
     table = Table(title=f"p^k bigram model, seed {seed}: {configs[0].rollouts:,} rollouts per iteration "
                         f"({groups} groups of {group_size}), lr {lr:g}, budget {budget}")  # fmt: skip
     for column in ("algo", "a* found at it.", "mean length", "p(stop)", "entropy", "final reward"):
@@ -115,8 +116,8 @@ def bigram(
             f"{history[-1].reward:.3f}",
         )
         path = out if len(runs) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}")
-        write_csv(history, path)
-        console.print(f"wrote {path}")
+        write_csv(history, path, by_algo[name])
+        console.print(f"wrote {path} (+ {path.name}.json: configuration and versions)")
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
     if plot is not None:
