@@ -2,6 +2,8 @@
 preparation into verl-format Parquet read back by the reward function."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -144,9 +146,6 @@ def test_prepare_math_difficulty_split(tmp_path):
 
 
 def test_train_imports_without_verl_or_torch():
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "for name in ('verl', 'torch', 'ray', 'vllm'): sys.modules[name] = None\n"
@@ -157,3 +156,63 @@ def test_train_imports_without_verl_or_torch():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def _e3train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    e3train = str(Path(sys.executable).parent / "e3train")
+    env = {"COLUMNS": "200", "PATH": str(Path(sys.executable).parent)}
+    return subprocess.run([e3train, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+SPEC = """name: tiny
+model: base-model
+output_dir: out
+stages:
+  - name: s1
+    data: {train: [data/train-3.parquet], val: [data/test-3.parquet]}
+    budget: 64
+    steps: 2
+  - name: s2
+    data: {train: [data/train-6.parquet], val: [data/test-missing.parquet]}
+    budget: 128
+    steps: 2
+    val_dataset: demo
+"""
+
+
+def test_run_checks_every_input_before_launching(tmp_path):
+    prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "stages[1].data.val: no such file data/test-missing.parquet" in proc.stderr
+    assert not (tmp_path / "out").exists(), "nothing was launched"
+
+
+def test_run_resumes_by_skipping_finished_steps(tmp_path):
+    pytest.importorskip("verl")
+    prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
+    (tmp_path / "spec.yaml").write_text(SPEC.replace("test-missing", "test-6"))
+    spec = load_spec(tmp_path / "spec.yaml")
+    for stage in spec.stages:  # as verl and e3eval leave them when a stage has finished
+        (tmp_path / checkpoint_dir(spec, stage)).mkdir(parents=True)
+    (tmp_path / "out/s2/eval/figures").mkdir(parents=True)
+    (tmp_path / "out/s2/eval/figures/sweep.png").write_bytes(b"\x89PNG")
+    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("skipping") == 3
+    assert "tiny: done (0 step(s) run, 3 already done)" in proc.stdout
+
+
+def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path):
+    """Stage 1 is done; stage 2's real verl command fails fast on an override verl's config does not have."""
+    pytest.importorskip("verl")
+    prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
+    spec_text = SPEC.replace("test-missing", "test-6") + "extra_overrides: [trainer.no_such_option=1]\n"
+    (tmp_path / "spec.yaml").write_text(spec_text)
+    spec = load_spec(tmp_path / "spec.yaml")
+    (tmp_path / checkpoint_dir(spec, spec.stages[0])).mkdir(parents=True)
+    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr.split("error:")[-1]
+    assert "s1: train already done" in proc.stdout and "s2: train: " in proc.stdout
+    assert "s2: train step failed with exit code 1; fix the cause and rerun" in proc.stderr

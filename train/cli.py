@@ -54,14 +54,20 @@ def run(
     spec: Annotated[Path, typer.Argument(help="Curriculum YAML (see train/presets/).")],
     dry_run: Annotated[bool, typer.Option(help="Print the commands instead of running them.")] = False,
 ) -> None:
-    """Run a curriculum: one verl GRPO/GRPOMask run per stage, each from the previous stage's checkpoint."""
-    from train.curriculum import load_spec, render, run_commands, stage_commands
+    """Run a curriculum: one verl GRPO/GRPOMask run per stage, each from the previous stage's checkpoint.
 
-    commands = stage_commands(load_spec(spec))
+    Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
+    """
+    from train.curriculum import check_inputs, load_spec, render, run_steps, stage_steps
+
+    parsed = load_spec(spec)
+    steps = stage_steps(parsed)
     if dry_run:
-        print(render(commands))
+        print(render([step.command for step in steps]))
         return
-    run_commands(commands)
+    check_inputs(parsed)
+    ran = run_steps(steps, log=console.print)
+    console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
 
 
 @app.command()

@@ -6,7 +6,8 @@ e3 reward function, the stage's budget as `data.max_response_length`), starting 
 Hugging Face checkpoint (`init: previous`, the default) or from the base model (`init: base`, for ablations run side
 by side), and is followed by an `e3eval sweep` of the stage's checkpoint at the training budget and twice it.
 `validate_spec` reports every problem of a spec at once, naming the field. This module runs nothing itself except in
-`run_commands`; `e3train run SPEC --dry-run` prints the commands.
+`run_steps`, which skips steps whose output already exists so that a rerun resumes; `e3train run SPEC --dry-run`
+prints the commands.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,9 +180,19 @@ def _list(values: tuple[str, ...]) -> str:
     return "[" + ",".join(values) + "]"
 
 
-def stage_commands(spec: Spec) -> list[list[str]]:
-    """Every command of the curriculum, in order: per stage a verl run, then an e3eval sweep at B and 2B."""
-    commands: list[list[str]] = []
+@dataclass(frozen=True)
+class Step:
+    """One command of a curriculum and the path that exists once it has finished (how a rerun resumes)."""
+
+    stage: str
+    kind: str  # train | eval
+    command: list[str]
+    output: str
+
+
+def stage_steps(spec: Spec) -> list[Step]:
+    """Every step of the curriculum, in order: per stage a verl run, then an e3eval sweep at B and 2B."""
+    steps: list[Step] = []
     previous: Stage | None = None
     for stage in spec.stages:
         model = checkpoint_dir(spec, previous) if stage.init == "previous" and previous is not None else spec.model
@@ -207,14 +219,21 @@ def stage_commands(spec: Spec) -> list[list[str]]:
             ]
         overrides += [f"{HYPER[key]}={value}" for key, value in sorted(stage.hyper.items())]
         overrides += list(spec.extra_overrides)
-        commands.append([sys.executable, "-m", "verl.trainer.main_ppo", *overrides])
+        steps.append(Step(stage.name, "train", [sys.executable, "-m", "verl.trainer.main_ppo", *overrides],
+                          checkpoint_dir(spec, stage)))  # fmt: skip
         if stage.val_dataset:
-            commands.append(["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset", stage.val_dataset,
-                             "--budgets", f"{stage.budget},{2 * stage.budget}", "--n", "8",
-                             "--train-budget", str(stage.budget), "--out",
-                             f"{spec.output_dir}/{stage.name}/eval"])  # fmt: skip
+            eval_dir = f"{spec.output_dir}/{stage.name}/eval"
+            sweep = ["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset", stage.val_dataset,
+                     "--budgets", f"{stage.budget},{2 * stage.budget}", "--n", "8",
+                     "--train-budget", str(stage.budget), "--out", eval_dir]  # fmt: skip
+            steps.append(Step(stage.name, "eval", sweep, f"{eval_dir}/figures/sweep.png"))  # the sweep's last write
         previous = stage
-    return commands
+    return steps
+
+
+def stage_commands(spec: Spec) -> list[list[str]]:
+    """The commands of `stage_steps`, in order."""
+    return [step.command for step in stage_steps(spec)]
 
 
 def render(commands: list[list[str]]) -> str:
@@ -237,8 +256,33 @@ def render(commands: list[list[str]]) -> str:
     return "\n\n".join(blocks)
 
 
-def run_commands(commands: list[list[str]]) -> None:
-    for command in commands:
-        completed = subprocess.run(command, check=False)
+def check_inputs(spec: Spec) -> None:
+    """Before launching anything: every data file exists and verl is importable; all problems in one error."""
+    import importlib.util
+
+    problems = []
+    for i, stage in enumerate(spec.stages):
+        for kind, files in (("train", stage.train_files), ("val", stage.val_files)):
+            problems += [f"stages[{i}].data.{kind}: no such file {f}" for f in files if not Path(f).is_file()]
+    if importlib.util.find_spec("verl") is None:
+        problems.append("verl is not installed (make engines, or pip install --no-deps verl plus e3eval[verl-deps])")
+    if problems:
+        raise UserError(f"{spec.name}: cannot start:\n  " + "\n  ".join(problems))
+
+
+def run_steps(steps: list[Step], log: Callable[[str], None] = print) -> int:
+    """Run the steps whose output is missing, in order; return how many ran. A failed step stops the curriculum."""
+    ran = 0
+    for step in steps:
+        if Path(step.output).exists():
+            log(f"{step.stage}: {step.kind} already done ({step.output} exists), skipping")
+            continue
+        log(f"{step.stage}: {step.kind}: {shlex.join(step.command[:3])} ...")
+        completed = subprocess.run(step.command, check=False)
         if completed.returncode != 0:
-            raise UserError(f"command failed with exit code {completed.returncode}: {shlex.join(command[:4])} ...")
+            raise UserError(f"{step.stage}: {step.kind} step failed with exit code {completed.returncode}; "
+                            "fix the cause and rerun: finished steps are skipped")  # fmt: skip
+        if not Path(step.output).exists():
+            raise UserError(f"{step.stage}: {step.kind} step finished but {step.output} is missing")
+        ran += 1
+    return ran
