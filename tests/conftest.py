@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,12 @@ def shared_data() -> Path:
 def write_jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run an installed command (`e3eval`, `e3train`) as a user would: a real process, offline, wide output."""
+    bin_dir = Path(sys.executable).parent
+    env = {"COLUMNS": "200", "PATH": str(bin_dir), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [str(bin_dir / program), *args], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
+    )

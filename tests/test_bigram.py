@@ -2,12 +2,10 @@
 
 import csv
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from train.bigram import (
     A_STAR,
@@ -24,8 +22,6 @@ from train.bigram import (
     summarize,
     train,
 )
-
-E3TRAIN = str(Path(sys.executable).parent / "e3train")
 
 
 def test_initial_policy_is_the_one_of_appendix_f():
@@ -165,15 +161,10 @@ def test_config_reports_every_problem():
         assert text in str(info.value)
 
 
-def run_e3train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([E3TRAIN, *args], capture_output=True, text=True, timeout=300,
-                          env={"COLUMNS": "200", "PATH": str(Path(sys.executable).parent)})  # fmt: skip
-
-
 def test_bigram_command_writes_the_documented_csv_and_plot(tmp_path):
     sizes = ("--iterations", "5", "--groups", "4", "--group-size", "8")
     files = ("--out", str(tmp_path / "b.csv"), "--plot", str(tmp_path / "b.png"))
-    proc = run_e3train("bigram", "--algo", "grpo", "--algo", "grpo_mask", *sizes, *files)
+    proc = run_cli("e3train", "bigram", "--algo", "grpo", "--algo", "grpo_mask", *sizes, *files)
     assert proc.returncode == 0, proc.stderr
     for algo in ("grpo", "grpo_mask"):
         with (tmp_path / f"b-{algo}.csv").open() as handle:
@@ -197,7 +188,7 @@ def test_bigram_command_writes_the_documented_csv_and_plot(tmp_path):
     ],
 )
 def test_bigram_command_rejects_bad_settings(tmp_path, args, text):
-    proc = run_e3train("bigram", *args, "--out", str(tmp_path / "b.csv"))
+    proc = run_cli("e3train", "bigram", *args, "--out", str(tmp_path / "b.csv"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert text in proc.stderr
     assert not (tmp_path / "b.csv").exists()

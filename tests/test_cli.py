@@ -6,20 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
+from conftest import run_cli, write_jsonl
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [E3EVAL, *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={"COLUMNS": "200", "PATH": str(Path(sys.executable).parent), "HF_HUB_OFFLINE": "1"},
-    )
+    return run_cli("e3eval", *args, cwd=cwd)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, text: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import run_cli
 
 from e3eval.errors import UserError
 from train.curriculum import checkpoint_dir, load_spec, render, stage_commands, validate_spec
@@ -158,12 +159,6 @@ def test_train_imports_without_verl_or_torch():
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
-def _e3train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    e3train = str(Path(sys.executable).parent / "e3train")
-    env = {"COLUMNS": "200", "PATH": str(Path(sys.executable).parent)}
-    return subprocess.run([e3train, *args], capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
-
-
 SPEC = """name: tiny
 model: base-model
 output_dir: out
@@ -183,7 +178,7 @@ stages:
 def test_run_checks_every_input_before_launching(tmp_path):
     prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
     (tmp_path / "spec.yaml").write_text(SPEC)
-    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "stages[1].data.val: no such file data/test-missing.parquet" in proc.stderr
     assert not (tmp_path / "out").exists(), "nothing was launched"
@@ -198,7 +193,7 @@ def test_run_resumes_by_skipping_finished_steps(tmp_path):
         (tmp_path / checkpoint_dir(spec, stage)).mkdir(parents=True)
     (tmp_path / "out/s2/eval/figures").mkdir(parents=True)
     (tmp_path / "out/s2/eval/figures/sweep.png").write_bytes(b"\x89PNG")
-    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("skipping") == 3
     assert "tiny: done (0 step(s) run, 3 already done)" in proc.stdout
@@ -212,7 +207,7 @@ def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path):
     (tmp_path / "spec.yaml").write_text(spec_text)
     spec = load_spec(tmp_path / "spec.yaml")
     (tmp_path / checkpoint_dir(spec, spec.stages[0])).mkdir(parents=True)
-    proc = _e3train("run", "spec.yaml", cwd=tmp_path)
+    proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr.split("error:")[-1]
     assert "s1: train already done" in proc.stdout and "s2: train: " in proc.stdout
     assert "s2: train step failed with exit code 1; fix the cause and rerun" in proc.stderr

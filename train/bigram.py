@@ -20,8 +20,6 @@ conditional entropy in nats. This module does not draw plots; `train/cli.py` doe
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -206,22 +204,17 @@ def summarize(history: list[IterationStats], found_at_reward: float = 0.01) -> D
 
 def write_csv(history: list[IterationStats], path: Path, config: BigramConfig | None = None) -> None:
     """The documented columns only, written atomically; with `config`, provenance goes to `path`.json beside it."""
+    import pyarrow as pa
+
+    from e3eval.provenance import environment
+    from e3eval.store import write_csv as write_table_csv
+    from e3eval.store import write_json
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if config is not None:
-        from e3eval.provenance import environment
-
-        sidecar = path.with_name(path.name + ".json")
         record = {"config": asdict(config), "rollouts_per_iteration": config.rollouts, **environment()}
-        sidecar.with_name(sidecar.name + ".tmp").write_text(json.dumps(record, indent=2) + "\n")
-        sidecar.with_name(sidecar.name + ".tmp").replace(sidecar)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for stats in history:
-            row = asdict(stats)
-            writer.writerow([row["iteration"], *(f"{row[c]:.6g}" for c in CSV_COLUMNS[1:])])
-    temporary.replace(path)
+        write_json(path.with_name(path.name + ".json"), record)
+    write_table_csv(path, pa.table({column: [getattr(s, column) for s in history] for column in CSV_COLUMNS}))
 
 
 def plot_history(runs: list[tuple[str, list[IterationStats]]], path: Path, title: str = "") -> None:

@@ -105,12 +105,11 @@ def bigram(
                 now = f"length {stats.mean_length:.1f}, reward {stats.reward:.3f}, p(stop) {stats.p_stop:.3f}"
                 progress.update(task, advance=1, now=now)
             runs.append((config.algo, history))
-    by_algo = {c.algo: c for c in configs}
     table = Table(title=f"p^k bigram model, seed {seed}: {configs[0].rollouts:,} rollouts per iteration "
                         f"({groups} groups of {group_size}), lr {lr:g}, budget {budget}")  # fmt: skip
     for column in ("algo", "a* found at it.", "mean length", "p(stop)", "entropy", "final reward"):
         table.add_column(column, justify="right")
-    for name, history in runs:
+    for config, (name, history) in zip(configs, runs, strict=True):
         dynamics = summarize(history)
         found = "not found" if dynamics.found_at is None else f"{dynamics.found_at:,}"
         table.add_row(
@@ -122,7 +121,7 @@ def bigram(
             f"{history[-1].reward:.3f}",
         )
         path = out if len(runs) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}")
-        write_csv(history, path, by_algo[name])
+        write_csv(history, path, config)
         console.print(f"wrote {path} (+ {path.name}.json: configuration and versions)")
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
