@@ -39,12 +39,18 @@ def needs_full_text(policy: str) -> bool:
 
 
 def answer_at_budget(
-    policy: str, prefix_text: str, full_text: str, num_tokens: int, stopped: bool, budget: int
+    policy: str,
+    prefix_text: str,
+    full_text: str,
+    num_tokens: int,
+    stopped: bool,
+    budget: int,
+    gold: str | None = None,
 ) -> str | None:
     """The answer `policy` lets a sample offer at `budget`, or None (no answer within the budget).
 
     `prefix_text` is the decode of the first `budget` tokens, `full_text` that of all tokens, `stopped` whether the
-    engine stopped on EOS (finish reason `stop`).
+    engine stopped on EOS (finish reason `stop`), `gold` the gold answer (it decides how many boxes make the answer).
     """
     if policy == "prefix":
         return last_boxed(prefix_text, final=num_tokens <= budget)

@@ -190,7 +190,7 @@ def _extract_batch(
             answer = None
             if fixed is None:
                 answer = answer_at_budget(
-                    policy, texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget
+                    policy, texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget, gold[problem_id]
                 )
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
