@@ -53,6 +53,9 @@ def import_cmd(
     token_ids_field: Annotated[str | None, typer.Option(help="JSONL: response token ids field.")] = None,
     sample_field: Annotated[str | None, typer.Option(help="JSONL: sample index field.")] = None,
     finish_reason_field: Annotated[str | None, typer.Option(help="JSONL: stop | length | error field.")] = None,
+    error_field: Annotated[
+        str | None, typer.Option(help="JSONL: field whose value, when set, marks a failed request (not a sample).")
+    ] = "error",
     dataset: Annotated[Path | None, typer.Option(help="JSONL/Parquet with id, problem, answer: gold answers.")] = None,
     max_tokens: Annotated[
         int | None, typer.Option(help="Generation limit: responses this long are marked finish_reason=length.")
@@ -68,7 +71,8 @@ def import_cmd(
         source=source, out=out, tokenizer=tokenizer, format=format, id_field=id_field,
         response_field=response_field, answer_field=answer_field, problem_field=problem_field,
         token_ids_field=token_ids_field, sample_field=sample_field, finish_reason_field=finish_reason_field,
-        dataset=dataset, max_tokens=max_tokens, skip_bad_lines=skip_bad_lines, run_id=run_id, force=force,
+        error_field=error_field, dataset=dataset, max_tokens=max_tokens, skip_bad_lines=skip_bad_lines,
+        run_id=run_id, force=force,
     )  # fmt: skip
     with _progress() as progress:
         result = import_run(config, progress)
@@ -268,6 +272,14 @@ def generate(
         f"{result.run_dir}: {result.generated} new samples ({result.tokens:,} tokens, {result.seconds:.1f}s), "
         f"{result.skipped} already there, {result.total} wanted"
     )
+    if result.failed:
+        _fail(result.failure_line())
+
+
+def _fail(line: str, code: int = 1) -> None:
+    """Work that failed (not a user mistake): one red line, a non-zero exit, no traceback."""
+    err_console.print(f"[bold red]failed:[/] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -314,7 +326,9 @@ def sweep(
     )  # fmt: skip
     score = ScoreConfig(budgets=parsed, policy=policy, workers=workers or default_workers(), resamples=bootstrap)
     trained = parse_size(train_budget) if train_budget else None
-    run_sweep(SweepConfig(generation, score, trained), console, _progress)
+    outcome = run_sweep(SweepConfig(generation, score, trained), console, _progress)
+    if outcome.generation.failed:
+        _fail(outcome.generation.failure_line())
 
 
 @app.command()

@@ -48,7 +48,7 @@ def run_demo(out: Path, console: Console, progress: Callable[[], Progress], work
         backend_options={"batch_size": 16, "dtype": "float32"}, batch_samples=16,
     )  # fmt: skip
     score = ScoreConfig(budgets=budgets, workers=workers or default_workers())
-    run_dir = run_sweep(SweepConfig(generation, score, train_budget=128), console, progress)
+    run_dir = run_sweep(SweepConfig(generation, score, train_budget=128), console, progress).run_dir
     console.print(
         "[dim]The tiny model has random weights: zero accuracy is the expected result. "
         "`e3eval demo --synthetic` scores a synthetic pool whose accuracy rises with the budget.[/]"

@@ -7,6 +7,11 @@ the batch in flight, and a rerun never duplicates a sample. A run's sampling set
 with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend) is refused rather
 than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge_runs` joins. Scoring is not this
 module's business.
+
+A failed request is written as an `error` row for the record but is not a sample (see `samples.py`): a rerun
+generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
+non-zero; when every sample of a batch fails (a server that refuses connections, a model that cannot load a prompt)
+the run stops after that batch instead of failing every remaining request the same way.
 """
 
 from __future__ import annotations
@@ -28,16 +33,17 @@ from e3eval.errors import UserError
 from e3eval.prompts import PromptSpec, render
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
+from e3eval.samples import Failures, successful_keys, summarize_errors
 from e3eval.store import (
     MANIFEST,
     PROBLEM_SCHEMA,
     PROBLEMS,
     ROLLOUTS_DIR,
     RolloutWriter,
-    iter_rollout_batches,
     problems_table,
     read_manifest,
     rollout_shards,
+    run_lock,
     write_manifest,
     write_table,
 )
@@ -78,6 +84,19 @@ class GenerateResult:
     tokens: int
     backend: str
     backend_reason: str
+    failures: Failures = field(default_factory=lambda: Failures(0, ()))
+    stopped: str | None = None  # why the run stopped before trying every missing sample
+
+    @property
+    def failed(self) -> int:
+        return self.failures.count
+
+    def failure_line(self) -> str:
+        """One line for the user: how many failed, why, and what to do."""
+        line = f"{self.failures.describe()} of {self.generated + self.failed} attempted"
+        if self.stopped:
+            line += f"; {self.stopped}"
+        return line + ". Failed samples are not counted; rerun the same command to retry them"
 
 
 def sample_seed(base_seed: int, problem_id: str, sample_idx: int) -> int:
@@ -110,21 +129,21 @@ def _settings(config: GenerateConfig, backend_name: str) -> dict[str, Any]:
 
 
 def done_samples(run_dir: Path) -> set[tuple[str, int]]:
-    if not rollout_shards(run_dir):
-        return set()
-    return {
-        (pid, idx)
-        for batch in iter_rollout_batches(run_dir, ["problem_id", "sample_idx"])
-        for pid, idx in zip(batch.column("problem_id").to_pylist(), batch.column("sample_idx").to_pylist(), strict=True)
-    }
+    """The samples a run already holds (failed requests excluded: they are generated again)."""
+    return successful_keys(run_dir)
 
 
 def generate_run(
     config: GenerateConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None
 ) -> GenerateResult:
-    """Generate the missing samples of `config.out` (creating the run if needed)."""
+    """Generate the missing samples of `config.out` (creating the run if needed); failures are counted, not raised."""
     if config.n < 1 or config.max_tokens < 1:
         raise UserError("--n and the largest budget must be positive")
+    with run_lock(Path(config.out), "generate"):
+        return _generate(config, progress, log)
+
+
+def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None]) -> GenerateResult:
     backend_name, reason = (
         (config.backend, "asked for") if config.backend else pick_backend(config.backend_options.get("base_url"))
     )
@@ -161,10 +180,13 @@ def generate_run(
     spec = SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs)
     task = progress.add_task("generate", total=len(todo)) if progress else None
     generated = tokens = 0
+    errors: list[str] = []
+    stopped: str | None = None
     try:
         with RolloutWriter(out, manifest["run_id"], shard_rows=1 << 30) as writer:
             for batch in _batches(todo, config.batch_samples):
                 requests, samples = _requests(batch, rendered, config.seed)
+                batch_errors: list[str] = []
                 for request, indices, completions in zip(requests, samples, backend.generate(requests, spec),
                                                          strict=True):  # fmt: skip
                     for sample_idx, seed, done_ in zip(indices, request.seeds, completions, strict=True):
@@ -172,23 +194,34 @@ def generate_run(
                             Rollout(request.key, sample_idx, done_.text, done_.token_ids, done_.finish_reason, seed,
                                     done_.error, done_.logprobs)
                         )  # fmt: skip
-                        tokens += len(done_.token_ids)
-                writer.flush()
-                generated += len(batch)
+                        if done_.finish_reason == "error":
+                            batch_errors.append(done_.error or "failed (no error message)")
+                        else:
+                            tokens += len(done_.token_ids)
+                writer.flush()  # failed rows are kept for the record; they are not samples
+                generated += len(batch) - len(batch_errors)
+                errors += batch_errors
                 if progress:
                     elapsed = max(time.monotonic() - started, 1e-9)
-                    progress.update(task, completed=generated,
+                    progress.update(task, completed=generated + len(errors),
                                     description=f"generate ({generated / elapsed:.1f} samples/s, "
-                                                f"{tokens / elapsed:,.0f} tok/s)")  # fmt: skip
+                                                f"{tokens / elapsed:,.0f} tok/s, {len(errors)} failed)")  # fmt: skip
+                if len(batch_errors) == len(batch):
+                    left = len(todo) - generated - len(errors)
+                    if left:
+                        stopped = f"stopped after a batch in which every sample failed ({left} not attempted)"
+                    break
     finally:
         backend.close()
         # An OpenAI-compatible server may lack token ids; the backend then re-tokenized and says so.
         manifest["token_ids_source"] = manifest["generation"]["token_ids_source"] = backend.token_ids_source
         manifest["generation"]["status"] = "complete" if generated == len(todo) else "partial"
+        manifest["generation"]["failed_last_run"] = len(errors)
         manifest["generation"]["updated_at"] = now()
         write_manifest(out, manifest)
     seconds = time.monotonic() - started
-    return GenerateResult(out, generated, len(done), len(problems) * config.n, seconds, tokens, backend_name, reason)
+    return GenerateResult(out, generated, len(done), len(problems) * config.n, seconds, tokens, backend_name, reason,
+                          summarize_errors(errors), stopped)  # fmt: skip
 
 
 def _tokenizer_of(backend: Backend, model: str) -> Any:
@@ -262,9 +295,14 @@ def _requests(
 
 
 def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
-    """Join shard runs with identical settings into `out`; returns the number of rollouts."""
+    """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept)."""
     if not sources:
         raise UserError("give the run directories to merge")
+    with run_lock(out, "merge"):
+        return _merge(out, sources, force)
+
+
+def _merge(out: Path, sources: list[Path], force: bool) -> int:
     manifests = [read_manifest(s) for s in sources]
     base = manifests[0].get("generation")
     if base is None:

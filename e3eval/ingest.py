@@ -2,7 +2,9 @@
 
 Formats:
 - `jsonl`: one sample per line; field names from `--id-field`, `--response-field`, `--answer-field` and optional
-  `--token-ids-field`, `--sample-field`, `--finish-reason-field`, `--problem-field`.
+  `--token-ids-field`, `--sample-field`, `--finish-reason-field`, `--problem-field`. A record whose `--error-field`
+  (default `error`) is set, or whose finish reason is `error`, is a failed request: it is imported as an `error` row
+  for the record and is never scored as a sample.
 - `verl`: verl's `trainer.validation_data_dir` / `rollout_data_dir` dumps (`{step}.jsonl` with `input`, `output`,
   `score`, `step`, and `gts` since Aug 2025). Samples are grouped by identical `input` (rollout dumps are reordered by
   verl's batch balancing, so consecutive order is not relied on).
@@ -16,6 +18,7 @@ appearing in the prompt). Responses without token ids are tokenized with the giv
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +49,7 @@ class ImportConfig:
     token_ids_field: str | None = None
     sample_field: str | None = None
     finish_reason_field: str | None = None
+    error_field: str | None = "error"
     dataset: Path | None = None
     max_tokens: int | None = None
     skip_bad_lines: bool = False
@@ -71,6 +75,7 @@ class _Sample:
     token_ids: list[int] | None = None
     sample_idx: int | None = None
     finish_reason: str | None = None
+    error: str | None = None
     gold: str | None = None
     problem_text: str = ""
     source_score: float | None = None
@@ -170,6 +175,7 @@ def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> Impo
                     "token_ids_field",
                     "sample_field",
                     "finish_reason_field",
+                    "error_field",
                 )
             },
             "dataset": str(config.dataset) if config.dataset else None,
@@ -246,6 +252,10 @@ def _generic(record: dict, where: str, config: ImportConfig, bad: BadLines | Non
     if problem_key is None:
         return None
     response = record.get(config.response_field)
+    error = record.get(config.error_field) if config.error_field else None
+    if error not in (None, "", False):
+        # A failed request in the source: kept for the record, never a sample (see samples.py).
+        response = response if isinstance(response, str) else ""
     if not isinstance(response, str):
         name = config.response_field
         why = (
@@ -267,7 +277,11 @@ def _generic(record: dict, where: str, config: ImportConfig, bad: BadLines | Non
         gold=gold,
         problem_text=_text_field(record, config.problem_field, where, None, required=False) or "",
     )
-    if config.token_ids_field:
+    if error not in (None, "", False):
+        sample.finish_reason = "error"
+        sample.error = error if isinstance(error, str) else json.dumps(error)[:500]
+        sample.token_ids = []
+    elif config.token_ids_field:
         ids = record.get(config.token_ids_field)
         if not isinstance(ids, list):
             fail_or_skip(bad, where, f"field {config.token_ids_field!r} must be a list of token ids")
@@ -279,12 +293,15 @@ def _generic(record: dict, where: str, config: ImportConfig, bad: BadLines | Non
             fail_or_skip(bad, where, f"field {config.sample_field!r} must be a non-negative integer")
             return None
         sample.sample_idx = idx
-    if config.finish_reason_field:
+    if config.finish_reason_field and sample.error is None:
         reason = record.get(config.finish_reason_field)
         if reason not in FINISH_REASONS:
             fail_or_skip(bad, where, f"field {config.finish_reason_field!r} must be one of {', '.join(FINISH_REASONS)}")
             return None
         sample.finish_reason = reason
+        if reason == "error":
+            sample.error = f"marked {reason!r} by field {config.finish_reason_field!r} in the source"
+            sample.token_ids = []
     return sample
 
 
@@ -369,6 +386,7 @@ def _flush(
                 response=sample.response,
                 token_ids=tuple(ids),
                 finish_reason=finish,
+                error=sample.error,
                 source_score=sample.source_score,
             )
         )

@@ -1,7 +1,8 @@
 """Rendering summaries for people: a rich table of budgets x metrics with CIs, runs side by side, and a combined CSV.
 
 Reads `summary.parquet` tables (it never recomputes metrics) and formats every value with its confidence interval;
-n (problems, samples) is shown under the table for each run. Plots arrive with the sweep.
+n (problems, samples) is shown under the table for each run, with the failed and missing samples the numbers leave
+out beside it (in red: those runs' numbers rest on fewer samples than asked for). Plots arrive with the sweep.
 """
 
 from __future__ import annotations
@@ -94,11 +95,16 @@ def render(run_dirs: list[Path], console: Console) -> pa.Table:
         n_problems, n_samples = first["n_problems"][0].as_py(), first["n_samples"][0].as_py()
         flags = {f for f in t["flag"].to_pylist() if f}
         note = f"{name}: n = {n_problems} problems, {n_samples} samples per budget"
+        # Summaries written before failures were counted lack these columns.
+        failed = first["n_failed"][0].as_py() if "n_failed" in t.column_names else 0
+        missing = first["n_missing"][0].as_py() if "n_missing" in t.column_names else 0
+        if failed or missing:
+            note += f" [bold red](+{failed} failed, {missing} missing: not in these numbers)[/]"
         skipped = manifest.get("source", {}).get("skipped_lines", 0)
         if skipped:
             flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
         console.print(note + ("" if not flags else f"  [yellow]warning: {'; '.join(sorted(flags))}[/]"))
-    return pa.concat_tables([t for _, t in loaded])
+    return pa.concat_tables([t for _, t in loaded], promote_options="default")
 
 
 def write_combined_csv(path: Path, combined: pa.Table) -> None:

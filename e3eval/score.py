@@ -5,6 +5,10 @@ prefixes at all budgets from one gather of its bytes, applies the scoring policy
 (gold, answer) pair once to the isolated grader pool, which works while the stream goes on. Then grades are assembled,
 summarised with bootstrap CIs, and written atomically; run.json's `scoring` section is written last. Budgets come
 from `budgets.parse_budgets`; generation is not this module's business.
+
+Only samples are graded (`samples.ledger`): failed requests and samples the run lacks are left out of every metric,
+counted in the summary's `n_failed` / `n_missing` and flagged; a run without a single successful sample is refused.
+The run's writer lock is held throughout, so two scorings never interleave their tables.
 """
 
 from __future__ import annotations
@@ -22,23 +26,24 @@ from e3eval.grade_pool import GraderPool, default_workers
 from e3eval.policy import answer_at_budget, check_policy, needs_full_text
 from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
+from e3eval.samples import SampleLedger, ledger
 from e3eval.store import (
     GRADE_SCHEMA,
     GRADES,
     SUMMARY,
     SUMMARY_CSV,
-    count_rollouts,
     iter_rollout_batches,
     read_manifest,
     read_problems,
+    run_lock,
     write_csv,
     write_manifest,
     write_table,
 )
-from e3eval.summary import SummaryConfig, summarize
+from e3eval.summary import Exclusions, SummaryConfig, summarize
 from e3eval.truncate import PrefixDecoder, load_tokenizer
 
-_COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason", "error")
+_COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason")
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class ScoreResult:
     distinct_pairs: int
     seconds: float
     decode_path: str
+    ledger: SampleLedger
 
 
 @dataclass
@@ -81,17 +87,30 @@ class _Rows:
 
 def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> ScoreResult:
     """Score `run_dir` under `config`; `progress` is an optional rich Progress to report on."""
-    started = time.monotonic()
     check_policy(config.policy)
     if not config.budgets:
         raise UserError("no budgets given")
+    read_manifest(run_dir)  # a clear error for a directory that is not a run, before taking its lock
+    with run_lock(run_dir, "score"):
+        return _score(run_dir, config, progress)
+
+
+def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
+    started = time.monotonic()
     manifest = read_manifest(run_dir)
-    gold = {p.problem_id: p.answer for p in read_problems(run_dir)}
+    problems = read_problems(run_dir)
+    gold = {p.problem_id: p.answer for p in problems}
     tokenizer_name = config.tokenizer or manifest.get("tokenizer", {}).get("name_or_path")
     if not tokenizer_name:
         raise UserError(f"{run_dir}: run.json names no tokenizer; pass --tokenizer")
     budgets = sorted(set(config.budgets))
-    total = count_rollouts(run_dir)
+    samples = ledger(run_dir, manifest, [p.problem_id for p in problems])
+    if not samples.samples:
+        raise UserError(
+            f"{run_dir}: no successful sample to score ({samples.describe()}); "
+            "rerun `e3eval generate` with the same settings to retry the failed ones"
+        )
+    total = samples.samples
     rows = _Rows()
     pairs: dict[tuple[str, str], int] = {}
     quick: dict[int, Verdict] = {}
@@ -100,7 +119,12 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
     with GraderPool(config.workers, config.deadline_s, config.inner_timeout_s, config.memory_limit_mb) as pool:
         decoder = PrefixDecoder(load_tokenizer(tokenizer_name))
         task = progress.add_task("decode + extract", total=total) if progress else None
+        start = 0
         for batch in iter_rollout_batches(run_dir, _COLUMNS):
+            keep = samples.keep[start : start + batch.num_rows]
+            start += batch.num_rows
+            if not keep.all():
+                batch = batch.filter(keep)  # failed requests and superseded rows are not samples
             _extract_batch(batch, budgets, config.policy, gold, decoder, rows, pairs, quick, pool)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
@@ -121,9 +145,13 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
         if b > longest
     ]
     grades = _grades_table(rows, verdicts, manifest["run_id"], config.policy)
+    note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
+    excluded = Exclusions(samples.failures.count, samples.missing, note)
     summary, summary_warnings = summarize(
-        grades, manifest["run_id"], config.policy, SummaryConfig(config.resamples, config.seed)
+        grades, manifest["run_id"], config.policy, SummaryConfig(config.resamples, config.seed), excluded
     )
+    if excluded.note:
+        warnings.insert(0, f"{excluded.note}. Rerun `e3eval generate` with the same settings to fill them")
     warnings += summary_warnings
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
@@ -138,6 +166,14 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
         "tokenizer": tokenizer_name,
         "decode_path": decoder.path,
         "grader": {"name": "math-verify", "version": package_version("math-verify"), "gold_first": True},
+        "samples": {
+            "graded": samples.samples,
+            "failed": samples.failures.count,
+            "failure_examples": list(samples.failures.examples),
+            "missing": samples.missing,
+            "superseded_failures": samples.superseded,
+            "problems_without_samples": list(samples.problems_without_samples),
+        },
         "distinct_pairs": len(pairs),
         "grader_kills": kills,
         "status_counts": status_counts,
@@ -147,7 +183,7 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
         "environment": environment(),
     }
     write_manifest(run_dir, manifest)
-    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path)
+    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples)
 
 
 def _extract_batch(
@@ -165,12 +201,9 @@ def _extract_batch(
     offsets = token_lists.offsets.to_numpy()
     flat = token_lists.values.to_numpy(zero_copy_only=False)
     full = needs_full_text(policy)
-    for i, (problem_id, sample_idx, num_tokens, finish, error) in enumerate(
+    for i, (problem_id, sample_idx, num_tokens, finish) in enumerate(
         zip(
-            *(
-                batch.column(c).to_pylist()
-                for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason", "error")
-            ),
+            *(batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason")),
             strict=True,
         )
     ):
@@ -179,8 +212,6 @@ def _extract_batch(
         texts: list[str] = []
         if problem_id not in gold:
             fixed = Verdict("error", None, f"problem {problem_id!r} is not in problems.parquet")
-        elif finish == "error":
-            fixed = Verdict("error", None, error or "generation failed")
         else:
             try:
                 texts = decoder.decode_prefixes(ids, [*budgets, num_tokens] if full else budgets)

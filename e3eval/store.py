@@ -9,9 +9,11 @@ but not what the columns mean: truncation, grading and metrics live elsewhere.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +89,9 @@ SUMMARY_SCHEMA = pa.schema(
         ("ci_high", pa.float64()),
         ("n_problems", pa.int32()),
         ("n_samples", pa.int32()),
+        # Samples left out of these numbers: failed requests and samples the run asked for but does not hold.
+        ("n_failed", pa.int32()),
+        ("n_missing", pa.int32()),
         ("flag", pa.string()),
     ]
 )
@@ -113,6 +118,41 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = _temp_path(path)
     tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def lock_path(run_dir: Path) -> Path:
+    """The writer lock of a run: a hidden file beside the run directory, so it outlives replacing the directory."""
+    run_dir = Path(run_dir).resolve()
+    return run_dir.parent / f".{run_dir.name}.e3eval-lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path, command: str) -> Iterator[None]:
+    """Hold the exclusive writer lock of `run_dir` while the block runs; refuse at once if another process holds it.
+
+    Every command that writes into a run takes it, so two writers never interleave shards or overwrite each other's
+    grades. The kernel releases the lock when the holder exits, even on SIGKILL: a stale lock file is harmless.
+    """
+    path = lock_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UserError(
+                f"{run_dir}: another e3eval command is writing to this run ({holder}); wait for it to finish "
+                "or stop it, then rerun"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, e3eval {command}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -228,8 +268,29 @@ def rollout_shards(run_dir: Path) -> list[Path]:
     return sorted((run_dir / ROLLOUTS_DIR).glob("part-*.parquet"))
 
 
+def _unreadable(shard: Path, exc: Exception) -> UserError:
+    return UserError(
+        f"{shard}: not a readable Parquet shard ({exc}); it was cut short or corrupted. Remove it and rerun "
+        "`e3eval generate` with the same settings to regenerate its samples (or re-import the run)"
+    )
+
+
 def count_rollouts(run_dir: Path) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in rollout_shards(run_dir))
+    total = 0
+    for shard in rollout_shards(run_dir):
+        try:
+            total += pq.ParquetFile(shard).metadata.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable(shard, exc) from None
+    return total
+
+
+def iter_shard_batches(shard: Path, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
+    """Stream one shard's rows, reading only `columns`; a damaged file is a UserError naming it."""
+    try:
+        yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=list(columns))
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(shard, exc) from None
 
 
 def iter_rollout_batches(run_dir: Path, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
@@ -238,7 +299,7 @@ def iter_rollout_batches(run_dir: Path, columns: Sequence[str], batch_rows: int 
     if not shards:
         raise UserError(f"{run_dir}: no rollouts in {ROLLOUTS_DIR}/")
     for shard in shards:
-        yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=list(columns))
+        yield from iter_shard_batches(shard, columns, batch_rows)
 
 
 def read_table(run_dir: Path, name: str, what: str) -> pa.Table:

@@ -5,7 +5,9 @@ Metrics per budget (each computed per problem, then averaged over problems, with
 (tokens used within the budget), `frac_finished` (EOS within the budget), `frac_answered` (an extracted answer that
 counts under the policy), `frac_timeout` and `frac_ungraded` (grader timeouts and errors, both counted as incorrect).
 When problems have different sample counts, pass@k / maj@k for k above the smallest count are refused (not computed)
-and every row carries a flag saying so. This module does not read files or grade anything.
+and every row carries a flag saying so. Failed and missing samples are never in the grades table (see `samples.py`):
+the caller passes their counts, which every row carries as `n_failed` / `n_missing` beside `n_samples`, with a flag.
+This module does not read files or grade anything.
 """
 
 from __future__ import annotations
@@ -30,8 +32,20 @@ class SummaryConfig:
     level: float = 0.95
 
 
-def summarize(grades: pa.Table, run_id: str, policy: str, config: SummaryConfig) -> tuple[pa.Table, list[str]]:
+@dataclass(frozen=True)
+class Exclusions:
+    """Samples that are not in the grades table, and the one-line reason to show beside the numbers."""
+
+    failed: int = 0
+    missing: int = 0
+    note: str | None = None
+
+
+def summarize(
+    grades: pa.Table, run_id: str, policy: str, config: SummaryConfig, excluded: Exclusions | None = None
+) -> tuple[pa.Table, list[str]]:
     """Aggregate a grades table; returns the summary table and human-readable warnings."""
+    excluded = excluded or Exclusions()
     cols = {
         name: grades.column(name).to_pylist()
         for name in ("problem_id", "budget", "answer", "correct", "status", "tokens_used", "finished")
@@ -46,11 +60,12 @@ def summarize(grades: pa.Table, run_id: str, policy: str, config: SummaryConfig)
         problems = sorted(by_problem)
         counts = [len(by_problem[p]) for p in problems]
         n_min, n_max = min(counts), max(counts)
-        flag = None
+        flags = [excluded.note] if excluded.note else []
         if n_min != n_max:
-            flag = f"samples per problem vary ({n_min}..{n_max}); pass@k/maj@k for k > {n_min} refused"
+            flags.append(f"samples per problem vary ({n_min}..{n_max}); pass@k/maj@k for k > {n_min} refused")
             if budget == min(groups):
-                warnings.append(flag)
+                warnings.append(flags[-1])
+        flag = "; ".join(flags) or None
         names: list[tuple[str, int | None]] = []
         matrix: list[list[float]] = []
         ks = k_values(n_min)
@@ -81,6 +96,8 @@ def summarize(grades: pa.Table, run_id: str, policy: str, config: SummaryConfig)
                     "ci_high": interval.high,
                     "n_problems": len(problems),
                     "n_samples": sum(counts),
+                    "n_failed": excluded.failed,
+                    "n_missing": excluded.missing,
                     "flag": flag,
                 }
             )

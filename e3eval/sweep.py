@@ -2,7 +2,9 @@
 
 Composes the stages (generate -> score -> report -> plot); each is resumable or cheap to redo, so rerunning a sweep
 after an interruption generates only the missing samples and rescoring is seconds. The plot marks the extrapolation
-region beyond `train_budget`. This module adds no logic of its own beyond wiring and defaults.
+region beyond `train_budget`. When some samples failed, the successful ones are still scored (the report flags what
+is left out) and the outcome carries the failures so the command exits non-zero; when none succeeded, nothing is
+scored. This module adds no logic of its own beyond wiring and defaults.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from e3eval.generation import GenerateConfig, generate_run
+from e3eval.generation import GenerateConfig, GenerateResult, generate_run
 from e3eval.plot import plot_sweep
 from e3eval.report import load_summary, render
 from e3eval.score import ScoreConfig, score_run
@@ -28,12 +30,19 @@ class SweepConfig:
     train_budget: int | None = None
 
 
+@dataclass(frozen=True)
+class SweepOutcome:
+    run_dir: Path
+    generation: GenerateResult
+    scored: bool
+
+
 def default_out(model: str, dataset: str) -> Path:
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{Path(model).name or model}__{Path(dataset).stem}")
     return Path("results") / name
 
 
-def run_sweep(config: SweepConfig, console: Console, progress: Callable[[], Any]) -> Path:
+def run_sweep(config: SweepConfig, console: Console, progress: Callable[[], Any]) -> SweepOutcome:
     generate = replace(config.generate, max_tokens=max(config.score.budgets))
     with progress() as bar:
         result = generate_run(generate, bar, log=console.print)
@@ -43,6 +52,8 @@ def run_sweep(config: SweepConfig, console: Console, progress: Callable[[], Any]
             f"{result.skipped} were already there"
         )
     run_dir = result.run_dir
+    if result.failed and not (result.generated or result.skipped):
+        return SweepOutcome(run_dir, result, scored=False)
     with progress() as bar:
         scored = score_run(run_dir, config.score, bar)
     for warning in scored.warnings:
@@ -53,4 +64,4 @@ def run_sweep(config: SweepConfig, console: Console, progress: Callable[[], Any]
     title = f"{model} on {manifest['generation']['dataset']}, policy {config.score.policy}"
     paths = plot_sweep([(manifest["run_id"], summary)], run_dir / "figures" / "sweep", config.train_budget, title)
     console.print(f"plots: {', '.join(str(p) for p in paths)}")
-    return run_dir
+    return SweepOutcome(run_dir, result, scored=True)

@@ -4,8 +4,9 @@ Each sample is one `/completions` request whose prompt is the rendered prompt's 
 `temperature`, `top_p`, the sample's `seed`, `logprobs` when asked, and `return_token_ids: true` (vLLM answers with the
 sampled `token_ids`). At most `concurrency` requests are in flight; each has a timeout and up to `retries` retries
 with exponential backoff on connection errors, timeouts, 429 and 5xx; a request that still fails becomes an `error`
-completion. If the server gives no token ids, the text is re-tokenized and the backend reports
-`token_ids_source: retokenized`, which the run records.
+completion. Once one request has given up because the server refused or dropped connections, the requests still
+queued in that call fail at once with that reason instead of each retrying a dead server. If the server gives no
+token ids, the text is re-tokenized and the backend reports `token_ids_source: retokenized`, which the run records.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class OpenAIBackend:
         self.token_ids_source = "engine"
         self.tokenizer_name = tokenizer or model
         self._tokenizer: Any = None
+        self._unreachable: str | None = None
 
     @property
     def tokenizer(self) -> Any:
@@ -67,6 +69,7 @@ class OpenAIBackend:
         from e3eval.backends import regroup
 
         jobs = [(r, seed) for r in requests for seed in r.seeds]
+        self._unreachable = None
         flat = asyncio.run(self._run(jobs, spec))
         return regroup(flat, requests)
 
@@ -97,10 +100,17 @@ class OpenAIBackend:
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            if self._unreachable is not None:
+                return Completion((), "error", "", None, f"not sent: {self._unreachable}")
             try:
                 response = await client.post(f"{self.base_url}/completions", json=body)
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as exc:
+                error = f"{type(exc).__name__}: {exc or 'connection failed'}"
+                if attempt == self.retries:
+                    self._unreachable = f"server {self.base_url} unreachable ({error})"
+                continue
             except (httpx.TransportError, httpx.TimeoutException) as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                error = f"{type(exc).__name__}: {exc or 'no detail'}"
                 continue
             if response.status_code in _RETRY_STATUS:
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
