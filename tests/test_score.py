@@ -135,24 +135,30 @@ def test_pathological_answers_end_as_statuses(tmp_path, tiny_model_dir):
         assert by_sample[i]["status"] in ("ok", "timeout", "error")
 
 
-def test_error_rows_and_varying_sample_counts_are_flagged(tmp_path, tiny_model_dir):
+def test_error_rows_are_left_out_and_counted_and_varying_counts_flagged(tmp_path, tiny_model_dir):
     records = [
         {"id": "a", "s": 0, "response": "\\boxed{1}", "answer": "1", "fr": "stop"},
         {"id": "a", "s": 1, "response": "", "answer": "1", "fr": "error"},
         {"id": "b", "s": 0, "response": "\\boxed{2}", "answer": "2", "fr": "stop"},
+        {"id": "b", "s": 1, "response": "\\boxed{5}", "answer": "2", "fr": "stop"},
         {"id": "c", "s": 0, "response": "", "answer": "3", "fr": "stop"},
     ]
     run = _tiny_run(tmp_path, tiny_model_dir, records)
     result = score_run(run, ScoreConfig(budgets=(64,), workers=1, resamples=0))
     statuses = {(r["problem_id"], r["sample_idx"]): (r["status"], r["correct"]) for r in result.grades.to_pylist()}
-    assert statuses[("a", 1)] == ("error", None)
+    assert ("a", 1) not in statuses, "a failed request is not a sample: it has no grade"
     assert statuses[("c", 0)] == ("no_answer", False), "an empty response is a sample without an answer"
     summary = result.summary.to_pylist()
-    assert all(r["flag"] and "vary (1..2)" in r["flag"] for r in summary)
+    assert all(r["n_samples"] == 4 and r["n_failed"] == 1 and r["n_missing"] == 0 for r in summary)
+    assert all(r["flag"] and "1 sample(s) failed" in r["flag"] and "vary (1..2)" in r["flag"] for r in summary)
     assert {(r["metric"], r["k"]) for r in summary if r["metric"] == "pass@k"} == {("pass@k", 1)}
+    pass1 = next(r for r in summary if r["metric"] == "pass@k" and r["k"] == 1)
+    assert pass1["value"] == pytest.approx((1 + 0.5 + 0) / 3), "problem a is 1/1 correct, not 1/2"
     ungraded = next(r for r in summary if r["metric"] == "frac_ungraded")
-    assert ungraded["value"] == pytest.approx(0.5 / 3)  # problem a: 1/2 errors, problems b and c: 0
+    assert ungraded["value"] == 0.0
+    assert result.warnings[0].startswith("1 sample(s) failed")
     assert any("vary" in w for w in result.warnings)
+    assert read_manifest(run)["scoring"]["samples"]["failed"] == 1
 
 
 def test_refuses_other_schema_versions(pool_run, tmp_path):
