@@ -161,6 +161,8 @@ def _run_traces(run_dir: Path) -> Iterator[Trace]:
     columns = ["problem_id", "sample_idx", "response", "token_ids", "finish_reason"]
     for batch in iter_rollout_batches(run_dir, columns, batch_rows=64):
         for row in batch.to_pylist():
+            if row["finish_reason"] == "error":
+                continue  # a failed request is not a trace (the CLI reports how many were left out)
             at = grades.get((row["problem_id"], row["sample_idx"]))
             full = at[max(at)] if at else None
             yield Trace(f"{row['problem_id']}#{row['sample_idx']}", row["response"], full, row["token_ids"],

@@ -431,6 +431,13 @@ def count_asymmetries_cmd(
     )
     if result.skipped.count:
         err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {result.skipped.examples[0]}")
+    if source.is_dir():
+        from e3eval.samples import ledger
+        from e3eval.store import read_manifest, read_problems
+
+        samples = ledger(source, read_manifest(source), [p.problem_id for p in read_problems(source)])
+        if not samples.complete:
+            err_console.print(f"[yellow]warning:[/] {samples.describe()}: not counted as traces")
     if out is not None:
         write_rows(out, result.table)
         console.print(f"wrote {out}")

@@ -188,3 +188,15 @@ def test_a_second_writer_is_refused_with_the_holder(tmp_path, tiny_model_dir):
     assert result.returncode == 2
     assert f"pid {os.getpid()}, e3eval test" in result.stderr
     assert run_cli("e3eval", "score", str(run), "--budgets", "32").returncode == 0, "released on exit"
+
+
+def test_count_asymmetries_leaves_failed_requests_out_and_says_so(tmp_path, tiny_model_dir):
+    records = [
+        {"id": "a", "s": 0, "response": "Wait, let me verify. \\boxed{7}", "answer": "7"},
+        {"id": "a", "s": 1, "response": "", "answer": "7", "error": "HTTP 500"},
+    ]
+    run = _import(tmp_path, tiny_model_dir, records)
+    result = run_cli("e3eval", "count-asymmetries", str(run), "--out", str(tmp_path / "steps.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "1 sample(s) failed (HTTP 500): not counted as traces" in result.stderr
+    assert (tmp_path / "steps.csv").read_text().count("\n") == 2, "header + the one real trace"
