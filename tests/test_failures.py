@@ -200,3 +200,16 @@ def test_count_asymmetries_leaves_failed_requests_out_and_says_so(tmp_path, tiny
     assert result.returncode == 0, result.stderr
     assert "1 sample(s) failed (HTTP 500): not counted as traces" in result.stderr
     assert (tmp_path / "steps.csv").read_text().count("\n") == 2, "header + the one real trace"
+
+
+def test_sweep_scores_what_succeeded_flags_the_rest_and_exits_1(flaky_server, tiny_model_dir, tmp_path):
+    base = f"http://127.0.0.1:{flaky_server.server_address[1]}/v1"
+    run = tmp_path / "sweep"
+    result = run_cli("e3eval", "sweep", "--model", "m", "--tokenizer", str(tiny_model_dir), "--dataset", "demo",
+                     "--budgets", "8..16", "--n", "4", "--limit", "3", "--backend", "openai", "--base-url", base,
+                     "--out", str(run), "--workers", "1", "--bootstrap", "50")  # fmt: skip
+    failing = sum(sample_seed(0, p.problem_id, s) % 2 == 0 for p in demo_problems()[:3] for s in range(4))
+    assert result.returncode == 1, result.stderr
+    assert f"+{failing} failed, 0 missing" in result.stdout, "the table is printed, with the failures beside n"
+    assert (run / "figures" / "sweep.png").is_file()
+    assert f"failed: {failing} sample(s) failed (HTTP 400" in result.stderr
