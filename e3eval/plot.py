@@ -38,6 +38,9 @@ def plot_sweep(
             lows = [100 * (r["ci_low"] if r["ci_low"] == r["ci_low"] else r["value"]) for r in points]
             highs = [100 * (r["ci_high"] if r["ci_high"] == r["ci_high"] else r["value"]) for r in points]
             n = f"n={points[0]['n_problems']}x{points[0]['n_samples'] // max(points[0]['n_problems'], 1)}"
+            left_out = [f"{points[0].get(c) or 0} {c[2:]}" for c in ("n_failed", "n_missing") if points[0].get(c)]
+            if left_out:
+                n += f", {' + '.join(left_out)} left out"
             axis.plot(xs, ys, marker="o", color=color, label=f"{label} ({n})")
             axis.fill_between(xs, lows, highs, color=color, alpha=0.2, linewidth=0)
             axis.set_title(f"pass@{k} vs budget" + ("" if panel == 0 else " (unbiased)"))
