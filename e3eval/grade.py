@@ -4,7 +4,10 @@
 raises for bad answers. Integer golds (AIME's `073`, numeric `27.0`) compare as integers: an integer-looking answer is
 compared by value without math-verify, anything else goes to math-verify against the canonical integer. All other
 golds go to math-verify with the gold first (`verify(gold, pred)` is asymmetric), both sides parsed from a `\\boxed{}`
-wrapper. math-verify's own timeouts use SIGALRM, so this function must run on a process's main thread; `grade_pool.py`
+wrapper. Percentages: a percent sign (`\\%`, `%`, `\\percent`, `\\text{\\%}`) is dropped from both sides before
+anything else, so `20\\%` equals `20` and `20 \\%` (the numbers must agree: `0.2` does not equal `20\\%`), as in the
+MATH graders of Hendrycks et al. and NeMo-Skills; inside a `\\boxed{}` math-verify would otherwise read `20\\%` as a
+string. math-verify's own timeouts use SIGALRM, so this function must run on a process's main thread; `grade_pool.py`
 runs it in worker processes with a hard outer deadline. This module does not extract answers from responses.
 """
 
@@ -18,6 +21,8 @@ from typing import Any
 from e3eval.records import GradeStatus
 
 _INTEGER = re.compile(r"^[+-]?\d+(?:\.0*)?$")
+# A percent sign in any spelling, with the braces of `\text{\%}`; the escaped forms go first so no backslash is left.
+_PERCENT = re.compile(r"\\(?:text|textrm|mathrm)\{\s*\\?%\s*\}|\\percent(?![a-zA-Z])|\\?%")
 _INTEGER_NOISE = re.compile(r"\\[,!;: ]|\s|^\$+|\$+$|\\text\{\s*|\.$")
 # Integers longer than this are not compared by value (they are no benchmark's answer, and huge ones are slow).
 _MAX_INTEGER_DIGITS = 200
@@ -38,6 +43,11 @@ def canonical_integer(text: str) -> int | None:
     if not _INTEGER.match(cleaned) or len(cleaned) > _MAX_INTEGER_DIGITS:
         return None
     return int(cleaned.split(".")[0])
+
+
+def without_percent(text: str) -> str:
+    """`20\\%` -> `20`: the grading convention that a percent sign on either side is ignored (module docstring)."""
+    return _PERCENT.sub("", text) if "%" in text or "\\percent" in text else text
 
 
 def _math_verify() -> Any:
@@ -63,6 +73,9 @@ def quick_verdict(gold: str, answer: str | None) -> Verdict | None:
     """
     if answer is None or not answer.strip():
         return Verdict("no_answer", False)
+    gold, answer = without_percent(gold), without_percent(answer)
+    if not answer.strip():
+        return Verdict("ok", False, "answer is only a percent sign")
     gold_int = canonical_integer(gold)
     answer_int = canonical_integer(answer) if gold_int is not None else None
     if answer_int is not None:
@@ -76,6 +89,7 @@ def grade_answer(gold: str, answer: str | None, timeout_s: int = 3) -> Verdict:
     if quick is not None:
         return quick
     assert answer is not None
+    gold, answer = without_percent(gold), without_percent(answer)
     gold_int = canonical_integer(gold)
     if gold_int is not None:
         gold = str(gold_int)

@@ -6,7 +6,8 @@ processes (`python -m e3eval.grade_pool`, speaking JSON lines over pipes, so not
 `__main__` is never re-imported), gives each item a wall-clock deadline, and kills and respawns a worker that
 overruns it or dies; that item is recorded as `timeout` or `error`, never retried. Workers run under an
 address-space limit so a runaway allocation fails fast instead of swapping the machine. The pool grades each key
-once; deduplicating (gold, answer) pairs is the caller's job.
+once; deduplicating (gold, answer) pairs is the caller's job. `grade` serves callers that grade one item at a time
+with a long-lived pool (the RL reward), leaving nothing behind in `results`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,20 @@ class GraderPool:
     @property
     def pending(self) -> int:
         return self.submitted - len(self.results)
+
+    @property
+    def alive(self) -> bool:
+        """Whether every worker process is still running (one that died while idle would fail its next item)."""
+        return all(worker.process.poll() is None for worker in self._workers)
+
+    def grade(self, gold: str, answer: str | None) -> Verdict:
+        """Grade one item and wait for its verdict; `results` and `pending` are left as they were."""
+        item_id = -1 - self.submitted  # negative ids never collide with a caller's own (non-negative) ones
+        self.submit(item_id, gold, answer)
+        while item_id not in self.results:
+            self.pump(wait_s=0.5)
+        self.submitted -= 1  # the item leaves the books whole, so a pool serving millions of calls stays small
+        return self.results.pop(item_id)
 
     def _replace(self, index: int, verdict: Verdict) -> None:
         worker = self._workers[index]

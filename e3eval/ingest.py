@@ -30,7 +30,7 @@ from e3eval.errors import UserError
 from e3eval.jsonl import BadLines, fail_or_skip, read_json_list, read_jsonl
 from e3eval.provenance import environment, now
 from e3eval.records import FINISH_REASONS, Problem, Rollout
-from e3eval.store import PROBLEMS, RolloutWriter, problems_table, write_manifest, write_table
+from e3eval.store import PROBLEMS, RolloutWriter, problems_table, run_lock, write_manifest, write_table
 from e3eval.truncate import load_tokenizer
 
 FORMATS = ("auto", "jsonl", "verl", "e3")
@@ -109,13 +109,14 @@ def import_run(config: ImportConfig, progress: Any = None) -> ImportResult:
     if config.format not in FORMATS:
         raise UserError(f"unknown format {config.format!r}; choose one of {', '.join(FORMATS)}")
     fmt = detect_format(source) if config.format == "auto" else config.format
-    _prepare_out(Path(config.out), config.force)
-    try:
-        return _import(source, fmt, config, progress)
-    except BaseException:
-        # No half-built run is left behind: without run.json it would only confuse the next command.
-        shutil.rmtree(config.out, ignore_errors=True)
-        raise
+    with run_lock(Path(config.out), "import"):
+        _prepare_out(Path(config.out), config.force)
+        try:
+            return _import(source, fmt, config, progress)
+        except BaseException:
+            # No half-built run is left behind: without run.json it would only confuse the next command.
+            shutil.rmtree(config.out, ignore_errors=True)
+            raise
 
 
 def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> ImportResult:

@@ -6,16 +6,28 @@
   section the answer must come after the last `</think>` (an unclosed thinking section has no answer).
 - `length` (the e3 authors' training/eval scripts): the full response is graded and counts only if it is shorter
   than B tokens (`num_tokens < B`, strict, as in their `process_eval.py`).
-This module neither decodes tokens nor grades answers.
+
+Answers in several boxes (the same rule under every policy, and in the math reward of `train/reward.py`): when the
+gold answer names several values (`extract.is_answer_list`: a top-level comma-separated list such as HMMT February
+2025 #10's `\\frac{-1+\\sqrt{17}}{2}, \\frac{-1-\\sqrt{17}}{2}`, a set, or a top-level `\\pm`), the answer is every
+complete box of the final answer, distinct contents joined by ", " in order of appearance (math-verify reads the
+joined list as a set, so the order does not matter). The final answer is the text after the last `</think>` when that
+comes before the last complete box, else the paragraph holding the last complete box (from the last blank line
+before it). So `\\boxed{1} and \\boxed{2}` offers `1, 2`, while a box left behind in the thinking section or in an
+earlier paragraph does not join in. A single-valued gold keeps the last complete box, exactly; only complete boxes
+count under truncation. This module neither decodes tokens nor grades answers.
 """
 
 from __future__ import annotations
 
+import re
+
 from e3eval.errors import UserError
-from e3eval.extract import last_boxed
+from e3eval.extract import MAX_ANSWER_CHARS, boxes, is_answer_list, last_boxed
 from e3eval.records import POLICIES
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def check_policy(policy: str) -> str:
@@ -38,6 +50,34 @@ def needs_full_text(policy: str) -> bool:
     return policy in ("strict", "length")
 
 
+def _joined_boxes(text: str, final: bool, whole: bool) -> str | None:
+    """The distinct complete boxes of the final answer joined by ", " (see the module docstring); `whole` says all
+    of `text` is the final answer (it is what follows `</think>`)."""
+    found = boxes(text, final)
+    if not found:
+        return None
+    start = 0
+    if not whole:
+        last = found[-1].start
+        close = text.rfind(THINK_CLOSE, 0, last)
+        if close >= 0:
+            start = close + len(THINK_CLOSE)
+        else:
+            # The last blank line before the last box; finditer keeps this linear however many lines there are.
+            for blank in _BLANK_LINE.finditer(text, 0, last):
+                start = blank.end()
+    contents = dict.fromkeys(box.content for box in found if box.start >= start and box.content)
+    return ", ".join(contents)[:MAX_ANSWER_CHARS] or None
+
+
+def final_answer(text: str, final: bool = True, gold: str | None = None) -> str | None:
+    """The answer `text` offers: its last complete box, or, when `gold` names several values, the boxes of its
+    final answer joined by ", ". `final=False` says the text was cut at a budget (see `extract.last_boxed`)."""
+    if gold is None or not is_answer_list(gold):
+        return last_boxed(text, final)
+    return _joined_boxes(text, final, whole=False)
+
+
 def answer_at_budget(
     policy: str,
     prefix_text: str,
@@ -53,12 +93,16 @@ def answer_at_budget(
     engine stopped on EOS (finish reason `stop`), `gold` the gold answer (it decides how many boxes make the answer).
     """
     if policy == "prefix":
-        return last_boxed(prefix_text, final=num_tokens <= budget)
+        return final_answer(prefix_text, final=num_tokens <= budget, gold=gold)
     if policy == "strict":
         if not (stopped and num_tokens <= budget):
             return None
         section = final_section(full_text)
-        return last_boxed(section) if section is not None else None
+        if section is None:
+            return None
+        if gold is not None and is_answer_list(gold):
+            return _joined_boxes(section, True, whole=THINK_CLOSE in full_text)
+        return last_boxed(section)
     if policy == "length":
-        return last_boxed(full_text) if num_tokens < budget else None
+        return final_answer(full_text, gold=gold) if num_tokens < budget else None
     raise UserError(f"unknown policy {policy!r}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from e3eval.extract import last_boxed
+from e3eval.extract import boxes, last_boxed
 from e3eval.policy import answer_at_budget, final_section
 
 
@@ -26,6 +26,25 @@ from e3eval.policy import answer_at_budget, final_section
 )
 def test_last_boxed(text, expected):
     assert last_boxed(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\\boxed{1} and \\fbox{2} then \\boxed{3", ["1", "2"]),
+        ("\\boxed{\\boxed{9}} \\boxed{ }", ["9", ""]),
+        ("\\boxed{a \\boxed{b} c} \\boxed 4", ["b", "4"]),
+        ("\\boxed{ \\boxed{7}", ["7"]),
+        ("\\boxed{\\{1, 2\\}}, \\boxed{x^{2}}", ["\\{1, 2\\}", "x^{2}"]),
+        ("}} \\boxed{5} }", ["5"]),
+        ("no box", []),
+    ],
+)
+def test_boxes_lists_complete_boxes_in_order(text, expected):
+    found = boxes(text)
+    assert [b.content for b in found] == expected
+    assert all(text.startswith(("\\boxed", "\\fbox"), b.start) for b in found)
+    assert last_boxed(text) == (expected[-1] or None if expected else None)
 
 
 def test_bare_box_at_a_cut_is_not_complete():
@@ -69,3 +88,13 @@ def test_length_policy_is_the_e3_authors_rule():
     assert answer_at_budget("length", PREFIX_EARLY, FULL, num_tokens=10, stopped=True, budget=4) is None
     assert answer_at_budget("length", FULL, FULL, num_tokens=10, stopped=True, budget=10) is None
     assert answer_at_budget("length", FULL, FULL, num_tokens=10, stopped=True, budget=11) == "5"
+
+
+def test_gold_with_several_values_reads_the_boxes_of_the_final_answer():
+    two = "<think> try \\boxed{4} </think> so \\boxed{5} and \\boxed{6}"
+    assert answer_at_budget("prefix", two, two, 10, True, 10, gold="5, 6") == "5, 6"
+    assert answer_at_budget("strict", two, two, 10, True, 10, gold="\\{5, 6\\}") == "5, 6"
+    assert answer_at_budget("length", two, two, 10, True, 11, gold="5, 6") == "5, 6"
+    # A single-valued gold, or none: the last box, exactly as before.
+    for gold in (None, "6", "(5, 6)", "5,000"):
+        assert answer_at_budget("prefix", two, two, 10, True, 10, gold=gold) == "6"

@@ -1,12 +1,14 @@
-"""Regression table for e3eval's grading path, `grade_answer(gold, last_boxed(response))`, on reasoning-model-style
-responses: AIME integer golds with leading zeros and `27.0`-style golds, fractions (`\\frac`, `\\dfrac`, `\\tfrac`,
-`a/b`, decimals, mixed numbers), surds, pi, degrees, units and `\\text{}`, `x = 5`, intervals and inequalities,
-ordered pairs versus sets versus answer lists, matrices, LaTeX spacing noise, thousands separators, negatives,
-scientific notation, complex numbers, text answers, near-miss wrong answers, the last complete box winning over earlier
-boxes, truncated final boxes falling back to the previous complete box, responses with no complete box, and real AIME
-2024 / HMMT February 2025 golds. Every expectation in `TABLE` is the mathematically correct one and matches what the
-grader does; rows where math-verify gives the mathematically wrong verdict live in `KNOWN_DISAGREEMENTS` as strict
-xfails (a fix upstream turns them into XPASS failures, which is the cue to move them into `TABLE`).
+"""Regression table for e3eval's grading path, `grade_answer(gold, final_answer(response, gold=gold))`, on
+reasoning-model-style responses: AIME integer golds with leading zeros and `27.0`-style golds, fractions (`\\frac`,
+`\\dfrac`, `\\tfrac`, `a/b`, decimals, mixed numbers), surds, pi, degrees, percentages, units and `\\text{}`, `x = 5`,
+intervals and inequalities, ordered pairs versus sets versus answer lists, answers in several boxes, matrices, LaTeX
+spacing noise, thousands separators, negatives, scientific notation, complex numbers, text answers, near-miss wrong
+answers, the last complete box winning over earlier boxes, truncated final boxes falling back to the previous complete
+box, responses with no complete box, and real AIME 2024 / HMMT February 2025 golds. Every expectation in `TABLE` is
+the mathematically correct one (under e3eval's conventions: a percent sign is ignored when the numbers agree; a gold
+that names several values is matched by the boxes of the final answer read together) and matches what the grader
+does; rows where math-verify gives the mathematically wrong verdict live in `KNOWN_DISAGREEMENTS` as strict xfails (a
+fix upstream turns them into XPASS failures, which is the cue to move them into `TABLE`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import math
 
 import pytest
 
-from e3eval.extract import last_boxed
 from e3eval.grade import grade_answer
+from e3eval.policy import final_answer
 
 
 def row(gold: str, response: str, expected: bool, id: str, status: str = "ok"):
@@ -102,6 +104,18 @@ TABLE = [
     row(r"30^\circ", r"Hence $\angle ABC = \boxed{30}$.", True, "degree-gold"),
     row("30", r"Hence $\angle ABC = \boxed{30^{\circ}}$.", True, "degree-braced"),
     row(r"30^\circ", r"Hence $\angle ABC = \boxed{60^\circ}$.", False, "degree-wrong"),
+    # percentages: a percent sign on either side is ignored when the numbers agree (Hendrycks MATH, NeMo-Skills)
+    row("20", r"The discount is $\boxed{20\%}$.", True, "percent-answer"),
+    row(r"20\%", r"The discount is $\boxed{20 \%}$.", True, "percent-both-spaced"),
+    row(r"20\%", r"The discount is $\boxed{20}$.", True, "percent-gold"),
+    row("20", r"The discount is \boxed{20%}.", True, "percent-unescaped"),
+    row("20", r"The discount is $\boxed{20\percent}$.", True, "percent-siunitx"),
+    row("28", r"So $\boxed{28\text{\%}}$ of them.", True, "percent-in-text"),
+    row(r"12.5\%", r"The rate is $\boxed{12.5}$.", True, "percent-decimal"),
+    row(r"\frac{1}{2}", r"So $\boxed{\frac{1}{2}\%}$.", True, "percent-fraction"),
+    row("20", r"The discount is $\boxed{25\%}$.", False, "percent-wrong-number"),
+    row(r"20\%", r"The discount is $\boxed{0.2}$.", False, "percent-gold-vs-fraction-of-one"),
+    row("20", r"The discount is $\boxed{\%}$.", False, "percent-sign-only"),
     row("12", r"The side is $\boxed{12 \text{ cm}}$.", True, "units-text-cm"),
     row("12", r"The side is $\boxed{12 \mathrm{cm}}$.", True, "units-mathrm-cm"),
     row(r"\frac{448}{3}", r"The area is $\boxed{\frac{448}{3}\text{ cm}^2}$.", True, "units-after-frac"),
@@ -172,6 +186,39 @@ TABLE = [
         False,
         "hmmt25-10-sign-slip",
     ),
+    # answers in several boxes: read together when the gold names several values (policy.final_answer)
+    row(
+        r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}",
+        r"So $a+b+c = \boxed{\frac{-1+\sqrt{17}}{2}}$ and $\boxed{\frac{-1-\sqrt{17}}{2}}$.",
+        True,
+        "hmmt25-10-two-boxes",
+    ),
+    row(
+        r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}",
+        r"<think>Try \boxed{3}.</think>So $\boxed{\frac{-1-\sqrt{17}}{2}}$ or $\boxed{\frac{-1+\sqrt{17}}{2}}$.",
+        True,
+        "hmmt25-10-two-boxes-swapped",
+    ),
+    row(
+        r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}",
+        r"So $\boxed{\frac{-1+\sqrt{17}}{2}}$ and $\boxed{\frac{1-\sqrt{17}}{2}}$.",
+        False,
+        "hmmt25-10-two-boxes-sign-slip",
+    ),
+    row(
+        r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}",
+        r"So $\boxed{\frac{-1+\sqrt{17}}{2}}$ and $\boxed{\frac{-1-\sqrt{17}}{2}$",
+        False,
+        "hmmt25-10-second-box-truncated",
+    ),
+    row("{1,2,3}", r"\boxed{1},\boxed{2},\boxed{3}", True, "math-verify-suite-three-boxes"),
+    row("(2, 2), (6, 2)", r"\boxed{(2, 2)} \quad \text{and} \quad \boxed{(6, 2)}", True, "math-verify-suite-pairs"),
+    row("(2, 2), (6, 2)", r"\boxed{(6, 2)} \quad \text{and} \quad \boxed{(2, 2)}", True, "pairs-in-boxes-reordered"),
+    row("(2, 2), (6, 2)", r"\boxed{(2, 2)} \quad \text{and} \quad \boxed{(2, 6)}", False, "pairs-in-boxes-swapped"),
+    row("1, 2", "Earlier guess: \\boxed{3}.\n\nSo $x = \\boxed{1}$ or $x = \\boxed{2}$.", True, "list-last-paragraph"),
+    row("1, 2", r"So $x = \boxed{1}$, $x = \boxed{2}$ or $x = \boxed{3}$.", False, "list-extra-box"),
+    row("2", r"So $x = \boxed{1}$ or $x = \boxed{2}$.", True, "single-gold-last-box"),
+    row("1", r"So $x = \boxed{1}$ or $x = \boxed{2}$.", False, "single-gold-earlier-box-ignored"),
     # matrices
     row(
         r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
@@ -375,7 +422,7 @@ KNOWN_DISAGREEMENTS = [
 
 @pytest.mark.parametrize(("gold", "response", "expected", "status"), TABLE + KNOWN_DISAGREEMENTS)
 def test_grade_table(gold: str, response: str, expected: bool, status: str) -> None:
-    verdict = grade_answer(gold, last_boxed(response))
+    verdict = grade_answer(gold, final_answer(response, gold=gold))
     assert verdict.status == status, verdict
     assert verdict.correct is expected, verdict
 

@@ -96,6 +96,7 @@ def test_multiplication_answer_extraction_is_bounded():
 
 
 GT = {"target": 24, "numbers": [3, 5, 3]}
+HMMT10 = r"\frac{-1+\sqrt{17}}{2}, \frac{-1-\sqrt{17}}{2}"
 
 
 @pytest.mark.parametrize(
@@ -111,6 +112,12 @@ GT = {"target": 24, "numbers": [3, 5, 3]}
         ("deepscaler", "\\boxed{\\frac{1}{2}}", "0.5", 1.0),
         ("aime", "\\boxed{2^{2^{2^{2^{20}}}}}", "4", 0.0),
         ("aime", "no box", "4", 0.0),
+        # Answers in several boxes are read together when the gold names several values; percent signs are ignored.
+        ("hmmt", r"So $\boxed{\frac{-1-\sqrt{17}}{2}}$ and $\boxed{\frac{-1+\sqrt{17}}{2}}$", HMMT10, 1.0),
+        ("hmmt", r"So $\boxed{\frac{-1+\sqrt{17}}{2}}$", HMMT10, 0.0),
+        ("math", r"\boxed{1} or \boxed{2}", "2", 1.0),
+        ("math", r"\boxed{20\%}", "20", 1.0),
+        ("math", r"\boxed{20 \%}", r"20\%", 1.0),
     ],
 )
 def test_reward_dispatch(source, solution, truth, reward):
@@ -156,6 +163,71 @@ def test_math_reward_off_the_main_thread():
     thread.start()
     thread.join(timeout=120)
     assert results == [1.0]
+
+
+def _in_thread(fn):
+    results = []
+    thread = threading.Thread(target=lambda: results.append(fn()))
+    thread.start()
+    thread.join(timeout=120)
+    return results[0]
+
+
+def _math_reward_off_main_thread(solution: str, truth: str) -> float:
+    return _in_thread(lambda: compute_score("math", solution, truth))
+
+
+def test_math_reward_reuses_one_grader_process():
+    """A pool per call cost ~0.4 s of start-up each; one pool per process serves every call and every thread."""
+    from train import reward
+
+    assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
+    pool = reward._pool
+    assert pool is not None and pool.alive
+    worker = pool._workers[0].process.pid
+    cases = [(f"\\boxed{{\\frac{{{i}}}{{{2 * i}}}}}", 1.0) for i in range(1, 11)] + [("\\boxed{\\frac{1}{3}}", 0.0)]
+    threads = [threading.Thread(target=lambda s=s: _math_reward_off_main_thread(s, "0.5")) for s, _ in cases[:4]]
+    for t in threads:
+        t.start()
+    for solution, expected in cases:
+        assert _math_reward_off_main_thread(solution, "0.5") == expected
+    for t in threads:
+        t.join(timeout=120)
+    assert reward._pool is pool and pool._workers[0].process.pid == worker
+    assert pool.results == {} and pool.pending == 0, "graded items must not pile up in a long-lived pool"
+
+
+def test_math_reward_replaces_a_dead_grader_process():
+    from train import reward
+
+    assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
+    old = reward._pool
+    old._workers[0].process.kill()
+    old._workers[0].process.wait(timeout=10)
+    assert _math_reward_off_main_thread("\\boxed{\\frac{2}{4}}", "0.5") == 1.0
+    assert reward._pool is not old and reward._pool.alive
+
+
+def test_math_reward_after_fork_starts_its_own_grader():
+    """A forked child (a verl/Ray worker) must not share its parent's grader pipes."""
+    import multiprocessing
+
+    from train import reward
+
+    assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
+    parent_pool = reward._pool
+    with multiprocessing.get_context("fork").Pool(1) as children:
+        child = children.apply(_child_reward, ("\\boxed{\\frac{4}{8}}", "0.5"))
+    assert child[0] == 1.0 and child[1] != parent_pool._workers[0].process.pid
+    assert reward._pool is parent_pool and parent_pool.alive
+    assert _math_reward_off_main_thread("\\boxed{\\frac{5}{10}}", "0.5") == 1.0
+
+
+def _child_reward(solution: str, truth: str) -> tuple[float, int]:
+    from train import reward
+
+    score = _math_reward_off_main_thread(solution, truth)
+    return score, reward._pool._workers[0].process.pid
 
 
 def test_budget_selection_on_a_scored_sweep(tmp_path, tiny_model_dir, tokenizer):
