@@ -40,3 +40,4 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_score.py
 	$(BIN)/python benchmarks/bench_traces.py
+	$(BIN)/python benchmarks/bench_reward.py
