@@ -26,20 +26,9 @@ from e3eval.grade_pool import GraderPool, default_workers
 from e3eval.policy import answer_at_budget, check_policy, needs_full_text
 from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
-from e3eval.samples import SampleLedger, ledger
-from e3eval.store import (
-    GRADE_SCHEMA,
-    GRADES,
-    SUMMARY,
-    SUMMARY_CSV,
-    iter_rollout_batches,
-    read_manifest,
-    read_problems,
-    run_lock,
-    write_csv,
-    write_manifest,
-    write_table,
-)
+from e3eval.run import Run
+from e3eval.samples import SampleLedger
+from e3eval.store import GRADE_SCHEMA
 from e3eval.summary import Exclusions, SummaryConfig, summarize
 from e3eval.truncate import PrefixDecoder, load_tokenizer
 
@@ -90,21 +79,20 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
     check_policy(config.policy)
     if not config.budgets:
         raise UserError("no budgets given")
-    read_manifest(run_dir)  # a clear error for a directory that is not a run, before taking its lock
-    with run_lock(run_dir, "score"):
-        return _score(run_dir, config, progress)
+    with Run.open(run_dir).lock("score"):
+        return _score(Run.open(run_dir), config, progress)  # reopened under the lock: the latest run.json
 
 
-def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
+def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     started = time.monotonic()
-    manifest = read_manifest(run_dir)
-    problems = read_problems(run_dir)
+    run_dir = run.path
+    problems = run.problems()
     gold = {p.problem_id: p.answer for p in problems}
-    tokenizer_name = config.tokenizer or manifest.get("tokenizer", {}).get("name_or_path")
+    tokenizer_name = config.tokenizer or run.tokenizer_name
     if not tokenizer_name:
         raise UserError(f"{run_dir}: run.json names no tokenizer; pass --tokenizer")
     budgets = sorted(set(config.budgets))
-    samples = ledger(run_dir, manifest, [p.problem_id for p in problems])
+    samples = run.samples()
     if not samples.samples:
         raise UserError(
             f"{run_dir}: no successful sample to score ({samples.describe()}); "
@@ -120,7 +108,7 @@ def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
         decoder = PrefixDecoder(load_tokenizer(tokenizer_name))
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
-        for batch in iter_rollout_batches(run_dir, _COLUMNS):
+        for batch in run.rollout_batches(_COLUMNS):
             keep = samples.keep[start : start + batch.num_rows]
             start += batch.num_rows
             if not keep.all():
@@ -144,11 +132,11 @@ def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
         for b in budgets
         if b > longest
     ]
-    grades = _grades_table(rows, verdicts, manifest["run_id"], config.policy)
+    grades = _grades_table(rows, verdicts, run.run_id, config.policy)
     note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
     excluded = Exclusions(samples.failures.count, samples.missing, note)
     summary, summary_warnings = summarize(
-        grades, manifest["run_id"], config.policy, SummaryConfig(config.resamples, config.seed), excluded
+        grades, run.run_id, config.policy, SummaryConfig(config.resamples, config.seed), excluded
     )
     if excluded.note:
         warnings.insert(0, f"{excluded.note}. Rerun `e3eval generate` with the same settings to fill them")
@@ -156,11 +144,10 @@ def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
 
-    write_table(run_dir / GRADES, grades)
-    write_table(run_dir / SUMMARY, summary)
-    write_csv(run_dir / SUMMARY_CSV, summary)
+    run.write_table("grades", grades)
+    run.write_table("summary", summary)
     seconds = time.monotonic() - started
-    manifest["scoring"] = {
+    scoring = {
         **{k: v for k, v in asdict(config).items() if k != "budgets"},
         "budgets": budgets,
         "tokenizer": tokenizer_name,
@@ -182,7 +169,7 @@ def _score(run_dir: Path, config: ScoreConfig, progress: Any) -> ScoreResult:
         "scored_at": now(),
         "environment": environment(),
     }
-    write_manifest(run_dir, manifest)
+    run.write_sections(scoring=scoring)  # last: run.json never points at tables not yet written
     return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples)
 
 

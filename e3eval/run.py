@@ -1,0 +1,232 @@
+"""The run directory as one typed interface: `Run`, exported as `e3eval.load_run(path)`.
+
+A `Run` owns a run directory: its paths, its manifest and the tables in it. Every stage reads and writes through it:
+- the manifest (`run.json`) is split into sections, one per stage (`generation`, `source`, `tokenizer`, `scoring`, and
+  later `probes`, `forced`). A stage writes only its own sections (`write_sections`), which re-reads run.json and
+  replaces just those keys, so scoring never clobbers what generation recorded and the reverse;
+- tables come as pyarrow (`table`) or pandas (`frame`); rollouts stream batch by batch (`rollout_batches`), and only
+  samples count (`samples`: failed requests are recorded, never samples; see `samples.py`);
+- writers hold the run's lock (`lock`); commands that replace a whole directory build it beside the target and swap
+  it in only on success (`replacing`), so a failure leaves the old directory as it was.
+This module knows the layout and schemas (from `store.py`), not what the columns mean: truncation, grading and
+metrics live elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from e3eval.errors import UserError
+from e3eval.records import Problem
+from e3eval.store import (
+    GRADES,
+    MANIFEST,
+    PROBLEMS,
+    ROLLOUTS_DIR,
+    SUMMARY,
+    SUMMARY_CSV,
+    iter_rollout_batches,
+    read_manifest,
+    rollout_shards,
+    run_lock,
+    write_csv,
+    write_manifest,
+    write_table,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from e3eval.samples import SampleLedger
+
+TableName = Literal["problems", "rollouts", "grades", "summary"]
+_FILES: dict[str, str] = {"problems": PROBLEMS, "grades": GRADES, "summary": SUMMARY}
+_MISSING_HINT = {
+    "problems": "the run is incomplete; re-import it or rerun `e3eval generate`",
+    "grades": "score it first: e3eval score {path} --budgets ...",
+    "summary": "score it first: e3eval score {path} --budgets ...",
+}
+
+
+class Run:
+    """A run directory opened for reading (and, under `lock`, writing). Cheap to open: nothing is read but run.json."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self._manifest = manifest
+
+    @classmethod
+    def open(cls, path: Path | str) -> Run:
+        """Open an existing run; a directory without run.json, or of another schema version, is a UserError."""
+        path = Path(path)
+        return cls(path, read_manifest(path))
+
+    @classmethod
+    def create(cls, path: Path | str, manifest: dict[str, Any]) -> Run:
+        """Start a run in an empty (or absent) directory with its first manifest."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_manifest(path, manifest)
+        return cls(path, read_manifest(path))
+
+    # The manifest ------------------------------------------------------------------------------------------------
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """A copy of run.json as last read or written by this handle."""
+        return dict(self._manifest)
+
+    @property
+    def run_id(self) -> str:
+        return str(self._manifest.get("run_id") or self.path.name)
+
+    @property
+    def kind(self) -> str:
+        """`generated`, `imported` or `merged`."""
+        return str(self._manifest.get("kind") or ("generated" if "generation" in self._manifest else "imported"))
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        """One stage's section of run.json (None when that stage has not run)."""
+        value = self._manifest.get(name)
+        return dict(value) if isinstance(value, dict) else None
+
+    @property
+    def tokenizer_name(self) -> str | None:
+        """The tokenizer the run's token ids belong to (path or hub name), as recorded."""
+        return (self.section("tokenizer") or {}).get("name_or_path")
+
+    @property
+    def samples_wanted(self) -> int | None:
+        """n per problem for generated runs; None when the run does not say (imports)."""
+        n = (self.section("generation") or {}).get("n")
+        return int(n) if n else None
+
+    def write_sections(self, **sections: Any) -> None:
+        """Replace these top-level keys of run.json (re-read from disk first); the rest stays as it is on disk."""
+        current = read_manifest(self.path) if (self.path / MANIFEST).is_file() else {}
+        current.update(sections)
+        write_manifest(self.path, current)
+        self._manifest = read_manifest(self.path)
+
+    # Tables ------------------------------------------------------------------------------------------------------
+
+    def has(self, name: TableName) -> bool:
+        if name == "rollouts":
+            return bool(rollout_shards(self.path))
+        return (self.path / _FILES[name]).is_file()
+
+    def table(self, name: TableName, columns: Sequence[str] | None = None) -> pa.Table:
+        """A whole table as pyarrow (rollouts: every shard, failed rows included; prefer `rollout_batches`)."""
+        if name == "rollouts":
+            batches = list(self.rollout_batches(columns or _rollout_columns(self.path)))
+            return pa.Table.from_batches(batches)
+        path = self.path / _FILES[name]
+        if not path.is_file():
+            raise UserError(f"{self.path}: no {path.name}; {_MISSING_HINT[name].format(path=self.path)}")
+        try:
+            return pq.read_table(path, columns=list(columns) if columns else None)
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(f"{path}: not a readable Parquet table ({exc})") from None
+
+    def frame(self, name: TableName, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """A whole table as a pandas DataFrame (needs pandas)."""
+        return self.table(name, columns).to_pandas()
+
+    def problems(self) -> list[Problem]:
+        """The run's problems with gold answers, rendered prompts and prompt token ids (where stored)."""
+        rows = self.table("problems").to_pylist()
+        return [
+            Problem(
+                problem_id=r["problem_id"],
+                answer=r["answer"],
+                problem=r["problem"] or "",
+                dataset=r["dataset"] or "",
+                prompt=r["prompt"] or "",
+                prompt_token_ids=tuple(r["prompt_token_ids"]) if r.get("prompt_token_ids") is not None else None,
+            )
+            for r in rows
+        ]
+
+    def rollout_batches(self, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
+        """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""
+        return iter_rollout_batches(self.path, columns, batch_rows)
+
+    def samples(self) -> SampleLedger:
+        """Which stored rows are samples, and what is failed or missing (see `samples.py`)."""
+        from e3eval.samples import ledger
+
+        return ledger(self.path, self._manifest, [p.problem_id for p in self.problems()])
+
+    def write_table(self, name: Literal["problems", "grades", "summary"], table: pa.Table) -> None:
+        """Replace one table atomically; the summary also gets its CSV twin."""
+        write_table(self.path / _FILES[name], table)
+        if name == "summary":
+            write_csv(self.path / SUMMARY_CSV, table)
+
+    # Writing safely ----------------------------------------------------------------------------------------------
+
+    def lock(self, command: str) -> AbstractContextManager[None]:
+        """The run's exclusive writer lock (see `store.run_lock`)."""
+        return run_lock(self.path, command)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, kind={self.kind!r})"
+
+
+def load_run(path: Path | str) -> Run:
+    """Open a run directory for reading: `load_run("results/x").frame("summary")` in a notebook."""
+    return Run.open(path)
+
+
+def _rollout_columns(path: Path) -> list[str]:
+    first = rollout_shards(path)
+    if not first:
+        raise UserError(f"{path}: no rollouts in {ROLLOUTS_DIR}/")
+    return pq.ParquetFile(first[0]).schema_arrow.names
+
+
+@contextmanager
+def replacing(target: Path, inputs: Sequence[Path] = (), force: bool = False) -> Iterator[Path]:
+    """Build a directory that will become `target`; it is swapped in only if the block succeeds.
+
+    Yields an empty folder beside `target` to build in. On success an existing `target` is replaced (only with
+    `force`, and only if it is an e3eval run or empty); on any failure the folder is removed and `target` is left
+    exactly as it was. A target that is, contains or lies inside one of `inputs` is refused before anything is
+    touched, so no command can delete what it reads.
+    """
+    target = Path(target)
+    resolved = target.resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if resolved == source or resolved in source.parents or source in resolved.parents:
+            raise UserError(f"{target}: is, contains or lies inside the input {source}; choose another output")
+    if target.exists():
+        if not target.is_dir():
+            raise UserError(f"{target}: exists and is not a directory")
+        if any(target.iterdir()):
+            if not force:
+                raise UserError(f"{target}: already exists and is not empty (pass --force to replace it)")
+            if not (target / MANIFEST).is_file():
+                raise UserError(f"{target}: not an e3eval run (no {MANIFEST}); --force replaces only runs")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.parent / f".{target.name}.building-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    try:
+        yield building
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    old = target.parent / f".{target.name}.replaced-{os.getpid()}"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(building, target)
+    shutil.rmtree(old, ignore_errors=True)
