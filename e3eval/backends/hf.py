@@ -1,18 +1,112 @@
-"""The `hf` backend: transformers models on CPU or GPU, batched, with one seeded RNG per sample (the reference).
+"""The `hf` backend: transformers models on CPU or GPU, batched, with per-sample seeds (the reference backend).
 
-Sampling is a small explicit loop over the model's forward pass with a KV cache (left-padded batches), so that each
-sample draws from its own `torch.Generator` seeded with the sample's seed: a sample depends on its prompt and seed,
-not on which other samples share its batch (up to floating-point differences of batched matmuls). Temperature and
-top-p are applied as in vLLM; temperature 0 is greedy. Logprobs are those of the raw model distribution
-(log-softmax of the logits before temperature and top-p), matching vLLM's default `raw_logprobs`.
+Sampling is a small explicit loop over the model's forward pass with a KV cache (left-padded batches). A sample
+depends only on its prompt and seed, never on its batch-mates (up to floating-point differences of batched matmuls):
+the random noise is counter-based, a splitmix64 hash of (sample seed, step, vocabulary index) computed on the device
+for the whole batch at once in wrapping int64 arithmetic, and a token is drawn by the Gumbel-max rule
+(argmax of logits / T + Gumbel noise over the top-p set), which samples exactly softmax(logits / T) restricted to the
+smallest prefix of tokens whose mass reaches top-p, as in vLLM. So the loop keeps no per-row generator state and makes
+no Python round trip per row per token: token ids, lengths and finish flags stay on the device and come to the CPU
+once per batch (a GPU is asked whether every row has finished once every `_SYNC_EVERY` steps). Temperature 0 is
+greedy. Logprobs are those of the raw model distribution (log-softmax of the logits before temperature and top-p),
+matching vLLM's default `raw_logprobs`. When a batch runs out of GPU memory, the batch is halved for the rest of the
+backend's life (one `RuntimeWarning` via `warnings` says so); one sample that does not fit is a `UserError`.
 """
 
 from __future__ import annotations
 
+import gc
+import inspect
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
+
+# On a GPU each "has every row finished?" check stalls the launch queue; checking every few steps costs at most that
+# many wasted forward passes at the end of a batch. A CPU runs in step with Python, so it checks every step.
+_SYNC_EVERY = 32
+
+
+def _signed(value: int) -> int:
+    """A 64-bit pattern as the int64 torch stores (torch has no uint64 arithmetic)."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+_GAMMA = _signed(0x9E3779B97F4A7C15)  # splitmix64's increment
+_MIX1 = _signed(0xBF58476D1CE4E5B9)
+_MIX2 = _signed(0x94D049BB133111EB)
+
+
+def _shr(x: Any, bits: int) -> Any:
+    # torch's >> on int64 is arithmetic; masking off the sign copies makes it the logical shift splitmix64 needs.
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def mix64(x: Any) -> Any:
+    """splitmix64's finaliser, in place on an int64 tensor (multiplication wraps modulo 2^64); returns it."""
+    x ^= _shr(x, 30)
+    x *= _MIX1
+    x ^= _shr(x, 27)
+    x *= _MIX2
+    x ^= _shr(x, 31)
+    return x
+
+
+def seed_keys(seeds: Sequence[int], device: Any = "cpu") -> Any:
+    """One int64 key per sample, from its seed (any int; taken modulo 2^64)."""
+    import torch
+
+    return mix64(torch.tensor([_signed(s) for s in seeds], dtype=torch.long, device=device))
+
+
+def gumbel_noise(keys: Any, step: int, vocab: int) -> Any:
+    """Standard Gumbel noise of shape (rows, vocab), a pure function of (row key, step, vocabulary index)."""
+    import torch
+
+    row = mix64(keys + _signed((step + 1) * 0xD1B54A32D192ED03))
+    bits = mix64(row[:, None] + torch.arange(vocab, device=keys.device) * _GAMMA)
+    # 23 random bits as an odd multiple of 2^-24: exact in float32 and strictly inside (0, 1), so both logs are finite.
+    uniform = _shr(bits, 41).mul_(2).add_(1).to(torch.float32).mul_(2.0**-24)
+    return uniform.log_().neg_().log_().neg_()
+
+
+def choose_tokens(logits: Any, temperature: float, top_p: float, keys: Any, step: int) -> Any:
+    """The next token of every row: argmax at temperature 0, else a draw from softmax(logits / T) within top-p.
+
+    Top-p keeps the smallest set of most likely tokens whose mass reaches `top_p` (tokens tied with its least likely
+    member too). Row i's draw uses only `logits[i]`, `keys[i]` and `step`, never the other rows.
+    """
+    import torch
+
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    scores = logits.float() / temperature
+    noisy = scores + gumbel_noise(keys, step, scores.shape[-1])
+    if top_p >= 1.0:
+        return noisy.argmax(dim=-1)
+    probs = torch.softmax(scores, dim=-1)
+    if logits.device.type != "cpu":
+        return _top_p_argmax(noisy, probs, top_p)
+    # On a CPU sorting the vocabulary costs more than the model step. The unrestricted draw is the top-p draw whenever
+    # it lands inside the top-p set (the mass more likely than it is <= top_p); only the other rows need the sort.
+    # (On a GPU the sort is cheap and this data-dependent branch would stall the launch queue.)
+    chosen = noisy.argmax(dim=-1)
+    chosen_prob = probs.gather(1, chosen[:, None])
+    outside = probs.masked_fill(probs <= chosen_prob, 0.0).sum(dim=-1) > top_p
+    if bool(outside.any()):
+        rows = outside.nonzero()[:, 0]
+        chosen[rows] = _top_p_argmax(noisy[rows], probs[rows], top_p)
+    return chosen
+
+
+def _top_p_argmax(noisy: Any, probs: Any, top_p: float) -> Any:
+    sorted_probs = probs.sort(dim=-1, descending=True).values
+    kept = (sorted_probs.cumsum(dim=-1) - sorted_probs <= top_p).sum(dim=-1, keepdim=True)  # a prefix, >= 1 long
+    floor = sorted_probs.gather(1, kept - 1)
+    return noisy.masked_fill(probs < floor, float("-inf")).argmax(dim=-1)
 
 
 class HFBackend:
@@ -40,6 +134,11 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.eos_ids[0] if self.eos_ids else 0)
         self.batch_size = batch_size
+        self._fits = batch_size  # lowered for good after an out-of-memory error
+        # The prefill needs only the last position's logits; full (batch x prompt x vocab) logits can exhaust memory.
+        self._prefill_kwargs = (
+            {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        )
 
     def describe(self) -> dict[str, Any]:
         import torch
@@ -47,7 +146,8 @@ class HFBackend:
 
         gpu = torch.cuda.get_device_name(0) if self.device.startswith("cuda") else None
         return {"engine": "transformers", "version": transformers.__version__, "torch": torch.__version__,
-                "dtype": self.dtype, "device": self.device, "gpu": gpu, "batch_size": self.batch_size}  # fmt: skip
+                "dtype": self.dtype, "device": self.device, "gpu": gpu, "batch_size": self.batch_size,
+                "sampler": "gumbel-max, splitmix64(seed, step, token)"}  # fmt: skip
 
     def close(self) -> None:
         del self.model
@@ -57,72 +157,100 @@ class HFBackend:
 
         rows = [(r.prompt_token_ids, seed) for r in requests for seed in r.seeds]
         flat: list[Completion] = []
-        for start in range(0, len(rows), self.batch_size):
-            flat.extend(self._sample(rows[start : start + self.batch_size], spec))
+        start = 0
+        while start < len(rows):
+            chunk = rows[start : start + self._fits]
+            completions = self._sample_fitting(chunk, spec)
+            if completions is None:
+                self._shrink(chunk, spec)
+                continue
+            flat.extend(completions)
+            start += len(chunk)
         return regroup(flat, requests)
+
+    def _sample_fitting(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> list[Completion] | None:
+        """The batch's completions, or None when it ran out of memory (its tensors are released on return)."""
+        import torch
+
+        try:
+            return self._sample(rows, spec)
+        except torch.OutOfMemoryError:
+            return None
+
+    def _shrink(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> None:
+        import torch
+
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        if len(rows) == 1:
+            raise UserError(
+                f"hf backend: one sample does not fit in {self.device} memory ({self.model_name}, {self.dtype}, "
+                f"prompt of {len(rows[0][0])} tokens + up to {spec.max_tokens} new tokens); use a GPU with more "
+                "memory, a lower --max-tokens, or the vllm/sglang backend"
+            )
+        if self._fits == self.batch_size:
+            warnings.warn(
+                f"hf backend: out of {self.device} memory with {len(rows)} samples per batch; halving the batch "
+                "until it fits (samples do not depend on batch size; pass a smaller --batch to skip the retries)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        self._fits = max(1, len(rows) // 2)
 
     def _sample(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> list[Completion]:
         import torch
 
-        device = self.device
+        device, count, steps = self.device, len(rows), spec.max_tokens
         width = max(len(p) for p, _ in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        ids = torch.full((count, width), self.pad_id, dtype=torch.long)
+        # The attention mask of every step is a prefix of this one, so no step reallocates it.
+        mask = torch.ones((count, width + steps), dtype=torch.long)
         for i, (prompt, _) in enumerate(rows):
             ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
+            mask[i, : width - len(prompt)] = 0
         ids, mask = ids.to(device), mask.to(device)
-        generators = [torch.Generator(device=device).manual_seed(seed) for _, seed in rows]
+        positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
+        last_position = positions[:, -1:]
+        keys = seed_keys([seed for _, seed in rows], device)
         eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
-        outputs: list[list[int]] = [[] for _ in rows]
-        logprobs: list[list[float]] = [[] for _ in rows]
-        done = [False] * len(rows)
-        stopped = [False] * len(rows)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        past = None
-        step_ids, step_pos = ids, positions
+        tokens = torch.full((count, steps), self.pad_id, dtype=torch.long, device=device)
+        logprobs = torch.zeros((count, steps), dtype=torch.float32, device=device) if spec.logprobs else None
+        lengths = torch.zeros(count, dtype=torch.long, device=device)
+        stopped = torch.zeros(count, dtype=torch.bool, device=device)
+        sync_every = 1 if device == "cpu" else _SYNC_EVERY
+        past, step_ids = None, ids[:, -1:]
         with torch.inference_mode():
-            for _ in range(spec.max_tokens):
-                out = self.model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
-                                 use_cache=True)  # fmt: skip
+            for step in range(steps):
+                if step == 0:
+                    out = self.model(input_ids=ids, attention_mask=mask[:, :width], position_ids=positions,
+                                     use_cache=True, **self._prefill_kwargs)  # fmt: skip
+                else:
+                    out = self.model(input_ids=step_ids, attention_mask=mask[:, : width + step],
+                                     position_ids=last_position + step, past_key_values=past,
+                                     use_cache=True)  # fmt: skip
                 past = out.past_key_values
                 logits = out.logits[:, -1, :].float()
-                raw = torch.log_softmax(logits, dim=-1)
-                chosen = self._choose(logits, spec, generators)
-                for i, token in enumerate(chosen.tolist()):
-                    if done[i]:
-                        continue
-                    outputs[i].append(token)
-                    logprobs[i].append(float(raw[i, token]))
-                    if eos.numel() and token in self.eos_ids:
-                        done[i] = stopped[i] = True
-                if all(done):
+                chosen = choose_tokens(logits, spec.temperature, spec.top_p, keys, step)
+                tokens[:, step] = chosen
+                if logprobs is not None:
+                    logprobs[:, step] = logits.gather(1, chosen[:, None])[:, 0] - logits.logsumexp(dim=-1)
+                lengths += ~stopped
+                stopped |= torch.isin(chosen, eos)
+                if (step + 1) % sync_every == 0 and bool(stopped.all()):
                     break
-                step_ids = chosen.masked_fill(torch.tensor(done, device=device), self.pad_id)[:, None]
-                step_pos = step_pos[:, -1:] + 1
-                mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
-        return [
-            Completion(
-                token_ids=tuple(tokens),
-                finish_reason="stop" if stopped[i] else "length",
-                text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                logprobs=tuple(logprobs[i]) if spec.logprobs else None,
+                step_ids = chosen.masked_fill(stopped, self.pad_id)[:, None]
+        token_rows, length_list, stopped_list = tokens.tolist(), lengths.tolist(), stopped.tolist()
+        logprob_rows = logprobs.tolist() if logprobs is not None else None
+        completions = []
+        for i, length in enumerate(length_list):
+            ids_i = token_rows[i][:length]
+            completions.append(
+                Completion(
+                    token_ids=tuple(ids_i),
+                    finish_reason="stop" if stopped_list[i] else "length",
+                    text=self.tokenizer.decode(ids_i, skip_special_tokens=True),
+                    logprobs=tuple(logprob_rows[i][:length]) if logprob_rows is not None else None,
+                )
             )
-            for i, tokens in enumerate(outputs)
-        ]
-
-    @staticmethod
-    def _choose(logits: Any, spec: SamplingSpec, generators: list[Any]) -> Any:
-        import torch
-
-        if spec.temperature <= 0:
-            return logits.argmax(dim=-1)
-        probs = torch.softmax(logits / spec.temperature, dim=-1)
-        if spec.top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            cumulative = sorted_probs.cumsum(dim=-1)
-            drop = cumulative - sorted_probs > spec.top_p  # keep the smallest prefix whose mass reaches top_p
-            sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-        picks = [torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)]
-        return torch.cat(picks)
+        return completions
