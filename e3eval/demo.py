@@ -4,25 +4,25 @@
 4 samples each, generated once at 256 tokens, scored at 32..256, table and plot (training budget 128 marks the
 extrapolation region). The tiny model has random weights, so its accuracy is zero: the demo exercises the whole
 pipeline, it does not measure a model. `run_synthetic_demo` scores a synthetic pool of reasoning traces
-(`synthetic.py`) instead, where accuracy does rise with the budget, to show what a real curve looks like.
+(`synthetic.py`) instead, where accuracy does rise with the budget, to show what a real curve looks like. Both return
+what they did; the CLI prints it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import Progress
+from typing import Any
 
 from e3eval.budgets import parse_budgets
 from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.plot import plot_sweep
-from e3eval.report import load_summary, render
-from e3eval.score import ScoreConfig, score_run
-from e3eval.sweep import SweepConfig, run_sweep
+from e3eval.report import Comparison, compare
+from e3eval.score import ScoreConfig, ScoreResult, score_run
+from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
 from e3eval.synthetic import PoolSpec, demo_problems, write_pool
 from e3eval.truncate import load_tokenizer
 
@@ -30,56 +30,59 @@ DEMO_BUDGETS = "32..256"
 SYNTHETIC_BUDGETS = "256..2k"
 
 
-def _tiny_model(out: Path, console: Console) -> Path:
+@dataclass(frozen=True)
+class SyntheticOutcome:
+    run_dir: Path
+    rollouts: int
+    scoring: ScoreResult
+    comparison: Comparison
+    plots: tuple[Path, ...]
+
+
+def tiny_model(out: Path, log: Callable[[str], None] = lambda _: None) -> Path:
+    """The demo's tiny model under `out`, built once."""
     model_dir = out / "tiny-model"
     if not (model_dir / "tokenizer.json").is_file():
         from e3eval.tiny_model import build_tiny_model
 
-        console.print(f"building the tiny model in {model_dir}")
+        log(f"building the tiny model in {model_dir}")
         build_tiny_model(model_dir)
     return model_dir
 
 
-def run_demo(out: Path, console: Console, progress: Callable[[], Progress], workers: int | None = None) -> Path:
-    model_dir = _tiny_model(out, console)
+def run_demo(
+    out: Path, progress: Any = None, workers: int | None = None, log: Callable[[str], None] = lambda _: None
+) -> SweepOutcome:
+    """A real sweep of the tiny model on the bundled problems."""
+    model_dir = tiny_model(out, log)
     budgets = tuple(parse_budgets(DEMO_BUDGETS))
     generation = GenerateConfig(
         model=str(model_dir), dataset="demo", out=out / "sweep", n=4, max_tokens=max(budgets), backend="hf",
         backend_options={"batch_size": 16, "dtype": "float32"}, batch_samples=16,
     )  # fmt: skip
     score = ScoreConfig(budgets=budgets, workers=workers or default_workers())
-    run_dir = run_sweep(SweepConfig(generation, score, train_budget=128), console, progress).run_dir
-    console.print(
-        "[dim]The tiny model has random weights: zero accuracy is the expected result. "
-        "`e3eval demo --synthetic` scores a synthetic pool whose accuracy rises with the budget.[/]"
-    )
-    return run_dir
+    return run_sweep(SweepConfig(generation, score, train_budget=128), progress, log)
 
 
 def run_synthetic_demo(
-    out: Path, console: Console, progress: Callable[[], Progress], workers: int | None = None
-) -> Path:
-    model_dir = _tiny_model(out, console)
+    out: Path, progress: Any = None, workers: int | None = None, log: Callable[[str], None] = lambda _: None
+) -> SyntheticOutcome:
+    """Import and score a synthetic pool whose accuracy rises with the budget."""
+    model_dir = tiny_model(out, log)
     pool = out / "pool.jsonl"
     count = write_pool(pool, demo_problems(), PoolSpec(samples=8, max_tokens=2048), load_tokenizer(str(model_dir)))
-    console.print(f"wrote {count} synthetic rollouts to {pool}")
+    log(f"wrote {count} synthetic rollouts to {pool}")
     run_dir = out / "synthetic"
-    with progress() as bar:
-        import_run(
-            ImportConfig(
-                source=pool, out=run_dir, tokenizer=str(model_dir), token_ids_field="token_ids",
-                sample_field="sample_idx", finish_reason_field="finish_reason", force=True, run_id="synthetic",
-            ),
-            bar,
-        )  # fmt: skip
-        config = ScoreConfig(budgets=tuple(parse_budgets(SYNTHETIC_BUDGETS)), workers=workers or default_workers())
-        result = score_run(run_dir, config, bar)
-    console.print(
-        f"scored {result.grades.num_rows} (sample, budget) rows, {result.distinct_pairs} distinct answers, "
-        f"in {result.seconds:.1f}s"
-    )
-    render([run_dir], console)
-    _, summary = load_summary(run_dir)
-    paths = plot_sweep([("synthetic", summary)], run_dir / "figures" / "sweep", 1024, "synthetic pool (demo)")
-    console.print(f"plots: {', '.join(str(p) for p in paths)}")
-    return run_dir
+    import_run(
+        ImportConfig(
+            source=pool, out=run_dir, tokenizer=str(model_dir), token_ids_field="token_ids",
+            sample_field="sample_idx", finish_reason_field="finish_reason", force=True, run_id="synthetic",
+        ),
+        progress,
+    )  # fmt: skip
+    config = ScoreConfig(budgets=tuple(parse_budgets(SYNTHETIC_BUDGETS)), workers=workers or default_workers())
+    scored = score_run(run_dir, config, progress)
+    comparison = compare([run_dir])
+    plots = plot_sweep([("synthetic", comparison.runs[0].table)], run_dir / "figures" / "sweep", 1024,
+                       "synthetic pool (demo)")  # fmt: skip
+    return SyntheticOutcome(run_dir, count, scored, comparison, tuple(plots))

@@ -15,24 +15,26 @@ joined list as a set, so the order does not matter). The final answer is the tex
 comes before the last complete box, else the paragraph holding the last complete box (from the last blank line
 before it). So `\\boxed{1} and \\boxed{2}` offers `1, 2`, while a box left behind in the thinking section or in an
 earlier paragraph does not join in. A single-valued gold keeps the last complete box, exactly; only complete boxes
-count under truncation. This module neither decodes tokens nor grades answers.
+count under truncation. Each policy is a small object (`ScoringPolicy`) that declares the run tables it reads, so a
+policy that needs more than the rollouts (stored continuations) plugs in without the scorer knowing it by name;
+`get_policy` looks one up. This module neither decodes tokens nor grades answers.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Protocol
 
 from e3eval.errors import UserError
 from e3eval.extract import MAX_ANSWER_CHARS, boxes, is_answer_list, last_boxed
-from e3eval.records import POLICIES
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
 def check_policy(policy: str) -> str:
-    if policy not in POLICIES:
-        raise UserError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
+    get_policy(policy)
     return policy
 
 
@@ -47,7 +49,7 @@ def final_section(text: str) -> str | None:
 
 
 def needs_full_text(policy: str) -> bool:
-    return policy in ("strict", "length")
+    return get_policy(policy).needs_full_text
 
 
 def _joined_boxes(text: str, final: bool, whole: bool) -> str | None:
@@ -78,6 +80,81 @@ def final_answer(text: str, final: bool = True, gold: str | None = None) -> str 
     return _joined_boxes(text, final, whole=False)
 
 
+@dataclass(frozen=True)
+class SampleAtBudget:
+    """What a policy may look at for one sample at one budget.
+
+    `prefix_text` is the decode of the first `budget` tokens, `full_text` that of all tokens (empty unless the policy
+    asks for it), `stopped` whether the engine stopped on EOS (finish reason `stop`), `gold` the gold answer (it
+    decides how many boxes make the answer).
+    """
+
+    prefix_text: str
+    full_text: str
+    num_tokens: int
+    stopped: bool
+    budget: int
+    gold: str | None = None
+
+
+class ScoringPolicy(Protocol):
+    """Which answer a sample offers at a budget. `reads` names the run's tables the policy needs (a future `forced`
+    policy reads its stored continuations); `needs_full_text` asks the scorer to decode whole responses too."""
+
+    name: str
+    reads: tuple[str, ...]
+    needs_full_text: bool
+
+    def answer(self, sample: SampleAtBudget) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class PrefixPolicy:
+    name: str = "prefix"
+    reads: tuple[str, ...] = ("rollouts",)
+    needs_full_text: bool = False
+
+    def answer(self, sample: SampleAtBudget) -> str | None:
+        return final_answer(sample.prefix_text, final=sample.num_tokens <= sample.budget, gold=sample.gold)
+
+
+@dataclass(frozen=True)
+class StrictPolicy:
+    name: str = "strict"
+    reads: tuple[str, ...] = ("rollouts",)
+    needs_full_text: bool = True
+
+    def answer(self, sample: SampleAtBudget) -> str | None:
+        if not (sample.stopped and sample.num_tokens <= sample.budget):
+            return None
+        section = final_section(sample.full_text)
+        if section is None:
+            return None
+        if sample.gold is not None and is_answer_list(sample.gold):
+            return _joined_boxes(section, True, whole=THINK_CLOSE in sample.full_text)
+        return last_boxed(section)
+
+
+@dataclass(frozen=True)
+class LengthPolicy:
+    name: str = "length"
+    reads: tuple[str, ...] = ("rollouts",)
+    needs_full_text: bool = True
+
+    def answer(self, sample: SampleAtBudget) -> str | None:
+        return final_answer(sample.full_text, gold=sample.gold) if sample.num_tokens < sample.budget else None
+
+
+REGISTERED: dict[str, ScoringPolicy] = {p.name: p for p in (PrefixPolicy(), StrictPolicy(), LengthPolicy())}
+
+
+def get_policy(name: str) -> ScoringPolicy:
+    """The policy called `name`, or a UserError listing the known ones."""
+    if name not in REGISTERED:
+        raise UserError(f"unknown policy {name!r}; choose one of {', '.join(REGISTERED)}")
+    return REGISTERED[name]
+
+
 def answer_at_budget(
     policy: str,
     prefix_text: str,
@@ -87,22 +164,5 @@ def answer_at_budget(
     budget: int,
     gold: str | None = None,
 ) -> str | None:
-    """The answer `policy` lets a sample offer at `budget`, or None (no answer within the budget).
-
-    `prefix_text` is the decode of the first `budget` tokens, `full_text` that of all tokens, `stopped` whether the
-    engine stopped on EOS (finish reason `stop`), `gold` the gold answer (it decides how many boxes make the answer).
-    """
-    if policy == "prefix":
-        return final_answer(prefix_text, final=num_tokens <= budget, gold=gold)
-    if policy == "strict":
-        if not (stopped and num_tokens <= budget):
-            return None
-        section = final_section(full_text)
-        if section is None:
-            return None
-        if gold is not None and is_answer_list(gold):
-            return _joined_boxes(section, True, whole=THINK_CLOSE in full_text)
-        return last_boxed(section)
-    if policy == "length":
-        return final_answer(full_text, gold=gold) if num_tokens < budget else None
-    raise UserError(f"unknown policy {policy!r}")
+    """The answer `policy` lets a sample offer at `budget`, or None (see `SampleAtBudget` for the arguments)."""
+    return get_policy(policy).answer(SampleAtBudget(prefix_text, full_text, num_tokens, stopped, budget, gold))

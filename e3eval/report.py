@@ -1,31 +1,94 @@
-"""Rendering summaries for people: a rich table of budgets x metrics with CIs, runs side by side, and a combined CSV.
+"""Summaries side by side: `compare` gathers scored runs' summaries as data, `report_table` lays them out for people.
 
-Reads `summary.parquet` tables (it never recomputes metrics) and formats every value with its confidence interval;
-n (problems, samples) is shown under the table for each run, with the failed and missing samples the numbers leave
-out beside it (in red: those runs' numbers rest on fewer samples than asked for). Plots arrive with the sweep.
+`compare(run_dirs)` (exported as `e3eval.compare`) reads each run's `summary.parquet` (it never recomputes metrics)
+and returns a `Comparison`: the combined table (pyarrow, or pandas with `.frame()`) and, per run, n and what the
+numbers leave out (failed and missing samples, lines skipped at import, refused pass@k). `report_table` turns a
+comparison into a rich table of budgets x metrics with every value's confidence interval, and `notes` into one line
+per run with n beside it; printing them is the caller's business. Plots are `plot.py`'s.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from rich.console import Console
-from rich.table import Table
 
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
-from e3eval.store import SUMMARY, read_manifest, read_table, write_csv
+from e3eval.run import Run
+from e3eval.store import write_csv
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.table import Table
 
 PERCENT_METRICS = {"pass@k", "maj@k", "frac_finished", "frac_answered", "frac_timeout", "frac_ungraded"}
 
 
-def load_summary(run_dir: Path) -> tuple[dict, pa.Table]:
-    manifest = read_manifest(run_dir)
-    table = read_table(run_dir, SUMMARY, f"score it first: e3eval score {run_dir} --budgets ...")
-    return manifest, table
+@dataclass(frozen=True)
+class RunSummary:
+    """One scored run's summary table and the counts shown beside its numbers."""
+
+    name: str
+    run: Run
+    table: pa.Table
+    n_problems: int
+    n_samples: int
+    n_failed: int
+    n_missing: int
+    flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: tuple[RunSummary, ...]
+    combined: pa.Table
+
+    @property
+    def policies(self) -> list[str]:
+        return sorted({r.table["policy"][0].as_py() for r in self.runs if r.table.num_rows})
+
+    @property
+    def budgets(self) -> list[int]:
+        return sorted({b for r in self.runs for b in r.table["budget"].to_pylist()})
+
+    def frame(self) -> pd.DataFrame:
+        """The combined summary (one row per run, budget, metric, k) as a pandas DataFrame."""
+        return self.combined.to_pandas()
+
+
+def summarize_run(run: Run, name: str | None = None) -> RunSummary:
+    """A scored run's summary with its n and flags (a run that was never scored is a UserError saying so)."""
+    table = run.table("summary")
+    name = name or run.run_id
+    if not table.num_rows:
+        return RunSummary(name, run, table, 0, 0, 0, 0, ())
+    first = table.filter(pc.equal(table["budget"], min(table["budget"].to_pylist())))
+    row = first.slice(0, 1).to_pylist()[0]
+    flags = {f for f in table["flag"].to_pylist() if f}
+    skipped = (run.section("source") or {}).get("skipped_lines", 0)
+    if skipped:
+        flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
+    # Summaries written before failures were counted lack n_failed / n_missing.
+    return RunSummary(name, run, table, row["n_problems"], row["n_samples"], row.get("n_failed") or 0,
+                      row.get("n_missing") or 0, tuple(sorted(flags)))  # fmt: skip
+
+
+def compare(run_dirs: list[Path] | list[str]) -> Comparison:
+    """The summaries of one or more scored runs, side by side (names are run ids, or paths when those collide)."""
+    if not run_dirs:
+        raise UserError("give at least one run directory")
+    runs = [Run.open(d) for d in run_dirs]
+    names = [r.run_id for r in runs]
+    if len(set(names)) != len(names):
+        names = [str(d) for d in run_dirs]
+    summaries = tuple(summarize_run(run, name) for run, name in zip(runs, names, strict=True))
+    combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
+    return Comparison(summaries, combined)
 
 
 def _columns_for(table: pa.Table) -> list[tuple[str, int | None]]:
@@ -56,56 +119,48 @@ def label(metric: str, k: int | None) -> str:
     return {"mean_tokens": "tokens", "frac_finished": "finished %", "frac_answered": "answered %"}.get(metric, metric)
 
 
-def render(run_dirs: list[Path], console: Console) -> pa.Table:
-    """Print one table (budgets down, metric x run across) and return the combined summary table."""
-    if not run_dirs:
-        raise UserError("give at least one run directory")
-    loaded = [load_summary(d) for d in run_dirs]
-    names = [m["run_id"] for m, _ in loaded]
-    if len(set(names)) != len(names):
-        names = [str(d) for d in run_dirs]
-    budgets = sorted({b for _, t in loaded for b in t["budget"].to_pylist()})
-    columns = _columns_for(loaded[0][1])
-    policies = {t["policy"][0].as_py() for _, t in loaded if t.num_rows}
-    table = Table(title=f"e3eval report (policy: {', '.join(sorted(policies))}; % with 95% bootstrap CI)")
+def report_table(comparison: Comparison) -> Table:
+    """Budgets down, metric x run across, each value with its CI (a rich Table, not printed)."""
+    from rich.table import Table
+
+    columns = _columns_for(comparison.runs[0].table)
+    table = Table(title=f"e3eval report (policy: {', '.join(comparison.policies)}; % with 95% bootstrap CI)")
     table.add_column("budget", justify="right", style="bold")
+    several = len(comparison.runs) > 1
     for metric, k in columns:
-        for name in names:
-            header = label(metric, k) if len(names) == 1 else f"{label(metric, k)}\n{name}"
-            table.add_column(header, justify="right")
+        for run in comparison.runs:
+            table.add_column(f"{label(metric, k)}\n{run.name}" if several else label(metric, k), justify="right")
     index = [
         {
             (r["budget"], r["metric"], r["k"]): r
-            for r in t.select(["budget", "metric", "k", "value", "ci_low", "ci_high"]).to_pylist()
+            for r in s.table.select(["budget", "metric", "k", "value", "ci_low", "ci_high"]).to_pylist()
         }
-        for _, t in loaded
+        for s in comparison.runs
     ]
-    for budget in budgets:
+    for budget in comparison.budgets:
         cells = [format_budget(budget)]
         for metric, k in columns:
             for rows in index:
                 row = rows.get((budget, metric, k))
                 cells.append(format_cell(metric, row["value"], row["ci_low"], row["ci_high"]) if row else "-")
         table.add_row(*cells)
-    console.print(table)
-    for name, (manifest, t) in zip(names, loaded, strict=True):
-        if not t.num_rows:
+    return table
+
+
+def notes(comparison: Comparison) -> list[str]:
+    """One line per run (rich markup): n, the samples the numbers leave out, and the run's flags."""
+    lines = []
+    for run in comparison.runs:
+        if not run.table.num_rows:
             continue
-        first = t.filter(pc.equal(t["budget"], budgets[0]))
-        n_problems, n_samples = first["n_problems"][0].as_py(), first["n_samples"][0].as_py()
-        flags = {f for f in t["flag"].to_pylist() if f}
-        note = f"{name}: n = {n_problems} problems, {n_samples} samples per budget"
-        # Summaries written before failures were counted lack these columns.
-        failed = first["n_failed"][0].as_py() if "n_failed" in t.column_names else 0
-        missing = first["n_missing"][0].as_py() if "n_missing" in t.column_names else 0
-        if failed or missing:
-            note += f" [bold red](+{failed} failed, {missing} missing: not in these numbers)[/]"
-        skipped = manifest.get("source", {}).get("skipped_lines", 0)
-        if skipped:
-            flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
-        console.print(note + ("" if not flags else f"  [yellow]warning: {'; '.join(sorted(flags))}[/]"))
-    return pa.concat_tables([t for _, t in loaded], promote_options="default")
+        line = f"{run.name}: n = {run.n_problems} problems, {run.n_samples} samples per budget"
+        if run.n_failed or run.n_missing:
+            line += f" [bold red](+{run.n_failed} failed, {run.n_missing} missing: not in these numbers)[/]"
+        if run.flags:
+            line += f"  [yellow]warning: {'; '.join(run.flags)}[/]"
+        lines.append(line)
+    return lines
 
 
-def write_combined_csv(path: Path, combined: pa.Table) -> None:
-    write_csv(Path(path), combined)
+def write_combined_csv(path: Path, comparison: Comparison) -> None:
+    write_csv(Path(path), comparison.combined)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from e3eval.errors import UserError
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
-from e3eval.policy import answer_at_budget, check_policy, needs_full_text
+from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
 from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
@@ -76,7 +76,7 @@ class _Rows:
 
 def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> ScoreResult:
     """Score `run_dir` under `config`; `progress` is an optional rich Progress to report on."""
-    check_policy(config.policy)
+    get_policy(config.policy)
     if not config.budgets:
         raise UserError("no budgets given")
     with Run.open(run_dir).lock("score"):
@@ -92,6 +92,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     if not tokenizer_name:
         raise UserError(f"{run_dir}: run.json names no tokenizer; pass --tokenizer")
     budgets = sorted(set(config.budgets))
+    policy = get_policy(config.policy)
     samples = run.samples()
     if not samples.samples:
         raise UserError(
@@ -113,7 +114,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
             start += batch.num_rows
             if not keep.all():
                 batch = batch.filter(keep)  # failed requests and superseded rows are not samples
-            _extract_batch(batch, budgets, config.policy, gold, decoder, rows, pairs, quick, pool)
+            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
             if progress:
@@ -176,7 +177,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
 def _extract_batch(
     batch: pa.RecordBatch,
     budgets: list[int],
-    policy: str,
+    policy: ScoringPolicy,
     gold: dict[str, str],
     decoder: PrefixDecoder,
     rows: _Rows,
@@ -187,7 +188,7 @@ def _extract_batch(
     token_lists = batch.column("token_ids")
     offsets = token_lists.offsets.to_numpy()
     flat = token_lists.values.to_numpy(zero_copy_only=False)
-    full = needs_full_text(policy)
+    full = policy.needs_full_text
     for i, (problem_id, sample_idx, num_tokens, finish) in enumerate(
         zip(
             *(batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason")),
@@ -207,9 +208,9 @@ def _extract_batch(
         for j, budget in enumerate(budgets):
             answer = None
             if fixed is None:
-                answer = answer_at_budget(
-                    policy, texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget, gold[problem_id]
-                )
+                sample = SampleAtBudget(texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget,
+                                        gold[problem_id])  # fmt: skip
+                answer = policy.answer(sample)
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
             rows.budget.append(budget)

@@ -3,7 +3,8 @@
 Given a sweep of the current model on the stage's data (an e3eval run directory scored at B and 2B for every
 candidate B), pick the smallest candidate B with J(2B) >= kappa * J(B) (in-context exploration is still rewarded at
 B) and B >= the mean response length (the budget accommodates most responses). J is pass@1 from the run's summary;
-the mean length is over the run's full responses. The decision table is returned so the caller can print it.
+the mean length is over the run's full responses (its samples: failed requests are not). The decision table is
+returned so the caller can print it.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from e3eval.errors import UserError
-from e3eval.report import load_summary
-from e3eval.store import iter_rollout_batches
+from e3eval.run import Run
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,17 @@ class Candidate:
 
 
 def mean_response_length(run_dir: Path) -> float:
-    lengths = [n for batch in iter_rollout_batches(run_dir, ["num_tokens"]) for n in batch.column(0).to_pylist()]
-    return float(np.mean(lengths))
+    """Mean length of the run's samples (failed requests, which have no tokens, are not samples)."""
+    run = Run.open(run_dir)
+    lengths = np.concatenate([b.column(0).to_numpy() for b in run.rollout_batches(["num_tokens"])])
+    return float(np.mean(lengths[run.samples().keep]))
 
 
 def select_budget(run_dir: Path, candidates: list[int], kappa: float = 1.2) -> tuple[int | None, list[Candidate]]:
     """The chosen budget (None if no candidate qualifies) and the table it was decided from."""
     if kappa <= 0:
         raise UserError("--kappa must be positive")
-    _, summary = load_summary(run_dir)
+    summary = Run.open(run_dir).table("summary")
     pass1 = {r["budget"]: r["value"] for r in summary.to_pylist() if r["metric"] == "pass@k" and r["k"] == 1}
     missing = sorted({b for c in candidates for b in (c, 2 * c)} - set(pass1))
     if missing:

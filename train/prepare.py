@@ -76,9 +76,9 @@ def pass_rates(run_dir: Path) -> dict[str, float]:
     """Per-problem fraction of correct samples at the run's largest scored budget."""
     import pyarrow.compute as pc
 
-    from e3eval.store import GRADES, read_table
+    from e3eval.run import Run
 
-    grades = read_table(run_dir, GRADES, f"score it first: e3eval score {run_dir} --budgets ...")
+    grades = Run.open(run_dir).table("grades", ["problem_id", "budget", "correct"])
     top = grades.filter(pc.equal(grades["budget"], pc.max(grades["budget"])))
     rates: dict[str, list[int]] = {}
     for pid, correct in zip(top["problem_id"].to_pylist(), top["correct"].to_pylist(), strict=True):

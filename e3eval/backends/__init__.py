@@ -24,6 +24,11 @@ class Backend(Protocol):
     name: str
     token_ids_source: str  # "engine" or "retokenized"
 
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer prompts are rendered with (the model's own, or the one named for a served model)."""
+        ...
+
     def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]: ...
 
     def describe(self) -> dict[str, Any]: ...
@@ -46,6 +51,31 @@ def pick_backend(base_url: str | None) -> tuple[str, str]:
     return "hf", "neither sglang nor vllm is installed"
 
 
+# Which options each backend takes; `batch_size` is the generation batch for engines that batch on their own.
+_OPTIONS: dict[str, set[str]] = {
+    "hf": {"dtype", "batch_size", "device"},
+    "vllm": {"dtype", "batch_size", "tensor_parallel_size", "max_model_len", "enforce_eager",
+             "gpu_memory_utilization", "enable_chunked_prefill", "long_prefill_token_threshold"},
+    "sglang": {"dtype", "batch_size", "dp_size", "tp_size"},
+    "openai": {"base_url", "api_key", "concurrency", "timeout_s", "retries", "backoff_s", "tokenizer", "batch_size",
+               "dtype"},
+}  # fmt: skip
+_FLAGS = {"dp_size": "--dp-size", "base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
+          "timeout_s": "--request-timeout", "tokenizer": "--tokenizer", "dtype": "--dtype"}  # fmt: skip
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options that the backend actually used would ignore (`--dp-size` with vllm, `--base-url` with hf...)."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    ignored = sorted(k for k, v in options.items() if v is not None and k not in _OPTIONS[name])
+    if name == "openai" and options.get("dtype") not in (None, "auto"):
+        ignored.append("dtype")  # the server chose its dtype
+    if ignored:
+        flags = ", ".join(_FLAGS.get(k, k) for k in ignored)
+        raise UserError(f"{flags} do(es) not apply to the {name} backend; drop it or choose another --backend")
+
+
 def open_backend(name: str, model: str, options: dict[str, Any]) -> Backend:
     """Instantiate backend `name` for `model`; `options` are backend-specific (dtype, dp_size, base_url, ...)."""
     if name not in BACKENDS:
@@ -56,18 +86,23 @@ def open_backend(name: str, model: str, options: dict[str, Any]) -> Backend:
     if name == "hf":
         from e3eval.backends.hf import HFBackend
 
-        return HFBackend(model, **options)
+        return HFBackend(model, **_given(options))
     if name == "vllm":
         from e3eval.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model, **options)
+        return VLLMBackend(model, **_given(options))
     if name == "sglang":
         from e3eval.backends.sglang import SGLangBackend
 
-        return SGLangBackend(model, **options)
+        return SGLangBackend(model, **_given(options))
     from e3eval.backends.openai import OpenAIBackend
 
-    return OpenAIBackend(model, **options)
+    return OpenAIBackend(model, **{k: v for k, v in _given(options).items() if k != "dtype"})
+
+
+def _given(options: dict[str, Any]) -> dict[str, Any]:
+    """Options the user set (None means: the backend's own default)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def regroup(flat: Sequence[Completion], requests: Sequence[GenerationRequest]) -> list[list[Completion]]:

@@ -55,8 +55,18 @@ class SGLangBackend:
         engine_kwargs.pop("batch_size", None)
         self.dtype = dtype
         self.engine = sglang.Engine(model_path=model, dp_size=dp_size, tp_size=tp_size, dtype=dtype, **engine_kwargs)
-        self.tokenizer = None  # prompts are rendered with the model's own tokenizer via load_tokenizer
+        self.model_name = model
+        self._tokenizer: Any = None
         self.dp_size = dp_size
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's own tokenizer, loaded on first use (the engine's lives in its own process)."""
+        if self._tokenizer is None:
+            from e3eval.truncate import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.model_name)
+        return self._tokenizer
 
     def describe(self) -> dict[str, Any]:
         import sglang

@@ -1,0 +1,41 @@
+"""Developer commands (`e3eval dev ...`): the tiny test model and synthetic rollout pools."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from e3eval.commands.output import console
+from e3eval.errors import UserError
+
+
+def tiny_model(
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write the model and tokenizer to.")],
+    seed: Annotated[int, typer.Option(help="Seed for tokenizer corpus and weights.")] = 0,
+) -> None:
+    """Build a ~1M-parameter random Qwen3 model with a byte-level BPE tokenizer, offline."""
+    from e3eval.tiny_model import build_tiny_model
+
+    build_tiny_model(out_dir, seed)
+    console.print(f"wrote tiny model and tokenizer to {out_dir}")
+
+
+def example_pool(
+    out: Annotated[Path, typer.Argument(help="JSONL file to write.")],
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer for token ids (e.g. a tiny-model directory).")],
+    samples: Annotated[int, typer.Option(help="Samples per problem.")] = 8,
+    min_tokens: Annotated[int, typer.Option(help="Shortest finished response.")] = 200,
+    max_tokens: Annotated[int, typer.Option(help="Generation limit; longer responses are cut (length).")] = 2048,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks)."""
+    from e3eval.synthetic import PoolSpec, demo_problems, write_pool
+    from e3eval.truncate import load_tokenizer
+
+    if not 0 < min_tokens <= max_tokens:
+        raise UserError("need 0 < --min-tokens <= --max-tokens")
+    spec = PoolSpec(samples=samples, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
+    count = write_pool(out, demo_problems(), spec, load_tokenizer(tokenizer))
+    console.print(f"wrote {count} synthetic rollouts to {out}")

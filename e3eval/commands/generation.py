@@ -1,0 +1,230 @@
+"""Commands that sample from a model: `generate`, `sweep` and the embedded `demo`.
+
+`generate` and `sweep` share two dozen flags (model, sampling, prompt, backend and server settings); they are
+declared once, in `_shared_options`, and `with_generation_options` adds them to both commands as one
+`GenerationOptions` value. Backend options are checked against the backend actually used (an option that backend
+would ignore is refused), in `e3eval.backends.check_options`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from e3eval.commands.output import console, fail, progress, show_comparison, warn, warnings_shown
+from e3eval.errors import UserError
+
+_HELP = {
+    "model": "Model path or hub name (or the served model name with --backend openai).",
+    "dataset": "aime24 | aime25 | hmmt24 | hmmt25 | math500 | amc23 | demo | a JSONL/Parquet file.",
+    "backend": "sglang | vllm | hf | openai (default: openai with --base-url, else sglang > vllm > hf, installed).",
+    "template": "Prompt template: aime (paper) | deepscaler | raw.",
+    "thinking": "Chat templates that support it: --thinking / --no-thinking (default: the template's own).",
+    "shard": "i/N: generate every N-th problem only (join shard runs with `e3eval merge`).",
+    "tokenizer": "openai: tokenizer path or name for rendering prompts (default: --model).",
+}
+
+
+def _shared_options(
+    model: Annotated[str, typer.Option(help=_HELP["model"])],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: results/<model>__<dataset>).")] = None,
+    backend: Annotated[str | None, typer.Option(help=_HELP["backend"])] = None,
+    temperature: Annotated[float, typer.Option()] = 0.6,
+    top_p: Annotated[float, typer.Option()] = 0.95,
+    seed: Annotated[int, typer.Option(help="Base seed; each sample's seed derives from (seed, problem, index).")] = 0,
+    template: Annotated[str, typer.Option(help=_HELP["template"])] = "aime",
+    chat: Annotated[bool, typer.Option(help="Wrap the prompt in the model's chat template.")] = True,
+    thinking: Annotated[bool | None, typer.Option(help=_HELP["thinking"])] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    batch: Annotated[
+        int | None, typer.Option(help="Samples per engine call and per saved shard [default: hf 64, others 256].")
+    ] = None,
+    shard: Annotated[str, typer.Option(help=_HELP["shard"])] = "0/1",
+    limit: Annotated[int | None, typer.Option(help="Only the first N problems.")] = None,
+    logprobs: Annotated[bool, typer.Option(help="Store sampled-token logprobs.")] = False,
+    dtype: Annotated[str, typer.Option(help="Model dtype: auto | bfloat16 | float16 | float32.")] = "auto",
+    dp_size: Annotated[int | None, typer.Option(help="sglang: data-parallel engine replicas [default: 1].")] = None,
+    base_url: Annotated[str | None, typer.Option(help="openai: server URL, e.g. http://127.0.0.1:8000/v1")] = None,
+    api_key: Annotated[str | None, typer.Option(help="openai: API key (default: $OPENAI_API_KEY).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight [default: 32].")] = None,
+    request_timeout: Annotated[float | None, typer.Option(help="openai: seconds per request [default: 3600].")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help=_HELP["tokenizer"])] = None,
+    id_field: Annotated[str, typer.Option(help="Local dataset file: id field.")] = "id",
+    problem_field: Annotated[str, typer.Option(help="Local dataset file: problem field.")] = "problem",
+    answer_field: Annotated[str, typer.Option(help="Local dataset file: answer field.")] = "answer",
+) -> None:
+    """The flags `generate` and `sweep` share (never called: its signature is what `with_generation_options` adds)."""
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    model: str
+    out: Path | None
+    backend: str | None
+    temperature: float
+    top_p: float
+    seed: int
+    template: str
+    chat: bool
+    thinking: bool | None
+    system: str | None
+    batch: int | None
+    shard: str
+    limit: int | None
+    logprobs: bool
+    dtype: str
+    dp_size: int | None
+    base_url: str | None
+    api_key: str | None
+    concurrency: int | None
+    request_timeout: float | None
+    tokenizer: str | None
+    id_field: str
+    problem_field: str
+    answer_field: str
+
+
+def with_generation_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give `command` (which takes `options: GenerationOptions`) the shared flags as its own typer options."""
+    shared = inspect.signature(_shared_options).parameters
+    hints = typing.get_type_hints(_shared_options, include_extras=True)
+    own_hints = typing.get_type_hints(command, include_extras=True)
+    own = [p.replace(annotation=own_hints[p.name]) for p in inspect.signature(command).parameters.values()
+           if p.name != "options"]  # fmt: skip
+    added = [p.replace(annotation=hints[p.name]) for p in shared.values()]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> None:
+        options = GenerationOptions(**{f.name: kwargs.pop(f.name) for f in fields(GenerationOptions)})
+        command(options=options, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([p.replace(kind=keyword) for p in [*own, *added]])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+    return wrapper
+
+
+def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens: int) -> Any:
+    """A GenerateConfig from the shared flags; backend options are checked once the backend is known."""
+    from e3eval.generation import GenerateConfig, parse_shard
+    from e3eval.prompts import PromptSpec, check_template
+    from e3eval.sweep import default_out
+
+    if n < 1:
+        raise UserError("--n must be at least 1")
+    if not 0 <= options.temperature <= 10 or not 0 < options.top_p <= 1:
+        raise UserError("need 0 <= --temperature <= 10 and 0 < --top-p <= 1")
+    backend_options = {
+        "dtype": options.dtype, "batch_size": options.batch, "dp_size": options.dp_size, "base_url": options.base_url,
+        "api_key": options.api_key, "concurrency": options.concurrency, "timeout_s": options.request_timeout,
+        "tokenizer": options.tokenizer,
+    }  # fmt: skip
+    prompt = PromptSpec(check_template(options.template), options.chat, options.thinking, options.system)
+    return GenerateConfig(
+        model=options.model, dataset=dataset, out=options.out or default_out(options.model, dataset), n=n,
+        max_tokens=max_tokens, temperature=options.temperature, top_p=options.top_p, seed=options.seed,
+        prompt=prompt, backend=options.backend, backend_options=backend_options, batch_samples=options.batch,
+        shard=parse_shard(options.shard), limit=options.limit, logprobs=options.logprobs,
+        id_field=options.id_field, problem_field=options.problem_field, answer_field=options.answer_field,
+    )  # fmt: skip
+
+
+@with_generation_options
+def generate(
+    options: GenerationOptions,
+    dataset: Annotated[str, typer.Option(help=_HELP["dataset"])],
+    max_tokens: Annotated[str, typer.Option(help="Generation limit (the largest budget), e.g. 40k.")],
+    n: Annotated[int, typer.Option(help="Samples per problem (grow it later: only new samples are generated).")] = 16,
+) -> None:
+    """Generate samples into a run directory; resumable, sharded, never mixing settings."""
+    from e3eval.budgets import parse_size
+    from e3eval.generation import generate_run
+
+    config = generate_config(options, dataset, n, parse_size(max_tokens))
+    with progress() as bar, warnings_shown():
+        result = generate_run(config, bar, log=console.print)
+    console.print(
+        f"{result.run_dir}: {result.generated} new samples ({result.tokens:,} tokens, {result.seconds:.1f}s), "
+        f"{result.skipped} already there, {result.total} wanted"
+    )
+    if result.failed:
+        fail(result.failure_line())
+
+
+@with_generation_options
+def sweep(
+    options: GenerationOptions,
+    dataset: Annotated[str, typer.Option(help=_HELP["dataset"])] = "aime25",
+    budgets: Annotated[str, typer.Option(help="Token budgets; generation runs once at the largest.")] = "4k..40k",
+    n: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
+    train_budget: Annotated[str | None, typer.Option(help="Training budget: shades the extrapolation region.")] = None,
+    policy: Annotated[str, typer.Option(help="prefix | strict | length")] = "prefix",
+    workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
+) -> None:
+    """Generate once at the largest budget, score every budget, print the table and plot the curves."""
+    from e3eval.budgets import parse_budgets, parse_size
+    from e3eval.grade_pool import default_workers
+    from e3eval.score import ScoreConfig
+    from e3eval.sweep import SweepConfig, run_sweep
+
+    parsed = tuple(parse_budgets(budgets))
+    generation = generate_config(options, dataset, n, max(parsed))
+    score = ScoreConfig(budgets=parsed, policy=policy, workers=workers or default_workers(), resamples=bootstrap)
+    trained = parse_size(train_budget) if train_budget else None
+    with progress() as bar, warnings_shown():
+        outcome = run_sweep(SweepConfig(generation, score, trained), bar, log=console.print)
+    show_sweep(outcome)
+    if outcome.generation.failed:
+        fail(outcome.generation.failure_line())
+
+
+def show_sweep(outcome: Any) -> None:
+    """What a sweep did: generation counts, scoring warnings, the table with n, and where the plots are."""
+    generated = outcome.generation
+    if generated.generated:
+        console.print(
+            f"generated {generated.generated} samples ({generated.tokens:,} tokens) in {generated.seconds:.1f}s; "
+            f"{generated.skipped} were already there"
+        )
+    if outcome.scoring is None:
+        return
+    for warning in outcome.scoring.warnings:
+        warn(warning)
+    show_comparison(outcome.comparison)
+    console.print(f"plots: {', '.join(str(p) for p in outcome.plots)}")
+
+
+def demo(
+    out: Annotated[Path, typer.Option(help="Where the demo writes its model and runs.")] = Path("results/demo"),
+    synthetic: Annotated[bool, typer.Option(help="Score a synthetic pool instead of generating.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
+) -> None:
+    """The embedded default: a real sweep of the tiny model on the bundled problems, CPU only, no network."""
+    from e3eval.demo import run_demo, run_synthetic_demo
+
+    with progress() as bar:
+        if synthetic:
+            result = run_synthetic_demo(out, bar, workers, log=console.print)
+        else:
+            outcome = run_demo(out, bar, workers, log=console.print)
+    if synthetic:
+        console.print(
+            f"scored {result.scoring.grades.num_rows} (sample, budget) rows, {result.scoring.distinct_pairs} "
+            f"distinct answers, in {result.scoring.seconds:.1f}s"
+        )
+        show_comparison(result.comparison)
+        console.print(f"plots: {', '.join(str(p) for p in result.plots)}")
+        return
+    show_sweep(outcome)
+    console.print(
+        "[dim]The tiny model has random weights: zero accuracy is the expected result. "
+        "`e3eval demo --synthetic` scores a synthetic pool whose accuracy rises with the budget.[/]"
+    )

@@ -1,0 +1,67 @@
+"""What the command line shows: the two consoles, progress bars, warnings, the failure line, comparison tables.
+
+Library functions return results; only the commands print, through these helpers. A user mistake is not printed
+here: it is a `UserError`, which `cli.main` prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from e3eval.report import Comparison
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def progress() -> Progress:
+    """Progress bars on stderr (stdout stays for results)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+@contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Show library warnings (the hf backend halving its batch on out-of-memory) as one `warning:` line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        previous = warnings.showwarning
+        warnings.showwarning = lambda message, *_, **__: warn(str(message))
+        try:
+            yield
+        finally:
+            warnings.showwarning = previous
+
+
+def fail(line: str, code: int = 1) -> None:
+    """Work that failed (not a user mistake): one red line, a non-zero exit, no traceback."""
+    err_console.print(f"[bold red]failed:[/] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def show_comparison(comparison: Comparison) -> None:
+    """The budgets x metrics table with CIs, then n (and what the numbers leave out) for each run."""
+    from e3eval.report import notes, report_table
+
+    console.print(report_table(comparison))
+    for line in notes(comparison):
+        console.print(line)

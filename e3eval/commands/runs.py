@@ -1,0 +1,149 @@
+"""Commands over run directories: `import`, `score`, `report`, `merge`, and the lookups `budgets` and `datasets`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from e3eval.commands.output import console, err_console, progress, show_comparison, warn
+from e3eval.errors import UserError
+
+
+def import_cmd(
+    source: Annotated[Path, typer.Argument(help="Rollouts file: generic JSONL, a verl dump, or e3 rollouts JSON.")],
+    out: Annotated[Path, typer.Option("--out", help="Run directory to create.")],
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer path (or hub name when online) for token ids.")],
+    format: Annotated[str, typer.Option(help="auto | jsonl | verl | e3")] = "auto",
+    id_field: Annotated[str, typer.Option(help="JSONL: problem id field.")] = "id",
+    response_field: Annotated[str, typer.Option(help="JSONL: response text field.")] = "response",
+    answer_field: Annotated[str, typer.Option(help="JSONL: gold answer field (unless --dataset).")] = "answer",
+    problem_field: Annotated[str, typer.Option(help="JSONL: problem text field (optional).")] = "problem",
+    token_ids_field: Annotated[str | None, typer.Option(help="JSONL: response token ids field.")] = None,
+    sample_field: Annotated[str | None, typer.Option(help="JSONL: sample index field.")] = None,
+    finish_reason_field: Annotated[str | None, typer.Option(help="JSONL: stop | length | error field.")] = None,
+    error_field: Annotated[
+        str | None, typer.Option(help="JSONL: field whose value, when set, marks a failed request (not a sample).")
+    ] = "error",
+    dataset: Annotated[Path | None, typer.Option(help="JSONL/Parquet with id, problem, answer: gold answers.")] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Generation limit: responses this long are marked finish_reason=length.")
+    ] = None,
+    skip_bad_lines: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of stopping.")] = False,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: the directory name).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
+) -> None:
+    """Build a run directory from another tool's rollouts."""
+    from e3eval.ingest import ImportConfig, import_run
+
+    config = ImportConfig(
+        source=source, out=out, tokenizer=tokenizer, format=format, id_field=id_field,
+        response_field=response_field, answer_field=answer_field, problem_field=problem_field,
+        token_ids_field=token_ids_field, sample_field=sample_field, finish_reason_field=finish_reason_field,
+        error_field=error_field, dataset=dataset, max_tokens=max_tokens, skip_bad_lines=skip_bad_lines,
+        run_id=run_id, force=force,
+    )  # fmt: skip
+    with progress() as bar:
+        result = import_run(config, bar)
+    console.print(
+        f"imported {result.rollouts} rollouts of {result.problems} problems ({result.format} format, "
+        f"token ids {result.token_ids_source}) into {result.run_dir}"
+    )
+    if result.skipped.count:
+        err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {result.skipped.examples[0]}")
+
+
+def score(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    budgets: Annotated[str, typer.Option(help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192.")],
+    policy: Annotated[
+        str, typer.Option(help="prefix (paper protocol) | strict | length (e3 scripts' rule).")
+    ] = "prefix",
+    workers: Annotated[int | None, typer.Option(help="Grader processes (default: cores - 1, at most 4).")] = None,
+    timeout: Annotated[float, typer.Option(help="Hard deadline in seconds per distinct answer.")] = 10.0,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs (0 disables).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap and maj@k subset sampling.")] = 0,
+    tokenizer: Annotated[str | None, typer.Option(help="Override the tokenizer named in run.json.")] = None,
+) -> None:
+    """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv."""
+    from e3eval.budgets import parse_budgets
+    from e3eval.grade_pool import default_workers
+    from e3eval.report import compare
+    from e3eval.score import ScoreConfig, score_run
+
+    if workers is not None and workers < 1:
+        raise UserError("--workers must be at least 1")
+    if timeout <= 0:
+        raise UserError("--timeout must be positive")
+    config = ScoreConfig(
+        budgets=tuple(parse_budgets(budgets)), policy=policy, workers=workers or default_workers(),
+        deadline_s=timeout, inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed,
+        tokenizer=tokenizer,
+    )  # fmt: skip
+    with progress() as bar:
+        result = score_run(run_dir, config, bar)
+    for warning in result.warnings:
+        warn(warning)
+    counts = ", ".join(f"{k} {v}" for k, v in result.status_counts.items())
+    console.print(
+        f"graded {result.grades.num_rows} (sample, budget) rows [{counts}] with {result.distinct_pairs} distinct "
+        f"answers in {result.seconds:.1f}s (decode: {result.decode_path})"
+    )
+    show_comparison(compare([run_dir]))
+
+
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="One or more scored run directories.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Summary CSV to write (default: RUN_DIR/summary.csv for one run, ./summary.csv for several)."
+        ),
+    ] = None,
+) -> None:
+    """Print budgets x metrics with CIs for one or more runs, side by side, and write the summary CSV."""
+    from e3eval.report import compare, write_combined_csv
+
+    comparison = compare(run_dirs)
+    show_comparison(comparison)
+    target = out or (run_dirs[0] / "summary.csv" if len(run_dirs) == 1 else Path("summary.csv"))
+    write_combined_csv(target, comparison)
+    console.print(f"wrote {target}")
+
+
+def budgets_cmd(spec: Annotated[str, typer.Argument(help="Budget spec, e.g. 4k..40k")]) -> None:
+    """Show how a budget spec expands."""
+    from e3eval.budgets import parse_budgets
+
+    console.print(" ".join(str(b) for b in parse_budgets(spec)))
+
+
+def merge(
+    out: Annotated[Path, typer.Argument(help="Run directory to create.")],
+    runs: Annotated[list[Path], typer.Argument(help="Shard run directories with identical settings.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
+) -> None:
+    """Join shard runs (`--shard i/N`) into one run."""
+    from e3eval.generation import merge_runs
+
+    count = merge_runs(out, runs, force)
+    console.print(f"merged {count} samples from {len(runs)} runs into {out}")
+
+
+def datasets_cmd() -> None:
+    """List the named benchmarks with sizes and sources."""
+    from rich.table import Table
+
+    from e3eval.datasets import BENCHMARKS, data_dir, load_problems, mirror_path
+
+    table = Table(title=f"benchmarks (offline mirrors: E3EVAL_DATA_DIR={data_dir() or 'unset'})")
+    for column in ("name", "problems", "description", "hub id", "offline mirror"):
+        table.add_column(column)
+    for spec in BENCHMARKS.values():
+        mirror = mirror_path(spec)
+        size = str(len(load_problems(mirror))) if mirror else "?"
+        table.add_row(spec.name, size, spec.description, f"{spec.hub_id} ({spec.hub_split})",
+                      str(mirror) if mirror else "-")  # fmt: skip
+    table.add_row("demo", "16", "small problems bundled with e3eval", "-", "package data")
+    console.print(table)
