@@ -17,7 +17,6 @@ the run stops after that batch instead of failing every remaining request the sa
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from e3eval.errors import UserError
 from e3eval.prompts import PromptSpec, render
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
+from e3eval.run import Run, replacing
 from e3eval.samples import Failures, successful_keys, summarize_errors
 from e3eval.store import (
     MANIFEST,
@@ -350,46 +350,51 @@ def _requests(
 
 
 def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
-    """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept)."""
+    """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept).
+
+    The merged run is built beside `out` and swapped in only when complete (`run.replacing`): a refused or failed
+    merge leaves `out` as it was, `--force` replaces only an e3eval run, and `out` may not be one of the inputs.
+    """
     if not sources:
         raise UserError("give the run directories to merge")
-    with run_lock(out, "merge"):
-        return _merge(out, sources, force)
+    resolved = [Path(s).resolve() for s in sources]
+    repeated = sorted({str(s) for s in sources if resolved.count(Path(s).resolve()) > 1})
+    if repeated:
+        raise UserError(f"{', '.join(repeated)}: given more than once; shards must not overlap")
+    runs = [Run.open(s) for s in sources]
+    with run_lock(out, "merge"), replacing(out, inputs=sources, force=force) as building:
+        return _merge(building, Path(out).name, runs)
 
 
-def _merge(out: Path, sources: list[Path], force: bool) -> int:
-    manifests = [read_manifest(s) for s in sources]
-    base = manifests[0].get("generation")
+def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
+    base = runs[0].section("generation")
     if base is None:
-        raise UserError(f"{sources[0]}: not a generated run")
-    for source, manifest in zip(sources[1:], manifests[1:], strict=True):
-        other = manifest.get("generation") or {}
+        raise UserError(f"{runs[0].path}: not a generated run")
+    for run in runs[1:]:
+        other = run.section("generation") or {}
         diffs = [k for k in _FIXED if other.get(k) != base.get(k)]
         if diffs:
-            raise UserError(f"{source}: settings differ from {sources[0]} ({', '.join(diffs)}); cannot merge")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"{out}: already exists and is not empty (pass --force to replace it)")
-        shutil.rmtree(out)
-    (out / ROLLOUTS_DIR).mkdir(parents=True)
-    run_id = out.name
+            raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
+    (building / ROLLOUTS_DIR).mkdir(parents=True)
     problems: dict[str, dict[str, Any]] = {}
     seen: set[tuple[str, int]] = set()
     part = 0
-    for source in sources:
-        for row in pq.read_table(source / PROBLEMS).to_pylist():
+    for run in runs:
+        for row in run.table("problems").to_pylist():
             problems.setdefault(row["problem_id"], {**row, "run_id": run_id})
-        for key in done_samples(source):
+        for key in done_samples(run.path):
             if key in seen:
-                raise UserError(f"{source}: sample {key} also appears in another run; shards must not overlap")
+                raise UserError(f"{run.path}: sample {key} also appears in another run; shards must not overlap")
             seen.add(key)
-        for shard in rollout_shards(source):
+        for shard in rollout_shards(run.path):
             table = pq.read_table(shard)
             table = table.set_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-            write_table(out / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
+            write_table(building / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
             part += 1
-    write_table(out / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
-    manifest = {**manifests[0], "run_id": run_id, "created_at": now(), "merged_from": [str(s) for s in sources]}
-    manifest["generation"] = {**base, "shard": "merged", "n": max(m["generation"].get("n", 0) for m in manifests)}
-    write_manifest(out, manifest)
+    write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
+    manifest = {**runs[0].manifest, "run_id": run_id, "created_at": now(), "kind": "merged",
+                "merged_from": [str(r.path) for r in runs]}  # fmt: skip
+    manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
+    manifest.pop("scoring", None)  # the merged run has not been scored
+    write_manifest(building, manifest)
     return len(seen)

@@ -1,0 +1,112 @@
+"""The run directory handle (`e3eval.load_run`): sections, tables, the writer lock and build-then-swap replacing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import run_cli, write_jsonl
+
+import e3eval
+from e3eval.errors import UserError
+from e3eval.generation import GenerateConfig, generate_run, merge_runs
+from e3eval.ingest import ImportConfig, import_run
+from e3eval.run import Run, replacing
+from e3eval.score import ScoreConfig, score_run
+from e3eval.store import run_lock
+
+
+@pytest.fixture(scope="module")
+def generated(tiny_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("gen") / "run"
+    generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=out, n=2, max_tokens=8, backend="hf",
+                                limit=2, backend_options={"dtype": "float32"}))  # fmt: skip
+    return out
+
+
+def test_load_run_gives_tables_as_arrow_and_pandas(generated):
+    run = e3eval.load_run(generated)
+    assert run.kind == "generated" and run.run_id == "run" and run.samples_wanted == 2
+    problems = run.problems()
+    assert len(problems) == 2 and all(p.prompt_token_ids for p in problems), "prompt ids are kept for probes"
+    rollouts = run.frame("rollouts", ["problem_id", "sample_idx", "num_tokens"])
+    assert isinstance(rollouts, pd.DataFrame) and len(rollouts) == 4
+    assert run.table("problems").num_rows == 2
+    assert run.samples().complete
+    with pytest.raises(UserError, match="score it first"):
+        run.table("grades")
+
+
+def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):
+    stale = Run.open(generated)  # opened before scoring: its idea of run.json is out of date
+    score_run(generated, ScoreConfig(budgets=(4, 8), workers=1, resamples=0))
+    stale.write_sections(probes={"models": ["m"]})
+    on_disk = Run.open(generated)
+    assert on_disk.section("probes") == {"models": ["m"]}
+    assert on_disk.section("scoring")["budgets"] == [4, 8], "the scoring section survives a later stage's write"
+    assert on_disk.section("generation")["n"] == 2
+    assert on_disk.frame("summary").query("metric == 'pass@k' and k == 1").shape[0] == 2
+
+
+def test_a_second_writer_is_refused(generated):
+    with run_lock(generated, "probe"):
+        result = run_cli("e3eval", "generate", "--model", "x", "--dataset", "demo", "--max-tokens", "8",
+                         "--out", str(generated), "--backend", "hf")  # fmt: skip
+    assert result.returncode == 2
+    assert f"another e3eval command is writing to this run (pid {os.getpid()}, e3eval probe)" in result.stderr
+
+
+def test_replacing_swaps_only_on_success(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "run.json").write_text("{}")
+    with pytest.raises(RuntimeError), replacing(target, force=True) as building:
+        (building / "half.parquet").write_text("x")
+        raise RuntimeError("failed half way")
+    assert sorted(p.name for p in target.iterdir()) == ["run.json"], "the old directory is intact"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"], "no half-built folder is left behind"
+    with replacing(target, force=True) as building:
+        (building / "new").write_text("y")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not an e3eval run"), replacing(plain, force=True):
+        pass
+    with pytest.raises(UserError, match="is, contains or lies inside the input"), replacing(tmp_path, inputs=[plain]):
+        pass
+    assert (plain / "notes.txt").read_text() == "mine"
+
+
+def test_merge_never_destroys_an_input_and_cleans_up_when_refused(tiny_model_dir, tmp_path):
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"sh{i}")
+        generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=shards[-1], n=1, max_tokens=4,
+                                    backend="hf", limit=2, shard=(i, 2)))  # fmt: skip
+    before = sorted(p.name for p in (shards[0] / "rollouts").iterdir())
+    result = run_cli("e3eval", "merge", str(shards[0]), str(shards[0]), str(shards[1]), "--force")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in (shards[0] / "rollouts").iterdir()) == before, "the input shard is untouched"
+    with pytest.raises(UserError, match="is, contains or lies inside the input"):
+        merge_runs(shards[0], shards, force=True)
+    with pytest.raises(UserError, match="shards must not overlap"):
+        merge_runs(tmp_path / "m", [shards[0], shards[0]])
+    assert not (tmp_path / "m").exists(), "a refused merge leaves nothing behind"
+    assert merge_runs(tmp_path / "m", shards) == 2
+    assert Run.open(tmp_path / "m").kind == "merged"
+
+
+def test_import_is_a_run_through_the_handle(tmp_path, tiny_model_dir):
+    src = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "response": "\\boxed{1}", "answer": "1"}])
+    import_run(ImportConfig(src, tmp_path / "imp", str(tiny_model_dir)))
+    run = Run.open(tmp_path / "imp")
+    assert run.kind == "imported" and run.samples_wanted is None and run.tokenizer_name
+
+
+def test_import_e3eval_stays_light():
+    code = "import sys, e3eval; assert 'pyarrow' not in sys.modules and 'torch' not in sys.modules; print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
