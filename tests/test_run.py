@@ -48,6 +48,8 @@ def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):
     assert on_disk.section("scoring")["budgets"] == [4, 8], "the scoring section survives a later stage's write"
     assert on_disk.section("generation")["n"] == 2
     assert on_disk.frame("summary").query("metric == 'pass@k' and k == 1").shape[0] == 2
+    compared = e3eval.compare([generated, generated]).frame()
+    assert set(compared["budget"]) == {4, 8} and len(compared) == 2 * on_disk.table("summary").num_rows
 
 
 def test_a_second_writer_is_refused(generated):
