@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from e3eval import generation
+from e3eval.datasets import demo_problems
 from e3eval.generation import GenerateConfig, generate_run, sample_seed
-from e3eval.prompts import PromptSpec, render
-from e3eval.synthetic import demo_problems
+from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.tiny_model import build_tiny_model
 
 TEMPERATURE, TOP_P, SEED = 0.6, 0.95, 0
@@ -64,7 +64,7 @@ def work(tokenizer: Any, n: int) -> tuple[list[list[int]], list[int]]:
     """The token ids and seed of every sample, in e3eval's order (problem-major)."""
     prompts, seeds = [], []
     for problem in demo_problems():
-        ids = render(problem, PromptSpec(), tokenizer)[1]
+        ids = render_prompt(problem, PromptSpec(), tokenizer)[1]
         for idx in range(n):
             prompts.append(ids)
             seeds.append(sample_seed(SEED, problem.problem_id, idx))

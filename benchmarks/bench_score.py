@@ -23,12 +23,14 @@ import time
 from pathlib import Path
 
 from e3eval.budgets import parse_budgets
+from e3eval.datasets import demo_problems
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.score import ScoreConfig, score_run
 from e3eval.store import iter_rollout_batches, read_problems
-from e3eval.synthetic import PoolSpec, demo_problems, write_pool
+from e3eval.synthetic import PoolSpec, write_pool
 from e3eval.tiny_model import build_tiny_model
-from e3eval.truncate import PrefixDecoder, load_tokenizer
+from e3eval.tokenizers import load_tokenizer
+from e3eval.truncate import PrefixDecoder
 
 
 def floor_seconds(run_dir: Path, tokenizer_dir: Path, budgets: list[int]) -> float:

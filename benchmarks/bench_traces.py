@@ -23,7 +23,8 @@ from pathlib import Path
 
 from analysis.asymmetries import CountConfig, count_asymmetries
 from analysis.traces import TraceFields
-from e3eval.synthetic import demo_problems, reasoning_trace
+from e3eval.datasets import demo_problems
+from e3eval.synthetic import reasoning_trace
 
 
 def write_traces(path: Path, megabytes: float, seed: int = 0) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from e3eval.errors import UserError
@@ -108,13 +109,15 @@ def mirror_path(spec: BenchmarkSpec) -> Path | None:
 
 
 def _from_hub(spec: BenchmarkSpec) -> list[Problem]:
-    try:
-        import datasets as hf_datasets
-    except ImportError:
+    from e3eval.dependencies import installed
+
+    if not installed("datasets"):
         raise UserError(
             f"dataset {spec.name!r}: no offline mirror {spec.mirror} in E3EVAL_DATA_DIR "
             f"({data_dir() or 'unset'}) and the `datasets` package is not installed to load {spec.hub_id}"
-        ) from None
+        )
+    import datasets as hf_datasets
+
     try:
         rows = hf_datasets.load_dataset(spec.hub_id, spec.hub_config, split=spec.hub_split)
     except Exception as exc:
@@ -133,13 +136,17 @@ def _from_hub(spec: BenchmarkSpec) -> list[Problem]:
     ]
 
 
+def demo_problems() -> list[Problem]:
+    """The 16 small problems bundled with e3eval for the demo and tests."""
+    with resources.as_file(resources.files("e3eval") / "data" / "demo_problems.jsonl") as path:
+        return load_problems(Path(path))
+
+
 def resolve_problems(
     name_or_path: str, id_field: str = "id", problem_field: str = "problem", answer_field: str = "answer"
 ) -> list[Problem]:
     """A named benchmark (offline mirror first, then the hub), the bundled `demo` set, or a local JSONL/Parquet."""
     if name_or_path == DEMO:
-        from e3eval.synthetic import demo_problems
-
         return demo_problems()
     spec = BENCHMARKS.get(name_or_path)
     if spec is None:

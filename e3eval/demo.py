@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from e3eval.budgets import parse_budgets
+from e3eval.datasets import demo_problems
 from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
@@ -23,8 +24,8 @@ from e3eval.plot import plot_sweep
 from e3eval.report import Comparison, compare
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
-from e3eval.synthetic import PoolSpec, demo_problems, write_pool
-from e3eval.truncate import load_tokenizer
+from e3eval.synthetic import PoolSpec, write_pool
+from e3eval.tokenizers import load_tokenizer
 
 DEMO_BUDGETS = "32..256"
 SYNTHETIC_BUDGETS = "256..2k"

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from e3eval.backends import Backend, check_options, open_backend, pick_backend
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
-from e3eval.prompts import PromptSpec, render
+from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
 from e3eval.run import Run, replacing
@@ -238,7 +238,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
     backend = open_backend(backend_name, config.model, options)
-    rendered = {p.problem_id: render(p, config.prompt, backend.tokenizer) for p in plan.problems}
+    rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
     _write_problems(out, manifest["run_id"], plan.problems, rendered)
     index, count = config.shard
     manifest.update(

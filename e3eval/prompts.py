@@ -51,7 +51,7 @@ def check_template(name: str) -> str:
     return name
 
 
-def render(problem: Problem, spec: PromptSpec, tokenizer: Any) -> tuple[str, list[int]]:
+def render_prompt(problem: Problem, spec: PromptSpec, tokenizer: Any) -> tuple[str, list[int]]:
     """The prompt text for `problem` and its token ids under `spec`."""
     content = TEMPLATES[check_template(spec.template)].replace("{problem}", problem.problem)
     if not spec.chat:

@@ -29,8 +29,9 @@ from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
 from e3eval.samples import SampleLedger
 from e3eval.store import GRADE_SCHEMA
-from e3eval.summary import Exclusions, SummaryConfig, summarize
-from e3eval.truncate import PrefixDecoder, load_tokenizer
+from e3eval.summary import Exclusions, SummaryConfig, summarize_grades
+from e3eval.tokenizers import load_tokenizer
+from e3eval.truncate import PrefixDecoder
 
 _COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason")
 
@@ -136,7 +137,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     grades = _grades_table(rows, verdicts, run.run_id, config.policy)
     note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
     excluded = Exclusions(samples.failures.count, samples.missing, note)
-    summary, summary_warnings = summarize(
+    summary, summary_warnings = summarize_grades(
         grades, run.run_id, config.policy, SummaryConfig(config.resamples, config.seed), excluded
     )
     if excluded.note:

@@ -41,7 +41,7 @@ class Exclusions:
     note: str | None = None
 
 
-def summarize(
+def summarize_grades(
     grades: pa.Table, run_id: str, policy: str, config: SummaryConfig, excluded: Exclusions | None = None
 ) -> tuple[pa.Table, list[str]]:
     """Aggregate a grades table; returns the summary table and human-readable warnings."""

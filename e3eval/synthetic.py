@@ -16,11 +16,9 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from e3eval.datasets import load_problems
 from e3eval.records import Problem
 
 _OPENERS = [
@@ -57,12 +55,6 @@ class PoolSpec:
     max_tokens: int = 2048
     truncated_fraction: float = 0.15
     seed: int = 0
-
-
-def demo_problems() -> list[Problem]:
-    """The 16 small problems bundled with e3eval for the demo and tests."""
-    with resources.as_file(resources.files("e3eval") / "data" / "demo_problems.jsonl") as path:
-        return load_problems(Path(path))
 
 
 def _equivalent(gold: str, rng: random.Random) -> str:

@@ -141,13 +141,5 @@ class PrefixDecoder:
         return text
 
 
-def load_tokenizer(name_or_path: str) -> Any:
-    """Load a tokenizer from a local path (or the hub when online); failures are user errors."""
-    from e3eval.errors import UserError
-
-    try:
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(name_or_path)
-    except Exception as exc:
-        raise UserError(f"cannot load tokenizer {name_or_path!r}: {type(exc).__name__}: {exc}") from None
+# Re-exported for callers of the previous location; new code imports it from `e3eval.tokenizers`.
+from e3eval.tokenizers import load_tokenizer  # noqa: E402, F401

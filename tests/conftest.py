@@ -23,7 +23,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir: Path):
-    from e3eval.truncate import load_tokenizer
+    from e3eval.tokenizers import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

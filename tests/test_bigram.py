@@ -19,7 +19,7 @@ from train.bigram import (
     policy_gradient,
     sample_rollouts,
     softmax,
-    summarize,
+    summarize_dynamics,
     train,
 )
 
@@ -139,11 +139,11 @@ def test_negative_gradients_lengthen_traces_until_a_star_is_found():
     results = {}
     for algo in ("grpo", "grpo_mask"):
         history = train(BigramConfig(algo=algo, seed=0), until_reward=0.01)
-        found = summarize(history, found_at_reward=0.01).found_at
+        found = summarize_dynamics(history, found_at_reward=0.01).found_at
         assert found is not None and found > 500, f"{algo}: a* found at {found}"
         before = history[: found - 25]
         assert np.mean([s.reward for s in before]) < 0.003, "no gradual climb: a* is found in a phase transition"
-        results[algo] = summarize(before, found_at_reward=1.0)
+        results[algo] = summarize_dynamics(before, found_at_reward=1.0)
     grpo, mask = results["grpo"], results["grpo_mask"]
     assert grpo.peak_length >= 1.75 * grpo.start_length
     assert grpo.p_stop_before <= 0.55 * grpo.start_p_stop

@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 
 from e3eval.errors import UserError
-from train.curriculum import checkpoint_dir, load_spec, render, stage_commands, validate_spec
+from train.curriculum import checkpoint_dir, load_spec, render_commands, stage_commands, validate_spec
 from train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
 from train.reward import compute_score
 
@@ -48,7 +48,7 @@ def test_grpo_vs_mask_runs_both_from_the_base_model():
     assert "actor_rollout_ref.actor.policy_loss.loss_mode=grpo_mask" in mask
     assert not any("loss_mode" in part for part in grpo)
     assert "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=train.grpo_mask.register" in mask
-    assert "python" in render([grpo]).splitlines()[0] and "\\" in render([grpo])
+    assert "python" in render_commands([grpo]).splitlines()[0] and "\\" in render_commands([grpo])
 
 
 def test_every_override_exists_in_verls_own_config():

@@ -20,13 +20,13 @@ import pytest
 from conftest import run_cli, write_jsonl
 
 from e3eval.backends.openai import OpenAIBackend
+from e3eval.datasets import demo_problems
 from e3eval.errors import UserError
 from e3eval.generation import sample_seed
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.records import GenerationRequest, SamplingSpec
 from e3eval.score import ScoreConfig, score_run
 from e3eval.store import read_manifest, rollout_shards, run_lock
-from e3eval.synthetic import demo_problems
 
 
 def _closed_port() -> int:

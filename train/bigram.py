@@ -195,14 +195,14 @@ class Dynamics:
     peak_entropy: float
 
 
-def summarize(history: list[IterationStats], found_at_reward: float = 0.01) -> Dynamics:
+def summarize_dynamics(history: list[IterationStats], found_at_reward: float = 0.01) -> Dynamics:
     found = next((s.iteration for s in history if s.reward >= found_at_reward), None)
     before = [s for s in history if found is None or s.iteration < found] or history[:1]
     return Dynamics(found, history[0].mean_length, max(s.mean_length for s in before), history[0].p_stop,
                     before[-1].p_stop, history[0].entropy, max(s.entropy for s in before))  # fmt: skip
 
 
-def write_csv(history: list[IterationStats], path: Path, config: BigramConfig | None = None) -> None:
+def write_history(history: list[IterationStats], path: Path, config: BigramConfig | None = None) -> None:
     """The documented columns only, written atomically; with `config`, provenance goes to `path`.json beside it."""
     import pyarrow as pa
 

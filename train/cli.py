@@ -58,12 +58,12 @@ def run(
 
     Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
     """
-    from train.curriculum import check_inputs, load_spec, render, run_steps, stage_steps
+    from train.curriculum import check_inputs, load_spec, render_commands, run_steps, stage_steps
 
     parsed = load_spec(spec)
     steps = stage_steps(parsed)
     if dry_run:
-        print(render([step.command for step in steps]))
+        print(render_commands([step.command for step in steps]))
         return
     check_inputs(parsed)
     ran = run_steps(steps, log=console.print)
@@ -85,7 +85,7 @@ def bigram(
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from train.bigram import BigramConfig, iterate, plot_history, summarize, write_csv
+    from train.bigram import BigramConfig, iterate, plot_history, summarize_dynamics, write_history
 
     if len(set(algo)) != len(algo):
         raise UserError(f"--algo given twice with the same value: {algo}")
@@ -110,7 +110,7 @@ def bigram(
     for column in ("algo", "a* found at it.", "mean length", "p(stop)", "entropy", "final reward"):
         table.add_column(column, justify="right")
     for config, (name, history) in zip(configs, runs, strict=True):
-        dynamics = summarize(history)
+        dynamics = summarize_dynamics(history)
         found = "not found" if dynamics.found_at is None else f"{dynamics.found_at:,}"
         table.add_row(
             name,
@@ -121,7 +121,7 @@ def bigram(
             f"{history[-1].reward:.3f}",
         )
         path = out if len(runs) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}")
-        write_csv(history, path, config)
+        write_history(history, path, config)
         console.print(f"wrote {path} (+ {path.name}.json: configuration and versions)")
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")

@@ -236,7 +236,7 @@ def stage_commands(spec: Spec) -> list[list[str]]:
     return [step.command for step in stage_steps(spec)]
 
 
-def render(commands: list[list[str]]) -> str:
+def render_commands(commands: list[list[str]]) -> str:
     """Shell text, one override or option (with its value) per line."""
     blocks = []
     for command in commands:
@@ -258,14 +258,14 @@ def render(commands: list[list[str]]) -> str:
 
 def check_inputs(spec: Spec) -> None:
     """Before launching anything: every data file exists and verl is importable; all problems in one error."""
-    import importlib.util
+    from e3eval.dependencies import INSTALL_HINTS, installed
 
     problems = []
     for i, stage in enumerate(spec.stages):
         for kind, files in (("train", stage.train_files), ("val", stage.val_files)):
             problems += [f"stages[{i}].data.{kind}: no such file {f}" for f in files if not Path(f).is_file()]
-    if importlib.util.find_spec("verl") is None:
-        problems.append("verl is not installed (make engines, or pip install --no-deps verl plus e3eval[verl-deps])")
+    if not installed("verl"):
+        problems.append(f"verl is not installed ({INSTALL_HINTS['verl']})")
     if problems:
         raise UserError(f"{spec.name}: cannot start:\n  " + "\n  ".join(problems))
 

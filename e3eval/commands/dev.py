@@ -31,8 +31,9 @@ def example_pool(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks)."""
-    from e3eval.synthetic import PoolSpec, demo_problems, write_pool
-    from e3eval.truncate import load_tokenizer
+    from e3eval.datasets import demo_problems
+    from e3eval.synthetic import PoolSpec, write_pool
+    from e3eval.tokenizers import load_tokenizer
 
     if not 0 < min_tokens <= max_tokens:
         raise UserError("need 0 < --min-tokens <= --max-tokens")

@@ -26,7 +26,7 @@ PROMPT = (
 
 
 @dataclass(frozen=True)
-class Problem:
+class CountdownProblem:
     numbers: tuple[int, ...]
     target: int
     solution: str
@@ -40,12 +40,12 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CountdownCheck:
     correct: bool
     reason: str
 
 
-def _one(rng: random.Random, size: int, max_number: int, max_target: int) -> Problem | None:
+def _one(rng: random.Random, size: int, max_number: int, max_target: int) -> CountdownProblem | None:
     numbers = [rng.randint(1, max_number) for _ in range(size)]
     order = numbers[:]
     rng.shuffle(order)
@@ -57,15 +57,15 @@ def _one(rng: random.Random, size: int, max_number: int, max_target: int) -> Pro
         expression = f"({expression} {operator} {number})"
     if not 1 <= value <= max_target:
         return None
-    return Problem(tuple(numbers), value, expression[1:-1] if expression.startswith("(") else expression)
+    return CountdownProblem(tuple(numbers), value, expression[1:-1] if expression.startswith("(") else expression)
 
 
-def generate(count: int, size: int, seed: int, max_number: int = 99, max_target: int = 1000) -> list[Problem]:
+def generate(count: int, size: int, seed: int, max_number: int = 99, max_target: int = 1000) -> list[CountdownProblem]:
     """`count` distinct solvable problems with `size` numbers (3..8), reproducible from `seed`."""
     if not 3 <= size <= 8:
         raise ValueError("Countdown problems have 3 to 8 numbers")
     rng = random.Random(f"countdown/{size}/{seed}")
-    problems: list[Problem] = []
+    problems: list[CountdownProblem] = []
     seen: set[tuple[tuple[int, ...], int]] = set()
     attempts = 0
     while len(problems) < count:
@@ -87,19 +87,19 @@ def extract_answer(response: str) -> str | None:
     return found[-1].strip() if found else None
 
 
-def check(response: str, numbers: list[int] | tuple[int, ...], target: float) -> Verdict:
+def check(response: str, numbers: list[int] | tuple[int, ...], target: float) -> CountdownCheck:
     answer = extract_answer(response)
     if answer is None:
-        return Verdict(False, "no <answer> on the final line")
+        return CountdownCheck(False, "no <answer> on the final line")
     expression = answer.split("=")[0]
     try:
         value, literals = evaluate(expression)
     except ExpressionError as exc:
-        return Verdict(False, f"not an arithmetic expression: {exc}")
+        return CountdownCheck(False, f"not an arithmetic expression: {exc}")
     if any(lit.denominator != 1 for lit in literals):
-        return Verdict(False, "uses a non-integer literal")
+        return CountdownCheck(False, "uses a non-integer literal")
     if Counter(int(lit) for lit in literals) != Counter(numbers):
-        return Verdict(False, "must use every given number exactly once")
+        return CountdownCheck(False, "must use every given number exactly once")
     if abs(float(value) - float(target)) >= TOLERANCE:
-        return Verdict(False, f"evaluates to {float(value):g}, not {target:g}")
-    return Verdict(True, "ok")
+        return CountdownCheck(False, f"evaluates to {float(value):g}, not {target:g}")
+    return CountdownCheck(True, "ok")

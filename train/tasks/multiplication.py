@@ -29,7 +29,7 @@ MULT_V_PROMPT = (
 
 
 @dataclass(frozen=True)
-class Problem:
+class MultProblem:
     a: int
     b: int
 
@@ -41,7 +41,7 @@ class Problem:
         return (MULT_V_PROMPT if verify else MULT_PROMPT).format(a=self.a, b=self.b)
 
 
-def generate(count: int, n_digits: int, m_digits: int, seed: int) -> list[Problem]:
+def generate(count: int, n_digits: int, m_digits: int, seed: int) -> list[MultProblem]:
     if n_digits < 1 or m_digits < 1:
         raise ValueError("digit counts must be positive")
     rng = random.Random(f"mult/{n_digits}x{m_digits}/{seed}")
@@ -49,7 +49,7 @@ def generate(count: int, n_digits: int, m_digits: int, seed: int) -> list[Proble
     def draw(digits: int) -> int:
         return rng.randint(10 ** (digits - 1) if digits > 1 else 0, 10**digits - 1)
 
-    return [Problem(draw(n_digits), draw(m_digits)) for _ in range(count)]
+    return [MultProblem(draw(n_digits), draw(m_digits)) for _ in range(count)]
 
 
 def extract_answer(response: str) -> int | None:
