@@ -1,39 +1,45 @@
 """`e3eval import`: build a run directory from other tools' rollout files.
 
-Formats:
-- `jsonl`: one sample per line; field names from `--id-field`, `--response-field`, `--answer-field` and optional
-  `--token-ids-field`, `--sample-field`, `--finish-reason-field`, `--problem-field`. A record whose `--error-field`
-  (default `error`) is set, or whose finish reason is `error`, is a failed request: it is imported as an `error` row
-  for the record and is never scored as a sample.
-- `verl`: verl's `trainer.validation_data_dir` / `rollout_data_dir` dumps (`{step}.jsonl` with `input`, `output`,
-  `score`, `step`, and `gts` since Aug 2025). Samples are grouped by identical `input` (rollout dumps are reordered by
-  verl's batch balancing, so consecutive order is not relied on).
-- `e3`: the e3 authors' `*_rollouts.json`, one JSON array of `{input, output, score, ...}` with the n samples of a
-  problem consecutive; their optional `index` field names the problem.
+The files are read by the shared input layer (`inputs.py`: formats `jsonl` with field flags, `verl` dumps, the e3
+authors' `*_rollouts.json`; bad lines name file:line). This module turns its records into a run: records are grouped
+into problems (by the id field; by the e3 `index`; else by identical prompt, since verl rollout dumps are reordered by
+batch balancing), numbered as samples, checked against the tokenizer's vocabulary, and tokenized where the source
+gives no token ids (the manifest then says `token_ids_source: retokenized`). A record that is a failed request in the
+source (`--error-field` set, or finish reason `error`) is imported as an `error` row, never scored as a sample.
 Gold answers come from the records or from `--dataset` (matched by id, or for prompt-only formats by the problem text
-appearing in the prompt). Responses without token ids are tokenized with the given tokenizer and the manifest says
-`token_ids_source: retokenized`. Rows stream to append-only shards; problems and the manifest are written last.
+appearing in the prompt). Rows stream to append-only shards; problems and the manifest are written last, all in a
+folder that replaces the output only once complete (`run.replacing`). This module does not parse JSON fields.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from e3eval.datasets import load_problems
 from e3eval.errors import UserError
-from e3eval.jsonl import BadLines, fail_or_skip, read_json_list, read_jsonl
+from e3eval.inputs import FORMATS, FieldMap, InputRecord, detect_format, read_inputs
+from e3eval.jsonl import BadLines, fail_or_skip
 from e3eval.provenance import environment, now
-from e3eval.records import FINISH_REASONS, Problem, Rollout
+from e3eval.records import Problem, Rollout
+from e3eval.run import replacing
 from e3eval.store import PROBLEMS, RolloutWriter, problems_table, run_lock, write_manifest, write_table
-from e3eval.truncate import load_tokenizer
+from e3eval.tokenizers import load_tokenizer
 
-FORMATS = ("auto", "jsonl", "verl", "e3")
+__all__ = ["FORMATS", "ImportConfig", "ImportResult", "detect_format", "import_run"]
+
+_FIELD_FLAGS = (
+    "id_field",
+    "response_field",
+    "answer_field",
+    "problem_field",
+    "token_ids_field",
+    "sample_field",
+    "finish_reason_field",
+    "error_field",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,21 @@ class ImportConfig:
     run_id: str | None = None
     force: bool = False
 
+    @property
+    def fields(self) -> FieldMap:
+        """The field flags as the shared input layer reads them (`jsonl` format only)."""
+        return FieldMap(
+            response_field=self.response_field,
+            id_field=self.id_field,
+            token_ids_field=self.token_ids_field,
+            finish_reason_field=self.finish_reason_field,
+            # With --dataset the golds come from the dataset, and records need no answer field.
+            answer_field=None if self.dataset else self.answer_field,
+            problem_field=self.problem_field,
+            sample_field=self.sample_field,
+            error_field=self.error_field,
+        )
+
 
 @dataclass
 class ImportResult:
@@ -68,20 +89,6 @@ class ImportResult:
 
 
 @dataclass
-class _Sample:
-    where: str
-    problem_key: str
-    response: str
-    token_ids: list[int] | None = None
-    sample_idx: int | None = None
-    finish_reason: str | None = None
-    error: str | None = None
-    gold: str | None = None
-    problem_text: str = ""
-    source_score: float | None = None
-
-
-@dataclass
 class _ProblemSlot:
     problem_id: str
     gold: str | None
@@ -90,56 +97,56 @@ class _ProblemSlot:
     seen_samples: set[int] = field(default_factory=set)
 
 
-def detect_format(path: Path) -> str:
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    if head.startswith(b"["):
-        return "e3"
-    first_line = head.split(b"\n", 1)[0]
-    if b'"input"' in first_line and b'"output"' in first_line and b'"score"' in first_line:
-        return "verl"
-    return "jsonl"
+# A record on its way to a shard: its problem, its sample index, and its token ids (None: to be tokenized).
+_Pending = tuple[InputRecord, _ProblemSlot, int, list[int] | None]
 
 
 def import_run(config: ImportConfig, progress: Any = None) -> ImportResult:
-    """Create a run directory at `config.out` from `config.source`."""
+    """Create a run directory at `config.out` from `config.source`.
+
+    The run is built in a folder beside `config.out` and swapped in only when complete, so a failed import leaves no
+    half-built run, and `--force` over an existing run leaves it as it was until the new one is whole. An output that
+    is, contains or lies inside the source or the dataset is refused before anything is touched.
+    """
     source = Path(config.source)
     if not source.is_file():
         raise UserError(f"{source}: no such file")
     if config.format not in FORMATS:
         raise UserError(f"unknown format {config.format!r}; choose one of {', '.join(FORMATS)}")
     fmt = detect_format(source) if config.format == "auto" else config.format
-    with run_lock(Path(config.out), "import"):
-        _prepare_out(Path(config.out), config.force)
-        try:
-            return _import(source, fmt, config, progress)
-        except BaseException:
-            # No half-built run is left behind: without run.json it would only confuse the next command.
-            shutil.rmtree(config.out, ignore_errors=True)
-            raise
+    if fmt == "jsonl" and not config.id_field:
+        raise UserError("--id-field must name the field that holds the problem id")
+    out = Path(config.out)
+    inputs = [source] + ([Path(config.dataset)] if config.dataset else [])
+    with run_lock(out, "import"), replacing(out, inputs=inputs, force=config.force) as building:
+        result = _import(source, fmt, config, building, progress)
+    return ImportResult(out, *result)
 
 
-def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> ImportResult:
+def _import(
+    source: Path, fmt: str, config: ImportConfig, building: Path, progress: Any
+) -> tuple[str, int, int, BadLines, str]:
     tokenizer = load_tokenizer(config.tokenizer)
     vocab = len(tokenizer)
     dataset = load_problems(config.dataset) if config.dataset else None
     bad = BadLines() if config.skip_bad_lines else None
     run_id = config.run_id or Path(config.out).name
-    samples = _samples(source, fmt, config, bad)
     slots: dict[str, _ProblemSlot] = {}
     task = progress.add_task(f"import {source.name}", total=None) if progress else None
     retokenized = 0
     total = 0
-    with RolloutWriter(Path(config.out), run_id) as writer:
-        pending: list[tuple[_Sample, _ProblemSlot, int]] = []
-        for sample in samples:
-            slot = _slot_for(sample, slots, fmt, dataset)
-            idx = _sample_index(sample, slot)
-            if sample.token_ids is not None and not _valid_ids(sample.token_ids, vocab):
-                fail_or_skip(bad, sample.where, f"token ids must be integers in [0, {vocab}) for this tokenizer")
+    with RolloutWriter(building, run_id) as writer:
+        pending: list[_Pending] = []
+        for record in read_inputs(source, fmt, config.fields, bad):
+            slot = _slot_for(record, _problem_key(record, fmt), slots, fmt, dataset)
+            idx = _sample_index(record, slot)
+            # A failed request keeps no ids (they would be read as a response); it needs no tokenizing either.
+            ids = [] if record.error is not None else record.token_ids
+            if ids is not None and not _valid_ids(ids, vocab):
+                fail_or_skip(bad, record.where, f"token ids must be integers in [0, {vocab}) for this tokenizer")
                 slot.seen_samples.discard(idx)
                 continue
-            pending.append((sample, slot, idx))
+            pending.append((record, slot, idx, ids))
             if len(pending) >= writer.shard_rows:
                 retokenized += _flush(pending, tokenizer, config, writer)
                 total += len(pending)
@@ -153,7 +160,7 @@ def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> Impo
     if total == 0:
         raise UserError(f"{source}: no usable records")
     problems = _resolve_golds(slots, dataset, source)
-    write_table(Path(config.out) / PROBLEMS, problems_table(run_id, problems))
+    write_table(building / PROBLEMS, problems_table(run_id, problems))
     token_source = "retokenized" if retokenized == total else "imported" if retokenized == 0 else "mixed"
     manifest = {
         "run_id": run_id,
@@ -166,19 +173,7 @@ def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> Impo
             "records": total,
             "skipped_lines": bad.count if bad else 0,
             "skipped_examples": bad.examples if bad else [],
-            "fields": {
-                k: getattr(config, k)
-                for k in (
-                    "id_field",
-                    "response_field",
-                    "answer_field",
-                    "problem_field",
-                    "token_ids_field",
-                    "sample_field",
-                    "finish_reason_field",
-                    "error_field",
-                )
-            },
+            "fields": {name: getattr(config, name) for name in _FIELD_FLAGS},
             "dataset": str(config.dataset) if config.dataset else None,
         },
         "tokenizer": {
@@ -200,157 +195,48 @@ def _import(source: Path, fmt: str, config: ImportConfig, progress: Any) -> Impo
         "counts": {"problems": len(problems), "rollouts": total},
         "environment": environment(),
     }
-    write_manifest(Path(config.out), manifest)
-    return ImportResult(Path(config.out), fmt, len(problems), total, bad or BadLines(), token_source)
+    write_manifest(building, manifest)
+    return fmt, len(problems), total, bad or BadLines(), token_source
 
 
-def _prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"{out}: already exists and is not empty (pass --force to replace it)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def _samples(source: Path, fmt: str, config: ImportConfig, bad: BadLines | None) -> Iterator[_Sample]:
+def _problem_key(record: InputRecord, fmt: str) -> str:
+    """Which records share a problem: the id field (jsonl), the e3 `index`, or else the identical prompt (verl
+    rollout dumps are reordered by verl's batch balancing, so consecutive order is not relied on)."""
     if fmt == "jsonl":
-        for number, record in read_jsonl(source, bad):
-            sample = _generic(record, f"{source}:{number}", config, bad)
-            if sample is not None:
-                yield sample
-    elif fmt == "verl":
-        for number, record in read_jsonl(source, bad):
-            sample = _prompted(record, f"{source}:{number}", bad, gold_key="gts")
-            if sample is not None:
-                yield sample
-    elif fmt == "e3":
-        for position, record in enumerate(read_json_list(source)):
-            where = f"{source} record {position}"
-            if not isinstance(record, dict):
-                fail_or_skip(bad, where, "expected a JSON object")
-                continue
-            sample = _prompted(record, where, bad, gold_key=None)
-            if sample is not None:
-                if "index" in record and isinstance(record["index"], (int, str)):
-                    sample.problem_key = f"index:{record['index']}"
-                yield sample
+        return str(record.key)
+    if record.key is not None:
+        return f"index:{record.key}"
+    return f"prompt:{record.prompt}"
 
 
-def _text_field(record: dict, name: str, where: str, bad: BadLines | None, required: bool = True) -> str | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            fail_or_skip(bad, where, f"missing field {name!r}")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        fail_or_skip(bad, where, f"field {name!r} must be a string, got {type(value).__name__}")
-        return None
-    return str(value)
-
-
-def _generic(record: dict, where: str, config: ImportConfig, bad: BadLines | None) -> _Sample | None:
-    problem_key = _text_field(record, config.id_field, where, bad)
-    if problem_key is None:
-        return None
-    response = record.get(config.response_field)
-    error = record.get(config.error_field) if config.error_field else None
-    if error not in (None, "", False):
-        # A failed request in the source: kept for the record, never a sample (see samples.py).
-        response = response if isinstance(response, str) else ""
-    if not isinstance(response, str):
-        name = config.response_field
-        why = (
-            f"missing field {name!r}"
-            if response is None
-            else f"field {name!r} must be a string, got {type(response).__name__}"
-        )
-        fail_or_skip(bad, where, why)
-        return None
-    gold = None
-    if config.dataset is None:
-        gold = _text_field(record, config.answer_field, where, bad)
-        if gold is None:
-            return None
-    sample = _Sample(
-        where,
-        problem_key,
-        response,
-        gold=gold,
-        problem_text=_text_field(record, config.problem_field, where, None, required=False) or "",
-    )
-    if error not in (None, "", False):
-        sample.finish_reason = "error"
-        sample.error = error if isinstance(error, str) else json.dumps(error)[:500]
-        sample.token_ids = []
-    elif config.token_ids_field:
-        ids = record.get(config.token_ids_field)
-        if not isinstance(ids, list):
-            fail_or_skip(bad, where, f"field {config.token_ids_field!r} must be a list of token ids")
-            return None
-        sample.token_ids = ids
-    if config.sample_field:
-        idx = record.get(config.sample_field)
-        if isinstance(idx, bool) or not isinstance(idx, int) or idx < 0:
-            fail_or_skip(bad, where, f"field {config.sample_field!r} must be a non-negative integer")
-            return None
-        sample.sample_idx = idx
-    if config.finish_reason_field and sample.error is None:
-        reason = record.get(config.finish_reason_field)
-        if reason not in FINISH_REASONS:
-            fail_or_skip(bad, where, f"field {config.finish_reason_field!r} must be one of {', '.join(FINISH_REASONS)}")
-            return None
-        sample.finish_reason = reason
-        if reason == "error":
-            sample.error = f"marked {reason!r} by field {config.finish_reason_field!r} in the source"
-            sample.token_ids = []
-    return sample
-
-
-def _prompted(record: dict, where: str, bad: BadLines | None, gold_key: str | None) -> _Sample | None:
-    prompt = _text_field(record, "input", where, bad)
-    response = record.get("output")
-    if prompt is None:
-        return None
-    if not isinstance(response, str):
-        fail_or_skip(bad, where, "missing field 'output'" if response is None else "field 'output' must be a string")
-        return None
-    score = record.get("score")
-    gold = _text_field(record, gold_key, where, None, required=False) if gold_key else None
-    return _Sample(
-        where,
-        problem_key=f"prompt:{prompt}",
-        response=response,
-        gold=gold,
-        problem_text=prompt,
-        source_score=float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) else None,
-    )
-
-
-def _slot_for(sample: _Sample, slots: dict[str, _ProblemSlot], fmt: str, dataset: list[Problem] | None) -> _ProblemSlot:
-    slot = slots.get(sample.problem_key)
+def _slot_for(
+    record: InputRecord, key: str, slots: dict[str, _ProblemSlot], fmt: str, dataset: list[Problem] | None
+) -> _ProblemSlot:
+    slot = slots.get(key)
+    text = record.prompt if record.prompt is not None else record.problem_text
     if slot is None:
         if fmt == "jsonl":
-            problem_id = sample.problem_key
-        elif sample.problem_key.startswith("index:"):
-            problem_id = sample.problem_key.removeprefix("index:")
+            problem_id = key
+        elif key.startswith("index:"):
+            problem_id = key.removeprefix("index:")
         else:
             problem_id = f"p{len(slots):05d}"
         if dataset is not None and fmt != "jsonl":
-            match = _match_prompt(sample.problem_text, dataset)
+            match = _match_prompt(text, dataset)
             if match is not None:
                 problem_id = match.problem_id
-        slot = slots[sample.problem_key] = _ProblemSlot(problem_id, sample.gold, sample.problem_text)
-    elif sample.gold is not None and slot.gold is not None and sample.gold != slot.gold:
-        raise UserError(f"{sample.where}: gold answer {sample.gold!r} conflicts with {slot.gold!r} given earlier")
+        slot = slots[key] = _ProblemSlot(problem_id, record.gold, text)
+    elif record.gold is not None and slot.gold is not None and record.gold != slot.gold:
+        raise UserError(f"{record.where}: gold answer {record.gold!r} conflicts with {slot.gold!r} given earlier")
     elif slot.gold is None:
-        slot.gold = sample.gold
+        slot.gold = record.gold
     return slot
 
 
-def _sample_index(sample: _Sample, slot: _ProblemSlot) -> int:
-    idx = sample.sample_idx if sample.sample_idx is not None else slot.next_sample
+def _sample_index(record: InputRecord, slot: _ProblemSlot) -> int:
+    idx = record.sample_idx if record.sample_idx is not None else slot.next_sample
     if idx in slot.seen_samples:
-        raise UserError(f"{sample.where}: duplicate sample {idx} for problem {slot.problem_id!r}")
+        raise UserError(f"{record.where}: duplicate sample {idx} for problem {slot.problem_id!r}")
     slot.seen_samples.add(idx)
     slot.next_sample = max(slot.next_sample, idx + 1)
     return idx
@@ -365,30 +251,29 @@ def _match_prompt(prompt: str, dataset: list[Problem]) -> Problem | None:
     return best
 
 
-def _valid_ids(ids: list[Any], vocab: int) -> bool:
-    return all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < vocab for i in ids)
+def _valid_ids(ids: list[int], vocab: int) -> bool:
+    # The input layer checked they are integers; only this tokenizer knows the range.
+    return all(0 <= i < vocab for i in ids)
 
 
-def _flush(
-    pending: list[tuple[_Sample, _ProblemSlot, int]], tokenizer: Any, config: ImportConfig, writer: RolloutWriter
-) -> int:
+def _flush(pending: list[_Pending], tokenizer: Any, config: ImportConfig, writer: RolloutWriter) -> int:
     """Tokenize what needs it, write the rows; returns how many were retokenized."""
-    to_encode = [s.response for s, _, _ in pending if s.token_ids is None]
+    to_encode = [record.response for record, _, _, ids in pending if ids is None]
     encoded = iter(tokenizer(to_encode, add_special_tokens=False)["input_ids"]) if to_encode else iter(())
-    for sample, slot, idx in pending:
-        ids = sample.token_ids if sample.token_ids is not None else next(encoded)
-        finish = sample.finish_reason
+    for record, slot, idx, given in pending:
+        ids = given if given is not None else next(encoded)
+        finish = record.finish_reason
         if finish is None:
             finish = "length" if config.max_tokens and len(ids) >= config.max_tokens else "stop"
         writer.add(
             Rollout(
                 problem_id=slot.problem_id,
                 sample_idx=idx,
-                response=sample.response,
+                response=record.response,
                 token_ids=tuple(ids),
                 finish_reason=finish,
-                error=sample.error,
-                source_score=sample.source_score,
+                error=record.error,
+                source_score=record.score,
             )
         )
     return len(to_encode)

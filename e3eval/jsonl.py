@@ -2,7 +2,7 @@
 
 `read_jsonl` streams records from a JSONL file as `(line_number, dict)`; a bad line (not UTF-8, not JSON, not an
 object) raises `UserError("path:line: why")`, or with `skip_bad=True` is counted in a `BadLines` tally instead.
-Nothing here interprets fields; that is the importers' job.
+Nothing here interprets fields; that is `inputs.py`'s job.
 """
 
 from __future__ import annotations

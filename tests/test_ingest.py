@@ -236,3 +236,54 @@ def test_generic_jsonl_with_golds_from_a_parquet_dataset(tmp_path, tiny_model_di
     src = write_jsonl(tmp_path / "s.jsonl", [{"id": "q9", "response": "x"}])
     with pytest.raises(UserError, match="not in --dataset"):
         import_run(ImportConfig(src, tmp_path / "run2", str(tiny_model_dir), dataset=dataset))
+
+
+# ---- --force never loses data (issue 11 item 1) -------------------------------------------------------------------
+
+
+def test_force_refuses_an_output_that_holds_the_input(tmp_path, tiny_model_dir):
+    from conftest import run_cli
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    pool = folder / "pool.jsonl"
+    pool.write_bytes(GOOD)
+    (folder / "notes.txt").write_text("mine")
+    result = run_cli("e3eval", "import", str(pool), "--out", str(folder), "--tokenizer", str(tiny_model_dir), "--force")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "contains or lies inside the input" in result.stderr
+    assert pool.read_bytes() == GOOD and (folder / "notes.txt").read_text() == "mine"
+    dataset = write_jsonl(folder / "ds.jsonl", [{"id": "p", "problem": "P", "answer": "1"}])
+    src = write_jsonl(tmp_path / "r.jsonl", [{"id": "p", "response": "x"}])
+    with pytest.raises(UserError, match="contains or lies inside the input"):
+        import_run(ImportConfig(src, folder, str(tiny_model_dir), dataset=dataset, force=True))
+    assert sorted(p.name for p in folder.iterdir()) == ["ds.jsonl", "notes.txt", "pool.jsonl"], "the dataset counts"
+
+
+def test_force_replaces_only_a_run(tmp_path, tiny_model_dir):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "paper.tex").write_text("draft")
+    with pytest.raises(UserError, match="not an e3eval run"):
+        _import(tmp_path, tiny_model_dir, GOOD, force=True)
+    assert [p.name for p in folder.iterdir()] == ["paper.tex"]
+
+
+def test_failed_forced_import_leaves_the_old_run_intact_and_success_replaces_it(tmp_path, tiny_model_dir):
+    from e3eval.score import ScoreConfig, score_run
+
+    run = tmp_path / "run"
+    _import(tmp_path, tiny_model_dir, GOOD + GOOD.replace(b'"p"', b'"q"'))
+    score_run(run, ScoreConfig(budgets=(32,), workers=1, resamples=0))
+    before = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert {Path("grades.parquet"), Path("summary.parquet")} <= set(before)
+    with pytest.raises(UserError, match=r"bad\.jsonl:2: invalid JSON"):
+        _import(tmp_path, tiny_model_dir, GOOD + b"{oops\n" + GOOD, force=True)
+    assert {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    assert not list(tmp_path.glob(".run.building-*")), "the half-built folder is removed"
+    _, result = _import(tmp_path, tiny_model_dir, GOOD.replace(b'"p"', b'"r"'), force=True)
+    assert result.run_dir == run and result.rollouts == 1
+    assert [p.problem_id for p in read_problems(run)] == ["r"]
+    assert not (run / "grades.parquet").exists(), "the old run's grades went with it"
+    assert read_manifest(run)["run_id"] == "run"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.") and "lock" not in p.name]
