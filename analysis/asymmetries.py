@@ -3,7 +3,7 @@
 Streams traces (`traces.py`), counts steps with a preset (`steps.py`) on the whole trace or on each budget's prefix
 (token-exact, decoded from token ids), flags repetition (`repetition.py`), and collects one row per (trace, budget)
 in input order: id, budget, correct, n_tokens, finished, n_steps, n_verify, n_attempts, n_chained, n_equations,
-repeats_e3, ngram_loop, empty. `summarize` reduces the rows to mean / median counts per (budget, correct) with n in
+repeats_e3, ngram_loop, empty. `summarize_steps` reduces the rows to mean / median counts per (budget, correct) with n in
 every cell, and the fraction of repeating responses among incorrect ones. Only counts are held in memory, never
 texts, so memory stays flat as the input grows.
 """
@@ -20,8 +20,9 @@ import pyarrow as pa
 
 from analysis.repetition import e3_repeats, ngram_loop
 from analysis.steps import PRESETS, Lexicon, count_steps, load_lexicon
-from analysis.traces import Trace, TraceFields, is_verl_dump, read_traces, trace_from_record
+from analysis.traces import Trace, TraceFields, read_traces, to_trace, trace_format
 from e3eval.errors import UserError
+from e3eval.inputs import to_record
 from e3eval.jsonl import BadLines, fail_or_skip, parse_line, raw_lines
 
 ROW_SCHEMA = pa.schema(
@@ -76,9 +77,11 @@ def count_asymmetries(config: CountConfig, progress: Any = None, jobs: int = 1) 
     size = config.source.stat().st_size if config.source.is_file() else None
     task = progress.add_task("count", total=size) if progress else None
     traces = consumed = 0
-    # Worker start-up costs about a second: small files are counted faster in this process.
-    if jobs > 1 and tokenizer is None and config.source.is_file() and (size or 0) > 4 * _CHUNK_BYTES:
-        chunks = _parallel_rows(config, jobs, bad)
+    fmt = trace_format(config.source, config.fields) if config.source.is_file() else None
+    # Worker start-up costs about a second: small files are counted faster in this process. Workers split JSONL by
+    # lines; an e3 file is one JSON array.
+    if jobs > 1 and tokenizer is None and fmt in ("jsonl", "verl") and (size or 0) > 4 * _CHUNK_BYTES:
+        chunks = _parallel_rows(config, fmt, jobs, bad)
     else:
         chunks = _sequential_rows(config, lexicon, tokenizer, decoder, budgets, bad)
     for per_trace, chunk_bytes in chunks:
@@ -144,19 +147,20 @@ def _sequential_rows(
 _CHUNK_BYTES = 4 << 20
 
 
-def _parallel_rows(config: CountConfig, jobs: int, bad: BadLines | None) -> Iterator[tuple[list[list[dict]], int]]:
+def _parallel_rows(
+    config: CountConfig, fmt: str, jobs: int, bad: BadLines | None
+) -> Iterator[tuple[list[list[dict]], int]]:
     """Count chunks of raw lines in worker processes; chunks come back in input order, a bounded number in flight
     so memory stays flat. Workers report bad lines; a first bad line raises here, in file order."""
     import multiprocessing
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    verl = is_verl_dump(config.source, config.fields)
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         pending: deque = deque()
         for chunk in _raw_chunks(config.source):
-            pending.append(pool.submit(_count_chunk, config, verl, chunk, bad is not None))
+            pending.append(pool.submit(_count_chunk, config, fmt, chunk, bad is not None))
             if len(pending) >= 2 * jobs:
                 yield _collect(pending.popleft().result(), bad)
         while pending:
@@ -196,7 +200,7 @@ class _Skipped(BadLines):
 
 
 def _count_chunk(
-    config: CountConfig, verl: bool, chunk: list[tuple[int, bytes]], skipping: bool
+    config: CountConfig, fmt: str, chunk: list[tuple[int, bytes]], skipping: bool
 ) -> tuple[list[list[dict]], list[tuple[str, str]], int]:
     """Worker: parse and count one chunk of lines (no tokenizer: whole responses only)."""
     lexicon = load_lexicon(config.lexicon) if config.preset == "math" else None
@@ -204,21 +208,22 @@ def _count_chunk(
     per_trace: list[list[dict]] = []
     for number, raw in chunk:
         where = f"{config.source}:{number}"
-        record = parse_line(raw, where, bad)
-        trace = None if record is None else trace_from_record(record, number, where, config.fields, verl, bad)
-        if trace is not None:
-            per_trace.append(trace_rows(trace, config.preset, lexicon, None, None, None))
+        obj = parse_line(raw, where, bad)
+        record = None if obj is None else to_record(obj, number, where, fmt, config.fields, bad)
+        if record is not None:
+            per_trace.append(trace_rows(to_trace(record), config.preset, lexicon, None, None, None))
     return per_trace, (bad.all if bad else []), sum(len(raw) for _, raw in chunk)
 
 
 def _tokenizer(config: CountConfig) -> tuple[Any, Any]:
-    from e3eval.truncate import PrefixDecoder, load_tokenizer
+    from e3eval.tokenizers import load_tokenizer
+    from e3eval.truncate import PrefixDecoder
 
     name = config.tokenizer
     if name is None and config.source.is_dir():
-        from e3eval.store import read_manifest
+        from e3eval.run import Run
 
-        name = read_manifest(config.source).get("tokenizer", {}).get("name_or_path")
+        name = Run.open(config.source).tokenizer_name
     if name is None:
         if config.budgets:
             raise UserError("--budgets needs a tokenizer to decode prefixes: pass --tokenizer")
@@ -248,7 +253,7 @@ class SummaryRow:
     mean_tokens: float | None
 
 
-def summarize(table: pa.Table, by_correct: bool = True) -> list[SummaryRow]:
+def summarize_steps(table: pa.Table, by_correct: bool = True) -> list[SummaryRow]:
     """Mean / median counts per (budget, correctness group), with n; repetition rate among incorrect traces."""
     data = {name: table.column(name).to_pylist() for name in table.column_names}
     groups: dict[tuple[int | None, str], list[int]] = {}

@@ -21,7 +21,7 @@ from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.plot import plot_sweep
-from e3eval.report import Comparison, compare
+from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
 from e3eval.synthetic import PoolSpec, write_pool
@@ -83,7 +83,7 @@ def run_synthetic_demo(
     )  # fmt: skip
     config = ScoreConfig(budgets=tuple(parse_budgets(SYNTHETIC_BUDGETS)), workers=workers or default_workers())
     scored = score_run(run_dir, config, progress)
-    comparison = compare([run_dir])
+    comparison = comparison_of(run_dir, scored.summary)
     plots = plot_sweep([("synthetic", comparison.runs[0].table)], run_dir / "figures" / "sweep", 1024,
                        "synthetic pool (demo)")  # fmt: skip
     return SyntheticOutcome(run_dir, count, scored, comparison, tuple(plots))

@@ -61,9 +61,10 @@ class Comparison:
         return self.combined.to_pandas()
 
 
-def summarize_run(run: Run, name: str | None = None) -> RunSummary:
-    """A scored run's summary with its n and flags (a run that was never scored is a UserError saying so)."""
-    table = run.table("summary")
+def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = None) -> RunSummary:
+    """A scored run's summary (`table`, or read from the run) with its n and flags; a run that was never scored is
+    a UserError saying so."""
+    table = run.table("summary") if table is None else table
     name = name or run.run_id
     if not table.num_rows:
         return RunSummary(name, run, table, 0, 0, 0, 0, ())
@@ -89,6 +90,12 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
     summaries = tuple(summarize_run(run, name) for run, name in zip(runs, names, strict=True))
     combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
     return Comparison(summaries, combined)
+
+
+def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:
+    """One run's comparison from a summary already in memory (just scored), without reading it back."""
+    run = summarize_run(Run.open(run_dir), table=summary)
+    return Comparison((run,), summary)
 
 
 def _columns_for(table: pa.Table) -> list[tuple[str, int | None]]:

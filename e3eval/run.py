@@ -35,6 +35,7 @@ from e3eval.store import (
     SUMMARY_CSV,
     iter_rollout_batches,
     read_manifest,
+    read_problems,
     rollout_shards,
     run_lock,
     write_csv,
@@ -142,18 +143,7 @@ class Run:
 
     def problems(self) -> list[Problem]:
         """The run's problems with gold answers, rendered prompts and prompt token ids (where stored)."""
-        rows = self.table("problems").to_pylist()
-        return [
-            Problem(
-                problem_id=r["problem_id"],
-                answer=r["answer"],
-                problem=r["problem"] or "",
-                dataset=r["dataset"] or "",
-                prompt=r["prompt"] or "",
-                prompt_token_ids=tuple(r["prompt_token_ids"]) if r.get("prompt_token_ids") is not None else None,
-            )
-            for r in rows
-        ]
+        return read_problems(self.path)
 
     def rollout_batches(self, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
         """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""

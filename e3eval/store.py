@@ -196,19 +196,24 @@ def problems_table(run_id: str, problems: Sequence[Problem]) -> pa.Table:
 
 
 def read_problems(run_dir: Path) -> list[Problem]:
+    """The problems of a run, with gold answers, rendered prompts and prompt token ids where stored."""
     path = run_dir / PROBLEMS
     if not path.is_file():
         raise UserError(f"{run_dir}: missing {PROBLEMS}")
-    table = pq.read_table(path, columns=["problem_id", "dataset", "problem", "answer", "prompt"])
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{path}: not a readable Parquet table ({exc})") from None
     return [
         Problem(
             problem_id=r["problem_id"],
             answer=r["answer"],
-            problem=r["problem"],
-            dataset=r["dataset"],
-            prompt=r["prompt"],
+            problem=r["problem"] or "",
+            dataset=r["dataset"] or "",
+            prompt=r["prompt"] or "",
+            prompt_token_ids=tuple(r["prompt_token_ids"]) if r.get("prompt_token_ids") is not None else None,
         )
-        for r in table.to_pylist()
+        for r in rows
     ]
 
 
@@ -300,10 +305,3 @@ def iter_rollout_batches(run_dir: Path, columns: Sequence[str], batch_rows: int 
         raise UserError(f"{run_dir}: no rollouts in {ROLLOUTS_DIR}/")
     for shard in shards:
         yield from iter_shard_batches(shard, columns, batch_rows)
-
-
-def read_table(run_dir: Path, name: str, what: str) -> pa.Table:
-    path = run_dir / name
-    if not path.is_file():
-        raise UserError(f"{run_dir}: no {name}; {what}")
-    return pq.read_table(path)

@@ -18,7 +18,7 @@ from typing import Any
 
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
 from e3eval.plot import plot_sweep
-from e3eval.report import Comparison, compare
+from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 
 
@@ -52,7 +52,7 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     if generated.failed and not (generated.generated or generated.skipped):
         return SweepOutcome(run_dir, generated)
     scored = score_run(run_dir, config.score, progress)
-    comparison = compare([run_dir])
+    comparison = comparison_of(run_dir, scored.summary)
     run = comparison.runs[0]
     generation = run.run.section("generation") or {}
     model = Path(generation.get("model", "")).name or generation.get("model", "?")

@@ -139,7 +139,3 @@ class PrefixDecoder:
         if self.cleanup:
             text = self.tokenizer.clean_up_tokenization(text)
         return text
-
-
-# Re-exported for callers of the previous location; new code imports it from `e3eval.tokenizers`.
-from e3eval.tokenizers import load_tokenizer  # noqa: E402, F401

@@ -47,3 +47,13 @@ def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.Com
     return subprocess.run(
         [str(bin_dir / program), *args], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
     )
+
+
+def send_json(handler, status: int, payload: dict) -> None:
+    """Answer a stdlib `BaseHTTPRequestHandler` request with a JSON body (the test servers on 127.0.0.1)."""
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -11,7 +11,7 @@ import pytest
 from conftest import write_jsonl
 from tests_support import MATH_TRACE
 
-from analysis.asymmetries import CountConfig, count_asymmetries, summarize, write_rows
+from analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
 from analysis.attempts import unique_attempts
 from analysis.steps import count_steps
 from analysis.traces import TraceFields
@@ -42,7 +42,7 @@ def test_jsonl_rows_in_input_order(tmp_path):
     assert (rows[1]["n_verify"], rows[1]["n_attempts"], rows[1]["n_chained"]) == (1, 1, 1)
     assert rows[2]["empty"] is True and rows[2]["n_steps"] == 0
     assert rows[0]["ngram_loop"] is None and rows[0]["n_tokens"] is None, "no token ids, no tokenizer: unknown"
-    summary = {(r.budget, r.group): r for r in summarize(result.table)}
+    summary = {(r.budget, r.group): r for r in summarize_steps(result.table)}
     assert summary[(None, "correct")].n == 2 and summary[(None, "incorrect")].n == 2
     assert summary[(None, "incorrect")].stats["n_verify"] == (0.5, 0.5)
 

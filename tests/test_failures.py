@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, write_jsonl
+from conftest import run_cli, send_json, write_jsonl
 
 from e3eval.backends.openai import OpenAIBackend
 from e3eval.datasets import demo_problems
@@ -45,12 +45,7 @@ class _FlakyHandler(BaseHTTPRequestHandler):
         else:
             choice = {"text": self.server.text, "token_ids": self.server.ids, "finish_reason": "stop"}
             status, payload = 200, {"choices": [choice]}
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload)
 
     def log_message(self, *args):
         pass

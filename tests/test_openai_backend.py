@@ -12,6 +12,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from conftest import send_json
 
 from e3eval.backends.openai import OpenAIBackend
 from e3eval.records import GenerationRequest, SamplingSpec
@@ -79,13 +80,7 @@ class _NoIdsHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.server.bodies.append(body)
-        payload = {"choices": [{"text": "so \\boxed{2}", "finish_reason": "stop"}]}
-        data = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, {"choices": [{"text": "so \\boxed{2}", "finish_reason": "stop"}]})
 
     def log_message(self, *args):
         pass

@@ -15,7 +15,7 @@ before that average, which here leaves only successful rollouts.
 
 Every iteration records statistics of the rollouts it sampled (mean length, reward) and of the policy it sampled
 them from: the marginal p(stop) and p(a*) (the conditional probabilities averaged over the 100 states) and the mean
-conditional entropy in nats. This module does not draw plots; `train/cli.py` does.
+conditional entropy in nats. `plot_history` draws the Fig. 8 panels (moving to `figures/` with the figures issue).
 """
 
 from __future__ import annotations

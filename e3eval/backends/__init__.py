@@ -98,7 +98,8 @@ def open_backend(name: str, model: str, options: dict[str, Any]) -> Backend:
         return SGLangBackend(model, **_given(options))
     from e3eval.backends.openai import OpenAIBackend
 
-    return OpenAIBackend(model, **{k: v for k, v in _given(options).items() if k != "dtype"})
+    # The server chose its dtype and batches requests itself.
+    return OpenAIBackend(model, **{k: v for k, v in _given(options).items() if k not in ("dtype", "batch_size")})
 
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def score(
     """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv."""
     from e3eval.budgets import parse_budgets
     from e3eval.grade_pool import default_workers
-    from e3eval.report import compare
+    from e3eval.report import comparison_of
     from e3eval.score import ScoreConfig, score_run
 
     if workers is not None and workers < 1:
@@ -90,7 +90,7 @@ def score(
         f"graded {result.grades.num_rows} (sample, budget) rows [{counts}] with {result.distinct_pairs} distinct "
         f"answers in {result.seconds:.1f}s (decode: {result.decode_path})"
     )
-    show_comparison(compare([run_dir]))
+    show_comparison(comparison_of(run_dir, result.summary))
 
 
 def report(

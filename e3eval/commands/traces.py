@@ -36,7 +36,7 @@ def count_asymmetries_cmd(
     """Count verification and attempt steps (and chained asymmetries) in traces, by correctness and budget."""
     from rich.table import Table
 
-    from analysis.asymmetries import CountConfig, count_asymmetries, summarize, write_rows
+    from analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
     from analysis.traces import TraceFields
     from e3eval.budgets import format_budget, parse_budgets
 
@@ -50,7 +50,7 @@ def count_asymmetries_cmd(
     table = Table(title=f"{source.name}: steps per trace, preset {preset} (mean / median)")
     for column in ("budget", "group", "n", "verify", "attempts", "chained", "repeating %", "tokens"):
         table.add_column(column, justify="right")
-    for row in summarize(result.table, by_correct=by == "correct"):
+    for row in summarize_steps(result.table, by_correct=by == "correct"):
         cells = [format_budget(row.budget) if row.budget else "full", row.group, str(row.n)]
         cells += [f"{row.stats[m][0]:.2f} / {row.stats[m][1]:g}" for m in ("n_verify", "n_attempts", "n_chained")]
         cells.append("-" if row.repeat_rate is None else f"{100 * row.repeat_rate:.1f}")
