@@ -3,9 +3,9 @@
 Streams traces (`traces.py`), counts steps with a preset (`steps.py`) on the whole trace or on each budget's prefix
 (token-exact, decoded from token ids), flags repetition (`repetition.py`), and collects one row per (trace, budget)
 in input order: id, budget, correct, n_tokens, finished, n_steps, n_verify, n_attempts, n_chained, n_equations,
-repeats_e3, ngram_loop, empty. `summarize_steps` reduces the rows to mean / median counts per (budget, correct) with n in
-every cell, and the fraction of repeating responses among incorrect ones. Only counts are held in memory, never
-texts, so memory stays flat as the input grows.
+repeats_e3, ngram_loop, empty. `summarize_steps` reduces the rows to mean / median counts per (budget, correct) with
+n in every cell, and the fraction of repeating responses among incorrect ones. Only counts are held in memory,
+never texts, so memory stays flat as the input grows.
 """
 
 from __future__ import annotations

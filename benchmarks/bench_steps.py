@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.steps import count_steps, lexicon_from, load_lexicon, sentences_matching
+from analysis.phrases import sentences_matching
+from analysis.steps import count_steps, lexicon_from, load_lexicon
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "labelled-traces"

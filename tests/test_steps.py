@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.phrases import literal_anchor, literal_anchors, sentences_matching
 from analysis.repetition import e3_repeats, ngram_loop
-from analysis.steps import count_steps, literal_anchor, literal_anchors, load_lexicon, sentences_matching
+from analysis.steps import count_steps, load_lexicon
 from e3eval.errors import UserError
 
 MATH = """Let me compute 2+2 = 4.
