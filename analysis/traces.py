@@ -76,6 +76,9 @@ def _run_traces(run_dir: Path) -> Iterator[Trace]:
             if row["finish_reason"] == "error":
                 continue  # a failed request is not a trace (the CLI reports how many were left out)
             at = grades.get((row["problem_id"], row["sample_idx"]))
-            full = at[max(at)] if at else None
+            # Whole-trace correctness is known only from a budget the whole response fits in; a smaller largest
+            # budget graded a prefix, not the trace.
+            fits = [b for b in at or () if b >= len(row["token_ids"])]
+            full = at[min(fits)] if fits else None
             yield Trace(f"{row['problem_id']}#{row['sample_idx']}", row["response"], full, row["token_ids"],
                         row["finish_reason"], group=row["problem_id"], correct_at=at)  # fmt: skip

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from e3eval.errors import UserError
 from e3eval.records import Problem
 from e3eval.store import (
+    COMPRESSION,
     GRADES,
     MANIFEST,
     PROBLEMS,
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
 
 TableName = Literal["problems", "rollouts", "grades", "summary"]
 _FILES: dict[str, str] = {"problems": PROBLEMS, "grades": GRADES, "summary": SUMMARY}
+# Which run.json section a table is written with (`Run.commit`), and the Parquet metadata key naming the unit.
+_OWNER = {"grades": "scoring", "summary": "scoring"}
+_UNIT_KEY = b"e3eval.unit"
 _MISSING_HINT = {
     "problems": "the run is incomplete; re-import it or rerun `e3eval generate`",
     "grades": "score it first: e3eval score {path} --budgets ...",
@@ -133,9 +138,21 @@ class Run:
         if not path.is_file():
             raise UserError(f"{self.path}: no {path.name}; {_MISSING_HINT[name].format(path=self.path)}")
         try:
-            return pq.read_table(path, columns=list(columns) if columns else None)
+            table = pq.read_table(path, columns=list(columns) if columns else None)
         except (pa.ArrowException, OSError) as exc:
             raise UserError(f"{path}: not a readable Parquet table ({exc})") from None
+        self._check_unit(name, path, table)
+        return table
+
+    def _check_unit(self, name: str, path: Path, table: pa.Table) -> None:
+        """A table written with its section (`commit`) must name the same unit as run.json does."""
+        written = (table.schema.metadata or {}).get(_UNIT_KEY)
+        section = self.section(_OWNER.get(name, "")) or {}
+        if written is not None and section.get("unit") not in (None, written.decode()):
+            raise UserError(
+                f"{path}: written by another `{_OWNER[name]}` run than the one run.json records (was a command "
+                f"interrupted?); rerun it to make {path.name} and run.json agree"
+            )
 
     def frame(self, name: TableName, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """A whole table as a pandas DataFrame (needs pandas)."""
@@ -160,6 +177,32 @@ class Run:
         write_table(self.path / _FILES[name], table)
         if name == "summary":
             write_csv(self.path / SUMMARY_CSV, table)
+
+    def commit(self, section: str, data: dict[str, Any], tables: dict[str, pa.Table]) -> str:
+        """Write a stage's tables and its run.json section as one unit; returns the unit's id.
+
+        Every table is written to a temporary file first, then all are renamed into place and run.json is written
+        last, naming the unit; each table carries the same id in its Parquet metadata. A reader of a table whose id
+        differs from its section's (an interrupted write) gets a UserError instead of mixed results.
+        """
+        unit = uuid.uuid4().hex
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for name, table in tables.items():
+                target = self.path / _FILES[name]
+                tagged = table.replace_schema_metadata({**(table.schema.metadata or {}), _UNIT_KEY: unit.encode()})
+                temp = target.with_name(f".{target.name}.unit-{unit}")
+                pq.write_table(tagged, temp, compression=COMPRESSION)
+                staged.append((temp, target))
+            for temp, target in staged:
+                os.replace(temp, target)
+        finally:
+            for temp, _ in staged:
+                temp.unlink(missing_ok=True)
+        if "summary" in tables:
+            write_csv(self.path / SUMMARY_CSV, tables["summary"])
+        self.write_sections(**{section: {**data, "unit": unit}})
+        return unit
 
     # Writing safely ----------------------------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class SampleLedger:
     superseded: int  # failed rows that a later successful row replaced
     expected: int | None  # n x problems for generated runs; None when the run does not say (imports)
     problems_without_samples: tuple[str, ...]
+    status: str | None = None  # the generation's status in run.json (`running` after a crash)
 
     @property
     def missing(self) -> int:
@@ -69,7 +70,8 @@ class SampleLedger:
         if self.failures.count:
             parts.append(self.failures.describe())
         if self.missing:
-            parts.append(f"{self.missing} sample(s) missing")
+            interrupted = " (run.json says the generation is still running: it was interrupted)"
+            parts.append(f"{self.missing} sample(s) missing" + (interrupted if self.status == "running" else ""))
         if self.problems_without_samples:
             shown = ", ".join(self.problems_without_samples[:EXAMPLES])
             more = "" if len(self.problems_without_samples) <= EXAMPLES else ", ..."
@@ -133,6 +135,7 @@ def ledger(run_dir: Path, manifest: dict[str, Any], problem_ids: list[str]) -> S
         superseded=superseded,
         expected=expected,
         problems_without_samples=tuple(p for p in problem_ids if p not in with_samples),
+        status=generation.get("status"),
     )
 
 

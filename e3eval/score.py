@@ -30,7 +30,7 @@ from e3eval.run import Run
 from e3eval.samples import SampleLedger
 from e3eval.store import GRADE_SCHEMA
 from e3eval.summary import Exclusions, SummaryConfig, summarize_grades
-from e3eval.tokenizers import load_tokenizer
+from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.truncate import PrefixDecoder
 
 _COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason")
@@ -107,7 +107,9 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     longest = 0
     # Workers start first: their math-verify import overlaps with loading the tokenizer and decoding.
     with GraderPool(config.workers, config.deadline_s, config.inner_timeout_s, config.memory_limit_mb) as pool:
-        decoder = PrefixDecoder(load_tokenizer(tokenizer_name))
+        tokenizer = load_tokenizer(tokenizer_name)
+        warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
+        decoder = PrefixDecoder(tokenizer)
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
         for batch in run.rollout_batches(_COLUMNS):
@@ -129,7 +131,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
         verdicts = {**verdicts, **quick}
         kills = pool.kills
 
-    warnings = [
+    warnings += [
         f"budget {b} is above the longest response ({longest} tokens): every sample is complete there"
         for b in budgets
         if b > longest
@@ -146,13 +148,12 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
 
-    run.write_table("grades", grades)
-    run.write_table("summary", summary)
     seconds = time.monotonic() - started
     scoring = {
         **{k: v for k, v in asdict(config).items() if k != "budgets"},
         "budgets": budgets,
         "tokenizer": tokenizer_name,
+        "tokenizer_fingerprint": fingerprint(tokenizer),
         "decode_path": decoder.path,
         "grader": {"name": "math-verify", "version": package_version("math-verify"), "gold_first": True},
         "samples": {
@@ -171,8 +172,30 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
         "scored_at": now(),
         "environment": environment(),
     }
-    run.write_sections(scoring=scoring)  # last: run.json never points at tables not yet written
+    run.commit("scoring", scoring, {"grades": grades, "summary": summary})  # one unit: tables, then run.json
     return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples)
+
+
+def _check_tokenizer(run: Run, name: str, tokenizer: Any) -> list[str]:
+    """Refuse a tokenizer that would decode the run's ids to other text than the one they were made with.
+
+    The run records its tokenizer's fingerprint (generation and import); runs from before that are checked against
+    the recorded tokenizer itself when it still loads, and otherwise scored with a warning.
+    """
+    recorded = run.section("tokenizer") or {}
+    expected = recorded.get("fingerprint")
+    recorded_name = recorded.get("name_or_path")
+    if expected is None and recorded_name and recorded_name != name:
+        try:
+            expected = fingerprint(load_tokenizer(recorded_name))
+        except UserError:
+            return [f"cannot load the run's tokenizer {recorded_name!r} to check that {name!r} decodes its ids alike"]
+    if expected is not None and fingerprint(tokenizer) != expected:
+        raise UserError(
+            f"tokenizer {name!r} is not the one {run.path}'s token ids were made with ({recorded_name!r}): its "
+            "vocabulary, merges or decoder differ, so every decoded text and answer would be wrong"
+        )
+    return []
 
 
 def _extract_batch(

@@ -58,6 +58,11 @@ def select_budget(run_dir: Path, candidates: list[int], kappa: float = 1.2) -> t
             f"{run_dir}: the sweep has no pass@1 at budget(s) {', '.join(map(str, missing))}; "
             f"score it with --budgets {','.join(str(b) for b in sorted(set(pass1) | set(missing)))}"
         )
+    if not any(pass1[b] for c in candidates for b in (c, 2 * c)):
+        raise UserError(
+            f"{run_dir}: pass@1 is 0 at every candidate budget and its double, so J(2B) >= kappa * J(B) holds for "
+            "every B without telling anything; select a budget on data the model solves some of the time"
+        )
     length = mean_response_length(run_dir)
     table = [Candidate(b, pass1[b], pass1[2 * b], length, kappa) for b in sorted(candidates)]
     chosen = next((c.budget for c in table if c.ok), None)
