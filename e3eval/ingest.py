@@ -93,6 +93,7 @@ class _ProblemSlot:
     problem_id: str
     gold: str | None
     problem_text: str
+    where: str  # the first record of the problem, for messages about a conflict
     next_sample: int = 0
     seen_samples: set[int] = field(default_factory=set)
 
@@ -113,6 +114,10 @@ def import_run(config: ImportConfig, progress: Any = None) -> ImportResult:
         raise UserError(f"{source}: no such file")
     if config.format not in FORMATS:
         raise UserError(f"unknown format {config.format!r}; choose one of {', '.join(FORMATS)}")
+    if config.max_tokens is not None and config.max_tokens < 1:
+        raise UserError(
+            f"--max-tokens must be a positive number of tokens (the generation limit), not {config.max_tokens}"
+        )
     fmt = detect_format(source) if config.format == "auto" else config.format
     if fmt == "jsonl" and not config.id_field:
         raise UserError("--id-field must name the field that holds the problem id")
@@ -200,8 +205,9 @@ def _import(
 
 
 def _problem_key(record: InputRecord, fmt: str) -> str:
-    """Which records share a problem: the id field (jsonl), the e3 `index`, or else the identical prompt (verl
-    rollout dumps are reordered by verl's batch balancing, so consecutive order is not relied on)."""
+    """Which records share a problem: the id field (jsonl), the e3 `index` (whose records must share one prompt), or
+    else the identical prompt (verl rollout dumps are reordered by verl's batch balancing, so consecutive order is not
+    relied on)."""
     if fmt == "jsonl":
         return str(record.key)
     if record.key is not None:
@@ -225,7 +231,15 @@ def _slot_for(
             match = _match_prompt(text, dataset)
             if match is not None:
                 problem_id = match.problem_id
-        slot = slots[key] = _ProblemSlot(problem_id, record.gold, text)
+        slot = slots[key] = _ProblemSlot(problem_id, record.gold, text, record.where)
+    elif key.startswith("index:") and text != slot.problem_text:
+        # Samples of one e3 problem share its prompt; another prompt under the same index would be graded against
+        # the first one's gold answer.
+        raise UserError(
+            f"{record.where}: index {key.removeprefix('index:')} is also the index of {slot.where}, whose prompt "
+            "differs; each problem needs its own index (fix the file, or remove the `index` fields to group records "
+            "by prompt)"
+        )
     elif record.gold is not None and slot.gold is not None and record.gold != slot.gold:
         raise UserError(f"{record.where}: gold answer {record.gold!r} conflicts with {slot.gold!r} given earlier")
     elif slot.gold is None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e3eval.jsonl import BadLines, fail_or_skip, read_json_list, read_jsonl
+from e3eval.jsonl import BOM, BadLines, fail_or_skip, read_json_list, read_jsonl
 from e3eval.records import FINISH_REASONS
 
 FORMATS = ("auto", "jsonl", "verl", "e3")
@@ -34,8 +34,9 @@ class FieldMap:
 
     The defaults are `count-asymmetries`' (only the response); `e3eval import` sets id, answer, problem and error
     fields (see `ImportConfig`). A field that is named must be present and well-formed, except `problem_field`,
-    `correct_field`, `target_field` and `group_field`, which may be missing or null. The first seven fields keep the
-    positional order of the former `analysis.traces.TraceFields`.
+    `correct_field`, `target_field` and `group_field`, which may be missing or null. A set `answer_field` also says
+    that the caller reads gold answers, which verl dumps carry in `gts`. The first seven fields keep the positional
+    order of the former `analysis.traces.TraceFields`.
     """
 
     response_field: str = "response"
@@ -73,9 +74,10 @@ class InputRecord:
 
 
 def detect_format(path: Path) -> str:
-    """`e3` for a JSON array, `verl` when the first line has verl's fields, else `jsonl`."""
+    """`e3` for a JSON array, `verl` when the first line has verl's fields, else `jsonl` (a byte-order mark is
+    skipped, as the readers skip it)."""
     with Path(path).open("rb") as handle:
-        head = handle.read(4096).lstrip()
+        head = handle.read(4096).removeprefix(BOM).lstrip()
     if head.startswith(b"["):
         return "e3"
     first_line = head.split(b"\n", 1)[0]
@@ -109,7 +111,7 @@ def to_record(
     """One parsed JSONL line (`jsonl` or `verl`) as a record, or None after counting it as bad (raises without
     `bad`). Public so that callers parsing lines in worker processes apply the same rules."""
     if fmt == "verl":
-        return _prompted(obj, line, where, bad, with_gold=True)
+        return _prompted(obj, line, where, bad, with_gold=True, gold_wanted=fields.answer_field is not None)
     return _generic(obj, line, where, fields, bad)
 
 
@@ -236,8 +238,12 @@ def _generic(obj: dict[str, Any], line: int, where: str, fields: FieldMap, bad: 
     )
 
 
-def _prompted(obj: dict[str, Any], line: int, where: str, bad: BadLines | None, with_gold: bool) -> InputRecord | None:
-    """A verl dump line (`with_gold`: `gts`) or an e3 record: prompt in, one response out, a score."""
+def _prompted(
+    obj: dict[str, Any], line: int, where: str, bad: BadLines | None, with_gold: bool, gold_wanted: bool = False
+) -> InputRecord | None:
+    """A verl dump line (`with_gold`: `gts`) or an e3 record: prompt in, one response out, a score. With
+    `gold_wanted` (the caller reads answers: `FieldMap.answer_field` is set) a `gts` that can be neither a gold answer
+    nor a ground-truth object (a list, a boolean) makes the line bad, since its samples could never be graded."""
     prompt = _text(obj, "input", where, bad)
     if prompt is None:
         return None
@@ -253,6 +259,9 @@ def _prompted(obj: dict[str, Any], line: int, where: str, bad: BadLines | None, 
     gold = target = None
     if with_gold:
         gts = obj.get("gts")
+        if gold_wanted and gts is not None and not (_is_text(gts) or isinstance(gts, dict)):
+            fail_or_skip(bad, where, f"field 'gts' must be a string (a gold answer), got {type(gts).__name__}")
+            return None
         # `gts` is a math answer ("\\frac{1}{2}") or a Countdown ground truth ({"target": 24, "numbers": [...]},
         # or that object as JSON text): text is a gold answer, a target is read from whichever holds one.
         gold = str(gts) if _is_text(gts) else None

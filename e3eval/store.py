@@ -3,8 +3,9 @@
 Layout (ARCHITECTURE.md): `run.json`, `problems.parquet`, `rollouts/part-*.parquet` (append-only shards),
 `grades.parquet`, `summary.parquet` + `summary.csv`, `figures/`. Every file is written to a temporary name and
 renamed into place; the manifest is written last, so a run directory never points at a half-written table.
-Readers stream rollout shards batch by batch and read only the columns they ask for. This module knows the schemas
-but not what the columns mean: truncation, grading and metrics live elsewhere.
+Readers stream rollout shards batch by batch and read only the columns they ask for; `read_manifest` checks the types
+of the run.json fields that commands rely on, so a hand-edited manifest is one clear error. This module knows the
+schemas but not what the columns mean: truncation, grading and metrics live elsewhere.
 """
 
 from __future__ import annotations
@@ -160,8 +161,21 @@ def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
     write_json(run_dir / MANIFEST, manifest)
 
 
+# The sections of run.json that commands read, and the fields in them that code relies on (section -> field -> type).
+# Each stage owns its section (run.py); anything else in run.json is provenance, kept but never interpreted.
+_SECTIONS = ("source", "tokenizer", "generation", "scoring", "counts", "environment")
+_SECTION_FIELDS: dict[str, dict[str, type]] = {
+    "tokenizer": {"name_or_path": str},
+    "generation": {"n": int, "status": str},
+    "source": {"skipped_lines": int, "format": str},
+}
+_REQUIRED_FIELDS = {"tokenizer": ("name_or_path",)}
+_EXPECTED = {str: "a string", int: "an integer"}
+
+
 def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """Read run.json, refusing run directories of another schema version."""
+    """Read run.json, refusing run directories of another schema version and manifests whose known fields have the
+    wrong type (a hand edit), with one line naming run.json and the field."""
     path = run_dir / MANIFEST
     if not path.is_file():
         raise UserError(f"{run_dir}: not a run directory (no {MANIFEST}); create one with `e3eval import`")
@@ -169,13 +183,59 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: must hold a JSON object (the run's manifest), not a {_json_type(manifest)}")
     version = manifest.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UserError(
             f"{path}: schema_version {version!r}, but this e3eval reads version {SCHEMA_VERSION}; "
             "re-import the run with this version"
         )
+    problems = _manifest_problems(manifest)
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems) + " (was it edited by hand?)")
     return manifest
+
+
+def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """What is wrong with the fields of a manifest that commands read: `run_id`, `kind`, and the stage sections
+    with the fields code relies on; empty for a valid manifest. Fields not listed are not checked."""
+    problems = []
+    run_id = manifest.get("run_id")
+    if run_id == "":
+        problems.append("field 'run_id' is empty")
+    elif not isinstance(run_id, str):
+        problems.append(_wrong("run_id", run_id, "a non-empty string"))
+    if manifest.get("kind") is not None and not isinstance(manifest["kind"], str):
+        problems.append(_wrong("kind", manifest["kind"], "a string"))
+    for name in _SECTIONS:
+        if name not in manifest:
+            continue
+        section = manifest[name]
+        if not isinstance(section, dict):
+            problems.append(_wrong(name, section, "an object"))
+            continue
+        for key in _REQUIRED_FIELDS.get(name, ()):
+            if section.get(key) is None:
+                problems.append(f"field '{name}.{key}' is missing")
+        for key, kind in _SECTION_FIELDS.get(name, {}).items():
+            value = section.get(key)
+            # bool is an int to Python, never to a reader of run.json.
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+                problems.append(_wrong(f"{name}.{key}", value, _EXPECTED[kind]))
+    return problems
+
+
+def _wrong(name: str, value: Any, expected: str) -> str:
+    return (
+        f"field '{name}' is missing" if value is None else f"field '{name}' must be {expected}, not {_json_type(value)}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type, as the user wrote it."""
+    names = {bool: "boolean", int: "number", float: "number", str: "string", list: "list", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def problems_table(run_id: str, problems: Sequence[Problem]) -> pa.Table:

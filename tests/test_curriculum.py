@@ -211,3 +211,51 @@ def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr.split("error:")[-1]
     assert "s1: train already done" in proc.stdout and "s2: train: " in proc.stdout
     assert "s2: train step failed with exit code 1; fix the cause and rerun" in proc.stderr
+
+
+def test_unknown_fields_and_bad_hyper_values_are_reported_together_with_lines(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: x\nmodel: m\noutput_dir: o\nalgoritm: grpo_mask\ndefaults:\n  lr: fast\n  kl_coef: -1\nstages:\n"
+        "  - name: a\n    data: {train: [t.parquet], val: [v.parquet]}\n    budget: 8\n    steps: 3\n    stepz: 9\n"
+        "    hyper: {rollout_n: 2.5, save_freq: 0, temperature: .nan, rollout_name: 'vllm trainer.x=1'}\n"
+        "    val_dataset: [aime25]\n"
+    )
+    with pytest.raises(UserError) as info:
+        load_spec(spec)
+    message = str(info.value)
+    assert f"{spec}: 9 problem(s)" in message, message
+    for expected in (
+        "algoritm (line 4): unknown field (did you mean 'algorithm'?)",
+        "defaults.lr (line 6): must be a positive number, not 'fast'",
+        "defaults.kl_coef (line 7): must be a number >= 0, not -1",
+        "stages[0].stepz (line 13): unknown field (did you mean 'steps'?)",
+        "stages[0].hyper.rollout_n (line 14): must be a positive integer, not 2.5",
+        "stages[0].hyper.save_freq (line 14): must be a positive integer, or -1 for never, not 0",
+        "stages[0].hyper.temperature (line 14): must be a positive number, not nan",
+        "stages[0].hyper.rollout_name (line 14): must be a plain name such as vllm",
+        "stages[0].val_dataset (line 15): must be a dataset name or file",
+    ):
+        assert expected in message, message
+    # YAML 1.1 reads `1e-6` (no dot) as a string: it is still a learning rate, and goes to verl as written.
+    spec.write_text(
+        "name: x\nmodel: m\noutput_dir: o\ndefaults: {lr: 1e-6, save_freq: -1, entropy_coeff: 0, kl_coef: 0.001}\n"
+        "stages:\n  - name: a\n    data: {train: t.parquet, val: v.parquet}\n    budget: 8\n    steps: 3\n"
+        "    hyper: {rollout_name: sglang}\n"
+    )
+    command = stage_commands(load_spec(spec))[0]
+    for override in ("actor_rollout_ref.actor.optim.lr=1e-6", "trainer.save_freq=-1",
+                     "actor_rollout_ref.rollout.name=sglang"):  # fmt: skip
+        assert override in command
+
+
+def test_an_empty_math_split_keeps_the_columns(tmp_path):
+    from e3eval.records import Problem
+
+    problems = [Problem(f"q{i}", str(i), f"What is {i}?") for i in range(2)]
+    counts = prepare_math(tmp_path, problems, {"q0": 1.0, "q1": 1.0}, SplitRule())
+    assert counts == {"easy": 2, "medium": 0, "hard": 0}
+    hard = pq.read_table(tmp_path / "hard.parquet")
+    assert hard.num_rows == 0
+    assert hard.schema.names == pq.read_table(tmp_path / "easy.parquet").schema.names
+    assert "reward_model" in hard.schema.names

@@ -147,9 +147,9 @@ def prepare_countdown_cmd(
 
     try:
         parsed = [int(s) for s in sizes.split(",")]
-        paths = prepare_countdown(out, parsed, train, test, seed)
-    except ValueError as exc:
-        raise UserError(f"--sizes {sizes!r}: {exc}") from None
+    except ValueError:
+        raise UserError(f"--sizes {sizes!r}: expected comma-separated numbers such as 3,6") from None
+    paths = prepare_countdown(out, parsed, train, test, seed)
     console.print(f"wrote {len(paths)} files to {out}")
 
 

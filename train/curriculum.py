@@ -5,13 +5,18 @@ A spec names a base model, an output directory and a list of stages. Each stage 
 e3 reward function, the stage's budget as `data.max_response_length`), starting from the previous stage's exported
 Hugging Face checkpoint (`init: previous`, the default) or from the base model (`init: base`, for ablations run side
 by side), and is followed by an `e3eval sweep` of the stage's checkpoint at the training budget and twice it.
-`validate_spec` reports every problem of a spec at once, naming the field. This module runs nothing itself except in
-`run_steps`, which skips steps whose output already exists so that a rerun resumes; `e3train run SPEC --dry-run`
-prints the commands.
+`validate_spec` reports every problem of a spec at once, naming the field (and its YAML line): unknown fields
+(a typo such as `stepz:` would otherwise be ignored) and hyper-parameters of the wrong type (they become verl
+overrides). `load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand into billions
+of nodes (the "billion laughs" document). This module runs nothing itself except in `run_steps`, which skips steps
+whose output already exists so that a rerun resumes; `e3train run SPEC --dry-run` prints the commands.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
+import re
 import shlex
 import subprocess
 import sys
@@ -39,6 +44,34 @@ HYPER = {  # spec key -> verl override
     "save_freq": "trainer.save_freq",
     "test_freq": "trainer.test_freq",
 }
+# What each hyper-parameter's value must be; "word" keeps override syntax (`,` sweeps, `=`, spaces) out of the command.
+_HYPER_KINDS = {
+    "train_batch_size": "count",
+    "max_prompt_length": "count",
+    "lr": "positive",
+    "ppo_mini_batch_size": "count",
+    "ppo_micro_batch_size_per_gpu": "count",
+    "kl_coef": "non_negative",
+    "entropy_coeff": "non_negative",
+    "temperature": "positive",
+    "rollout_n": "count",
+    "rollout_name": "word",
+    "n_gpus_per_node": "count",
+    "nnodes": "count",
+    "save_freq": "every",
+    "test_freq": "every",
+}
+_KIND_TEXT = {
+    "count": "a positive integer",
+    "positive": "a positive number",
+    "non_negative": "a number >= 0",
+    "every": "a positive integer, or -1 for never",
+    "word": "a plain name such as vllm",
+}
+SPEC_FIELDS = ("name", "model", "output_dir", "algorithm", "defaults", "stages", "extra_overrides")
+STAGE_FIELDS = ("name", "data", "budget", "steps", "algorithm", "init", "hyper", "val_dataset")
+DATA_FIELDS = ("train", "val")
+MAX_SPEC_BYTES = 1 << 20  # a curriculum is a page of YAML; anything near this is not one
 REWARD_PATH = Path(__file__).resolve().parent / "reward.py"
 
 
@@ -65,17 +98,51 @@ class Spec:
 
 
 def load_spec(path: Path) -> Spec:
+    """Read and validate a curriculum YAML file; every problem is one UserError naming the file."""
     import yaml
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        lines = _field_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        with Path(path).open("rb") as handle:
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_SPEC_BYTES:
+        raise UserError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; a curriculum spec is a short YAML file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {exc.start}); a curriculum spec is YAML text") from None
+    try:
+        loader = _spec_loader()(text)  # the reader already refuses control characters
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML ({exc})") from None
-    return validate_spec(data, str(path), lines)
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to be a curriculum spec") from None
+    return validate_spec(data, str(path), _field_lines(node) if node is not None else {})
+
+
+def _spec_loader() -> type:
+    """yaml's SafeLoader without aliases: `*name` can repeat a node without bound (a few lines of aliases expand to
+    billions of nodes), and a curriculum never needs one (`defaults:` shares hyper-parameters across stages)."""
+    import yaml
+    from yaml.composer import ComposerError
+
+    class SpecLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                line = event.start_mark.line + 1
+                # No mark: the message stays one line (a mark adds the quoted source below it).
+                raise ComposerError(problem=f"line {line}: alias *{event.anchor} (aliases are not allowed in a "
+                                    "curriculum spec; write the value out)")  # fmt: skip
+            return super().compose_node(parent, index)
+
+    return SpecLoader
 
 
 def _field_lines(node: Any, prefix: str = "", lines: dict[str, int] | None = None) -> dict[str, int]:
@@ -109,6 +176,7 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
     errors: list[str] = []
     if not isinstance(data, dict):
         raise UserError(f"{where}: a curriculum spec is a mapping with name, model, output_dir and stages")
+    errors += _unknown_fields(data, SPEC_FIELDS, "")
     for key in ("name", "model", "output_dir"):
         if not isinstance(data.get(key), str) or not data.get(key):
             errors.append(f"{key}: required string")
@@ -117,6 +185,7 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
         errors.append("defaults: must be a mapping of hyper-parameters")
         defaults = {}
     errors += [f"defaults.{k}: unknown hyper-parameter (known: {', '.join(HYPER)})" for k in defaults if k not in HYPER]
+    errors += _hyper_value_errors(defaults, "defaults")
     stages: list[Stage] = []
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -127,7 +196,9 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
         if not isinstance(raw, dict):
             errors.append(f"{prefix}: must be a mapping")
             continue
-        stage_errors: list[str] = []
+        stage_errors = _unknown_fields(raw, STAGE_FIELDS, f"{prefix}.")
+        if isinstance(raw.get("data"), dict):
+            stage_errors += _unknown_fields(raw["data"], DATA_FIELDS, f"{prefix}.data.")
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             stage_errors.append(f"{prefix}.name: required string")
@@ -155,6 +226,10 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
             stage_errors.append(f"{prefix}.hyper: must be a mapping")
             hyper = {}
         stage_errors += [f"{prefix}.hyper.{k}: unknown hyper-parameter" for k in hyper if k not in HYPER]
+        stage_errors += _hyper_value_errors(hyper, f"{prefix}.hyper")
+        val_dataset = raw.get("val_dataset")
+        if val_dataset is not None and (not isinstance(val_dataset, str) or not val_dataset):
+            stage_errors.append(f"{prefix}.val_dataset: must be a dataset name or file")
         errors += stage_errors
         if not stage_errors:
             stages.append(Stage(name, files["train"], files["val"], raw["budget"], raw["steps"], algorithm, init,
@@ -169,6 +244,42 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
         located = [_locate(e, lines) for e in errors] if lines else errors
         raise UserError(f"{where}: {len(errors)} problem(s):\n  " + "\n  ".join(located))
     return Spec(data["name"], data["model"], data["output_dir"], tuple(stages), tuple(extra))
+
+
+def _unknown_fields(mapping: dict[Any, Any], known: tuple[str, ...], prefix: str) -> list[str]:
+    """An error for each key of `mapping` that is not a field here, with the closest known field when one is near."""
+    errors = []
+    for key in mapping:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        errors.append(f"{prefix}{key}: unknown field ({hint})")
+    return errors
+
+
+def _hyper_value_errors(hyper: dict[Any, Any], prefix: str) -> list[str]:
+    """An error for each known hyper-parameter whose value verl could not take (it is written into an override)."""
+    return [
+        f"{prefix}.{key}: must be {_KIND_TEXT[_HYPER_KINDS[key]]}, not {value!r}"
+        for key, value in hyper.items()
+        if key in _HYPER_KINDS and not _fits(value, _HYPER_KINDS[key])
+    ]
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == "word":
+        return isinstance(value, str) and re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value) is not None
+    if isinstance(value, bool):
+        return False
+    if kind in ("count", "every"):
+        return isinstance(value, int) and (value >= 1 or (kind == "every" and value == -1))
+    # YAML 1.1 reads `1e-6` (no dot) as a string; it is still the number the user meant.
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) else math.nan
+    except ValueError:
+        return False
+    return math.isfinite(number) and (number > 0 if kind == "positive" else number >= 0)
 
 
 def checkpoint_dir(spec: Spec, stage: Stage) -> str:

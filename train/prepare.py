@@ -4,7 +4,8 @@ Rows follow verl's RL dataset contract: `data_source`, chat `prompt` (a list of 
 `reward_model{style: "rule", ground_truth}` and `extra_info{split, index, ...}`; `train/reward.py` reads the ground
 truths back (Countdown and multiplication as JSON strings). The math split reproduces the paper's DeepScaleR
 easy / medium / hard split from a reference model's pass rates read from an e3eval run: easy when more than
-`easy_above` of its samples are correct (default 10/16), hard when none are, medium otherwise.
+`easy_above` of its samples are correct (default 10/16), hard when none are, medium otherwise. Every file has the
+same columns, even when empty; problem counts and sizes are checked before anything is written.
 """
 
 from __future__ import annotations
@@ -21,9 +22,26 @@ from e3eval.records import Problem
 from e3eval.store import write_table
 from train.tasks import countdown, multiplication
 
+ROW_SCHEMA = pa.schema(
+    [
+        ("data_source", pa.string()),
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("ability", pa.string()),
+        ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+        ("extra_info", pa.string()),
+    ]
+)
+
+
+def _check_counts(train: int, test: int) -> None:
+    """Refuse split sizes that would write empty (or mis-split) files, before anything is generated."""
+    bad = [f"--{name} {value}" for name, value in (("train", train), ("test", test)) if value < 1]
+    if bad:
+        raise UserError(f"{', '.join(bad)}: each split needs at least one problem")
+
 
 def _rows(entries: list[tuple[str, str, str, dict]], split: str) -> pa.Table:
-    """(data_source, prompt text, ground truth, extra info) -> a verl dataset table."""
+    """(data_source, prompt text, ground truth, extra info) -> a verl dataset table (with its columns when empty)."""
     return pa.Table.from_pylist(
         [
             {
@@ -34,11 +52,16 @@ def _rows(entries: list[tuple[str, str, str, dict]], split: str) -> pa.Table:
                 "extra_info": json.dumps({"split": split, "index": i, **extra}),
             }
             for i, (source, prompt, truth, extra) in enumerate(entries)
-        ]
+        ],
+        schema=ROW_SCHEMA,
     )
 
 
 def prepare_countdown(out: Path, sizes: list[int], train: int, test: int, seed: int) -> list[Path]:
+    _check_counts(train, test)
+    wrong = [size for size in sizes if not 3 <= size <= 8]
+    if not sizes or wrong:
+        raise UserError(f"--sizes: Countdown problems have 3 to 8 numbers, got {wrong or 'none'}")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for size in sizes:
@@ -53,6 +76,9 @@ def prepare_countdown(out: Path, sizes: list[int], train: int, test: int, seed: 
 
 
 def prepare_mult(out: Path, digits: tuple[int, int], train: int, test: int, seed: int, verify: bool) -> list[Path]:
+    _check_counts(train, test)
+    if min(digits) < 1:
+        raise UserError(f"--digits {digits[0]}x{digits[1]}: each factor needs at least one digit")
     out.mkdir(parents=True, exist_ok=True)
     problems = multiplication.generate(train + test, digits[0], digits[1], seed)
     source = "mult_v" if verify else "mult"
