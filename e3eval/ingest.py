@@ -26,7 +26,7 @@ from e3eval.provenance import environment, now
 from e3eval.records import Problem, Rollout
 from e3eval.run import replacing
 from e3eval.store import PROBLEMS, RolloutWriter, problems_table, run_lock, write_manifest, write_table
-from e3eval.tokenizers import load_tokenizer
+from e3eval.tokenizers import fingerprint, load_tokenizer
 
 __all__ = ["FORMATS", "ImportConfig", "ImportResult", "detect_format", "import_run"]
 
@@ -188,6 +188,7 @@ def _import(
             else config.tokenizer,
             "class": type(tokenizer).__name__,
             "vocab_size": vocab,
+            "fingerprint": fingerprint(tokenizer),
         },
         "token_ids_source": token_source,
         "finish_reason_source": (

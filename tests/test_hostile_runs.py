@@ -49,7 +49,9 @@ def test_a_tokenizer_that_decodes_differently_is_refused(tmp_path, tiny_model_di
     moved = tmp_path / "moved-tokenizer"
     shutil.copytree(tiny_model_dir, moved)  # the same tokenizer at another path is fine
     result = score_run(run, ScoreConfig(budgets=(8,), workers=1, resamples=0, tokenizer=str(moved)))
-    assert result.grades.num_rows == 3 and Run.open(run).section("scoring")["tokenizer_fingerprint"]
+    recorded = Run.open(run)
+    assert result.grades.num_rows == 3
+    assert recorded.section("scoring")["tokenizer_fingerprint"] == recorded.section("tokenizer")["fingerprint"]
 
 
 def test_an_interrupted_generation_is_scored_with_a_loud_flag(tmp_path, tiny_model_dir):
