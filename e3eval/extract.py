@@ -1,13 +1,21 @@
-"""Answer extraction: the complete `\\boxed{...}` / `\\fbox{...}` boxes of a text, with brace matching.
+"""Answer extraction: the complete `\\boxed{...}` / `\\fbox{...}` boxes of a text, with brace matching, and the last
+`<answer>...</answer>` span.
 
 Only complete boxes count: a box whose closing brace lies beyond a truncation point is not an answer at that budget,
 and the search moves on to the previous complete box. Escaped braces (`\\{`, `\\}`) do not take part in matching.
 `\\boxed 5` (argument without braces) is read up to the next whitespace or `$`. `last_boxed` gives the last complete
 box; `boxes` lists every complete box (a box nested in another counts once, as its innermost last box, the one
-`last_boxed` would read). Both take time linear in the text, however many unclosed boxes it holds. `is_answer_list`
-says whether an answer names several values (a top-level comma-separated list, a set, or a top-level `\\pm`), which
-is what lets a response give them in several boxes. This module does not decide which part of a response may hold
-the answer (that is the scoring policy) and does not judge answers (that is the grader).
+`last_boxed` would read). `is_answer_list` says whether an answer names several values (a top-level comma-separated
+list, a set, or a top-level `\\pm`), which is what lets a response give them in several boxes. `last_tag_span` finds
+the last `<answer>...</answer>` exactly as `re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)[-1]` would.
+
+Model output is hostile input, so the work per text is bounded (issue 11): every function here takes time linear in
+the text, whatever it holds (`\\boxed{` x 12,000 unclosed, 10^6 nested braces, 10^5 `<answer>` tags without a close),
+with a small constant: the brace scan steps over the gaps between braces and over whole runs of `{` in C, reads a run
+of `}` only as far as the depth it closes, a nested box's text is copied only when it is the answer, and the tag
+search is four `str.find`/`str.rfind` calls. An answer is cut to `MAX_ANSWER_CHARS` characters (longer is runaway text,
+not an answer). None of these bounds changes which box or tag is found. This module does not decide which part of a
+response may hold the answer (that is the scoring policy) and does not judge answers (that is the grader).
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-_COMMAND = re.compile(r"\\boxed|\\fbox")
 _BARE_ARG = re.compile(r"[ \t]+([^\s$]+)")
 # Longest answer we hand to the grader; anything longer is almost surely runaway text, not an answer.
 MAX_ANSWER_CHARS = 2000
@@ -32,7 +39,10 @@ class Box:
     content: str
 
 
-_BRACE_OR_ESCAPE = re.compile(r"\\.|[{}]", re.DOTALL)
+# What brace matching looks at: an escape that hides a brace or a backslash (`\{`, `\\`; any other escape, `\frac`,
+# cannot change a depth, so it is skipped with the text between braces), a whole run of `{`, and a `}`.
+_BRACE_TOKEN = re.compile(r"\\[\\{}]|\{+|\}")
+_CLOSE_RUN = re.compile(r"\}+")
 
 
 class _Groups:
@@ -40,30 +50,36 @@ class _Groups:
 
     Asked for later boxes first, a scan jumps over the group of any later box it meets, or stops there when that
     group never closes (then neither does its own), so no character is scanned twice: linear time in all, while the
-    common case (a few short boxes near the end of a long text) reads only the boxes themselves. A backslash escapes
-    the next character (`\\{` is no brace).
+    common case (a few short boxes near the end of a long text) reads only the boxes themselves. A box's `{` follows
+    the command's last letter, so it always opens a run of `{`; a run of `}` is read only as far as the depth it
+    can close (reading all of it would read the closing braces of every outer box again: quadratic on deep nests).
     """
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.closes: dict[int, int | None] = {}
+        # No group opening after the last `}` can close: the scan stops there, and boxes after it are skipped.
+        self.last_brace = text.rfind("}")
 
     def close(self, start: int) -> int | None:
         """Index just past the `}` closing the group that opens at `text[start] == "{"`, or None."""
-        text, closes = self.text, self.closes
+        text, closes, stop = self.text, self.closes, self.last_brace + 1
         depth, i = 0, start
-        while (token := _BRACE_OR_ESCAPE.search(text, i)) is not None:
+        while (token := _BRACE_TOKEN.search(text, i, stop)) is not None:
             at, i = token.start(), token.end()
-            if token.group() == "{":
+            first = text[at]
+            if first == "{":
                 if at != start and at in closes:
                     end = closes[at]
                     if end is None:
                         break
+                    # The rest of this run lies inside that box's group: skip it whole.
                     i = end
                     continue
-                depth += 1
-            elif token.group() == "}":
-                depth -= 1
+                depth += i - at
+            elif first == "}":
+                i = _CLOSE_RUN.match(text, at, at + depth).end()  # type: ignore[union-attr]
+                depth -= i - at
                 if depth == 0:
                     closes[start] = i
                     return i
@@ -71,20 +87,42 @@ class _Groups:
         return None
 
 
-def _complete_backwards(text: str, final: bool) -> Iterator[Box]:
-    """Every complete box of `text`, nested ones included, from the last to the first."""
+# A complete box before its content is copied: `text[start:end]` is the box, `text[inner:outer]` its argument.
+_Span = tuple[int, int, int, int]
+
+
+def _box(text: str, span: _Span) -> Box:
+    start, end, inner, outer = span
+    return Box(start, end, text[inner:outer].strip()[:MAX_ANSWER_CHARS])
+
+
+def _complete_backwards(text: str, final: bool) -> Iterator[_Span]:
+    """Every complete box of `text`, nested ones included, from the last to the first.
+
+    Commands are found backwards with `str.rfind` (one pass per command name), so `last_boxed` reads no further back
+    than its answer, and a command that cannot be complete costs no allocation (a cut through thousands of unclosed
+    boxes is scored at every budget).
+    """
     groups = _Groups(text)
-    for match in reversed(list(_COMMAND.finditer(text))):
-        pos, after = match.start(), match.end()
-        if after < len(text) and text[after] == "{":
-            end = groups.close(after)
-            if end is not None:
-                yield Box(pos, end, text[after + 1 : end - 1].strip()[:MAX_ANSWER_CHARS])
+    size = len(text)
+    boxed, fbox = text.rfind("\\boxed"), text.rfind("\\fbox")
+    while boxed >= 0 or fbox >= 0:
+        if boxed > fbox:
+            pos, after = boxed, boxed + len("\\boxed")
+            boxed = text.rfind("\\boxed", 0, boxed)
+        else:
+            pos, after = fbox, fbox + len("\\fbox")
+            fbox = text.rfind("\\fbox", 0, fbox)
+        if after < size and text[after] == "{":
+            if after < groups.last_brace:
+                end = groups.close(after)
+                if end is not None:
+                    yield pos, end, after + 1, end - 1
             continue
         bare = _BARE_ARG.match(text, after)
         # A bare argument that runs into the end of a truncated text may still be growing: not an answer yet.
-        if bare and (final or bare.end() < len(text)):
-            yield Box(pos, bare.end(), bare.group(1).strip()[:MAX_ANSWER_CHARS])
+        if bare and (final or bare.end() < size):
+            yield pos, bare.end(), bare.start(1), bare.end(1)
 
 
 def last_boxed(text: str, final: bool = True) -> str | None:
@@ -93,7 +131,7 @@ def last_boxed(text: str, final: bool = True) -> str | None:
     `final=False` says the text was cut at a budget, so a bare `\\boxed 12` touching the end is not complete.
     """
     last = next(_complete_backwards(text, final), None)
-    return (last.content or None) if last is not None else None
+    return (_box(text, last).content or None) if last is not None else None
 
 
 def boxes(text: str, final: bool = True) -> list[Box]:
@@ -102,13 +140,34 @@ def boxes(text: str, final: bool = True) -> list[Box]:
     A box nested in a complete box is not listed on its own: the outer box is listed with the content of the last
     complete box inside it, as `last_boxed` reads it. `final` is as for `last_boxed`.
     """
-    found: list[Box] = []
-    for box in reversed(list(_complete_backwards(text, final))):
-        if found and box.start < found[-1].end:  # nested: it gives the content of the box that holds it
-            found[-1] = Box(found[-1].start, found[-1].end, box.content)
+    found: list[_Span] = []
+    for span in reversed(list(_complete_backwards(text, final))):
+        if found and span[0] < found[-1][1]:  # nested: it gives the content of the box that holds it
+            found[-1] = (*found[-1][:2], *span[2:])
         else:
-            found.append(box)
-    return found
+            found.append(span)
+    # Copied only now: listed boxes do not overlap, so this is linear however deep the nesting.
+    return [_box(text, span) for span in found]
+
+
+_OPEN_TAG, _CLOSE_TAG = "<answer>", "</answer>"
+
+
+def last_tag_span(text: str) -> tuple[int, int] | None:
+    """`(start, end)` of the content of the last `<answer>...</answer>` of `text`, or None; linear time.
+
+    The same span as the last match of `re.findall(r"<answer>(.*?)</answer>", text, re.DOTALL)`, which is quadratic
+    on `<answer>` x N. Read forward, a tag is open after any `<answer>` and closed after any `</answer>`, so the last
+    match closes at the first `</answer>` after the last `<answer>` that has one, and opens at the first `<answer>`
+    after the `</answer>` before that: four searches in C.
+    """
+    last_open = text.rfind(_OPEN_TAG, 0, max(text.rfind(_CLOSE_TAG), 0))
+    if last_open < 0:
+        return None
+    close = text.find(_CLOSE_TAG, last_open + len(_OPEN_TAG))
+    previous = text.rfind(_CLOSE_TAG, 0, close)
+    opening = text.find(_OPEN_TAG, previous + len(_CLOSE_TAG) if previous >= 0 else 0, close)
+    return opening + len(_OPEN_TAG), close
 
 
 _OPEN = {"(", "[", "{"}

@@ -15,8 +15,10 @@ joined list as a set, so the order does not matter). The final answer is the tex
 comes before the last complete box, else the paragraph holding the last complete box (from the last blank line
 before it). So `\\boxed{1} and \\boxed{2}` offers `1, 2`, while a box left behind in the thinking section or in an
 earlier paragraph does not join in. A single-valued gold keeps the last complete box, exactly; only complete boxes
-count under truncation. Each policy is a small object (`ScoringPolicy`) that declares the run tables it reads, so a
-policy that needs more than the rollouts (stored continuations) plugs in without the scorer knowing it by name;
+count under truncation. Reading the final answer stays linear in the text whatever it holds (issue 11): the boxes
+come from `extract.py`, the last blank line before the last box is one backwards regex search, and the joined answer
+is cut to `MAX_ANSWER_CHARS`. Each policy is a small object (`ScoringPolicy`) that declares the run tables it reads,
+so a policy that needs more than the rollouts (stored continuations) plugs in without the scorer knowing it by name;
 `get_policy` looks one up. This module neither decodes tokens nor grades answers.
 """
 
@@ -30,7 +32,10 @@ from e3eval.errors import UserError
 from e3eval.extract import MAX_ANSWER_CHARS, boxes, is_answer_list, last_boxed
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+# Everything up to the end of the last blank line: one backwards search in C (a loop over every blank line of a
+# response made of 10^6 newlines was Python work per line). It ends where the last of `\n[ \t]*\n`'s
+# non-overlapping matches ends or in the whitespace just after it, which no box can start in.
+_UP_TO_LAST_BLANK_LINE = re.compile(r".*\n[ \t]*\n", re.DOTALL)
 
 
 def check_policy(policy: str) -> str:
@@ -65,8 +70,8 @@ def _joined_boxes(text: str, final: bool, whole: bool) -> str | None:
         if close >= 0:
             start = close + len(THINK_CLOSE)
         else:
-            # The last blank line before the last box; finditer keeps this linear however many lines there are.
-            for blank in _BLANK_LINE.finditer(text, 0, last):
+            blank = _UP_TO_LAST_BLANK_LINE.match(text, 0, last)
+            if blank is not None:
                 start = blank.end()
     contents = dict.fromkeys(box.content for box in found if box.start >= start and box.content)
     return ", ".join(contents)[:MAX_ANSWER_CHARS] or None

@@ -10,7 +10,10 @@ cannot work) math answers are graded in one isolated grader process per reward p
 by all threads under a lock, restarted if it died or after a fork, and closed at interpreter exit (a pool started per
 call cost 0.4 s or more a call, start-up almost all of it). Rewards are 1.0 or 0.0; a malformed ground truth raises
 ValueError naming the data source (a bug in the data), while any model output, however adversarial, only ever earns
-0.0: it is parsed, never executed.
+0.0: it is parsed, never executed. Nor can one output stall a training step (issue 11): reading the answer takes time
+linear in the response for every data source (boxes: `e3eval/extract.py`; `<answer>` tags, the final line and the
+expression bounds: `train/tasks/countdown.py`, `train/tasks/multiplication.py`), and math grading is bounded by the
+grader's timeouts and its answer cap of 2,000 characters; `benchmarks/bench_adversarial.py` times the worst cases.
 """
 
 from __future__ import annotations

@@ -3,20 +3,28 @@
 `generate(count, seed)` makes problems with 3..8 numbers that are solvable by construction: it draws the numbers,
 combines them in a random order with random operations (keeping every intermediate a positive integer) and uses the
 result as the target; difficulty is the number of numbers. `check(response, numbers, target)` takes the last
-`<answer>...</answer>` on the response's final non-empty line, evaluates it with the safe parser of
-`arithmetic.py` (never `eval`), requires every given number used exactly once, and accepts |result - target| < 1e-5.
+`<answer>...</answer>` on the response's final non-empty line, evaluates the part before any `=` with the safe parser
+of `arithmetic.py` (never `eval`), requires every given number used exactly once, and accepts |result - target| <
+1e-5.
+
+The checker grades RL rollouts, so no response can stall it (issue 11; `<answer>` x 100,000 took 306 s when the tags
+were found by a lazy regex): the final non-empty line is found by searching back from the end of the response (never
+splitting the whole of it into lines), the last tag pair on it by `e3eval.extract.last_tag_span` (linear), and the
+expression is bounded by `arithmetic.py` (512 characters, nesting depth 32, literals of 12 digits) before any
+arithmetic is done. These bounds find the same answer and verdict as the rule above for every response.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass
 
+from e3eval.extract import last_tag_span
 from train.tasks.arithmetic import ExpressionError, evaluate
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# The characters `str.splitlines` breaks lines at (all of them whitespace, so `str.strip` removes them too).
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 TOLERANCE = 1e-5
 PROMPT = (
     "Using the numbers {numbers}, create an equation that equals {target}. You can use basic arithmetic operations "
@@ -79,19 +87,25 @@ def generate(count: int, size: int, seed: int, max_number: int = 99, max_target:
     return problems
 
 
+def final_line(response: str) -> str:
+    """The last non-empty line of `response` (its trailing whitespace cut), or "": the line holding the last
+    non-whitespace character, which is what `[line for line in response.splitlines() if line.strip()][-1]` gives."""
+    end = len(response.rstrip())
+    start = max(response.rfind(c, 0, end) for c in _LINE_BREAKS) + 1
+    return response[start:end]
+
+
 def extract_answer(response: str) -> str | None:
-    lines = [line for line in response.splitlines() if line.strip()]
-    if not lines:
-        return None
-    found = _ANSWER.findall(lines[-1])
-    return found[-1].strip() if found else None
+    line = final_line(response)
+    span = last_tag_span(line)
+    return line[span[0] : span[1]].strip() if span else None
 
 
 def check(response: str, numbers: list[int] | tuple[int, ...], target: float) -> CountdownCheck:
     answer = extract_answer(response)
     if answer is None:
         return CountdownCheck(False, "no <answer> on the final line")
-    expression = answer.split("=")[0]
+    expression = answer.partition("=")[0]
     try:
         value, literals = evaluate(expression)
     except ExpressionError as exc:

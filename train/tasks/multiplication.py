@@ -5,6 +5,11 @@ verification-generation gap.
 MULT-V asks the model to check its partial results on lines starting with `Check:`, the asymmetry the e3 analysis
 counts (`analysis/steps.py`, preset `mult`). `check(response, a, b)` reads the last `<answer>...</answer>` (or,
 failing that, the last integer of the response), ignoring thousands separators, and compares it with a * b exactly.
+
+No response can stall the checker (issue 11; `<answer>` x 20,000 took 12.5 s when the tags were found by a lazy
+regex): the last tag pair is found by `e3eval.extract.last_tag_span` (linear, searching back from the end), and only
+the last `MAX_ANSWER_CHARS` characters of the answer (or of the response) are read for the integer, which must have
+at most 64 digits. A product of two factors a model is asked to multiply fits in both bounds.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import random
 import re
 from dataclasses import dataclass
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+from e3eval.extract import last_tag_span
+
 _INTEGER = re.compile(r"-?\d[\d,]*")
 MAX_ANSWER_CHARS = 200
 
@@ -53,9 +59,9 @@ def generate(count: int, n_digits: int, m_digits: int, seed: int) -> list[MultPr
 
 
 def extract_answer(response: str) -> int | None:
-    found = _ANSWER.findall(response)
-    text = found[-1] if found else response[-MAX_ANSWER_CHARS:]
-    numbers = _INTEGER.findall(text[-MAX_ANSWER_CHARS:])
+    span = last_tag_span(response)
+    start, end = span if span else (0, len(response))
+    numbers = _INTEGER.findall(response[max(start, end - MAX_ANSWER_CHARS) : end])
     if not numbers:
         return None
     digits = numbers[-1].replace(",", "")
