@@ -41,3 +41,6 @@ bench: setup
 	$(BIN)/python benchmarks/bench_score.py
 	$(BIN)/python benchmarks/bench_traces.py
 	$(BIN)/python benchmarks/bench_reward.py
+	$(BIN)/python benchmarks/bench_adversarial.py
+	$(BIN)/python benchmarks/bench_steps.py
+	$(BIN)/python benchmarks/bench_generate.py
