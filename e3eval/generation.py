@@ -4,9 +4,9 @@ Work is one item per (problem, sample_idx). Each sample's seed is derived from (
 alone, so rerunning after a kill regenerates exactly the missing samples, and growing n from 16 to 32 generates only
 samples 16..31. Finished samples are appended as atomic Parquet shards after every batch; a SIGKILL loses at most
 the batch in flight, and a rerun never duplicates a sample. A run's sampling settings are fixed at creation: a rerun
-with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend) is refused rather
-than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge_runs` joins. Scoring is not this
-module's business.
+with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend, dtype) is refused
+rather than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge_runs` joins. Scoring is
+not this module's business.
 
 A failed request is written as an `error` row for the record but is not a sample (see `samples.py`): a rerun
 generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
@@ -17,6 +17,7 @@ the run stops after that batch instead of failing every remaining request the sa
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -49,7 +50,11 @@ from e3eval.store import (
 )
 
 # Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design).
-_FIXED = ("model", "dataset", "prompt", "sampling", "seed", "backend")
+_FIXED = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype")
+# Settings recorded only by later versions: a run made before records none, and is not refused for it.
+_RECORDED_LATER = frozenset({"dtype"})
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+MAX_SAMPLES = 100_000  # per problem; the paper's sweeps use 16-256
 
 
 @dataclass(frozen=True)
@@ -135,7 +140,15 @@ def _settings(config: GenerateConfig, backend_name: str) -> dict[str, Any]:
         "sampling": asdict(SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs)),
         "seed": config.seed,
         "backend": backend_name,
+        # The requested dtype (`auto` resolves per device): float32 and bf16 samples are not one distribution.
+        "dtype": config.backend_options.get("dtype") or "auto",
     }
+
+
+def _differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
+    if key in _RECORDED_LATER and recorded.get(key) is None:
+        return False
+    return recorded.get(key) != settings.get(key)
 
 
 def done_samples(run_dir: Path) -> set[tuple[str, int]]:
@@ -151,10 +164,70 @@ def generate_run(
     Three reusable steps under the run's lock: `plan_generation` (which samples are missing), `run_batches` (ask the
     backend, batch by batch) and the shard writer (one append-only shard per batch).
     """
-    if config.n < 1 or config.max_tokens < 1:
-        raise UserError("--n and the largest budget must be positive")
+    check_config(config)
     with run_lock(Path(config.out), "generate"):
+        check_model_of(config)  # after the lock: a second writer hears about the first before any hub request
         return _generate(config, progress, log)
+
+
+def check_config(config: GenerateConfig) -> None:
+    """Refuse flags that would fail (or silently do less) only after loading the model: every bound at once, no I/O
+    beyond looking at `--out`. `check_model_of` checks the model itself."""
+    problems = []
+    if not 1 <= config.n <= MAX_SAMPLES:
+        problems.append(f"--n must be between 1 and {MAX_SAMPLES:,}")
+    if not 1 <= config.max_tokens < 2**31:
+        problems.append("the largest budget (--max-tokens) must be between 1 and 2^31 - 1")
+    if config.batch_samples is not None and config.batch_samples < 1:
+        problems.append("--batch must be at least 1")
+    if config.limit is not None and config.limit < 1:
+        problems.append("--limit must be at least 1 (it takes the first N problems)")
+    options = config.backend_options
+    if (options.get("dtype") or "auto") not in DTYPES:
+        problems.append(f"--dtype {options['dtype']!r}: choose one of {', '.join(DTYPES)}")
+    for key, flag in (("batch_size", "--batch"), ("concurrency", "--concurrency"), ("dp_size", "--dp-size")):
+        if options.get(key) is not None and options[key] < 1:
+            problems.append(f"{flag} must be at least 1")
+    timeout = options.get("timeout_s")
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        problems.append("--request-timeout must be a positive number of seconds")
+    if Path(config.out).exists() and not Path(config.out).is_dir():
+        problems.append(f"--out {config.out}: a file, not a run directory")
+    if problems:
+        raise UserError("; ".join(dict.fromkeys(problems)))
+
+
+def check_model_of(config: GenerateConfig) -> None:
+    """The model (or, for a served model, the tokenizer that renders its prompts) exists, before anything loads."""
+    options = config.backend_options
+    backend = config.backend or pick_backend(options.get("base_url"))[0]
+    if backend == "openai":  # --model is the served name; the prompts need the tokenizer
+        check_model(options.get("tokenizer") or config.model, "--tokenizer" if options.get("tokenizer") else "--model")
+    else:
+        check_model(config.model, "--model", needs_config=True)
+
+
+def check_model(name: str, flag: str, needs_config: bool = False) -> None:
+    """A local path must exist; a hub name must resolve (from the cache when offline), before any work starts.
+
+    A name looks local when it starts with `/`, `.` or `~`, or its parent folder exists here; anything else is a
+    hub id, and fetching its `config.json` (what loading it would do first) is the cheap test that it exists.
+    """
+    path = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir()):
+        if not path.exists():
+            raise UserError(f"{flag} {name}: no such file or directory")
+        if not (needs_config and path.is_dir()):
+            return
+    elif not needs_config:
+        return  # a tokenizer by hub name: loading it reports its own failure as a UserError
+    try:
+        from transformers.utils import cached_file
+
+        cached_file(name, "config.json")
+    except Exception as exc:  # HFValidationError, OSError (offline, not found, gated): all say why in one line
+        reason = " ".join(str(exc).split())
+        raise UserError(f"{flag} {name}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
 
 
 @dataclass(frozen=True)
@@ -298,7 +371,7 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         previous = manifest.get("generation")
         if previous is None:
             raise UserError(f"{out}: an imported run; generate into a new directory")
-        diffs = [k for k in _FIXED if previous.get(k) != settings[k]]
+        diffs = [k for k in _FIXED if _differs(previous, settings, k)]
         if diffs:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings[k]!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
@@ -372,7 +445,7 @@ def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
         raise UserError(f"{runs[0].path}: not a generated run")
     for run in runs[1:]:
         other = run.section("generation") or {}
-        diffs = [k for k in _FIXED if other.get(k) != base.get(k)]
+        diffs = [k for k in _FIXED if _differs(base, other, k) or _differs(other, base, k)]
         if diffs:
             raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
     (building / ROLLOUTS_DIR).mkdir(parents=True)

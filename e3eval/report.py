@@ -3,13 +3,16 @@
 `compare(run_dirs)` (exported as `e3eval.compare`) reads each run's `summary.parquet` (it never recomputes metrics)
 and returns a `Comparison`: the combined table (pyarrow, or pandas with `.frame()`) and, per run, n and what the
 numbers leave out (failed and missing samples, lines skipped at import, refused pass@k). `report_table` turns a
-comparison into a rich table of budgets x metrics with every value's confidence interval, and `notes` into one line
-per run with n beside it; printing them is the caller's business. Plots are `plot.py`'s.
+comparison into a rich table of budgets x metrics with every value's confidence interval (a budget a run was not
+scored at is `-`; grader timeouts and errors get columns when any run has them), and `notes` into one line per run
+with n beside it; both are rich markup in which every piece of user data (run names, flags, policies) is escaped.
+Printing them is the caller's business. Plots are `plot.py`'s.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -98,15 +101,31 @@ def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:
     return Comparison((run,), summary)
 
 
-def _columns_for(table: pa.Table) -> list[tuple[str, int | None]]:
-    """The metrics shown: pass@1, the largest pass@k, the largest maj@k, tokens, finished, answered."""
+# Shown only when some run has a non-zero value: both count as incorrect, so they must be seen beside the numbers.
+_FAILURE_RATES = ("frac_timeout", "frac_ungraded")
+
+
+def _columns_for(comparison: Comparison) -> list[tuple[str, int | None]]:
+    """The metrics shown: pass@1, the largest pass@k, the largest maj@k (of the first run), tokens, finished,
+    answered, and the grader timeout / error rates when any run has one."""
+    table = comparison.runs[0].table
     columns: list[tuple[str, int | None]] = [("pass@k", 1)]
     for metric in ("pass@k", "maj@k"):
         ks = [k for m, k in zip(table["metric"].to_pylist(), table["k"].to_pylist(), strict=True) if m == metric]
         if ks and max(ks) > 1:
             columns.append((metric, max(ks)))
     columns += [("mean_tokens", None), ("frac_finished", None), ("frac_answered", None)]
+    for metric in _FAILURE_RATES:
+        if any(_has_nonzero(run.table, metric) for run in comparison.runs):
+            columns.append((metric, None))
     return columns
+
+
+def _has_nonzero(table: pa.Table, metric: str) -> bool:
+    if not table.num_rows:
+        return False
+    values = table.filter(pc.equal(table["metric"], metric))["value"].to_pylist()
+    return any(v is not None and not math.isnan(v) and v > 0 for v in values)
 
 
 def format_cell(metric: str, value: float, low: float, high: float) -> str:
@@ -123,20 +142,25 @@ def format_cell(metric: str, value: float, low: float, high: float) -> str:
 def label(metric: str, k: int | None) -> str:
     if metric in ("pass@k", "maj@k"):
         return metric.replace("k", str(k))
-    return {"mean_tokens": "tokens", "frac_finished": "finished %", "frac_answered": "answered %"}.get(metric, metric)
+    names = {"mean_tokens": "tokens", "frac_finished": "finished %", "frac_answered": "answered %",
+             "frac_timeout": "timeout %", "frac_ungraded": "grader error %"}  # fmt: skip
+    return names.get(metric, metric)
 
 
 def report_table(comparison: Comparison) -> Table:
     """Budgets down, metric x run across, each value with its CI (a rich Table, not printed)."""
+    from rich.markup import escape
     from rich.table import Table
 
-    columns = _columns_for(comparison.runs[0].table)
-    table = Table(title=f"e3eval report (policy: {', '.join(comparison.policies)}; % with 95% bootstrap CI)")
+    columns = _columns_for(comparison)
+    policies = escape(", ".join(comparison.policies))
+    table = Table(title=f"e3eval report (policy: {policies}; % with 95% bootstrap CI)")
     table.add_column("budget", justify="right", style="bold")
     several = len(comparison.runs) > 1
     for metric, k in columns:
         for run in comparison.runs:
-            table.add_column(f"{label(metric, k)}\n{run.name}" if several else label(metric, k), justify="right")
+            table.add_column(f"{label(metric, k)}\n{escape(run.name)}" if several else label(metric, k),
+                             justify="right")  # fmt: skip
     index = [
         {
             (r["budget"], r["metric"], r["k"]): r
@@ -155,19 +179,42 @@ def report_table(comparison: Comparison) -> Table:
 
 
 def notes(comparison: Comparison) -> list[str]:
-    """One line per run (rich markup): n, the samples the numbers leave out, and the run's flags."""
+    """One line per run (rich markup, user data escaped): n, the samples the numbers leave out, the run's flags."""
+    from rich.markup import escape
+
     lines = []
     for run in comparison.runs:
         if not run.table.num_rows:
             continue
-        line = f"{run.name}: n = {run.n_problems} problems, {run.n_samples} samples per budget"
+        line = f"{escape(run.name)}: n = {run.n_problems} problems, {run.n_samples} samples per budget"
         if run.n_failed or run.n_missing:
             line += f" [bold red](+{run.n_failed} failed, {run.n_missing} missing: not in these numbers)[/]"
         if run.flags:
-            line += f"  [yellow]warning: {'; '.join(run.flags)}[/]"
+            line += f"  [yellow]warning: {escape('; '.join(run.flags))}[/]"
         lines.append(line)
     return lines
 
 
+def check_csv_target(path: Path) -> None:
+    """Refuse a CSV path that cannot be written, before any work: a directory, or a file under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--out {path}: a directory; give a file name such as {path / 'summary.csv'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {path}: {parent} is a file, not a folder")
+            break
+
+
 def write_combined_csv(path: Path, comparison: Comparison) -> None:
-    write_csv(Path(path), comparison.combined)
+    """Write the combined summary to `path` atomically, creating its folder; no temporary file is left behind."""
+    path = Path(path)
+    check_csv_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(path, comparison.combined)
+    except OSError as exc:
+        # store.write_csv's temp file (`.NAME.tmp-PID`) stays behind when the write or the rename fails.
+        path.with_name(f".{path.name}.tmp-{os.getpid()}").unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

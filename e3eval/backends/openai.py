@@ -7,6 +7,9 @@ with exponential backoff on connection errors, timeouts, 429 and 5xx; a request 
 completion. Once one request has given up because the server refused or dropped connections, the requests still
 queued in that call fail at once with that reason instead of each retrying a dead server. If the server gives no
 token ids, the text is re-tokenized and the backend reports `token_ids_source: retokenized`, which the run records.
+A server's answer is checked before it is stored: a 200 that is not JSON (an HTML page: a wrong `--base-url`), has
+no `choices`, or gives token ids that are not integers in int32 range, or more of them than `max_tokens`, is an
+`error` completion naming what was wrong, never a traceback that loses the batch, and never stored as a sample.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
 _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_MAX_ID = 2**31 - 1  # token_ids are stored as int32
+
+
+class _Malformed(ValueError):
+    """A 200 answer that is not a completion: reported as the sample's error, not retried (it would say the same)."""
 
 
 class OpenAIBackend:
@@ -117,20 +125,62 @@ class OpenAIBackend:
                 continue
             if response.status_code != 200:
                 return Completion((), "error", "", None, f"HTTP {response.status_code}: {response.text[:200]}")
-            return self._completion(response.json(), spec.logprobs)
+            try:
+                return self._completion(_json_body(response), spec)
+            except _Malformed as exc:
+                return Completion((), "error", "", None, f"malformed answer from {self.base_url}: {exc}")
         return Completion((), "error", "", None, f"gave up after {self.retries + 1} attempts: {error}")
 
-    def _completion(self, payload: dict[str, Any], want_logprobs: bool) -> Completion:
-        choice = payload["choices"][0]
+    def _completion(self, payload: Any, spec: SamplingSpec) -> Completion:
+        choices = payload.get("choices") if isinstance(payload, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise _Malformed(f"no 'choices' list in {_preview(payload)}")
+        choice = choices[0]
         text = choice.get("text") or ""
+        if not isinstance(text, str):
+            raise _Malformed(f"'text' is a {type(text).__name__}, not a string")
         ids = choice.get("token_ids")
         if ids is None:
             self.token_ids_source = "retokenized"
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:
+            ids = _token_ids(ids, spec.max_tokens)
         reason = choice.get("finish_reason")
         finish = reason if reason in ("stop", "length") else "error"
-        logprobs = None
-        if want_logprobs and choice.get("logprobs"):
-            logprobs = tuple(float(x) for x in choice["logprobs"].get("token_logprobs") or ())
-        return Completion(tuple(int(i) for i in ids), finish, text, logprobs,
+        logprobs = _logprobs(choice.get("logprobs")) if spec.logprobs else None
+        return Completion(tuple(ids), finish, text, logprobs,
                           None if finish != "error" else f"finish reason {reason!r}")  # fmt: skip
+
+
+def _json_body(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        kind = response.headers.get("content-type", "no content type")
+        raise _Malformed(f"HTTP 200 but not JSON ({kind}): {' '.join(response.text[:120].split())!r}") from None
+
+
+def _token_ids(ids: Any, max_tokens: int) -> list[int]:
+    """The server's sampled ids, exactly as given, or `_Malformed`: bool is an int to Python, never a token id."""
+    if not isinstance(ids, list):
+        raise _Malformed(f"'token_ids' is a {type(ids).__name__}, not a list")
+    for i in ids:
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i <= _MAX_ID:
+            raise _Malformed(f"'token_ids' holds {_preview(i)}, not a token id (an integer from 0 to 2^31 - 1)")
+    if len(ids) > max_tokens:
+        raise _Malformed(f"{len(ids)} token ids for max_tokens {max_tokens} (the server ignored the limit)")
+    return ids
+
+
+def _logprobs(raw: Any) -> tuple[float, ...] | None:
+    if not raw:
+        return None
+    values = raw.get("token_logprobs") if isinstance(raw, dict) else None
+    if not isinstance(values, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in values):
+        raise _Malformed(f"'logprobs.token_logprobs' is not a list of numbers: {_preview(values)}")
+    return tuple(float(x) for x in values)
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

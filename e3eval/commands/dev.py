@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from e3eval.commands.output import console
+from e3eval.commands.output import say
 from e3eval.errors import UserError
 
 
@@ -19,7 +19,7 @@ def tiny_model(
     from e3eval.tiny_model import build_tiny_model
 
     build_tiny_model(out_dir, seed)
-    console.print(f"wrote tiny model and tokenizer to {out_dir}")
+    say(f"wrote tiny model and tokenizer to {out_dir}")
 
 
 def example_pool(
@@ -39,4 +39,4 @@ def example_pool(
         raise UserError("need 0 < --min-tokens <= --max-tokens")
     spec = PoolSpec(samples=samples, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
     count = write_pool(out, demo_problems(), spec, load_tokenizer(tokenizer))
-    console.print(f"wrote {count} synthetic rollouts to {out}")
+    say(f"wrote {count} synthetic rollouts to {out}")

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from e3eval.commands.output import console, fail, progress, show_comparison, warn, warnings_shown
+from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
 
 _HELP = {
@@ -145,12 +145,13 @@ def generate(
 ) -> None:
     """Generate samples into a run directory; resumable, sharded, never mixing settings."""
     from e3eval.budgets import parse_size
-    from e3eval.generation import generate_run
+    from e3eval.generation import check_config, generate_run
 
-    config = generate_config(options, dataset, n, parse_size(max_tokens))
+    config = generate_config(options, dataset, n, parse_size(max_tokens, "--max-tokens"))
+    check_config(config)  # before the progress bar starts; generate_run checks again for library callers
     with progress() as bar, warnings_shown():
-        result = generate_run(config, bar, log=console.print)
-    console.print(
+        result = generate_run(config, bar, log=say)
+    say(
         f"{result.run_dir}: {result.generated} new samples ({result.tokens:,} tokens, {result.seconds:.1f}s), "
         f"{result.skipped} already there, {result.total} wanted"
     )
@@ -170,17 +171,18 @@ def sweep(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
 ) -> None:
     """Generate once at the largest budget, score every budget, print the table and plot the curves."""
-    from e3eval.budgets import parse_budgets, parse_size
-    from e3eval.grade_pool import default_workers
-    from e3eval.score import ScoreConfig
+    from e3eval.budgets import parse_size
+    from e3eval.commands.runs import scoring_config
+    from e3eval.generation import check_config
     from e3eval.sweep import SweepConfig, run_sweep
 
-    parsed = tuple(parse_budgets(budgets))
-    generation = generate_config(options, dataset, n, max(parsed))
-    score = ScoreConfig(budgets=parsed, policy=policy, workers=workers or default_workers(), resamples=bootstrap)
-    trained = parse_size(train_budget) if train_budget else None
+    # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
+    score = scoring_config(budgets, policy, workers, bootstrap=bootstrap)
+    generation = generate_config(options, dataset, n, max(score.budgets))
+    trained = parse_size(train_budget, "--train-budget") if train_budget else None
+    check_config(generation)
     with progress() as bar, warnings_shown():
-        outcome = run_sweep(SweepConfig(generation, score, trained), bar, log=console.print)
+        outcome = run_sweep(SweepConfig(generation, score, trained), bar, log=say)
     show_sweep(outcome)
     if outcome.generation.failed:
         fail(outcome.generation.failure_line())
@@ -190,7 +192,7 @@ def show_sweep(outcome: Any) -> None:
     """What a sweep did: generation counts, scoring warnings, the table with n, and where the plots are."""
     generated = outcome.generation
     if generated.generated:
-        console.print(
+        say(
             f"generated {generated.generated} samples ({generated.tokens:,} tokens) in {generated.seconds:.1f}s; "
             f"{generated.skipped} were already there"
         )
@@ -199,7 +201,7 @@ def show_sweep(outcome: Any) -> None:
     for warning in outcome.scoring.warnings:
         warn(warning)
     show_comparison(outcome.comparison)
-    console.print(f"plots: {', '.join(str(p) for p in outcome.plots)}")
+    say(f"plots: {', '.join(str(p) for p in outcome.plots)}")
 
 
 def demo(
@@ -212,16 +214,16 @@ def demo(
 
     with progress() as bar:
         if synthetic:
-            result = run_synthetic_demo(out, bar, workers, log=console.print)
+            result = run_synthetic_demo(out, bar, workers, log=say)
         else:
-            outcome = run_demo(out, bar, workers, log=console.print)
+            outcome = run_demo(out, bar, workers, log=say)
     if synthetic:
         console.print(
             f"scored {result.scoring.grades.num_rows} (sample, budget) rows, {result.scoring.distinct_pairs} "
             f"distinct answers, in {result.scoring.seconds:.1f}s"
         )
         show_comparison(result.comparison)
-        console.print(f"plots: {', '.join(str(p) for p in result.plots)}")
+        say(f"plots: {', '.join(str(p) for p in result.plots)}")
         return
     show_sweep(outcome)
     console.print(

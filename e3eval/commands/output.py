@@ -1,7 +1,9 @@
 """What the command line shows: the two consoles, progress bars, warnings, the failure line, comparison tables.
 
 Library functions return results; only the commands print, through these helpers. A user mistake is not printed
-here: it is a `UserError`, which `cli.main` prints as one line with exit code 2.
+here: it is a `UserError`, which `cli.main` prints as one line with exit code 2. Rich reads `[...]` as markup, so
+user data (paths, run names, answers, messages that quote them) reaches the screen only through `say` (no markup
+at all) or `rich.markup.escape`: a run directory named `r[/x]` is shown as such, never swallowed or a MarkupError.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 if TYPE_CHECKING:
@@ -25,7 +28,7 @@ err_console = Console(stderr=True)
 def progress() -> Progress:
     """Progress bars on stderr (stdout stays for results)."""
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),  # descriptions name input files
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -35,8 +38,13 @@ def progress() -> Progress:
     )
 
 
+def say(line: str) -> None:
+    """One line of results on stdout, printed as it is (brackets in paths and names are text, not markup)."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False)
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 @contextmanager
@@ -54,7 +62,7 @@ def warnings_shown() -> Iterator[None]:
 
 def fail(line: str, code: int = 1) -> None:
     """Work that failed (not a user mistake): one red line, a non-zero exit, no traceback."""
-    err_console.print(f"[bold red]failed:[/] {line}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

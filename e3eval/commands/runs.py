@@ -1,14 +1,26 @@
-"""Commands over run directories: `import`, `score`, `report`, `merge`, and the lookups `budgets` and `datasets`."""
+"""Commands over run directories: `import`, `score`, `report`, `merge`, and the lookups `budgets` and `datasets`.
+
+Every flag is checked before any work starts (`scoring_config` also serves `sweep`): a bound found only after the
+grading (a budget that does not fit int32, a billion bootstrap resamples) would throw the grading away.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
-from e3eval.commands.output import console, err_console, progress, show_comparison, warn
+from e3eval.commands.output import console, err_console, progress, say, show_comparison, warn
 from e3eval.errors import UserError
+
+if TYPE_CHECKING:
+    from e3eval.score import ScoreConfig
+
+MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
 
 
 def import_cmd(
@@ -46,12 +58,13 @@ def import_cmd(
     )  # fmt: skip
     with progress() as bar:
         result = import_run(config, bar)
-    console.print(
+    say(
         f"imported {result.rollouts} rollouts of {result.problems} problems ({result.format} format, "
         f"token ids {result.token_ids_source}) into {result.run_dir}"
     )
     if result.skipped.count:
-        err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {result.skipped.examples[0]}")
+        example = escape(result.skipped.examples[0])
+        err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {example}", highlight=False)
 
 
 def score(
@@ -67,30 +80,57 @@ def score(
     tokenizer: Annotated[str | None, typer.Option(help="Override the tokenizer named in run.json.")] = None,
 ) -> None:
     """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv."""
-    from e3eval.budgets import parse_budgets
-    from e3eval.grade_pool import default_workers
     from e3eval.report import comparison_of
-    from e3eval.score import ScoreConfig, score_run
+    from e3eval.score import score_run
 
-    if workers is not None and workers < 1:
-        raise UserError("--workers must be at least 1")
-    if timeout <= 0:
-        raise UserError("--timeout must be positive")
-    config = ScoreConfig(
-        budgets=tuple(parse_budgets(budgets)), policy=policy, workers=workers or default_workers(),
-        deadline_s=timeout, inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed,
-        tokenizer=tokenizer,
-    )  # fmt: skip
+    config = scoring_config(budgets, policy, workers, timeout, bootstrap, seed, tokenizer)
     with progress() as bar:
         result = score_run(run_dir, config, bar)
     for warning in result.warnings:
         warn(warning)
     counts = ", ".join(f"{k} {v}" for k, v in result.status_counts.items())
-    console.print(
+    say(
         f"graded {result.grades.num_rows} (sample, budget) rows [{counts}] with {result.distinct_pairs} distinct "
         f"answers in {result.seconds:.1f}s (decode: {result.decode_path})"
     )
     show_comparison(comparison_of(run_dir, result.summary))
+
+
+def scoring_config(
+    budgets: str,
+    policy: str,
+    workers: int | None,
+    timeout: float = 10.0,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    tokenizer: str | None = None,
+) -> ScoreConfig:
+    """The ScoreConfig of `score` and `sweep`, every flag checked first (all problems named in one error)."""
+    from e3eval.budgets import parse_budgets
+    from e3eval.grade_pool import default_workers
+    from e3eval.policy import check_policy
+    from e3eval.score import ScoreConfig
+
+    parsed = tuple(parse_budgets(budgets))
+    check_policy(policy)
+    # Each grader is a process of ~60 MB: 100,000 of them took the machine down.
+    cores = os.cpu_count() or 1
+    most_workers = max(16, 4 * cores)
+    problems = []
+    if workers is not None and not 1 <= workers <= most_workers:
+        problems.append(f"--workers must be between 1 and {most_workers} on this machine ({cores} cores)")
+    if not (math.isfinite(timeout) and timeout > 0):
+        problems.append("--timeout must be a positive number of seconds")
+    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
+        problems.append(f"--bootstrap must be between 0 (no CIs) and {MAX_BOOTSTRAP:,}")
+    if not 0 <= seed < 2**63:
+        problems.append("--seed must be between 0 and 2^63 - 1")
+    if problems:
+        raise UserError("; ".join(problems))
+    return ScoreConfig(
+        budgets=parsed, policy=policy, workers=workers or default_workers(), deadline_s=timeout,
+        inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed, tokenizer=tokenizer,
+    )  # fmt: skip
 
 
 def report(
@@ -103,20 +143,21 @@ def report(
     ] = None,
 ) -> None:
     """Print budgets x metrics with CIs for one or more runs, side by side, and write the summary CSV."""
-    from e3eval.report import compare, write_combined_csv
+    from e3eval.report import check_csv_target, compare, write_combined_csv
 
+    target = out or (run_dirs[0] / "summary.csv" if len(run_dirs) == 1 else Path("summary.csv"))
+    check_csv_target(target)
     comparison = compare(run_dirs)
     show_comparison(comparison)
-    target = out or (run_dirs[0] / "summary.csv" if len(run_dirs) == 1 else Path("summary.csv"))
     write_combined_csv(target, comparison)
-    console.print(f"wrote {target}")
+    say(f"wrote {target}")
 
 
 def budgets_cmd(spec: Annotated[str, typer.Argument(help="Budget spec, e.g. 4k..40k")]) -> None:
     """Show how a budget spec expands."""
     from e3eval.budgets import parse_budgets
 
-    console.print(" ".join(str(b) for b in parse_budgets(spec)))
+    say(" ".join(str(b) for b in parse_budgets(spec)))
 
 
 def merge(
@@ -128,7 +169,7 @@ def merge(
     from e3eval.generation import merge_runs
 
     count = merge_runs(out, runs, force)
-    console.print(f"merged {count} samples from {len(runs)} runs into {out}")
+    say(f"merged {count} samples from {len(runs)} runs into {out}")
 
 
 def datasets_cmd() -> None:
@@ -137,13 +178,13 @@ def datasets_cmd() -> None:
 
     from e3eval.datasets import BENCHMARKS, data_dir, load_problems, mirror_path
 
-    table = Table(title=f"benchmarks (offline mirrors: E3EVAL_DATA_DIR={data_dir() or 'unset'})")
+    table = Table(title=f"benchmarks (offline mirrors: E3EVAL_DATA_DIR={escape(str(data_dir() or 'unset'))})")
     for column in ("name", "problems", "description", "hub id", "offline mirror"):
         table.add_column(column)
     for spec in BENCHMARKS.values():
         mirror = mirror_path(spec)
         size = str(len(load_problems(mirror))) if mirror else "?"
         table.add_row(spec.name, size, spec.description, f"{spec.hub_id} ({spec.hub_split})",
-                      str(mirror) if mirror else "-")  # fmt: skip
+                      escape(str(mirror)) if mirror else "-")  # fmt: skip
     table.add_row("demo", "16", "small problems bundled with e3eval", "-", "package data")
     console.print(table)

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from e3eval.commands.output import console, err_console, progress, warn
+from e3eval.commands.output import console, err_console, progress, say, warn
 from e3eval.errors import UserError
 
 
@@ -42,16 +43,19 @@ def count_asymmetries_cmd(
 
     if by not in ("correct", "none"):
         raise UserError("--by must be correct or none")
+    cores = os.cpu_count() or 1
+    if jobs is not None and not 1 <= jobs <= max(16, 4 * cores):
+        raise UserError(f"--jobs must be between 1 and {max(16, 4 * cores)} on this machine ({cores} cores)")
     fields = TraceFields(response_field, id_field, correct_field, token_ids_field, finish_reason_field, target_field)
     config = CountConfig(source, preset, fields, tuple(parse_budgets(budgets)) if budgets else None, tokenizer,
                          lexicon, skip_bad_lines)  # fmt: skip
     with progress() as bar:
         result = count_asymmetries(config, bar, jobs=jobs or os.cpu_count() or 1)
-    table = Table(title=f"{source.name}: steps per trace, preset {preset} (mean / median)")
+    table = Table(title=f"{escape(source.name)}: steps per trace, preset {escape(preset)} (mean / median)")
     for column in ("budget", "group", "n", "verify", "attempts", "chained", "repeating %", "tokens"):
         table.add_column(column, justify="right")
     for row in summarize_steps(result.table, by_correct=by == "correct"):
-        cells = [format_budget(row.budget) if row.budget else "full", row.group, str(row.n)]
+        cells = [format_budget(row.budget) if row.budget else "full", escape(row.group), str(row.n)]
         cells += [f"{row.stats[m][0]:.2f} / {row.stats[m][1]:g}" for m in ("n_verify", "n_attempts", "n_chained")]
         cells.append("-" if row.repeat_rate is None else f"{100 * row.repeat_rate:.1f}")
         cells.append("-" if row.mean_tokens is None else f"{row.mean_tokens:,.0f}")
@@ -63,7 +67,8 @@ def count_asymmetries_cmd(
         f"{result.skipped.count} bad lines skipped; repeating % is among incorrect traces (e3 rule)"
     )
     if result.skipped.count:
-        err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {result.skipped.examples[0]}")
+        example = escape(result.skipped.examples[0])
+        err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {example}", highlight=False)
     if source.is_dir():
         from e3eval.run import Run
 
@@ -72,7 +77,7 @@ def count_asymmetries_cmd(
             warn(f"{samples.describe()}: not counted as traces")
     if out is not None:
         write_rows(out, result.table)
-        console.print(f"wrote {out}")
+        say(f"wrote {out}")
 
 
 def unique_attempts_cmd(
@@ -94,5 +99,5 @@ def unique_attempts_cmd(
     for column in ("step", "mean unique attempts", "problems", "traces in dump"):
         table.add_column(column, justify="right")
     for point in unique_attempts(dumps, fields, max_solve_rate):
-        table.add_row(point.step, f"{point.mean_unique:.2f}", str(point.n_problems), str(point.n_traces))
+        table.add_row(escape(point.step), f"{point.mean_unique:.2f}", str(point.n_problems), str(point.n_traces))
     console.print(table)
