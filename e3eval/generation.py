@@ -5,8 +5,8 @@ alone, so rerunning after a kill regenerates exactly the missing samples, and gr
 samples 16..31. Finished samples are appended as atomic Parquet shards after every batch; a SIGKILL loses at most
 the batch in flight, and a rerun never duplicates a sample. A run's sampling settings are fixed at creation: a rerun
 with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend, dtype) is refused
-rather than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge_runs` joins. Scoring is
-not this module's business.
+rather than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge.merge_runs` joins.
+Scoring is not this module's business.
 
 A failed request is written as an `error` row for the record but is not a sample (see `samples.py`): a rerun
 generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
@@ -27,30 +27,28 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from e3eval.backends import Backend, check_options, open_backend, pick_backend
+from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
-from e3eval.run import Run, replacing
 from e3eval.samples import Failures, successful_keys, summarize_errors
 from e3eval.store import (
     MANIFEST,
     PROBLEM_SCHEMA,
     PROBLEMS,
-    ROLLOUTS_DIR,
     RolloutWriter,
     problems_table,
     read_manifest,
-    rollout_shards,
     run_lock,
     write_manifest,
     write_table,
 )
+from e3eval.tokenizers import fingerprint
 
 # Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design).
-_FIXED = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype")
+FIXED_SETTINGS = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype")
 # Settings recorded only by later versions: a run made before records none, and is not refused for it.
 _RECORDED_LATER = frozenset({"dtype"})
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -145,7 +143,8 @@ def _settings(config: GenerateConfig, backend_name: str) -> dict[str, Any]:
     }
 
 
-def _differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
+def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
+    """Whether a fixed setting differs (a setting older runs did not record yet matches anything)."""
     if key in _RECORDED_LATER and recorded.get(key) is None:
         return False
     return recorded.get(key) != settings.get(key)
@@ -205,29 +204,6 @@ def check_model_of(config: GenerateConfig) -> None:
         check_model(options.get("tokenizer") or config.model, "--tokenizer" if options.get("tokenizer") else "--model")
     else:
         check_model(config.model, "--model", needs_config=True)
-
-
-def check_model(name: str, flag: str, needs_config: bool = False) -> None:
-    """A local path must exist; a hub name must resolve (from the cache when offline), before any work starts.
-
-    A name looks local when it starts with `/`, `.` or `~`, or its parent folder exists here; anything else is a
-    hub id, and fetching its `config.json` (what loading it would do first) is the cheap test that it exists.
-    """
-    path = Path(name).expanduser()
-    if name.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir()):
-        if not path.exists():
-            raise UserError(f"{flag} {name}: no such file or directory")
-        if not (needs_config and path.is_dir()):
-            return
-    elif not needs_config:
-        return  # a tokenizer by hub name: loading it reports its own failure as a UserError
-    try:
-        from transformers.utils import cached_file
-
-        cached_file(name, "config.json")
-    except Exception as exc:  # HFValidationError, OSError (offline, not found, gated): all say why in one line
-        reason = " ".join(str(exc).split())
-        raise UserError(f"{flag} {name}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
 
 
 @dataclass(frozen=True)
@@ -318,7 +294,8 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         generation={**plan.settings, "n": max(config.n, manifest.get("generation", {}).get("n", 0)),
                     "engine": backend.describe(), "token_ids_source": backend.token_ids_source,
                     "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
-        tokenizer={"name_or_path": _local_or_name(config.backend_options.get("tokenizer") or config.model)},
+        tokenizer={"name_or_path": _local_or_name(config.backend_options.get("tokenizer") or config.model),
+                   "fingerprint": fingerprint(backend.tokenizer)},
         token_ids_source=backend.token_ids_source,
         environment=environment(),
     )  # fmt: skip
@@ -371,7 +348,7 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         previous = manifest.get("generation")
         if previous is None:
             raise UserError(f"{out}: an imported run; generate into a new directory")
-        diffs = [k for k in _FIXED if _differs(previous, settings, k)]
+        diffs = [k for k in FIXED_SETTINGS if differs(previous, settings, k)]
         if diffs:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings[k]!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
@@ -420,54 +397,3 @@ def _requests(
         for pid, samples in by_problem.items()
     ]
     return requests, list(by_problem.values())
-
-
-def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
-    """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept).
-
-    The merged run is built beside `out` and swapped in only when complete (`run.replacing`): a refused or failed
-    merge leaves `out` as it was, `--force` replaces only an e3eval run, and `out` may not be one of the inputs.
-    """
-    if not sources:
-        raise UserError("give the run directories to merge")
-    resolved = [Path(s).resolve() for s in sources]
-    repeated = sorted({str(s) for s in sources if resolved.count(Path(s).resolve()) > 1})
-    if repeated:
-        raise UserError(f"{', '.join(repeated)}: given more than once; shards must not overlap")
-    runs = [Run.open(s) for s in sources]
-    with run_lock(out, "merge"), replacing(out, inputs=sources, force=force) as building:
-        return _merge(building, Path(out).name, runs)
-
-
-def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
-    base = runs[0].section("generation")
-    if base is None:
-        raise UserError(f"{runs[0].path}: not a generated run")
-    for run in runs[1:]:
-        other = run.section("generation") or {}
-        diffs = [k for k in _FIXED if _differs(base, other, k) or _differs(other, base, k)]
-        if diffs:
-            raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
-    (building / ROLLOUTS_DIR).mkdir(parents=True)
-    problems: dict[str, dict[str, Any]] = {}
-    seen: set[tuple[str, int]] = set()
-    part = 0
-    for run in runs:
-        for row in run.table("problems").to_pylist():
-            problems.setdefault(row["problem_id"], {**row, "run_id": run_id})
-        for key in done_samples(run.path):
-            if key in seen:
-                raise UserError(f"{run.path}: sample {key} also appears in another run; shards must not overlap")
-            seen.add(key)
-        for shard in rollout_shards(run.path):
-            table = pq.read_table(shard)
-            table = table.set_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-            write_table(building / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
-            part += 1
-    write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
-    manifest = {**runs[0].manifest, "run_id": run_id, "created_at": now(), "kind": "merged",
-                "merged_from": [str(r.path) for r in runs]}  # fmt: skip
-    manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
-    manifest.pop("scoring", None)  # the merged run has not been scored
-    write_manifest(building, manifest)
-    return len(seen)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -102,23 +102,28 @@ def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write to a temporary name beside `path`, then rename; a failed write leaves neither file behind."""
+    tmp = _temp_path(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_table(path: Path, table: pa.Table) -> None:
     """Write a Parquet table atomically (temp file + rename)."""
-    tmp = _temp_path(path)
-    pq.write_table(table, tmp, compression=COMPRESSION)
-    os.replace(tmp, path)
+    _atomically(path, lambda tmp: pq.write_table(table, tmp, compression=COMPRESSION))
 
 
 def write_csv(path: Path, table: pa.Table) -> None:
-    tmp = _temp_path(path)
-    pacsv.write_csv(table, tmp)
-    os.replace(tmp, path)
+    _atomically(path, lambda tmp: pacsv.write_csv(table, tmp))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = _temp_path(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    _atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def lock_path(run_dir: Path) -> Path:

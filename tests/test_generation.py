@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from e3eval.errors import UserError
-from e3eval.generation import GenerateConfig, done_samples, generate_run, merge_runs, parse_shard, sample_seed
+from e3eval.generation import GenerateConfig, done_samples, generate_run, parse_shard, sample_seed
+from e3eval.merge import merge_runs
 from e3eval.store import iter_rollout_batches, read_manifest, rollout_shards
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")

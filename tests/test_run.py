@@ -11,8 +11,9 @@ from conftest import run_cli, write_jsonl
 
 import e3eval
 from e3eval.errors import UserError
-from e3eval.generation import GenerateConfig, generate_run, merge_runs
+from e3eval.generation import GenerateConfig, generate_run
 from e3eval.ingest import ImportConfig, import_run
+from e3eval.merge import merge_runs
 from e3eval.run import Run, replacing
 from e3eval.score import ScoreConfig, score_run
 from e3eval.store import run_lock

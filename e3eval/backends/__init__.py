@@ -11,6 +11,7 @@ inside their backend module, so `import e3eval.backends` stays light. `open_back
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from e3eval import dependencies
@@ -118,3 +119,26 @@ def regroup(flat: Sequence[Completion], requests: Sequence[GenerationRequest]) -
         grouped.append(list(flat[start : start + len(request.seeds)]))
         start += len(request.seeds)
     return grouped
+
+
+def check_model(name: str, flag: str, needs_config: bool = False) -> None:
+    """A local path must exist; a hub name must resolve (from the cache when offline), before any work starts.
+
+    A name looks local when it starts with `/`, `.` or `~`, or its parent folder exists here; anything else is a
+    hub id, and fetching its `config.json` (what loading it would do first) is the cheap test that it exists.
+    """
+    path = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir()):
+        if not path.exists():
+            raise UserError(f"{flag} {name}: no such file or directory")
+        if not (needs_config and path.is_dir()):
+            return
+    elif not needs_config:
+        return  # a tokenizer by hub name: loading it reports its own failure as a UserError
+    try:
+        from transformers.utils import cached_file
+
+        cached_file(name, "config.json")
+    except Exception as exc:  # HFValidationError, OSError (offline, not found, gated): all say why in one line
+        reason = " ".join(str(exc).split())
+        raise UserError(f"{flag} {name}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None

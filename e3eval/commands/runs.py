@@ -166,7 +166,7 @@ def merge(
     force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
 ) -> None:
     """Join shard runs (`--shard i/N`) into one run."""
-    from e3eval.generation import merge_runs
+    from e3eval.merge import merge_runs
 
     count = merge_runs(out, runs, force)
     say(f"merged {count} samples from {len(runs)} runs into {out}")

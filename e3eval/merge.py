@@ -1,0 +1,72 @@
+"""`e3eval merge`: join shard runs (`generate --shard i/N`) with identical settings into one run.
+
+The merged run is built beside its target and swapped in only when complete (`run.replacing`): a refused or failed
+merge leaves the target as it was, `--force` replaces only an e3eval run, and the target may not be one of the
+inputs. Shards must not overlap (a sample in two shards is refused); failed rows are carried over for the record.
+Generating is `generation.py`'s business.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from e3eval.errors import UserError
+from e3eval.generation import FIXED_SETTINGS, differs, done_samples
+from e3eval.provenance import now
+from e3eval.run import Run, replacing
+from e3eval.store import PROBLEM_SCHEMA, PROBLEMS, ROLLOUTS_DIR, rollout_shards, run_lock, write_manifest, write_table
+
+
+def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
+    """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept).
+
+    The merged run is built beside `out` and swapped in only when complete (`run.replacing`): a refused or failed
+    merge leaves `out` as it was, `--force` replaces only an e3eval run, and `out` may not be one of the inputs.
+    """
+    if not sources:
+        raise UserError("give the run directories to merge")
+    resolved = [Path(s).resolve() for s in sources]
+    repeated = sorted({str(s) for s in sources if resolved.count(Path(s).resolve()) > 1})
+    if repeated:
+        raise UserError(f"{', '.join(repeated)}: given more than once; shards must not overlap")
+    runs = [Run.open(s) for s in sources]
+    with run_lock(out, "merge"), replacing(out, inputs=sources, force=force) as building:
+        return _merge(building, Path(out).name, runs)
+
+
+def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
+    base = runs[0].section("generation")
+    if base is None:
+        raise UserError(f"{runs[0].path}: not a generated run")
+    for run in runs[1:]:
+        other = run.section("generation") or {}
+        diffs = [k for k in FIXED_SETTINGS if differs(base, other, k) or differs(other, base, k)]
+        if diffs:
+            raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
+    (building / ROLLOUTS_DIR).mkdir(parents=True)
+    problems: dict[str, dict[str, Any]] = {}
+    seen: set[tuple[str, int]] = set()
+    part = 0
+    for run in runs:
+        for row in run.table("problems").to_pylist():
+            problems.setdefault(row["problem_id"], {**row, "run_id": run_id})
+        for key in done_samples(run.path):
+            if key in seen:
+                raise UserError(f"{run.path}: sample {key} also appears in another run; shards must not overlap")
+            seen.add(key)
+        for shard in rollout_shards(run.path):
+            table = pq.read_table(shard)
+            table = table.set_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
+            write_table(building / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
+            part += 1
+    write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
+    manifest = {**runs[0].manifest, "run_id": run_id, "created_at": now(), "kind": "merged",
+                "merged_from": [str(r.path) for r in runs]}  # fmt: skip
+    manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
+    manifest.pop("scoring", None)  # the merged run has not been scored
+    write_manifest(building, manifest)
+    return len(seen)
