@@ -36,7 +36,7 @@ from typing import Any
 
 from e3eval import generation
 from e3eval.datasets import demo_problems
-from e3eval.generation import GenerateConfig, generate_run, sample_seed
+from e3eval.generation import GenerateConfig, default_batch, generate_run, sample_seed
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.tiny_model import build_tiny_model
 
@@ -103,7 +103,7 @@ def lend(backend: Any) -> Iterator[None]:
 def ours_seconds(backend: Any, name: str, model: str, args: argparse.Namespace, out: Path) -> tuple[float, int]:
     config = GenerateConfig(model=model, dataset="demo", out=out, n=args.n, max_tokens=args.max_tokens,
                             temperature=TEMPERATURE, top_p=TOP_P, seed=SEED, backend=name,
-                            batch_samples=args.batch)  # fmt: skip
+                            batch_samples=args.batch or default_batch(name))  # fmt: skip
     shutil.rmtree(out, ignore_errors=True)
     with lend(backend):
         started = time.perf_counter()
@@ -192,18 +192,19 @@ def bench_vllm(model: str, args: argparse.Namespace, work_dir: Path) -> None:
     backend.llm.generate([TokensPrompt(prompt_token_ids=prompts[0])], SamplingParams(max_tokens=4, seed=1),
                          use_tqdm=False)  # fmt: skip
     ours_runs, raw_runs, chunked_runs = [], [], []
+    batch = args.batch or default_batch("vllm")
     for i in range(args.repeats):
         ours_runs.append(ours_seconds(backend, "vllm", model, args, work_dir / f"vllm-{i}"))
         raw_runs.append(raw(len(prompts)))
-        if args.batch < len(prompts):
-            chunked_runs.append(raw(args.batch))
+        if batch < len(prompts):
+            chunked_runs.append(raw(batch))
     (ours, ours_tokens), (raw_s, raw_tokens) = best(ours_runs), best(raw_runs)
     if ours_tokens != raw_tokens:
         print(f"note: ours sampled {ours_tokens} tokens, raw {raw_tokens}: the engine is not seed-deterministic here")
     if chunked_runs:
         # Splits e3eval's overhead into its own code and the price of --batch (engine calls of fewer samples).
         chunked = best(chunked_runs)[0]
-        print(f"vllm raw in calls of --batch {args.batch} samples (as e3eval makes them): {chunked:.2f}s, "
+        print(f"vllm raw in calls of --batch {batch} samples (as e3eval makes them): {chunked:.2f}s, "
               f"{100 * (chunked - raw_s) / raw_s:.1f}% over one call", flush=True)  # fmt: skip
     if args.profile:
         profile_generate_run(lambda out: ours_seconds(backend, "vllm", model, args, out), work_dir / "vllm-profile")
@@ -234,7 +235,12 @@ def main() -> None:
     parser.add_argument("--engines", default="hf,vllm", help="comma-separated: hf, vllm (vllm must be last)")
     parser.add_argument("--n", type=int, default=16, help="samples per problem (16 problems; e3eval's default)")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64, help="generate_run's samples per engine call (--batch)")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="generate_run's samples per engine call (default: e3eval's per-backend default)",
+    )
     parser.add_argument("--hf-batch", type=int, default=16, help="HFBackend batch size, also used for model.generate")
     parser.add_argument("--max-model-len", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
