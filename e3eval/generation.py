@@ -175,6 +175,8 @@ def check_config(config: GenerateConfig) -> None:
     problems = []
     if not 1 <= config.n <= MAX_SAMPLES:
         problems.append(f"--n must be between 1 and {MAX_SAMPLES:,}")
+    if not 0 <= config.temperature <= 10 or not 0 < config.top_p <= 1:
+        problems.append("need 0 <= --temperature <= 10 and 0 < --top-p <= 1")
     if not 1 <= config.max_tokens < 2**31:
         problems.append("the largest budget (--max-tokens) must be between 1 and 2^31 - 1")
     if config.batch_samples is not None and config.batch_samples < 1:

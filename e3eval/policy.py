@@ -53,10 +53,6 @@ def final_section(text: str) -> str | None:
     return text
 
 
-def needs_full_text(policy: str) -> bool:
-    return get_policy(policy).needs_full_text
-
-
 def _joined_boxes(text: str, final: bool, whole: bool) -> str | None:
     """The distinct complete boxes of the final answer joined by ", " (see the module docstring); `whole` says all
     of `text` is the final answer (it is what follows `</think>`)."""

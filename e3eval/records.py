@@ -1,7 +1,8 @@
 """Shared record types and vocabularies: the contracts between stages.
 
 This leaf module owns the frozen dataclasses that cross stage boundaries and the closed vocabularies (finish reasons,
-grade statuses, scoring policies). It does no I/O; the Parquet schemas that mirror these records live in `store.py`.
+grade statuses; scoring policies are registered in `policy.py`). It does no I/O; the Parquet schemas that mirror
+these records live in `store.py`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ SCHEMA_VERSION = 1
 
 FinishReason = Literal["stop", "length", "error"]
 GradeStatus = Literal["ok", "no_answer", "timeout", "error"]
-Policy = Literal["prefix", "strict", "length"]
 TokenIdsSource = Literal["engine", "imported", "retokenized"]
 
 FINISH_REASONS: tuple[str, ...] = get_args(FinishReason)
 GRADE_STATUSES: tuple[str, ...] = get_args(GradeStatus)
-POLICIES: tuple[str, ...] = get_args(Policy)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ from e3eval.store import (
     run_lock,
     write_csv,
     write_manifest,
-    write_table,
 )
 
 if TYPE_CHECKING:
@@ -73,14 +72,6 @@ class Run:
     def open(cls, path: Path | str) -> Run:
         """Open an existing run; a directory without run.json, or of another schema version, is a UserError."""
         path = Path(path)
-        return cls(path, read_manifest(path))
-
-    @classmethod
-    def create(cls, path: Path | str, manifest: dict[str, Any]) -> Run:
-        """Start a run in an empty (or absent) directory with its first manifest."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        write_manifest(path, manifest)
         return cls(path, read_manifest(path))
 
     # The manifest ------------------------------------------------------------------------------------------------
@@ -166,17 +157,13 @@ class Run:
         """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""
         return iter_rollout_batches(self.path, columns, batch_rows)
 
-    def samples(self) -> SampleLedger:
-        """Which stored rows are samples, and what is failed or missing (see `samples.py`)."""
+    def samples(self, problems: Sequence[Problem] | None = None) -> SampleLedger:
+        """Which stored rows are samples, and what is failed or missing (see `samples.py`); pass `problems` when
+        they are already read."""
         from e3eval.samples import ledger
 
-        return ledger(self.path, self._manifest, [p.problem_id for p in self.problems()])
-
-    def write_table(self, name: Literal["problems", "grades", "summary"], table: pa.Table) -> None:
-        """Replace one table atomically; the summary also gets its CSV twin."""
-        write_table(self.path / _FILES[name], table)
-        if name == "summary":
-            write_csv(self.path / SUMMARY_CSV, table)
+        problems = self.problems() if problems is None else problems
+        return ledger(self.path, self._manifest, [p.problem_id for p in problems])
 
     def commit(self, section: str, data: dict[str, Any], tables: dict[str, pa.Table]) -> str:
         """Write a stage's tables and its run.json section as one unit; returns the unit's id.

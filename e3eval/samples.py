@@ -11,6 +11,7 @@ rollout shards; it neither generates nor grades.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from e3eval.errors import UserError
-from e3eval.store import iter_rollout_batches, iter_shard_batches, rollout_shards
+from e3eval.store import iter_shard_batches, rollout_shards
 
 _KEY_COLUMNS = ("problem_id", "sample_idx", "finish_reason", "error")
 # How many distinct failure messages a one-line report quotes.
@@ -47,7 +48,6 @@ class SampleLedger:
     keep: np.ndarray  # bool per stored row (shards in order, rows in order): True = this row is a sample
     samples: int
     failures: Failures
-    failed_keys: frozenset[tuple[str, int]]
     superseded: int  # failed rows that a later successful row replaced
     expected: int | None  # n x problems for generated runs; None when the run does not say (imports)
     problems_without_samples: tuple[str, ...]
@@ -81,57 +81,48 @@ class SampleLedger:
         return "; ".join(parts)
 
 
+def _key_rows(run_dir: Path) -> Iterator[tuple[Path, tuple[str, int], bool, str | None]]:
+    """(shard, key, is a sample, error) for every stored row, in storage order."""
+    for shard in rollout_shards(run_dir):
+        for batch in iter_shard_batches(shard, _KEY_COLUMNS):
+            columns = (batch.column(c).to_pylist() for c in _KEY_COLUMNS)
+            for pid, idx, finish, error in zip(*columns, strict=True):
+                yield shard, (pid, idx), finish != "error", error
+
+
 def successful_keys(run_dir: Path) -> set[tuple[str, int]]:
     """(problem_id, sample_idx) of the samples a run holds; failed requests are not among them."""
-    if not rollout_shards(run_dir):
-        return set()
-    keys: set[tuple[str, int]] = set()
-    for batch in iter_rollout_batches(run_dir, ["problem_id", "sample_idx", "finish_reason"]):
-        columns = (batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "finish_reason"))
-        keys.update((pid, idx) for pid, idx, finish in zip(*columns, strict=True) if finish != "error")
-    return keys
+    return {key for _, key, ok, _ in _key_rows(run_dir) if ok}
 
 
 def ledger(run_dir: Path, manifest: dict[str, Any], problem_ids: list[str]) -> SampleLedger:
     """Read the key columns of every shard and decide which rows are samples; refuse duplicate samples."""
-    where: dict[tuple[str, int], int] = {}  # key -> global row of its successful row
+    holder: dict[tuple[str, int], Path] = {}  # key -> the shard holding its successful row
     failed: dict[tuple[str, int], str] = {}
-    shard_of_row: list[int] = []
     keep: list[bool] = []
     superseded = 0
-    row = 0
-    for shard_index, shard in enumerate(rollout_shards(run_dir)):
-        for batch in iter_shard_batches(shard, _KEY_COLUMNS):
-            columns = (batch.column(c).to_pylist() for c in _KEY_COLUMNS)
-            for pid, idx, finish, error in zip(*columns, strict=True):
-                key = (pid, idx)
-                ok = finish != "error"
-                if ok:
-                    if key in where:
-                        first = rollout_shards(run_dir)[shard_of_row[where[key]]].name
-                        raise UserError(
-                            f"{run_dir}: sample (problem {pid!r}, sample {idx}) is stored twice ({first} and "
-                            f"{shard.name}); remove the duplicate shard before scoring"
-                        )
-                    where[key] = row
-                    if key in failed:
-                        del failed[key]
-                        superseded += 1
-                elif key in where:
-                    superseded += 1
-                else:
-                    failed.setdefault(key, error or "failed (no error message)")
-                keep.append(ok)
-                shard_of_row.append(shard_index)
-                row += 1
-    with_samples = {pid for pid, _ in where}
+    for shard, key, ok, error in _key_rows(run_dir):
+        if ok:
+            if key in holder:
+                raise UserError(
+                    f"{run_dir}: sample (problem {key[0]!r}, sample {key[1]}) is stored twice ({holder[key].name} "
+                    f"and {shard.name}); remove the duplicate shard before scoring"
+                )
+            holder[key] = shard
+            if failed.pop(key, None) is not None:
+                superseded += 1
+        elif key in holder:
+            superseded += 1
+        else:
+            failed.setdefault(key, error or "failed (no error message)")
+        keep.append(ok)
+    with_samples = {pid for pid, _ in holder}
     generation = manifest.get("generation") or {}
     expected = int(generation["n"]) * len(problem_ids) if generation.get("n") else None
     return SampleLedger(
         keep=np.array(keep, dtype=bool),
-        samples=len(where),
+        samples=len(holder),
         failures=summarize_errors(list(failed.values())),
-        failed_keys=frozenset(failed),
         superseded=superseded,
         expected=expected,
         problems_without_samples=tuple(p for p in problem_ids if p not in with_samples),

@@ -94,7 +94,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
         raise UserError(f"{run_dir}: run.json names no tokenizer; pass --tokenizer")
     budgets = sorted(set(config.budgets))
     policy = get_policy(config.policy)
-    samples = run.samples()
+    samples = run.samples(problems)
     if not samples.samples:
         raise UserError(
             f"{run_dir}: no successful sample to score ({samples.describe()}); "

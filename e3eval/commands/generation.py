@@ -19,7 +19,6 @@ from typing import Annotated, Any
 import typer
 
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
-from e3eval.errors import UserError
 
 _HELP = {
     "model": "Model path or hub name (or the served model name with --backend openai).",
@@ -112,28 +111,27 @@ def with_generation_options(command: Callable[..., None]) -> Callable[..., None]
 
 
 def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens: int) -> Any:
-    """A GenerateConfig from the shared flags; backend options are checked once the backend is known."""
-    from e3eval.generation import GenerateConfig, parse_shard
+    """A GenerateConfig from the shared flags, its bounds checked (`generation.check_config`) before any progress bar
+    starts; backend options are checked once the backend is known."""
+    from e3eval.generation import GenerateConfig, check_config, parse_shard
     from e3eval.prompts import PromptSpec, check_template
     from e3eval.sweep import default_out
 
-    if n < 1:
-        raise UserError("--n must be at least 1")
-    if not 0 <= options.temperature <= 10 or not 0 < options.top_p <= 1:
-        raise UserError("need 0 <= --temperature <= 10 and 0 < --top-p <= 1")
     backend_options = {
         "dtype": options.dtype, "batch_size": options.batch, "dp_size": options.dp_size, "base_url": options.base_url,
         "api_key": options.api_key, "concurrency": options.concurrency, "timeout_s": options.request_timeout,
         "tokenizer": options.tokenizer,
     }  # fmt: skip
     prompt = PromptSpec(check_template(options.template), options.chat, options.thinking, options.system)
-    return GenerateConfig(
+    config = GenerateConfig(
         model=options.model, dataset=dataset, out=options.out or default_out(options.model, dataset), n=n,
         max_tokens=max_tokens, temperature=options.temperature, top_p=options.top_p, seed=options.seed,
         prompt=prompt, backend=options.backend, backend_options=backend_options, batch_samples=options.batch,
         shard=parse_shard(options.shard), limit=options.limit, logprobs=options.logprobs,
         id_field=options.id_field, problem_field=options.problem_field, answer_field=options.answer_field,
     )  # fmt: skip
+    check_config(config)
+    return config
 
 
 @with_generation_options
@@ -145,10 +143,9 @@ def generate(
 ) -> None:
     """Generate samples into a run directory; resumable, sharded, never mixing settings."""
     from e3eval.budgets import parse_size
-    from e3eval.generation import check_config, generate_run
+    from e3eval.generation import generate_run
 
     config = generate_config(options, dataset, n, parse_size(max_tokens, "--max-tokens"))
-    check_config(config)  # before the progress bar starts; generate_run checks again for library callers
     with progress() as bar, warnings_shown():
         result = generate_run(config, bar, log=say)
     say(
@@ -173,14 +170,12 @@ def sweep(
     """Generate once at the largest budget, score every budget, print the table and plot the curves."""
     from e3eval.budgets import parse_size
     from e3eval.commands.runs import scoring_config
-    from e3eval.generation import check_config
     from e3eval.sweep import SweepConfig, run_sweep
 
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
     score = scoring_config(budgets, policy, workers, bootstrap=bootstrap)
     generation = generate_config(options, dataset, n, max(score.budgets))
     trained = parse_size(train_budget, "--train-budget") if train_budget else None
-    check_config(generation)
     with progress() as bar, warnings_shown():
         outcome = run_sweep(SweepConfig(generation, score, trained), bar, log=say)
     show_sweep(outcome)
