@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from e3eval.commands import dev, generation, runs, traces
+from e3eval.commands import dev, figures, generation, probes, runs, traces
 from e3eval.commands.output import err_console
 from e3eval.errors import UserError
 
@@ -36,6 +36,8 @@ app.command("datasets")(runs.datasets_cmd)
 app.command()(generation.demo)
 app.command("count-asymmetries")(traces.count_asymmetries_cmd)
 app.command("unique-attempts")(traces.unique_attempts_cmd)
+app.command("figures")(figures.figures_cmd)
+app.command()(probes.probe)
 dev_app.command("tiny-model")(dev.tiny_model)
 dev_app.command("example-pool")(dev.example_pool)
 

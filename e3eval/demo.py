@@ -20,12 +20,12 @@ from e3eval.datasets import demo_problems
 from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
-from e3eval.plot import plot_sweep
 from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
 from e3eval.synthetic import PoolSpec, write_pool
 from e3eval.tokenizers import load_tokenizer
+from figures.accuracy import draw_sweep
 
 DEMO_BUDGETS = "32..256"
 SYNTHETIC_BUDGETS = "256..2k"
@@ -84,6 +84,5 @@ def run_synthetic_demo(
     config = ScoreConfig(budgets=tuple(parse_budgets(SYNTHETIC_BUDGETS)), workers=workers or default_workers())
     scored = score_run(run_dir, config, progress)
     comparison = comparison_of(run_dir, scored.summary)
-    plots = plot_sweep([("synthetic", comparison.runs[0].table)], run_dir / "figures" / "sweep", 1024,
-                       "synthetic pool (demo)")  # fmt: skip
+    plots = draw_sweep(comparison, run_dir / "figures" / "sweep", 1024, "synthetic pool (demo)")
     return SyntheticOutcome(run_dir, count, scored, comparison, tuple(plots))

@@ -28,9 +28,11 @@ import pyarrow.parquet as pq
 from e3eval.errors import UserError
 from e3eval.records import Problem
 from e3eval.store import (
+    ATTEMPT_PROBES,
     COMPRESSION,
     GRADES,
     MANIFEST,
+    PROBES,
     PROBLEMS,
     ROLLOUTS_DIR,
     SUMMARY,
@@ -49,15 +51,25 @@ if TYPE_CHECKING:
 
     from e3eval.samples import SampleLedger
 
-TableName = Literal["problems", "rollouts", "grades", "summary"]
-_FILES: dict[str, str] = {"problems": PROBLEMS, "grades": GRADES, "summary": SUMMARY}
+TableName = Literal["problems", "rollouts", "grades", "summary", "probes", "attempt_probes"]
+_FILES: dict[str, str] = {
+    "problems": PROBLEMS,
+    "grades": GRADES,
+    "summary": SUMMARY,
+    "probes": PROBES,
+    "attempt_probes": ATTEMPT_PROBES,
+}
 # Which run.json section a table is written with (`Run.commit`), and the Parquet metadata key naming the unit.
-_OWNER = {"grades": "scoring", "summary": "scoring"}
+_OWNER = {"grades": "scoring", "summary": "scoring", "probes": "probes", "attempt_probes": "probes"}
+# Columns a notebook rarely wants and that dominate a rollout table's size: asked for explicitly.
+_HEAVY_ROLLOUT_COLUMNS = ("token_ids", "logprobs")
 _UNIT_KEY = b"e3eval.unit"
 _MISSING_HINT = {
     "problems": "the run is incomplete; re-import it or rerun `e3eval generate`",
     "grades": "score it first: e3eval score {path} --budgets ...",
     "summary": "score it first: e3eval score {path} --budgets ...",
+    "probes": "probe it first: e3eval probe {path} --model ...",
+    "attempt_probes": "probe it first: e3eval probe {path} --model ... --attempts PRESET",
 }
 
 
@@ -149,9 +161,38 @@ class Run:
         """A whole table as a pandas DataFrame (needs pandas)."""
         return self.table(name, columns).to_pandas()
 
-    def problems(self) -> list[Problem]:
+    def problem_records(self) -> list[Problem]:
         """The run's problems with gold answers, rendered prompts and prompt token ids (where stored)."""
         return read_problems(self.path)
+
+    # The notebook view: whole tables as pandas DataFrames -------------------------------------------------------
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        """One row per problem: id, dataset, problem text, gold answer, prompt (prompt token ids left out)."""
+        return self.frame("problems", ["problem_id", "dataset", "problem", "answer", "prompt"])
+
+    @property
+    def rollouts(self) -> pd.DataFrame:
+        """Every stored rollout row, failed requests included (`error` set); token ids and logprobs left out
+        (`rollouts_frame(token_ids=True)` has them)."""
+        return self.rollouts_frame()
+
+    def rollouts_frame(self, token_ids: bool = False) -> pd.DataFrame:
+        columns = _rollout_columns(self.path) if self.has("rollouts") else []
+        if not token_ids:
+            columns = [c for c in columns if c not in _HEAVY_ROLLOUT_COLUMNS]
+        return self.frame("rollouts", columns)
+
+    @property
+    def grades(self) -> pd.DataFrame:
+        """One row per (problem, sample, budget) of the last scoring."""
+        return self.frame("grades")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """pass@k / maj@k / length metrics per budget with CIs, n and failure counts."""
+        return self.frame("summary")
 
     def rollout_batches(self, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
         """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""
@@ -162,7 +203,7 @@ class Run:
         they are already read."""
         from e3eval.samples import ledger
 
-        problems = self.problems() if problems is None else problems
+        problems = self.problem_records() if problems is None else problems
         return ledger(self.path, self._manifest, [p.problem_id for p in problems])
 
     def commit(self, section: str, data: dict[str, Any], tables: dict[str, pa.Table]) -> str:

@@ -87,7 +87,7 @@ def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> Score
 def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     started = time.monotonic()
     run_dir = run.path
-    problems = run.problems()
+    problems = run.problem_records()
     gold = {p.problem_id: p.answer for p in problems}
     tokenizer_name = config.tokenizer or run.tokenizer_name
     if not tokenizer_name:

@@ -31,6 +31,8 @@ ROLLOUTS_DIR = "rollouts"
 GRADES = "grades.parquet"
 SUMMARY = "summary.parquet"
 SUMMARY_CSV = "summary.csv"
+PROBES = "probes.parquet"
+ATTEMPT_PROBES = "attempt_probes.parquet"
 COMPRESSION = "zstd"
 
 PROBLEM_SCHEMA = pa.schema(

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
-from e3eval.plot import plot_sweep
 from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
+from figures.accuracy import draw_sweep
 
 
 @dataclass(frozen=True)
@@ -57,5 +57,5 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     generation = run.run.section("generation") or {}
     model = Path(generation.get("model", "")).name or generation.get("model", "?")
     title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}"
-    plots = plot_sweep([(run.name, run.table)], run_dir / "figures" / "sweep", config.train_budget, title)
+    plots = draw_sweep(comparison, run_dir / "figures" / "sweep", config.train_budget, title)
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))

@@ -30,7 +30,7 @@ def generated(tiny_model_dir, tmp_path_factory) -> Path:
 def test_load_run_gives_tables_as_arrow_and_pandas(generated):
     run = e3eval.load_run(generated)
     assert run.kind == "generated" and run.run_id == "run" and run.samples_wanted == 2
-    problems = run.problems()
+    problems = run.problem_records()
     assert len(problems) == 2 and all(p.prompt_token_ids for p in problems), "prompt ids are kept for probes"
     rollouts = run.frame("rollouts", ["problem_id", "sample_idx", "num_tokens"])
     assert isinstance(rollouts, pd.DataFrame) and len(rollouts) == 4
@@ -38,6 +38,24 @@ def test_load_run_gives_tables_as_arrow_and_pandas(generated):
     assert run.samples().complete
     with pytest.raises(UserError, match="score it first"):
         run.table("grades")
+
+
+def test_notebook_properties_are_dataframes(generated, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(generated, run_dir)
+    run = e3eval.load_run(run_dir)
+    assert list(run.problems.columns) == ["problem_id", "dataset", "problem", "answer", "prompt"]
+    assert len(run.rollouts) == 4 and "token_ids" not in run.rollouts.columns
+    assert run.rollouts_frame(token_ids=True)["token_ids"].map(len).tolist() == run.rollouts["num_tokens"].tolist()
+    with pytest.raises(UserError, match="score it first"):
+        _ = run.summary
+    score_run(run_dir, ScoreConfig(budgets=(4, 8), workers=1, resamples=0))
+    run = e3eval.load_run(run_dir)
+    assert len(run.grades) == 8 and set(run.summary["budget"]) == {4, 8}
+    with pytest.raises(UserError, match="probe it first"):
+        run.table("probes")
 
 
 def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):

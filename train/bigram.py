@@ -15,13 +15,13 @@ before that average, which here leaves only successful rollouts.
 
 Every iteration records statistics of the rollouts it sampled (mean length, reward) and of the policy it sampled
 them from: the marginal p(stop) and p(a*) (the conditional probabilities averaged over the 100 states) and the mean
-conditional entropy in nats. `plot_history` draws the Fig. 8 panels (moving to `figures/` with the figures issue).
+conditional entropy in nats; `write_history` saves them as CSV (with the spread of lengths, for confidence
+intervals). The Fig. 8 panels are drawn by `figures/bigram.py`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,7 +32,8 @@ ACTIONS = 100
 STOP = ACTIONS  # column of the stop action; states are the 100 ordinary actions
 A_STAR = 0
 ALGOS = ("grpo", "grpo_mask")
-CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy")
+# length_std comes last: readers of the first six columns (by name or position) are unaffected.
+CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy", "length_std")
 
 
 @dataclass(frozen=True)
@@ -215,39 +216,3 @@ def write_history(history: list[IterationStats], path: Path, config: BigramConfi
         record = {"config": asdict(config), "rollouts_per_iteration": config.rollouts, **environment()}
         write_json(path.with_name(path.name + ".json"), record)
     write_table_csv(path, pa.table({column: [getattr(s, column) for s in history] for column in CSV_COLUMNS}))
-
-
-def plot_history(runs: list[tuple[str, list[IterationStats]]], path: Path, title: str = "") -> None:
-    """Fig. 8 panels: mean length and reward (95% normal CIs over the iteration's rollouts), p(stop), p(a*), entropy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels: list[tuple[str, Callable[[IterationStats], float], Callable[[IterationStats], float] | None]] = [
-        ("mean length (actions)", lambda s: s.mean_length, lambda s: 1.96 * s.length_std / math.sqrt(s.rollouts)),
-        ("reward", lambda s: s.reward, lambda s: 1.96 * math.sqrt(s.reward * (1 - s.reward) / s.rollouts)),
-        ("marginal p(stop)", lambda s: s.p_stop, None),
-        ("marginal p(a*)", lambda s: s.p_a_star, None),
-        ("mean conditional entropy (nats)", lambda s: s.entropy, None),
-    ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), constrained_layout=True)
-    for axis, (label, value, half_width) in zip(axes, panels, strict=True):
-        for name, history in runs:
-            xs = np.array([s.iteration for s in history])
-            ys = np.array([value(s) for s in history])
-            (line,) = axis.plot(xs, ys, label=f"{name} (n={history[0].rollouts:,}/iter.)", linewidth=1.2)
-            if half_width is not None:
-                spread = np.array([half_width(s) for s in history])
-                axis.fill_between(xs, ys - spread, ys + spread, color=line.get_color(), alpha=0.25, linewidth=0)
-        if label.startswith("marginal p(a*)"):
-            axis.set_yscale("log")
-        axis.set_title(label)
-        axis.set_xlabel("iteration")
-        axis.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)

@@ -74,7 +74,7 @@ def run(
 def bigram(
     algo: Annotated[list[str], typer.Option(help="grpo or grpo_mask; repeat the option to train both.")],
     out: Annotated[Path, typer.Option(help="Per-iteration CSV (with two algos, one file each: OUT-ALGO.csv).")],
-    plot: Annotated[Path | None, typer.Option(help="Also draw the Fig. 8 panels to this PNG.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the Fig. 8 panels to this PNG (+ PDF).")] = None,
     iterations: Annotated[int, typer.Option(help="Training iterations.")] = BigramDefaults.iterations,
     group_size: Annotated[int, typer.Option(help="Rollouts per GRPO group.")] = BigramDefaults.group_size,
     groups: Annotated[int, typer.Option(help="Groups per iteration.")] = BigramDefaults.groups,
@@ -85,7 +85,7 @@ def bigram(
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from train.bigram import BigramConfig, iterate, plot_history, summarize_dynamics, write_history
+    from train.bigram import BigramConfig, iterate, summarize_dynamics, write_history
 
     if len(set(algo)) != len(algo):
         raise UserError(f"--algo given twice with the same value: {algo}")
@@ -126,8 +126,12 @@ def bigram(
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
     if plot is not None:
-        plot_history(runs, plot, title=f"p^k bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)")
-        console.print(f"wrote {plot}")
+        from figures.bigram import plot_histories
+
+        stem = plot.with_suffix("") if plot.suffix.lower() in (".png", ".pdf") else plot
+        title = f"$p^k$ bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)"
+        written = plot_histories(runs, stem, title=title)
+        console.print(f"wrote {' and '.join(str(path) for path in written)}")
 
 
 prepare_app = typer.Typer(help="Write verl-format training data.", no_args_is_help=True)

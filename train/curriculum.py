@@ -5,6 +5,9 @@ A spec names a base model, an output directory and a list of stages. Each stage 
 e3 reward function, the stage's budget as `data.max_response_length`), starting from the previous stage's exported
 Hugging Face checkpoint (`init: previous`, the default) or from the base model (`init: base`, for ablations run side
 by side), and is followed by an `e3eval sweep` of the stage's checkpoint at the training budget and twice it.
+verl's training metrics go to `OUTPUT_DIR/STAGE/metrics.jsonl` (its `file` logger, beside the console), where the
+figures read them (`figures/metrics_log.py`); a rerun of an interrupted stage first moves that file to
+`metrics-N.jsonl`, since verl's file logger starts its file afresh.
 `validate_spec` reports every problem of a spec at once, naming the field (and its YAML line): unknown fields
 (a typo such as `stepz:` would otherwise be ignored) and hyper-parameters of the wrong type (they become verl
 overrides). `load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand into billions
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -287,6 +291,19 @@ def checkpoint_dir(spec: Spec, stage: Stage) -> str:
     return f"{spec.output_dir}/{stage.name}/global_step_{stage.steps}/actor/huggingface"
 
 
+def metrics_path(spec: Spec, stage: Stage) -> str:
+    """Where verl's file logger writes the stage's training metrics (absolute: see `stage_steps`)."""
+    return os.path.abspath(f"{spec.output_dir}/{stage.name}/metrics.jsonl")
+
+
+def _hydra_value(text: str) -> str:
+    """A path as a Hydra override value: quoted when it holds characters the override grammar would read."""
+    if re.fullmatch(r"[A-Za-z0-9_./-]+", text):
+        return text
+    # Inside Hydra quotes only backslashes before a quote or the closing quote are escapes; double just those.
+    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
+
+
 def _list(values: tuple[str, ...]) -> str:
     return "[" + ",".join(values) + "]"
 
@@ -299,6 +316,7 @@ class Step:
     kind: str  # train | eval
     command: list[str]
     output: str
+    metrics: str | None = None  # train: verl's metrics file, kept aside (not overwritten) when the step reruns
 
 
 def stage_steps(spec: Spec) -> list[Step]:
@@ -307,6 +325,7 @@ def stage_steps(spec: Spec) -> list[Step]:
     previous: Stage | None = None
     for stage in spec.stages:
         model = checkpoint_dir(spec, previous) if stage.init == "previous" and previous is not None else spec.model
+        metrics = metrics_path(spec, stage)
         overrides = [
             "algorithm.adv_estimator=grpo",
             f"data.train_files={_list(stage.train_files)}",
@@ -322,6 +341,11 @@ def stage_steps(spec: Spec) -> list[Step]:
             f"trainer.default_local_dir={spec.output_dir}/{stage.name}",
             f"trainer.project_name={spec.name}",
             f"trainer.experiment_name={stage.name}",
+            # wandb (verl's default) needs an account; the file logger leaves the metrics beside the checkpoints.
+            "trainer.logger=[console,file]",
+            # The logger runs in a Ray actor, which gets the variable from the runtime env, not from this process;
+            # an absolute path, because an actor's working directory need not be ours.
+            f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={_hydra_value(metrics)}",
         ]
         if stage.algorithm == "grpo_mask":
             overrides += [
@@ -331,7 +355,7 @@ def stage_steps(spec: Spec) -> list[Step]:
         overrides += [f"{HYPER[key]}={value}" for key, value in sorted(stage.hyper.items())]
         overrides += list(spec.extra_overrides)
         steps.append(Step(stage.name, "train", [sys.executable, "-m", "verl.trainer.main_ppo", *overrides],
-                          checkpoint_dir(spec, stage)))  # fmt: skip
+                          checkpoint_dir(spec, stage), metrics))  # fmt: skip
         if stage.val_dataset:
             eval_dir = f"{spec.output_dir}/{stage.name}/eval"
             sweep = ["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset", stage.val_dataset,
@@ -388,6 +412,8 @@ def run_steps(steps: list[Step], log: Callable[[str], None] = print) -> int:
         if Path(step.output).exists():
             log(f"{step.stage}: {step.kind} already done ({step.output} exists), skipping")
             continue
+        if step.metrics is not None:
+            _keep_earlier_metrics(Path(step.metrics), log)
         log(f"{step.stage}: {step.kind}: {shlex.join(step.command[:3])} ...")
         completed = subprocess.run(step.command, check=False)
         if completed.returncode != 0:
@@ -397,3 +423,15 @@ def run_steps(steps: list[Step], log: Callable[[str], None] = print) -> int:
             raise UserError(f"{step.stage}: {step.kind} step finished but {step.output} is missing")
         ran += 1
     return ran
+
+
+def _keep_earlier_metrics(path: Path, log: Callable[[str], None]) -> None:
+    """Move an interrupted attempt's metrics file to `metrics-N.jsonl`: verl's file logger truncates its file, and
+    a resumed run logs only the steps after its checkpoint (`figures/metrics_log.py` reads the attempts in order)."""
+    if not path.is_file():
+        return
+    number = 1
+    while (kept := path.with_name(f"{path.stem}-{number}{path.suffix}")).exists():
+        number += 1
+    path.rename(kept)
+    log(f"kept the metrics of the earlier attempt as {kept}")

@@ -1,0 +1,100 @@
+"""`e3eval figures`: paper figures from a YAML spec (`figures/spec.py`) or from the published tables, plus a gallery.
+
+The drawing lives in `figures/` (one module per family); this command only picks the mode, finds the published
+tables' folder and prints progress and what it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from e3eval.commands.output import console, progress, say
+from e3eval.errors import UserError
+
+PAPER_DATA_ENV = "E3EVAL_PAPER_DATA"
+
+
+def figures_cmd(
+    spec: Annotated[Path | None, typer.Argument(help="Figure spec (YAML); see figures/examples/.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for NAME.pdf/.png and index.html.")] = None,
+    paper_data: Annotated[
+        bool, typer.Option("--paper-data", help=f"Draw what the published tables support (${PAPER_DATA_ENV}).")
+    ] = False,
+    list_families: Annotated[bool, typer.Option("--list", help="List the figure families and their inputs.")] = False,
+) -> None:
+    """Draw paper figures (PDF + PNG) and a gallery (index.html, README.md) from a spec or the published tables."""
+    modes = sum([spec is not None, paper_data, list_families])
+    if modes != 1:
+        raise UserError("give exactly one of: a SPEC.yaml, --paper-data, --list")
+    if list_families:
+        show_families()
+        return
+    if out is None:
+        raise UserError("--out DIR is required: the folder for the figures and their gallery")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    command = shlex.join(["e3eval", *sys.argv[1:]])
+    if paper_data:
+        entries = _paper(out, command)
+    else:
+        from figures.gallery import render_spec
+        from figures.spec import load_spec
+
+        figure_spec = load_spec(spec)
+        with progress() as bar:
+            entries = render_spec(figure_spec, out, command, bar)
+    for entry in entries:
+        say(f"{entry.name}: {', '.join(entry.files)}  ({entry.n})")
+    say(f"wrote {len(entries)} figure(s) to {out}; gallery: {out / 'index.html'}")
+
+
+def paper_data_dir() -> Path:
+    """The published tables' folder: $E3EVAL_PAPER_DATA, else shared/data/e3-paper beside the checkout or the cwd."""
+    value = os.environ.get(PAPER_DATA_ENV)
+    if value:
+        if not Path(value).is_dir():
+            raise UserError(f"${PAPER_DATA_ENV}={value}: not a folder")
+        return Path(value)
+    checkout = Path(__file__).resolve().parents[2]  # e3eval/commands/figures.py -> the repository
+    tried = []
+    for root in (checkout, Path.cwd()):
+        candidate = root.parent / "shared" / "data" / "e3-paper"
+        if candidate.is_dir():
+            return candidate
+        tried.append(str(candidate))
+    raise UserError(f"no published tables: set ${PAPER_DATA_ENV} to the folder with aime_budget_table.csv "
+                    f"(looked in {' and '.join(dict.fromkeys(tried))})")  # fmt: skip
+
+
+def _paper(out: Path, command: str) -> list:
+    from figures.gallery import paper_entries, write_gallery
+    from figures.paper import paper_figures
+
+    data_dir = paper_data_dir()
+    with console.status(f"drawing the published-table figures from {escape(str(data_dir))}"):
+        rendered = paper_figures(out, data_dir)
+    entries = paper_entries(rendered, out, command)
+    write_gallery(out, entries, "e3 paper figures from the published tables", f"Drawn from the tables in {data_dir}.")
+    return entries
+
+
+def show_families() -> None:
+    from rich.table import Table
+
+    from figures.registry import all_families
+
+    table = Table(title="figure families (e3eval figures SPEC.yaml): * = required input")
+    for column in ("family", "paper figures", "inputs", "options", "what it draws"):
+        table.add_column(column, overflow="fold")
+    for family in all_families().values():
+        inputs = ", ".join(f"{k}{'*' if v.required else ''} ({v.kind})" for k, v in family.inputs.items())
+        options = ", ".join(f"{k} ({v.kind})" for k, v in family.options.items())
+        table.add_row(family.name, ", ".join(family.paper_figures), inputs, options or "-", family.summary)
+    console.print(table)

@@ -1,0 +1,131 @@
+"""`e3eval probe`: the policy's token log-probs, entropy and KL to a base model on a run's stored samples.
+
+Parses flags into a `ProbeConfig`, calls `e3eval.probes.job.run_probe` and prints a summary per model and budget
+(mean over problems with a bootstrap CI and n, split by correct / incorrect where the run is scored).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from e3eval.commands.output import console, progress, say, warn, warnings_shown
+
+# The printed table keeps to three columns; verl's k1 / k3 estimators are in the table file.
+_METRIC_NAMES = {"mean_entropy": "entropy", "mean_logprob": "log-prob", "kl_exact": "KL to ref"}
+
+
+def probe(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (generated or imported, with token ids).")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            help="Model path or hub name; repeat it, or give a folder of verl/e3train checkpoints "
+            "(global_step_N/actor/huggingface), probed in step order."
+        ),
+    ],
+    ref: Annotated[
+        str | None, typer.Option(help="Reference (base) model: adds exact token KL(model || ref) and verl's k1, k3.")
+    ] = None,
+    budgets: Annotated[
+        str | None,
+        typer.Option(help="Token budgets to average over: 4k..32k, 4096,8192 (default: the scored budgets)."),
+    ] = None,
+    chunk: Annotated[
+        int, typer.Option(help="Positions per vocabulary-projection chunk: memory is O(chunk x vocab).")
+    ] = 4096,
+    per_token: Annotated[
+        bool, typer.Option("--per-token", help="Also store per-token lists (log-prob, entropy, KL).")
+    ] = False,
+    attempts: Annotated[
+        str | None,
+        typer.Option(
+            help="Attempt-conditional probes (paper Fig. 13) with this analysis preset: countdown | math | "
+            "e3-math | mult."
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None, typer.Option(help="With --attempts: probe attempts k = 2..N+1 of each sample only.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
+    dtype: Annotated[
+        str, typer.Option(help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32.")
+    ] = "auto",
+    out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
+) -> None:
+    """Teacher-force a run's stored token ids through models: log-prob, entropy, KL per (sample, budget)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from e3eval.budgets import parse_budgets
+    from e3eval.probes.job import ProbeConfig, run_probe
+    from e3eval.probes.summary import summarize
+
+    config = ProbeConfig(
+        run_dir=run_dir, models=tuple(model), ref=ref, budgets=tuple(parse_budgets(budgets)) if budgets else (),
+        chunk=chunk, per_token=per_token, attempts=attempts, max_attempts=max_attempts, device=device, dtype=dtype,
+        out=out,
+    )  # fmt: skip
+    with warnings_shown(), progress() as bar:
+        outcome = run_probe(config, bar, lambda line: console.print(line, markup=False, highlight=False))
+    for line in outcome.warnings:
+        warn(line)
+    if outcome.excluded:
+        warn(f"{outcome.excluded}: probes cover the {outcome.samples} samples only")
+    say(
+        f"probed {outcome.computed} (model, sample) pair(s), {outcome.reused} already there; "
+        f"{len(outcome.models)} model(s) x {outcome.samples} samples -> {outcome.out}"
+    )
+    if outcome.attempts_out:
+        say(f"attempt probes -> {outcome.attempts_out}")
+    table = pq.read_table(outcome.out)
+    wanted = set(outcome.budgets)
+    keep = [b in wanted and m in {c.model for c in outcome.models} for b, m in
+            zip(table["budget"].to_pylist(), table["model"].to_pylist(), strict=True)]  # fmt: skip
+    _show(summarize(table.filter(pa.array(keep))))
+
+
+def _show(rows: list) -> None:
+    """One table per model: budget x split, each metric as mean [CI] and the n it rests on."""
+    from rich.table import Table
+    from rich.text import Text
+
+    by_model: dict[tuple, list] = {}
+    for row in rows:
+        by_model.setdefault((row.model, row.step, row.ref), []).append(row)
+    for (model, step, ref), group in by_model.items():
+        metrics = [m for m in _METRIC_NAMES if any(r.metric == m for r in group)]
+        title = f"{model}" + (f" (step {step})" if step is not None else "") + (f" vs ref {ref}" if ref else "")
+        table = Table(title=Text(title), title_justify="left")  # a path is text, never markup
+        table.add_column("budget", justify="right")
+        table.add_column("split")
+        for metric in metrics:
+            table.add_column(_METRIC_NAMES[metric] + " [95% CI]", justify="right")
+        table.add_column("n problems / samples", justify="right")
+        cells: dict[tuple, dict[str, object]] = {}
+        for row in group:
+            if row.metric in _METRIC_NAMES:
+                cells.setdefault((row.budget, row.split), {})[row.metric] = row
+        for (budget, split), found in cells.items():
+            first = next(iter(found.values()))
+            table.add_row(
+                str(budget), split, *(_cell(found.get(m)) for m in metrics), f"{first.n_problems} / {first.n_samples}"
+            )
+        console.print(table)
+    console.print(
+        "token means over each budget's response prefix, averaged per problem, then over problems (95% bootstrap CI); "
+        "entropy and log-prob at temperature 1, nats per token; KL = exact full-vocabulary KL(model || ref); "
+        "correct / incorrect split by the grade at that budget"
+    )
+
+
+def _cell(row: object) -> str:
+    if row is None:
+        return "-"
+    value, low, high = row.value, row.ci_low, row.ci_high  # type: ignore[attr-defined]
+    if math.isnan(low):
+        return f"{value:.4g}"
+    return f"{value:.4g} [{low:.4g}, {high:.4g}]"

@@ -1,0 +1,386 @@
+"""`e3eval probe`: teacher-force a run's stored token ids through one or more models and store what the policy does.
+
+For every sample of the run (failed requests are not samples) and every model (checkpoints in step order), the
+stored prompt + response ids go through `forward.token_stats` once; the per-token log-probs, entropies and KL terms
+are then averaged over the response prefix of each budget, giving one row per (model, problem, sample, budget) in
+`RUN/probes.parquet` (`table.py` has the schema). With `--attempts PRESET` the response is also cut into attempts
+and the Fig. 13 quantities are computed per attempt index (`attempts.py`), into `RUN/attempt_probes.parquet`.
+
+Work is saved as it goes: finished samples are flushed to part files beside the output, so a probe interrupted at
+any point resumes without recomputing them, and the final tables (plus run.json's `probes` section) are written in
+one step at the end. The model's tokenizer is checked against the run's token ids before any work. This module
+wires; it computes nothing itself (`forward.py`, `attempts.py`) and prints nothing (the command does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from e3eval.errors import UserError
+from e3eval.probes.checkpoints import Checkpoint, checkpoints
+from e3eval.probes.table import (
+    ATTEMPT_SCHEMA,
+    PROBE_SCHEMA,
+    Key,
+    attempt_rows,
+    budget_rows,
+    done_keys,
+    latest,
+    read_parts,
+)
+from e3eval.run import Run
+from e3eval.store import ATTEMPT_PROBES, PROBES, write_table
+from e3eval.tokenizers import fingerprint, load_tokenizer
+from e3eval.truncate import PrefixDecoder
+
+_COLUMNS = ["problem_id", "sample_idx", "token_ids", "num_tokens"]
+_FLUSH_SAMPLES = 64
+_FLUSH_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    run_dir: Path
+    models: tuple[str, ...]
+    ref: str | None = None
+    budgets: tuple[int, ...] = ()  # () = the run's scored budgets, else its generation limit
+    chunk: int = 4096
+    per_token: bool = False
+    attempts: str | None = None  # an analysis preset (countdown, math, ...) for Fig. 13 probes
+    max_attempts: int | None = None
+    device: str | None = None
+    dtype: str = "auto"
+    out: Path | None = None  # default RUN/probes.parquet (and RUN/attempt_probes.parquet)
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    out: Path
+    attempts_out: Path | None
+    models: tuple[Checkpoint, ...]
+    budgets: tuple[int, ...]
+    computed: int  # (model, sample) pairs probed by this call
+    reused: int  # (model, sample) pairs found already probed
+    samples: int  # samples of the run
+    excluded: str | None  # what the run's samples leave out (failed, missing), when anything
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def check_config(config: ProbeConfig) -> None:
+    """Flags checked before any model loads."""
+    if config.chunk < 1:
+        raise UserError(f"--chunk must be a positive number of positions, not {config.chunk}")
+    if any(b < 1 for b in config.budgets):
+        raise UserError("budgets must be positive token counts")
+    if config.max_attempts is not None and config.max_attempts < 1:
+        raise UserError("--max-attempts must be at least 1")
+    if config.attempts is not None:
+        from analysis.steps import PRESETS
+
+        if config.attempts not in PRESETS:
+            raise UserError(f"--attempts {config.attempts!r}: choose one of {', '.join(PRESETS)}")
+    if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise UserError(f"--dtype {config.dtype!r}: choose auto, float32, bfloat16 or float16")
+
+
+def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None) -> ProbeOutcome:
+    """Probe every sample of the run with every model; resumes from what an interrupted call saved."""
+    check_config(config)
+    models = checkpoints(list(config.models))
+    with Run.open(config.run_dir).lock("probe"):
+        return _probe(Run.open(config.run_dir), config, models, progress, log)
+
+
+def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: Any, log: Callable) -> ProbeOutcome:
+    from e3eval.probes.forward import ProbeModel
+
+    out = config.out or run.path / PROBES
+    attempts_out = _attempts_path(out, run)
+    parts = out.with_name(f".{out.name}.parts")
+    problems = {p.problem_id: p for p in run.problem_records()}
+    ledger = run.samples(list(problems.values()))
+    if not ledger.samples:
+        raise UserError(f"{run.path}: no successful sample to probe ({ledger.describe()})")
+    warnings: list[str] = []
+    if run.manifest.get("token_ids_source") == "retokenized":
+        warnings.append(
+            f"{run.path}: the token ids were made by re-tokenizing imported text, not by the model that wrote it; "
+            "probes describe those ids"
+        )
+    budgets = _budgets(run, config)
+    correct = _correct(run, budgets)
+    ref_name = config.ref
+    settings = _settings(config, budgets)
+    existing = _existing(out, attempts_out, parts)
+    done_probes = done_keys(existing[0], budgets)
+    done_attempts = done_keys(existing[1], preset=config.attempts) if config.attempts else None
+    ref = ProbeModel.load(config.ref, config.dtype, config.device, flag="--ref") if config.ref else None
+    computed = reused = 0
+    writer = _PartWriter(parts)
+    try:
+        for checkpoint in models:
+            tokenizer = load_tokenizer(checkpoint.model)
+            prompt_ids = _prompt_ids(run, problems, checkpoint, tokenizer, warnings)
+            decoder = PrefixDecoder(tokenizer) if config.attempts else None
+            model = ProbeModel.load(checkpoint.model, config.dtype, config.device)
+            try:
+                _check_vocab(model, tokenizer, ref, run, checkpoint)
+                log(f"{checkpoint.model}: {model.device}, {model.dtype}")
+                task = progress.add_task(f"probe {_label(checkpoint)}", total=ledger.samples) if progress else None
+                for sample in _samples(run, ledger.keep):
+                    key: Key = (checkpoint.model, ref_name, sample["problem_id"], sample["sample_idx"])
+                    need_probe = key not in done_probes
+                    need_attempts = done_attempts is not None and key not in done_attempts
+                    if not (need_probe or need_attempts):
+                        reused += 1
+                    else:
+                        ids = prompt_ids[sample["problem_id"]]
+                        base = {"run_id": run.run_id, "model": checkpoint.model, "step": checkpoint.step,
+                                "ref": ref_name, "problem_id": sample["problem_id"],
+                                "sample_idx": sample["sample_idx"]}  # fmt: skip
+                        _probe_sample(model, ref, decoder, base, ids, sample, config, budgets, correct,
+                                      need_probe, need_attempts, writer)  # fmt: skip
+                        computed += 1
+                    if progress:
+                        progress.advance(task)
+                    writer.maybe_flush()
+            finally:
+                writer.flush()
+                model.close()
+    finally:
+        writer.flush()
+        if ref is not None:
+            ref.close()
+    _finish(run, out, attempts_out, parts, settings)
+    excluded = None if ledger.complete else ledger.describe()
+    return ProbeOutcome(out, attempts_out if config.attempts else None, tuple(models), budgets, computed, reused,
+                        ledger.samples, excluded, tuple(warnings))  # fmt: skip
+
+
+def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets, correct,
+                  need_probe, need_attempts, writer) -> None:  # fmt: skip
+    from e3eval.probes.forward import token_stats
+
+    response = list(sample["token_ids"] or [])
+    ids = list(prompt_ids) + response
+    start = len(prompt_ids)
+    if need_probe:
+        stats = token_stats(model, ids, start, config.chunk, ref) if response else None
+        writer.probes.extend(budget_rows(base, stats, budgets, correct, config.per_token))
+    if need_attempts:
+        from e3eval.probes.attempts import attempt_probes
+
+        # Attempts are cut in the decode of the ids (an import's stored text may differ from it).
+        text = decoder.decode_prefix(response, len(response))
+        found = attempt_probes(model, prompt_ids, response, text, config.attempts, decoder,
+                               config.chunk, config.max_attempts)  # fmt: skip
+        final = correct.get((sample["problem_id"], sample["sample_idx"], max(budgets)))
+        if found:
+            n_attempts = found[0].n_attempts
+        else:
+            from analysis.segments import attempt_spans
+
+            n_attempts = len(attempt_spans(text, config.attempts))
+        writer.attempts.extend(attempt_rows(base, found, config.attempts, final, n_attempts))
+
+
+class _PartWriter:
+    """Finished rows go to numbered part files (atomically), probes after attempts, so a probes row on disk
+    means that sample's attempt rows are on disk too."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.probes: list[dict[str, Any]] = []
+        self.attempts: list[dict[str, Any]] = []
+        self._last = time.monotonic()
+        self._pending = 0
+
+    def maybe_flush(self) -> None:
+        self._pending += 1
+        if self._pending >= _FLUSH_SAMPLES or time.monotonic() - self._last > _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.probes or self.attempts:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            stamp = f"{time.time_ns()}"
+            if self.attempts:
+                write_table(
+                    self.folder / f"attempts-{stamp}.parquet", pa.Table.from_pylist(self.attempts, ATTEMPT_SCHEMA)
+                )
+            if self.probes:
+                write_table(self.folder / f"probes-{stamp}.parquet", pa.Table.from_pylist(self.probes, PROBE_SCHEMA))
+        self.probes, self.attempts = [], []
+        self._pending, self._last = 0, time.monotonic()
+
+
+def _samples(run: Run, keep: np.ndarray) -> Iterator[dict[str, Any]]:
+    start = 0
+    for batch in run.rollout_batches(_COLUMNS, batch_rows=64):
+        mask = keep[start : start + batch.num_rows]
+        start += batch.num_rows
+        for row, kept in zip(batch.to_pylist(), mask, strict=True):
+            if kept:
+                yield row
+
+
+def _budgets(run: Run, config: ProbeConfig) -> tuple[int, ...]:
+    if config.budgets:
+        return tuple(sorted(set(config.budgets)))
+    scored = (run.section("scoring") or {}).get("budgets")
+    if scored:
+        return tuple(sorted(int(b) for b in scored))
+    limit = (run.section("generation") or {}).get("max_tokens")
+    if limit:
+        return (int(limit),)
+    longest = max((int(n) for b in run.rollout_batches(["num_tokens"]) for n in b.column(0).to_pylist()), default=0)
+    return (max(longest, 1),)
+
+
+def _correct(run: Run, budgets: tuple[int, ...]) -> dict[tuple[str, int, int], bool | None]:
+    """Correctness per (problem, sample, budget) from the run's last scoring (None: not graded, timeout or error)."""
+    if not run.has("grades"):
+        return {}
+    grades = run.table("grades", ["problem_id", "sample_idx", "budget", "correct"])  # null: timeout / error
+    wanted = set(budgets)
+    found: dict[tuple[str, int, int], bool | None] = {}
+    for pid, idx, budget, ok in zip(*(grades.column(c).to_pylist() for c in grades.column_names), strict=True):
+        if budget in wanted:
+            found[(pid, idx, budget)] = ok
+    return found
+
+
+def _prompt_ids(run: Run, problems: dict[str, Any], checkpoint: Checkpoint, tokenizer: Any,
+                warnings: list[str]) -> dict[str, list[int]]:  # fmt: skip
+    """Each problem's prompt ids, after checking that the model's tokenizer is the run's."""
+    recorded = run.section("tokenizer") or {}
+    same = recorded.get("fingerprint") is not None and recorded.get("fingerprint") == fingerprint(tokenizer)
+    ids: dict[str, list[int]] = {}
+    for problem in problems.values():
+        stored = list(problem.prompt_token_ids) if problem.prompt_token_ids else None
+        if stored is None:
+            stored = tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"]
+        elif not same:
+            again = tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"]
+            if list(again) != stored:
+                raise UserError(
+                    f"--model {checkpoint.model}: its tokenizer does not match the run's token ids (the prompt of "
+                    f"{problem.problem_id!r} re-tokenizes to {len(again)} ids, the run stores {len(stored)}); probe "
+                    f"with a model of the run's tokenizer ({recorded.get('name_or_path', 'see run.json')})"
+                )
+        ids[problem.problem_id] = stored
+    if not any(p.prompt_token_ids for p in problems.values()):
+        warnings.append(
+            f"{run.path}: no stored prompt token ids; prompts were tokenized with {checkpoint.model}'s tokenizer"
+        )
+    return ids
+
+
+def _check_vocab(model: Any, tokenizer: Any, ref: Any, run: Run, checkpoint: Checkpoint) -> None:
+    vocab = (run.section("tokenizer") or {}).get("vocab_size")
+    size = len(tokenizer)
+    if vocab is not None and int(vocab) != size:
+        raise UserError(f"--model {checkpoint.model}: its tokenizer has {size} tokens, the run's has {vocab}")
+    if size > model.vocab_size:
+        raise UserError(f"--model {checkpoint.model}: {size} tokens but only {model.vocab_size} logits")
+    if ref is not None and ref.vocab_size != model.vocab_size:
+        raise UserError(
+            f"--ref {ref.name} has a vocabulary of {ref.vocab_size}, --model {checkpoint.model} one of "
+            f"{model.vocab_size}: KL needs the same vocabulary"
+        )
+
+
+def _settings(config: ProbeConfig, budgets: tuple[int, ...]) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {"ref": config.ref, "budgets": list(budgets), "chunk": config.chunk, "dtype": config.dtype,
+            "device": config.device, "temperature": 1.0, "softmax": "float32", "per_token": config.per_token,
+            "attempts": config.attempts, "max_attempts": config.max_attempts,
+            "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
+
+
+def _attempts_path(out: Path, run: Run) -> Path:
+    if out == run.path / PROBES:
+        return run.path / ATTEMPT_PROBES
+    return out.with_name(f"{out.stem}.attempts{out.suffix or '.parquet'}")
+
+
+def _existing(out: Path, attempts_out: Path, parts: Path) -> tuple[pa.Table, pa.Table]:
+    """What earlier calls computed: the final tables plus any parts an interrupted call left."""
+    probes = [_read(out, PROBE_SCHEMA), *read_parts(parts, "probes", PROBE_SCHEMA)]
+    attempts = [_read(attempts_out, ATTEMPT_SCHEMA), *read_parts(parts, "attempts", ATTEMPT_SCHEMA)]
+    return pa.concat_tables(probes), pa.concat_tables(attempts)
+
+
+def _read(path: Path, schema: pa.Schema) -> pa.Table:
+    if not path.is_file():
+        return schema.empty_table()
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"{path}: not a readable Parquet table ({exc}); remove it to probe again") from None
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise UserError(f"{path}: not a probe table (no {', '.join(missing)}); remove it or pass another --out")
+    return table.select(schema.names).cast(schema)
+
+
+def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict[str, Any]) -> None:
+    """Fold the parts into the final tables (one write), then drop the parts. Attempt probes of earlier calls are
+    carried over when this call made none, so the two tables always belong to one unit."""
+    probes, attempts = _existing(out, attempts_out, parts)
+    probes = _sorted(latest(probes, ["model", "ref", "problem_id", "sample_idx", "budget"]))
+    models = sorted({(m, s) for m, s in zip(probes["model"].to_pylist(), probes["step"].to_pylist(), strict=True)},
+                    key=lambda c: (c[1] if c[1] is not None else -1, c[0]))  # fmt: skip
+    section = {"last_call": settings, "models": [{"model": m, "step": s} for m, s in models],
+               "refs": sorted({r for r in probes["ref"].to_pylist() if r is not None}),
+               "rows": probes.num_rows, "attempt_rows": attempts.num_rows}  # fmt: skip
+    tables = {"probes": probes}
+    if attempts.num_rows:
+        tables["attempt_probes"] = _sorted(_latest_attempts(attempts))
+    if out == run.path / PROBES:
+        run.commit("probes", section, tables)
+    else:
+        for name, path in (("probes", out), ("attempt_probes", attempts_out)):
+            if name in tables:
+                write_table(path, tables[name])
+    for part in sorted(parts.glob("*.parquet")) if parts.is_dir() else []:
+        part.unlink()
+    if parts.is_dir():
+        parts.rmdir()
+
+
+def _sorted(table: pa.Table) -> pa.Table:
+    keys = [
+        (c, "ascending")
+        for c in ("step", "model", "problem_id", "sample_idx", "budget", "k")
+        if c in table.column_names
+    ]
+    return table.sort_by(keys)
+
+
+def _latest_attempts(table: pa.Table) -> pa.Table:
+    """A sample probed again under a preset replaces all its older rows of that preset."""
+    if table.num_rows == 0:
+        return table
+    keys = list(
+        zip(*(table[c].to_pylist() for c in ("model", "ref", "problem_id", "sample_idx", "preset")), strict=True)
+    )
+    newest: dict[tuple, int] = {}
+    for index, key in enumerate(keys):
+        if index == 0 or keys[index - 1] != key:
+            newest[key] = index  # where the latest block of this sample's rows starts
+    return table.take([i for i, key in enumerate(keys) if i >= newest[key]])
+
+
+def _label(checkpoint: Checkpoint) -> str:
+    return f"step {checkpoint.step}" if checkpoint.step is not None else Path(checkpoint.model).name or checkpoint.model

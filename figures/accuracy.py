@@ -1,0 +1,362 @@
+"""Family "accuracy": pass@k against the test-time budget, one curve per run or model (Fig. 4a, 5, 6, 7, 9, 16, 17).
+
+Two loaders build the same tidy frame (series, budget, metric, k, value, ci_low, ci_high, n problems, n_samples per
+budget, flag): `frame_from_runs` from scored run directories (their summaries, through `e3eval.compare`; never
+recomputed) and `frame_from_paper_table` from a published table shaped like the authors' `aime_budget_table.csv`
+(columns `pass_at_{k}_{B}`, `_CI_low_`, `_CI_high_`; its `_err_` columns are a fixed 25% of the value, a band the
+authors drew, and are not drawn). `draw` makes one panel per metric (pass@1, pass@8, maj@4 ...) with each series'
+CI band, the budget on a log2 axis, the region past the training budget shaded, n in the legend and runs missing
+samples marked there. `draw_sweep` is the per-run plot `e3eval sweep` and `e3eval demo` write. This module does not
+score or aggregate anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from e3eval.errors import UserError
+from figures.family import Family, Input
+from figures.style import (
+    apply_style,
+    budget_ticks,
+    footnote,
+    legend_width,
+    line_style,
+    new_figure,
+    percent_axis,
+    require_rows,
+    save,
+    series_label,
+    shade_extrapolation,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from matplotlib.figure import Figure
+
+    from e3eval.report import Comparison
+
+COLUMNS = ("series", "budget", "metric", "k", "value", "ci_low", "ci_high", "n", "n_samples", "flag")
+CURVE_METRICS = ("pass@k", "maj@k")
+# The paper's App. D protocol behind aime_budget_table.csv: 16 samples per problem; AIME 2025 has 30 problems
+# (I and II), 2023/24 has 60. Every pass@1 in the table is a multiple of 1 / (problems x 16), which checks this.
+AIME_PROBLEMS = {"2025": 30, "2023/24": 60}
+PAPER_SAMPLES = 16
+RUN_BANDS = "bands: 95% bootstrap CI over problems"
+_TABLE_COLUMN = re.compile(r"pass_at_(\d+)_(?:(err|CI_low|CI_high)_)?(\d+)")
+_METRIC = re.compile(r"(pass|maj)@(\d+)")
+
+
+def frame_from_runs(paths: Sequence[Path | str]) -> pd.DataFrame:
+    """The pass@k / maj@k rows of scored runs' summaries, one series per run (named by run id)."""
+    from e3eval.report import compare
+
+    if not paths:
+        raise UserError("accuracy: give at least one run directory")
+    return frame_from_comparison(compare(list(paths)))
+
+
+def frame_from_comparison(comparison: Comparison) -> pd.DataFrame:
+    """The tidy frame of summaries already gathered by `e3eval.compare` (flags include lines skipped at import)."""
+    parts = [_summary_frame(run.name, run.table, run.flags) for run in comparison.runs]
+    return _concat(parts)
+
+
+def frame_from_summaries(summaries: Iterable[tuple[str, pa.Table]]) -> pd.DataFrame:
+    """The tidy frame of (series name, summary table) pairs."""
+    return _concat([_summary_frame(name, table, ()) for name, table in summaries])
+
+
+def _summary_frame(name: str, table: pa.Table, run_flags: Iterable[str]) -> pd.DataFrame:
+    summary = table.to_pandas()
+    if summary.empty:
+        return pd.DataFrame(columns=[*COLUMNS, "n_failed", "n_missing"])
+    rows = summary[summary["metric"].isin(CURVE_METRICS) & summary["value"].notna()]
+    flags = sorted({*run_flags, *(f for f in summary.get("flag", pd.Series(dtype=str)).dropna() if f)})
+    # Summaries written before failures were counted lack these columns.
+    left_out = {c: rows[c].fillna(0).astype("int64") if c in rows else 0 for c in ("n_failed", "n_missing")}
+    frame = pd.DataFrame(
+        {
+            "series": name,
+            "budget": rows["budget"].astype("int64"),
+            "metric": rows["metric"],
+            "k": rows["k"].astype("int64"),
+            "value": rows["value"],
+            "ci_low": rows["ci_low"],
+            "ci_high": rows["ci_high"],
+            "n": rows["n_problems"].astype("int64"),
+            "n_samples": rows["n_samples"].astype("int64"),
+            "flag": "; ".join(flags),
+            **left_out,
+        }
+    )
+    return frame
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return pd.DataFrame(columns=[*COLUMNS, "n_failed", "n_missing"])
+    frame = pd.concat(parts, ignore_index=True)
+    frame.attrs["bands"] = RUN_BANDS
+    return frame
+
+
+def frame_from_paper_table(path: Path | str, years: Sequence[str] | None = None) -> pd.DataFrame:
+    """A published accuracy table (`aime_budget_table.csv`: one row per model and AIME years, columns
+    `pass_at_{k}_{B}` with `_CI_low_`/`_CI_high_`) as the tidy frame; `years` keeps those rows ("2025")."""
+    path = Path(path)
+    table = _read_table(path)
+    for column in ("model", "years"):
+        if column not in table.columns:
+            raise UserError(f"{path}: no {column!r} column (a published accuracy table has model, years, "
+                            "pass_at_{k}_{budget} ...)")  # fmt: skip
+    table["years"] = table["years"].astype(str)
+    if years:
+        wanted = [str(y) for y in years]
+        available = sorted(set(table["years"]))
+        table = table[table["years"].isin(wanted)]
+        if table.empty:
+            raise UserError(f"{path}: no rows for years {', '.join(wanted)} (the table has {', '.join(available)})")
+    values = {}
+    for column in table.columns:
+        match = _TABLE_COLUMN.fullmatch(column)
+        if match:
+            k, kind, budget = match.groups()
+            values[(int(k), int(budget), kind)] = column
+    curves = sorted((k, b) for k, b, kind in values if kind is None)
+    if not curves:
+        raise UserError(f"{path}: no pass_at_{{k}}_{{budget}} columns")
+    several_years = table["years"].nunique() > 1
+    rows = []
+    for _, row in table.iterrows():
+        year = row["years"]
+        if year not in AIME_PROBLEMS:
+            raise UserError(f"{path}: years {year!r} has no known problem count (known: {', '.join(AIME_PROBLEMS)})")
+        name = str(row["model"]).rsplit("/", 1)[-1]
+        series = f"{name} (AIME {year})" if several_years else name
+        for k, budget in curves:
+            low, high = values.get((k, budget, "CI_low")), values.get((k, budget, "CI_high"))
+            rows.append({
+                "series": series, "budget": budget, "metric": "pass@k", "k": k, "value": row[values[(k, budget, None)]],
+                "ci_low": row[low] if low else float("nan"), "ci_high": row[high] if high else float("nan"),
+                "n": AIME_PROBLEMS[year], "n_samples": AIME_PROBLEMS[year] * PAPER_SAMPLES, "flag": "",
+            })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = frame.dropna(subset=["value"]).reset_index(drop=True)
+    frame.attrs["bands"] = "bands: the table's bootstrap CI columns (_CI_low_, _CI_high_)"
+    frame.attrs["note"] = _err_note(table, values)
+    return frame
+
+
+def _err_note(table: pd.DataFrame, columns: Mapping[tuple[int, int, str | None], str]) -> str:
+    """Say what the table's `_err_` columns are, measured rather than assumed."""
+    ratios = []
+    for (k, budget, kind), column in columns.items():
+        if kind == "err":
+            value = table[columns[(k, budget, None)]]
+            ratios += list((table[column] / value)[value > 0])
+    if not ratios:
+        return ""
+    low, high = min(ratios), max(ratios)
+    share = f"{low:.0%} of the value" if high - low < 1e-6 else f"{low:.0%}-{high:.0%} of the value"
+    return (f"The table's _err_ columns are {share} (a fixed band the authors drew, not a measured uncertainty); "
+            "they are not drawn.")  # fmt: skip
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise UserError(f"{path}: cannot read as a {'Parquet' if path.suffix == '.parquet' else 'CSV'} table "
+                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None  # fmt: skip
+
+
+def parse_metric(text: str) -> tuple[str, int]:
+    """Parse "pass@8" into ("pass@k", 8), as the summary tables name them."""
+    match = _METRIC.fullmatch(str(text).strip())
+    if not match or int(match.group(2)) < 1:
+        raise UserError(f"accuracy: metric {text!r} is not pass@K or maj@K (for example pass@1, pass@8, maj@4)")
+    return f"{match.group(1)}@k", int(match.group(2))
+
+
+def metric_name(metric: str, k: int) -> str:
+    return metric.replace("@k", f"@{k}")
+
+
+def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
+    """One panel per metric in `options["metrics"]` (default pass@1): a curve and CI band per series."""
+    require_rows(frame, "the accuracy inputs (no pass@k or maj@k rows)")
+    metrics = [parse_metric(m) for m in options.get("metrics") or ["pass@1"]]
+    labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
+    train_budget = options.get("train_budget")
+    panels = []
+    for metric, k in metrics:
+        rows = frame[(frame["metric"] == metric) & (frame["k"] == k)]
+        if rows.empty:
+            have = sorted({metric_name(m, kk) for m, kk in zip(frame["metric"], frame["k"], strict=True)})
+            raise UserError(f"accuracy: no {metric_name(metric, k)} rows to draw (the data has {', '.join(have)})")
+        panels.append((metric, k, rows))
+    order = _series_order(frame, panels[0][2], options.get("order", "final"))
+    # Past a few series, overlapping bands turn to mud; dodged error bars keep each interval readable.
+    ci = options.get("ci") or ("band" if len(order) <= 4 else "bars")
+    if ci not in ("band", "bars"):
+        raise UserError(f"accuracy: ci {ci!r} is not 'band' or 'bars'")
+    names = {s: _legend_name(frame, s, labels) for s in order}
+    with apply_style():
+        figure, axes = new_figure(1, len(panels), extra_width=legend_width(names.values()))
+        handles = {}
+        for ax, (metric, k, rows) in zip(axes[0], panels, strict=True):
+            for index, series in enumerate(order):
+                points = rows[rows["series"] == series].sort_values("budget")
+                if not points.empty:
+                    handles.setdefault(series, _curve(ax, points, line_style(index, len(order)), ci,
+                                                      _dodge(index, len(order))))  # fmt: skip
+            budget_ticks(ax, frame["budget"])
+            shade_extrapolation(ax, train_budget)
+            percent_axis(ax, 100 * float(rows[["value", "ci_high"]].max().max()), metric_name(metric, k))
+            ax.set_xlabel("test-time budget (tokens)")
+            ax.set_title(metric_name(metric, k) + (" (unbiased estimator)" if metric == "pass@k" and k > 1 else ""))
+        shown = [s for s in order if s in handles]
+        # Outside the axes: inside, "best" placement would still cover the extrapolation label or a CI band.
+        figure.legend([handles[s] for s in shown], [names[s] for s in shown], loc="outside right center")
+        if options.get("title"):
+            figure.suptitle(options["title"])
+        bands = frame.attrs.get("bands", RUN_BANDS)
+        bands = bands if ci == "band" else bands.replace("bands:", "error bars:")
+        note = options.get("note") or frame.attrs.get("note", "")
+        footnote(figure, "\n".join(filter(None, [f"{bands}. {note}".strip(), *_flag_notes(frame, order, labels)])))
+    return figure
+
+
+def _curve(ax: Any, points: pd.DataFrame, style: dict[str, Any], ci: str, dodge: float) -> Any:
+    """One series' line and its CI (band, or error bars shifted by `dodge` octaves); returns the line."""
+    xs, ys = points["budget"].to_numpy(), 100 * points["value"].to_numpy()
+    low = 100 * points["ci_low"].fillna(points["value"]).to_numpy()
+    high = 100 * points["ci_high"].fillna(points["value"]).to_numpy()
+    has_ci = bool(points["ci_low"].notna().any())
+    if ci == "band" or not has_ci:
+        (line,) = ax.plot(xs, ys, **style)
+        if has_ci:
+            ax.fill_between(xs, low, high, color=style["color"], alpha=0.15, linewidth=0)
+        return line
+    shifted = xs * 2.0**dodge
+    container = ax.errorbar(shifted, ys, yerr=[ys - low, high - ys], capsize=1.5, elinewidth=0.8, capthick=0.8,
+                            **style)  # fmt: skip
+    return container.lines[0]
+
+
+def _dodge(index: int, count: int) -> float:
+    """Horizontal offset (in octaves) of series `index`, so that error bars at one budget do not overlap."""
+    return 0.0 if count <= 1 else 0.28 * (index / (count - 1) - 0.5)
+
+
+def _series_order(frame: pd.DataFrame, rows: pd.DataFrame, order: str) -> list[str]:
+    """Series in input order, or ("final") by their value at their largest budget in the first panel, best first:
+    the legend then reads top to bottom as the curves end on the right."""
+    first_seen = list(dict.fromkeys(frame["series"]))
+    if order == "input":
+        return first_seen
+    if order != "final":
+        raise UserError(f"accuracy: order {order!r} is not 'final' or 'input'")
+    last = rows.sort_values("budget").groupby("series", sort=False)["value"].last()
+    return sorted(first_seen, key=lambda s: (-last.get(s, -1.0), first_seen.index(s)))
+
+
+def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) -> str:
+    rows = frame[frame["series"] == series]
+    n, total = int(rows["n"].min()), int(rows["n_samples"].min())
+    count = f"{n}\u00d7{total // n}" if n and total % n == 0 else f"{n} problems, {total} samples"
+    label = series_label(labels.get(series, series), count)
+    failed = int(rows["n_failed"].fillna(0).max()) if "n_failed" in rows else 0
+    missing = int(rows["n_missing"].fillna(0).max()) if "n_missing" in rows else 0
+    if failed or missing:
+        parts = [f"{failed} failed" if failed else "", f"{missing} missing" if missing else ""]
+        label += f"\n\u26a0 {' + '.join(p for p in parts if p)} left out"
+    elif (rows["flag"].fillna("") != "").any():
+        label += " \u26a0 see note"
+    return label
+
+
+def _flag_notes(frame: pd.DataFrame, order: list[str], labels: Mapping[str, str]) -> list[str]:
+    notes = []
+    for series in order:
+        flags = {f for f in frame.loc[frame["series"] == series, "flag"].fillna("") if f}
+        if flags:
+            notes.append(f"\u26a0 {labels.get(series, series)}: {'; '.join(sorted(flags))}")
+    return notes
+
+
+def describe_n(frame: pd.DataFrame) -> str:
+    """n for the gallery: one phrase when every series shares it."""
+    if frame.empty:
+        return "no rows"
+    pairs = {(int(n), int(s)) for n, s in zip(frame["n"], frame["n_samples"], strict=True)}
+    if len(pairs) == 1:
+        n, total = pairs.pop()
+        per = f"{total // n} samples each" if n and total % n == 0 else f"{total} samples"
+        return f"n={n} problems x {per}, per series and budget"
+    return "n per series in the legend"
+
+
+def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
+    """`runs` (scored run directories) or `table` (a published accuracy table, with optional `years`)."""
+    runs, table = inputs.get("runs"), inputs.get("table")
+    if bool(runs) == bool(table):
+        raise UserError("accuracy: give either runs (scored run directories) or table (a published table), not "
+                        + ("both" if runs else "neither"))  # fmt: skip
+    if runs:
+        if inputs.get("years"):
+            raise UserError("accuracy: years filters a published table's rows; it does not apply to runs")
+        return frame_from_runs(runs)
+    return frame_from_paper_table(table, inputs.get("years"))
+
+
+def draw_sweep(
+    summaries: Comparison | Sequence[tuple[str, pa.Table]],
+    stem: Path,
+    train_budget: int | None = None,
+    title: str = "",
+) -> list[Path]:
+    """The sweep plot of `e3eval sweep` / `e3eval demo`: pass@1 and the largest pass@k beside it, written to
+    `stem`.png and .pdf; returns both paths."""
+    from e3eval.report import Comparison
+
+    is_comparison = isinstance(summaries, Comparison)
+    frame = frame_from_comparison(summaries) if is_comparison else frame_from_summaries(summaries)
+    require_rows(frame, f"the summaries for {stem} (no pass@k rows)")
+    pass_ks = frame.loc[frame["metric"] == "pass@k", "k"]
+    metrics = ["pass@1"] + ([f"pass@{int(pass_ks.max())}"] if pass_ks.max() > 1 else [])
+    figure = draw(frame, {"metrics": metrics, "train_budget": train_budget, "title": title, "order": "input"})
+    return save(figure, stem)
+
+
+FAMILY = Family(
+    name="accuracy",
+    paper_figures=("4a", "5", "6", "7", "9", "16", "17"),
+    summary="pass@k vs test-time budget, one curve per run or model, CI bands, extrapolation region shaded",
+    inputs={
+        "runs": Input("paths", "scored run directories, one curve each (globs allowed)", required=False),
+        "table": Input("path", "a published accuracy table such as aime_budget_table.csv", required=False),
+        "years": Input("texts", "rows of the published table to keep, quoted: ['2025']", required=False),
+    },
+    columns=COLUMNS,
+    load=load,
+    draw=draw,
+    options={
+        "metrics": Input("texts", "one panel per metric: pass@1 (default), pass@8, maj@4 ...", required=False),
+        "train_budget": Input("number", "training budget in tokens: the region right of it is shaded", required=False),
+        "title": Input("text", "figure title", required=False),
+        "labels": Input("mapping", "series name -> legend label", required=False),
+        "order": Input("text", "legend order: 'final' (by the last value, best first) or 'input'", required=False),
+        "ci": Input("text", "'band' (default up to 4 series) or 'bars' (dodged error bars)", required=False),
+    },
+    describe_n=describe_n,
+)

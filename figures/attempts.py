@@ -1,0 +1,178 @@
+"""Family "attempts": how a new attempt depends on the attempts before it, per checkpoint (paper Fig. 13, App. F.1).
+
+Input: `probes`, a mapping from a label to `e3eval probe --attempts` output (run directories or attempt_probes.parquet
+files). For each attempt index k >= 2 the probe stores three log-probability differences (`e3eval/probes/attempts.py`):
+(a) log p(a_k | a_1..k-1) - log p(a_k | a_1..k-2), about 0 when attempts are independent; (b) log p(a_k | a_1..k-1)
+- log p(a_k-1 | a_1..k-2), the model more certain of what to try next; (c) log p(a_k-1 | a_1..k-1), the chance of
+repeating the latest attempt. Each is a sum over the attempt's tokens (nats), or with `unit: per-token` divided by
+its token count. Per checkpoint and k: the mean over samples of each problem, then over problems, with a 95% bootstrap
+CI over problems; points resting on fewer than `min_n` problems are left out (the tail of large k is thin). One line
+per checkpoint step, light to dark as training goes on; one row of three panels per label. Samples with fewer than
+two attempts have no k and do not count. This module runs no model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from e3eval.errors import UserError
+from figures.family import Family, Input
+from figures.style import HEATMAP_CMAP, apply_style, footnote, legend_width, new_figure, require_rows, series_label
+from figures.training import bootstrap_means, count_range, read_probe_table, resolve_series
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COLUMNS = ("series", "checkpoint", "step", "k", "quantity", "unit", "value", "ci_low", "ci_high", "n")
+QUANTITIES = {
+    "fig13a": ("(a) dependence on the previous attempt", r"$\log p(a_k|a_{1:k-1}) - \log p(a_k|a_{1:k-2})$"),
+    "fig13b": ("(b) certainty about the next attempt", r"$\log p(a_k|a_{1:k-1}) - \log p(a_{k-1}|a_{1:k-2})$"),
+    "fig13c": ("(c) repeating the latest attempt", r"$\log p(a_{k-1}|a_{1:k-1})$"),
+}
+UNITS = {"sum": "", "per-token": "_per_token"}
+
+
+def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
+    """Mean and CI per (series, checkpoint, k, quantity, unit) over problems."""
+    rows = []
+    for label, paths in series.items():
+        table = pd.concat([read_probe_table(p, "attempt_probes") for p in paths], ignore_index=True)
+        if "ref" in table.columns and table["ref"].nunique(dropna=False) > 1:
+            table = table[table["ref"] == table["ref"].dropna().iloc[0]] if table["ref"].notna().any() else table
+        table = table[table["k"].notna()]
+        if table.empty:
+            raise UserError(f"probes: {label}: no response has two attempts or more (nothing to draw per k)")
+        table = table.assign(checkpoint=[_checkpoint(s, m) for s, m in zip(table["step"], _models(table), strict=True)])
+        columns = [f"{q}{suffix}" for q in QUANTITIES for suffix in UNITS.values() if f"{q}{suffix}" in table]
+        for (checkpoint, k), at in table.groupby(["checkpoint", "k"], sort=False):
+            per_problem = at.groupby("problem_id")[columns].mean()
+            step = at["step"].iloc[0]
+            for column in columns:
+                values = per_problem[column].dropna().to_numpy(dtype=float)
+                if len(values):
+                    ((mean, low, high),) = bootstrap_means(values[None, :])
+                    quantity, unit = (column[:6], "per-token") if column.endswith("_per_token") else (column, "sum")
+                    rows.append((label, checkpoint, step, int(k), quantity, unit, mean, low, high, len(values)))
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.astype({"k": "int64", "n": "int64", "step": "float64"})
+
+
+def _models(table: pd.DataFrame) -> list[str]:
+    return list(table["model"]) if "model" in table.columns else [""] * len(table)
+
+
+def _checkpoint(step: Any, model: Any) -> str:
+    """`step 40`, or the model's folder name when the probe did not know a step (a base model)."""
+    if step is not None and not (isinstance(step, float) and math.isnan(step)):
+        return f"step {int(step)}"
+    return Path(str(model)).name or "model"
+
+
+def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
+    probes = resolve_series(inputs.get("probes"), base, "probes")
+    if not probes:
+        raise UserError("attempts: give probes: label -> run directory or attempt_probes.parquet")
+    return frame_from_probes(probes)
+
+
+def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
+    """A row of panels (a)-(c) per series; a line per checkpoint over k with its CI band."""
+    require_rows(frame, "the attempt probes (probes)")
+    unit = str(options.get("unit") or "sum")
+    if unit not in UNITS:
+        raise UserError(f"attempts: unit {unit!r} is not 'sum' or 'per-token'")
+    min_n = int(options.get("min_n", 5))
+    max_k = options.get("max_k")
+    rows = frame[(frame["unit"] == unit) & (frame["n"] >= min_n)]
+    if max_k is not None:
+        rows = rows[rows["k"] <= int(max_k)]
+    if rows.empty:
+        raise UserError(f"attempts: no point rests on {min_n} problems or more (lower min_n; the largest n is "
+                        f"{int(frame['n'].max())})")  # fmt: skip
+    labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
+    order = list(dict.fromkeys(rows["series"]))
+    checkpoints = _checkpoint_order(rows)
+    colors = _colors(len(checkpoints))
+    texts = [series_label(c, count_range(rows.loc[rows["checkpoint"] == c, "n"])) for c in checkpoints]
+    with apply_style():
+        figure, axes = new_figure(len(order), 3, panel=(3.9, 3.1), extra_width=legend_width(texts))
+        handles: dict[str, Any] = {}
+        for row_axes, series in zip(axes, order, strict=True):
+            of_series = rows[rows["series"] == series]
+            for ax, (quantity, (title, formula)) in zip(row_axes, QUANTITIES.items(), strict=True):
+                points = of_series[of_series["quantity"] == quantity]
+                for checkpoint, color in zip(checkpoints, colors, strict=True):
+                    line = points[points["checkpoint"] == checkpoint].sort_values("k")
+                    if line.empty:
+                        continue
+                    xs = line["k"].to_numpy()
+                    (handle,) = ax.plot(xs, line["value"].to_numpy(dtype=float), color=color, marker="o",
+                                        markersize=3)  # fmt: skip
+                    if line["ci_low"].notna().any():
+                        ax.fill_between(xs, line["ci_low"].to_numpy(dtype=float), line["ci_high"].to_numpy(dtype=float),
+                                        color=color, alpha=0.15, linewidth=0)  # fmt: skip
+                    handles.setdefault(checkpoint, handle)
+                if quantity != "fig13c":
+                    ax.axhline(0, color="0.5", linewidth=0.8, zorder=0)
+                ax.set_title(title if len(order) == 1 else f"{labels.get(series, series)}: {title}")
+                ax.set_xlabel("attempt index k")
+                ax.set_ylabel(f"{formula}\n(nats{' per token' if unit == 'per-token' else ''})")
+                ax.xaxis.get_major_locator().set_params(integer=True)
+        shown = [c for c in checkpoints if c in handles]
+        figure.legend([handles[c] for c in shown], [texts[checkpoints.index(c)] for c in shown],
+                      loc="outside right center", title="checkpoint")  # fmt: skip
+        title = options.get("title") or (labels.get(order[0], order[0]) if len(order) == 1 else "")
+        if title:
+            figure.suptitle(title)
+        footnote(figure, f"Per checkpoint and k: mean over problems of each problem's mean over samples; bands: 95% "
+                 f"bootstrap CI over problems; points with fewer than {min_n} problems left out. Log-probabilities "
+                 f"are {'per token' if unit == 'per-token' else 'sums over the attempt tokens'}.")  # fmt: skip
+    return figure
+
+
+def _checkpoint_order(rows: pd.DataFrame) -> list[str]:
+    """Checkpoints without a step (the base model) first, then by step."""
+    first = rows.drop_duplicates("checkpoint")
+    return list(first.sort_values("step", na_position="first", kind="stable")["checkpoint"])
+
+
+def _colors(count: int) -> list[Any]:
+    """Light to dark along Tol's sequential YlOrBr, skipping its near-white end (lines must show on white)."""
+    from matplotlib import colormaps
+
+    cmap = colormaps[HEATMAP_CMAP]
+    return [cmap(x) for x in (np.linspace(0.35, 1.0, count) if count > 1 else [0.8])]
+
+
+def describe_n(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "no rows"
+    return (f"{frame['checkpoint'].nunique()} checkpoint(s), k={int(frame['k'].min())}-{int(frame['k'].max())}, "
+            f"n={count_range(frame['n'])} problems per point")  # fmt: skip
+
+
+FAMILY = Family(
+    name="attempts",
+    paper_figures=("13",),
+    summary="attempt-conditional log-probabilities vs attempt index k, one line per checkpoint",
+    inputs={
+        "probes": Input("mapping", "label -> `e3eval probe --attempts` run directories or attempt_probes.parquet"),
+    },
+    columns=COLUMNS,
+    load=load,
+    draw=draw,
+    options={
+        "unit": Input("text", "'sum' (nats per attempt, default) or 'per-token'", required=False),
+        "min_n": Input("number", "leave out points with fewer problems than this (default 5)", required=False),
+        "max_k": Input("number", "largest attempt index drawn", required=False),
+        "labels": Input("mapping", "label -> title", required=False),
+        "title": Input("text", "figure title", required=False),
+    },
+    describe_n=describe_n,
+)

@@ -1,0 +1,176 @@
+"""The look every figure shares: palette, rcParams, the budget axis, the extrapolation band, legends' n, saving.
+
+Colours are Paul Tol's colour-blind-safe "bright" scheme; a figure with more series than colours repeats them with a
+dashed line and another marker, so no two series look alike. The test-time budget axis is log2 with labels in k
+tokens (4k 8k 16k ...), as in the paper's accuracy plots (Fig. 4a, 5-7, 9). `save` writes PDF and PNG atomically.
+Figures are `matplotlib.figure.Figure` objects made without pyplot, so drawing keeps no global state and needs no
+display. This module draws no data and reads no files; `require_rows` is here because every family must refuse an
+empty frame the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import textwrap
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from e3eval.budgets import format_budget
+from e3eval.errors import UserError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# Paul Tol, "bright" (https://personal.sron.nl/~pault/): blue, red, green, yellow, cyan, purple, grey.
+PALETTE = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
+# Grey is Tol's colour for "other": series use the six hues first, grey only when a figure has exactly seven.
+_HUES = PALETTE[:6]
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
+EXTRAPOLATION_COLOR = "#DDDDDD"
+DPI = 200
+HEATMAP_CMAP = "YlOrBr"  # Tol's sequential YlOrBr; readable in grey print and for colour-blind readers
+
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 7.5,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "lines.markersize": 4.5,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,  # TrueType in PDFs: text stays editable and searchable
+}
+
+
+def apply_style() -> contextlib.AbstractContextManager[None]:
+    """The shared rcParams as a context (also usable as a decorator): fonts and sizes are read when artists are
+    made, so a family wraps its whole `draw` in it."""
+    import matplotlib
+    from cycler import cycler
+
+    return matplotlib.rc_context({**RC, "axes.prop_cycle": cycler(color=_HUES)})
+
+
+def new_figure(
+    nrows: int = 1, ncols: int = 1, panel: tuple[float, float] = (4.4, 3.4), extra_width: float = 0.0, **kwargs: Any
+) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure of `nrows` x `ncols` panels of `panel` inches each, plus `extra_width` inches
+    (room for a legend outside the axes); axes always a 2-D array."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(panel[0] * ncols + extra_width, panel[1] * nrows), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False, **kwargs)
+    return figure, axes
+
+
+def line_style(index: int, count: int) -> dict[str, Any]:
+    """Colour, marker and line style of series `index` of `count`: up to seven share no colour."""
+    hues = PALETTE if count == len(PALETTE) else _HUES
+    return {
+        "color": hues[index % len(hues)],
+        "marker": MARKERS[index % len(MARKERS)],
+        "linestyle": "-" if index < len(hues) else "--",
+    }
+
+
+def legend_width(labels: Iterable[str]) -> float:
+    """Inches a legend of `labels` needs beside the axes (its longest line at the legend font size, plus handles)."""
+    longest = max((len(line) for label in labels for line in label.split("\n")), default=0)
+    return 0.6 + 0.058 * longest
+
+
+def series_label(name: str, n: int | str | None) -> str:
+    """`name (n=...)`: every series in a legend says how many items its points average over."""
+    return name if n is None or n == "" else f"{name} (n={n})"
+
+
+def budget_ticks(ax: Axes, budgets: Iterable[int]) -> None:
+    """A log2 budget axis with a tick at each budget, labelled 4k 8k 16k ..., and a margin either side."""
+    ticks = sorted({int(b) for b in budgets})
+    if not ticks:
+        return
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [format_budget(b) for b in ticks])
+    ax.minorticks_off()
+    ax.set_xlim(ticks[0] / 1.25, ticks[-1] * 1.25)
+    if len(ticks) > 7:  # a linear sweep (4k..40k:4k) crowds its top labels on a log axis
+        ax.tick_params(axis="x", labelrotation=45)
+
+
+def shade_extrapolation(ax: Axes, train_budget: float | None) -> None:
+    """Grey band right of the training budget, a dashed line at it and the label "extrapolation"."""
+    if not train_budget:
+        return
+    left, right = ax.get_xlim()
+    right = max(right, train_budget * 1.25)
+    ax.axvspan(train_budget, right, color=EXTRAPOLATION_COLOR, alpha=0.6, zorder=0, linewidth=0)
+    ax.axvline(train_budget, color="0.45", linestyle="--", linewidth=0.9, zorder=1)
+    ax.text(train_budget, 0.985, " extrapolation \u2192", transform=ax.get_xaxis_transform(), ha="left", va="top",
+            fontsize=7.5, color="0.35", zorder=5)  # fmt: skip
+    ax.set_xlim(left, right)
+
+
+def percent_axis(ax: Axes, top: float, label: str) -> None:
+    """A 0-100 % y axis (`label` gets the unit), topped a little above the data; a sliver below 0 keeps a flat
+    zero curve visible."""
+    top = min(102.0, max(5.0, top * 1.08))
+    ax.set_ylim(-0.025 * top, top)
+    ax.set_ylabel(f"{label} (%)")
+
+
+def footnote(figure: Figure, text: str) -> None:
+    """Small text under the figure (caveats a reader needs beside the picture), wrapped to the figure's width."""
+    if not text:
+        return
+    width = max(40, int(figure.get_figwidth() * 15))
+    wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
+    figure.text(0.01, 0.0, wrapped, ha="left", va="top", fontsize=7, color="0.3", transform=figure.transFigure)
+
+
+def require_rows(frame: pd.DataFrame, source: str) -> None:
+    """Refuse to draw from an empty frame: a blank figure would pass for a result. `source` names the input."""
+    if frame is None or frame.empty:
+        raise UserError(f"no rows to draw from {source}")
+
+
+def save(figure: Figure, stem: Path) -> list[Path]:
+    """Write `stem`.pdf and `stem`.png (200 dpi), each through a temporary file renamed into place; closes the
+    figure. Returns [png, pdf]."""
+    stem = Path(stem)
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            with _temporary(path) as temp:
+                # bbox "tight" keeps footnotes placed below the axes area inside the image.
+                figure.savefig(temp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+                os.replace(temp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {stem}.png/.pdf: {exc.strerror or exc}") from None
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # a figure made through pyplot stays registered until closed
+            sys.modules["matplotlib.pyplot"].close(figure)
+    return paths
+
+
+@contextlib.contextmanager
+def _temporary(path: Path) -> Iterator[Path]:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)

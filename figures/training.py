@@ -1,0 +1,515 @@
+"""Family "training": training dynamics against the gradient step, several runs side by side (paper Fig. 2, 3, 11,
+14, 17).
+
+Three inputs, each a mapping from a run's label to its files, so one label is one colour in every panel:
+- `metrics`: verl's training metrics (`metrics_log.py`): a file-logger JSONL, a console log or a stage folder; a
+  list is consecutive curriculum stages, whose steps continue one after the other. Panels: training reward
+  (`critic/score/mean`), validation accuracy per data source (`val-core/SOURCE/{acc,reward}/mean@N`), response length
+  (`response_length/mean`), entropy of the training batch (`actor/entropy`) and verl's KL loss to the reference
+  (`actor/kl_loss`); `metric_keys` maps a panel to another metric name, or adds a panel.
+- `asymmetries`: `e3eval count-asymmetries --out` tables (or their folder), one per training step, the step read from
+  the file name (`40.parquet`, `step_40.csv`: the last number in it; verl dumps its rollouts as `{step}.jsonl`). Per
+  step and correctness (correct solid, incorrect dashed): mean verification steps, attempts, chained asymmetries and
+  tokens per trace, with a 95% bootstrap CI over traces.
+- `probes`: `e3eval probe` output (run directories or probes.parquet files): per checkpoint step, token entropy and
+  exact token KL to the reference, averaged per problem and then over problems, with a 95% bootstrap CI over problems.
+The tidy frame has one row per (series, step, panel, split) with value, ci_low, ci_high, n, source and budget (probes).
+`draw` lays the panels out in a grid. The shared readers of the training-side families (a label -> paths mapping,
+the step in a file name, count-asymmetries tables, a bootstrap mean) live here too. This module computes no counts
+(`analysis/`) and runs no probe (`e3eval/probes/`).
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from e3eval.errors import UserError
+from figures.family import Family, Input
+from figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, series_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COLUMNS = ("series", "step", "panel", "split", "value", "ci_low", "ci_high", "n")
+SPLITS = ("all", "correct", "incorrect")
+SPLIT_STYLE = {"correct": "-", "incorrect": "--", "all": "-"}
+RESAMPLES = 1000
+SEED = 0
+# panel -> verl metric. Validation accuracy is matched by pattern (one panel per data source).
+VERL_METRICS = {
+    "reward": "critic/score/mean",
+    "length": "response_length/mean",
+    "entropy": "actor/entropy",
+    "kl": "actor/kl_loss",
+}
+_VAL_CORE = re.compile(r"val-core/(.+)/(?:acc|reward)/mean@\d+")
+# panel -> (title, y label). Panels not listed here (from `metric_keys`) are titled by their metric.
+PANELS = {
+    "reward": ("training reward", "mean reward per response"),
+    "accuracy": ("validation accuracy", "accuracy (mean over samples)"),
+    "length": ("response length", "tokens per response"),
+    "verify": ("verification steps", "verifications per response"),
+    "attempts": ("attempts", "attempts per response"),
+    "chained": ("chained asymmetries", "chained steps per response"),
+    "entropy": ("entropy (training batch, verl)", "nats per token"),
+    "probe_entropy": ("entropy (probe)", "nats per token"),
+    "kl": ("KL loss to the reference (verl)", "nats per token"),
+    "probe_kl": ("token KL to the base model (probe, exact)", "nats per token"),
+}
+# count-asymmetries column -> panel
+TRACE_PANELS = {"n_verify": "verify", "n_attempts": "attempts", "n_chained": "chained", "n_tokens": "length"}
+TRACE_COLUMNS = ("correct", "n_verify", "n_attempts", "n_chained", "n_tokens", "repeats_e3", "budget")
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+# Inputs shared by the training-side families ---------------------------------------------------------------------
+
+
+def resolve_series(value: Any, base: Path, key: str) -> dict[str, list[Path]]:
+    """A spec mapping `{label: path, glob or list of them}` -> `{label: [paths]}`, resolved against `base`; globs
+    expand in sorted order. A UserError names the input, the label and the path that does not exist."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not value:
+        raise UserError(f"{key}: give a mapping from a series label to its files, e.g. {{GRPO: runs/grpo/...}}")
+    resolved: dict[str, list[Path]] = {}
+    for label, written in value.items():
+        items = written if isinstance(written, (list, tuple)) else [written]
+        if not items or not all(isinstance(item, (str, Path)) and str(item) for item in items):
+            raise UserError(f"{key}: {label}: give a path, a glob or a list of them")
+        paths: list[Path] = []
+        for item in items:
+            full = base / os.path.expanduser(str(item))
+            if full.exists():
+                paths.append(full)
+                continue
+            matches = (
+                sorted(Path(p) for p in glob.glob(str(full), recursive=True)) if _GLOB_CHARS.search(str(item)) else []
+            )
+            if not matches:
+                why = "matches nothing" if _GLOB_CHARS.search(str(item)) else "does not exist"
+                raise UserError(f"{key}: {label}: {item!r} {why} (looked for {full})")
+            paths += matches
+        resolved[str(label)] = paths
+    return resolved
+
+
+def step_of(path: Path) -> int:
+    """The training step a per-step file is named after: the last number in its name (`40.jsonl`, `step_40.csv`)."""
+    match = _LAST_NUMBER.search(Path(path).name.split(".")[0])
+    if match is None:
+        raise UserError(
+            f"{path}: cannot tell the training step from the file name; name per-step files after the step "
+            "(verl dumps rollouts as STEP.jsonl; e.g. count-asymmetries 40.jsonl --out 40.parquet)"
+        )
+    return int(match.group(1))
+
+
+def read_trace_table(path: Path, needed: Sequence[str] = TRACE_COLUMNS) -> pd.DataFrame:
+    """A `count-asymmetries --out` table (Parquet or CSV), whole-trace rows only: rows counted without `--budgets`,
+    or at its one budget. A UserError names the file when it cannot be read, lacks columns or mixes budgets."""
+    path = Path(path)
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: cannot read as a count-asymmetries table ({first})") from None
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: no column(s) {', '.join(missing)}; expected a table written by "
+                        "`e3eval count-asymmetries --out`")  # fmt: skip
+    budgets = frame["budget"].dropna().unique() if "budget" in frame.columns else []
+    if len(budgets) > 1:
+        raise UserError(f"{path}: counted at several budgets ({', '.join(str(int(b)) for b in sorted(budgets))}); "
+                        "per-step figures take whole traces: count without --budgets")  # fmt: skip
+    if "correct" in frame.columns:
+        # CSV keeps booleans as text; a null is "not known", never "incorrect".
+        frame["correct"] = frame["correct"].map(_as_bool).astype("object")
+    return frame
+
+
+def _as_bool(value: Any) -> bool | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, str):
+        return {"true": True, "false": False}.get(value.strip().lower())
+    return bool(value)
+
+
+def read_step_tables(paths: Sequence[Path], needed: Sequence[str] = TRACE_COLUMNS) -> pd.DataFrame:
+    """Per-step count-asymmetries tables stacked with a `step` column (from the file name, or the table's own); a
+    folder stands for the tables in it."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".parquet", ".csv") and p.is_file())
+            if not found:
+                raise UserError(f"{path}: a folder without .parquet or .csv tables (count-asymmetries --out)")
+            files += found
+        else:
+            files.append(path)
+    parts = []
+    for path in files:
+        table = read_trace_table(path, needed)
+        if "step" not in table.columns:
+            table["step"] = step_of(path)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*needed, "step"])
+
+
+def count_range(counts: pd.Series) -> str:
+    """`12`, or `9-55` when the counts differ: the n of a set of points."""
+    low, high = int(counts.min()), int(counts.max())
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def bootstrap_means(matrix: np.ndarray) -> list[tuple[float, float, float]]:
+    """(mean, low, high) per row of a (quantities x units) matrix: a 95% percentile bootstrap over units (seeded,
+    the same resamples for every row)."""
+    from e3eval.metrics import bootstrap
+
+    return [(i.value, i.low, i.high) for i in bootstrap(matrix, RESAMPLES, SEED)]
+
+
+# Loading ---------------------------------------------------------------------------------------------------------
+
+
+def frame_from_metrics(
+    series: Mapping[str, Sequence[Path]], metric_keys: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """verl metrics rows per series; several files of one series are consecutive stages (steps continue)."""
+    import difflib
+
+    from figures.metrics_log import read_metrics
+
+    asked = {str(panel): str(metric) for panel, metric in (metric_keys or {}).items()}
+    wanted = {**VERL_METRICS, **asked}
+    parts, seen = [], set()
+    for label, paths in series.items():
+        offset = 0
+        for path in paths:
+            metrics = read_metrics(path)
+            seen |= set(metrics["metric"])
+            panels = dict(wanted)
+            if "accuracy" not in asked:
+                for metric in sorted(m for m in set(metrics["metric"]) if _VAL_CORE.fullmatch(m)):
+                    panels[f"accuracy:{_VAL_CORE.fullmatch(metric).group(1)}"] = metric  # type: ignore[union-attr]
+            for panel, metric in panels.items():
+                rows = metrics[metrics["metric"] == metric]
+                parts.append(pd.DataFrame({"series": label, "step": rows["step"] + offset, "panel": panel,
+                                           "split": "all", "value": rows["value"], "ci_low": np.nan,
+                                           "ci_high": np.nan, "n": np.nan, "source": "verl metrics",
+                                           "budget": np.nan}))  # fmt: skip
+            offset += int(metrics["step"].max())
+    for panel, metric in asked.items():
+        if metric not in seen:
+            close = difflib.get_close_matches(metric, sorted(seen), n=3)
+            hint = f"; close: {', '.join(close)}" if close else ""
+            raise UserError(f"metric_keys: {panel}: no metric {metric!r} in {_names(series)}{hint}")
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        known = ", ".join([*VERL_METRICS.values(), "val-core/SOURCE/acc/mean@N"])
+        raise UserError(f"metrics: none of the metrics to plot ({known}) in {_names(series)}")
+    return pd.concat(parts, ignore_index=True)
+
+
+def frame_from_asymmetries(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
+    """Mean counts per (series, step, correctness) from per-step count-asymmetries tables, with bootstrap CIs."""
+    rows = []
+    for label, paths in series.items():
+        table = read_step_tables(paths)
+        if table.empty:
+            continue
+        known = table["correct"].notna().any()
+        for step, at_step in table.groupby("step", sort=True):
+            groups = [("correct", at_step[at_step["correct"] == True]),  # noqa: E712 (object column of True/False/None)
+                      ("incorrect", at_step[at_step["correct"] == False])] if known else [("all", at_step)]  # noqa: E712  # fmt: skip
+            for split, traces in groups:
+                if traces.empty:
+                    continue
+                for column, panel in TRACE_PANELS.items():
+                    values = pd.to_numeric(traces[column], errors="coerce").dropna().to_numpy(dtype=float)
+                    if not len(values):
+                        continue  # n_tokens is null without token ids or a tokenizer
+                    ((mean, low, high),) = bootstrap_means(values[None, :])
+                    rows.append((label, int(step), panel, split, mean, low, high, len(values)))
+    if not rows:
+        raise UserError(f"asymmetries: no traces in {_names(series)}")
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return frame.assign(source="count-asymmetries", budget=np.nan)
+
+
+def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
+    """Mean token entropy and exact KL per (series, checkpoint step, budget): per-problem means, then a bootstrap
+    over problems."""
+    rows = []
+    for label, paths in series.items():
+        table = pd.concat([read_probe_table(p, "probes") for p in paths], ignore_index=True)
+        table = _one_ref(table, label)
+        table = table[table["step"].notna()]
+        if table.empty:
+            raise UserError(f"probes: {label}: no row has a checkpoint step (probe checkpoints saved as "
+                            "global_step_N, or give the step)")  # fmt: skip
+        for (step, budget), at_step in table.groupby(["step", "budget"], sort=True):
+            per_problem = at_step.groupby("problem_id")[["mean_entropy", "kl_exact"]].mean()
+            for column, panel in (("mean_entropy", "probe_entropy"), ("kl_exact", "probe_kl")):
+                values = per_problem[column].dropna().to_numpy(dtype=float)
+                if len(values):
+                    ((mean, low, high),) = bootstrap_means(values[None, :])
+                    rows.append((label, int(step), panel, "all", mean, low, high, len(values), int(budget)))
+    if not rows:
+        raise UserError(f"probes: no probe values in {_names(series)}")
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, "budget"])
+    return frame.assign(source="probes")
+
+
+def read_probe_table(path: Path, kind: str) -> pd.DataFrame:
+    """`probes` or `attempt_probes` rows from a run directory or the Parquet file itself."""
+    path = Path(path)
+    file = path / f"{kind}.parquet" if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"{path}: no {kind}.parquet (run `e3eval probe {path} --model ...`"
+                        + (" --attempts PRESET" if kind == "attempt_probes" else "") + ")")  # fmt: skip
+    try:
+        table = pd.read_parquet(file)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{file}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
+    needed = ["step", "problem_id", "sample_idx", *(("budget", "mean_entropy", "kl_exact") if kind == "probes"
+                                                   else ("k", "fig13a", "fig13b", "fig13c"))]  # fmt: skip
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise UserError(f"{file}: no column(s) {', '.join(missing)}; expected `e3eval probe` output ({kind})")
+    return table
+
+
+def _one_ref(table: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The rows of one reference model: a probe repeated with another `--ref` would count every sample twice."""
+    if "ref" not in table.columns:
+        return table
+    refs = sorted({r for r in table["ref"].dropna()})
+    if len(refs) > 1:
+        raise UserError(f"probes: {label}: probed against several references ({', '.join(refs)}); give the files "
+                        "of one reference per series")  # fmt: skip
+    return table[table["ref"] == refs[0]] if refs else table
+
+
+def _names(series: Mapping[str, Sequence[Path]]) -> str:
+    paths = [str(p) for ps in series.values() for p in ps]
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
+    """The training frame from whichever of `metrics`, `asymmetries` and `probes` the spec gives."""
+    metrics = resolve_series(inputs.get("metrics"), base, "metrics")
+    asymmetries = resolve_series(inputs.get("asymmetries"), base, "asymmetries")
+    probes = resolve_series(inputs.get("probes"), base, "probes")
+    if not (metrics or asymmetries or probes):
+        raise UserError("training: give at least one of metrics, asymmetries, probes")
+    keys = inputs.get("metric_keys")
+    if keys is not None and (not isinstance(keys, Mapping) or not all(isinstance(v, str) for v in keys.values())):
+        raise UserError("metric_keys: give a mapping from a panel name to a verl metric name")
+    parts = []
+    if metrics:
+        parts.append(frame_from_metrics(metrics, keys))
+    if asymmetries:
+        parts.append(frame_from_asymmetries(asymmetries))
+    if probes:
+        parts.append(frame_from_probes(probes))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.astype({"series": "str", "step": "int64", "panel": "str", "split": "str"})
+
+
+# Drawing ---------------------------------------------------------------------------------------------------------
+
+
+def panel_order(frame: pd.DataFrame) -> list[str]:
+    """Every panel with data: the known ones in the paper's reading order, then accuracy per source, then others."""
+    present = list(dict.fromkeys(frame["panel"]))
+    known = [p for p in ("reward", "length", "verify", "attempts", "chained", "entropy", "probe_entropy", "kl",
+                         "probe_kl") if p in present]  # fmt: skip
+    accuracy = sorted(p for p in present if p.startswith("accuracy:"))
+    others = [p for p in present if p not in known and p not in accuracy]
+    return [*known[:1], *accuracy, *known[1:], *others]
+
+
+def panel_text(panel: str) -> tuple[str, str]:
+    """(title, y label) of a panel."""
+    if panel.startswith("accuracy:"):
+        title, label = PANELS["accuracy"]
+        return f"{title}: {panel.split(':', 1)[1]}", label
+    return PANELS.get(panel, (panel, "value"))
+
+
+def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
+    """One panel per quantity in a grid (at most four across); a colour per series, a line style per split."""
+    require_rows(frame, "the training inputs (metrics, asymmetries, probes)")
+    frame = _with_probe_budget(frame, options.get("probe_budget"))
+    panels = list(options.get("panels") or panel_order(frame))
+    unknown = [p for p in panels if p not in set(frame["panel"])]
+    if unknown:
+        raise UserError(f"training: no data for panel(s) {', '.join(unknown)} (the inputs give "
+                        f"{', '.join(panel_order(frame))})")  # fmt: skip
+    smooth = int(options.get("smooth") or 1)
+    if smooth < 1:
+        raise UserError("training: smooth must be a window of at least 1 step")
+    labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
+    order = list(dict.fromkeys(frame["series"]))
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    names = [labels.get(s, s) for s in order]
+    shown = frame[frame["panel"].isin(panels)]
+    splits_drawn = set(shown["split"]) - {"all"}
+    # "all" is dotted only where it shares a panel and run with a correct/incorrect split (`_draw_series`).
+    if (shown.groupby(["panel", "series"])["split"].agg(lambda s: "all" in set(s) and len(set(s)) > 1)).any():
+        splits_drawn.add("all")
+    with apply_style():
+        figure, axes = new_figure(
+            nrows, ncols, panel=(3.9, 3.0), extra_width=legend_width([*names, "incorrect (dashed)"])
+        )
+        for ax, panel in zip(axes.flat, panels, strict=False):
+            rows = frame[frame["panel"] == panel]
+            for index, series in enumerate(order):
+                _draw_series(ax, rows[rows["series"] == series], line_style(index, len(order))["color"], smooth)
+            title, ylabel = panel_text(panel)
+            ax.set_title(title)
+            ax.set_ylabel(ylabel)
+            ax.set_xlabel("gradient step")
+        for ax in list(axes.flat)[len(panels) :]:
+            ax.set_visible(False)
+        handles, texts = _legend(order, names, splits_drawn)
+        figure.legend(handles, texts, loc="outside right center")
+        if options.get("title"):
+            figure.suptitle(options["title"])
+        footnote(figure, _note(frame[frame["panel"].isin(panels)], smooth, labels))
+    return figure
+
+
+def _with_probe_budget(frame: pd.DataFrame, budget: Any) -> pd.DataFrame:
+    """Probe rows at one budget: `probe_budget`, else the largest probed (the whole response up to that limit)."""
+    probes = frame["source"] == "probes" if "source" in frame.columns else pd.Series(False, index=frame.index)
+    if not probes.any():
+        return frame
+    have = sorted({int(b) for b in frame.loc[probes, "budget"]})
+    chosen = int(budget) if budget is not None else have[-1]
+    if chosen not in have:
+        raise UserError(f"training: probe_budget {chosen} was not probed (budgets: {', '.join(map(str, have))})")
+    return frame[~probes | (frame["budget"] == chosen)]
+
+
+def _draw_series(ax: Any, rows: pd.DataFrame, color: str, smooth: int) -> None:
+    splits = set(rows["split"])
+    for split in SPLITS:
+        points = rows[rows["split"] == split].sort_values("step")
+        if points.empty:
+            continue
+        # "all" beside a correct/incorrect split of the same run is a third line: dotted keeps it apart.
+        style = ":" if split == "all" and len(splits) > 1 else SPLIT_STYLE[split]
+        xs, ys = points["step"].to_numpy(), points["value"].to_numpy(dtype=float)
+        many = len(xs) > 25
+        marker = None if many else ("o" if split != "incorrect" else "s")
+        # The window is in steps: a metric logged every few steps (validation) gets fewer points in it, or none.
+        window = round(smooth / float(np.median(np.diff(xs)))) if len(xs) > 1 else 1
+        if window > 1 and points["ci_low"].isna().all():
+            # Per-step batch statistics are noisy: the raw curve stays, faint, under its centred moving average.
+            ax.plot(xs, ys, color=color, linestyle=style, linewidth=0.8, alpha=0.3)
+            ys = pd.Series(ys).rolling(window, min_periods=1, center=True).mean().to_numpy()
+        ax.plot(xs, ys, color=color, linestyle=style, marker=marker, markersize=3.5)
+        if points["ci_low"].notna().any():
+            ax.fill_between(xs, points["ci_low"].to_numpy(dtype=float), points["ci_high"].to_numpy(dtype=float),
+                            color=color, alpha=0.15, linewidth=0)  # fmt: skip
+
+
+def _legend(order: list[str], names: list[str], splits: set[str]) -> tuple[list[Any], list[str]]:
+    from matplotlib.lines import Line2D
+
+    handles: list[Any] = [
+        Line2D([], [], color=line_style(i, len(order))["color"], linewidth=2) for i in range(len(order))
+    ]
+    texts = list(names)
+    for split, style in (("correct", "-"), ("incorrect", "--"), ("all", ":")):
+        if split in splits:
+            handles.append(Line2D([], [], color="0.3", linestyle=style))
+            texts.append(f"{split} responses")
+    return handles, texts
+
+
+def _note(frame: pd.DataFrame, smooth: int, labels: Mapping[str, str]) -> str:
+    """What the bands are and what each point averages over, per source."""
+    parts = []
+    for source, unit, what in (("count-asymmetries", "traces", "bands: 95% bootstrap CI over traces"),
+                               ("probes", "problems", "bands: 95% bootstrap CI over problems")):  # fmt: skip
+        rows = frame[frame.get("source", pd.Series(dtype=str)) == source]
+        if rows.empty:
+            continue
+        per = [series_label(labels.get(s, s), count_range(at["n"])) for s, at in rows.groupby("series", sort=False)]
+        budget = ""
+        if source == "probes":
+            budget = f", first {int(rows['budget'].iloc[0]):,} response tokens"
+        panel_names = sorted({panel_text(p)[0] for p in rows["panel"]})
+        parts.append(f"{'; '.join(panel_names)}: n {unit} per point ({', '.join(per)}){budget}; {what}.")
+    if (frame.get("source", pd.Series(dtype=str)) == "verl metrics").any():
+        smoothing = f", drawn as a centred {smooth}-step moving average over the faint raw curve" if smooth > 1 else ""
+        parts.append(f"verl metrics: one training-batch mean per step, no CI{smoothing}.")
+    return " ".join(parts)
+
+
+def describe_n(frame: pd.DataFrame) -> str:
+    """Runs, steps, and n per step by source, for the gallery."""
+    if frame.empty:
+        return "no rows"
+    runs = frame["series"].nunique()
+    text = f"{runs} run(s), steps {int(frame['step'].min())}-{int(frame['step'].max())}"
+    for source, unit in (("count-asymmetries", "traces"), ("probes", "problems")):
+        rows = frame[frame.get("source", pd.Series(dtype=str)) == source]
+        if not rows.empty:
+            text += f"; {source}: n={count_range(rows['n'])} {unit} per point"
+    return text
+
+
+FAMILY = Family(
+    name="training",
+    paper_figures=("2", "3", "11", "14", "17"),
+    summary="training dynamics vs gradient step: reward, length, verification/attempt/chained counts, entropy, KL",
+    inputs={
+        "metrics": Input(
+            "mapping",
+            "run label -> verl metrics (file-logger JSONL, console log or stage folder; a list = consecutive stages)",
+            required=False,
+        ),
+        "asymmetries": Input(
+            "mapping",
+            "run label -> per-step `count-asymmetries --out` tables (glob; step = the number in the file name)",
+            required=False,
+        ),
+        "probes": Input("mapping", "run label -> `e3eval probe` run directories or probes.parquet", required=False),
+        "metric_keys": Input(
+            "mapping", "panel -> verl metric name (replaces a default, or adds a panel)", required=False
+        ),
+    },
+    columns=COLUMNS,
+    load=load,
+    draw=draw,
+    options={
+        "panels": Input(
+            "texts",
+            "panels in order (default: all with data): reward, accuracy:SOURCE, length, "
+            "verify, attempts, chained, entropy, probe_entropy, kl, probe_kl",
+            required=False,
+        ),
+        "smooth": Input("number", "moving-average window in steps for verl metrics (default 1: none)", required=False),
+        "probe_budget": Input("number", "probe rows of this budget (default: the largest probed)", required=False),
+        "labels": Input("mapping", "run label -> legend label", required=False),
+        "title": Input("text", "figure title", required=False),
+    },
+    describe_n=describe_n,
+)

@@ -1,0 +1,245 @@
+"""The accuracy and chained figure families, the shared style and the published-table figures, on real inputs.
+
+Runs are real: synthetic pools imported with the tiny model's tokenizer and scored with math-verify (one of them with
+failed requests); the published tables are the authors' CSVs under ../shared/data/e3-paper. Figures are checked
+by their artists (axes, titles, lines, CI bands, legend texts) and by the files written.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from e3eval.datasets import demo_problems
+from e3eval.errors import UserError
+from e3eval.ingest import ImportConfig, import_run
+from e3eval.report import compare
+from e3eval.score import ScoreConfig, score_run
+from e3eval.synthetic import PoolSpec, write_pool
+from figures import accuracy, chained
+from figures.paper import paper_figures
+from figures.style import budget_ticks, new_figure, save, shade_extrapolation
+
+BUDGETS = (128, 256, 512)
+
+
+def _scored_run(root: Path, name: str, model_dir: Path, tokenizer, failed: int = 0, seed: int = 0) -> Path:
+    pool = root / f"{name}.jsonl"
+    write_pool(pool, demo_problems()[:4], PoolSpec(samples=4, max_tokens=600, seed=seed), tokenizer)
+    records = [json.loads(line) for line in pool.read_text().splitlines()]
+    for record in records[:failed]:
+        record["error"] = "HTTP 500 from the server"
+    pool.write_text("".join(json.dumps(r) + "\n" for r in records))
+    run = root / name
+    import_run(ImportConfig(pool, run, str(model_dir), token_ids_field="token_ids", sample_field="sample_idx",
+                            finish_reason_field="finish_reason", run_id=name))  # fmt: skip
+    score_run(run, ScoreConfig(budgets=BUDGETS, workers=1, resamples=100))
+    return run
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_model_dir, tokenizer) -> list[Path]:
+    root = tmp_path_factory.mktemp("accuracy-runs")
+    return [
+        _scored_run(root, "clean", tiny_model_dir, tokenizer, seed=1),
+        _scored_run(root, "flaky", tiny_model_dir, tokenizer, failed=2, seed=2),
+    ]
+
+
+@pytest.fixture(scope="module")
+def paper_dir(shared_data) -> Path:
+    return shared_data / "e3-paper"
+
+
+def _legend_texts(figure) -> list[str]:
+    return [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+
+
+def test_frame_from_runs_carries_n_and_failures(runs):
+    frame = accuracy.frame_from_runs(runs)
+    assert set(accuracy.COLUMNS) <= set(frame.columns)
+    assert list(dict.fromkeys(frame["series"])) == ["clean", "flaky"]
+    assert sorted(frame["budget"].unique()) == list(BUDGETS)
+    assert set(frame["metric"]) == {"pass@k", "maj@k"}
+    clean, flaky = frame[frame["series"] == "clean"], frame[frame["series"] == "flaky"]
+    assert set(clean["n"]) == {4} and set(clean["n_samples"]) == {16}
+    assert set(flaky["n_samples"]) == {14} and set(flaky["n_failed"]) == {2}
+    assert (clean["flag"] == "").all() and (flaky["flag"].str.contains("failed")).all()
+    summary = compare([runs[0]]).frame()
+    want = summary[(summary["metric"] == "pass@k") & (summary["k"] == 1)].set_index("budget")["value"]
+    got = clean[(clean["metric"] == "pass@k") & (clean["k"] == 1)].set_index("budget")["value"]
+    assert got.to_dict() == want.to_dict(), "values come from the summaries, never recomputed"
+
+
+def test_accuracy_figure_from_runs(runs, tmp_path):
+    frame = accuracy.FAMILY.load({"runs": runs}, tmp_path)
+    figure = accuracy.draw(frame, {"metrics": ["pass@1", "pass@2"], "train_budget": 256, "title": "two runs",
+                                   "labels": {"clean": "clean run"}})  # fmt: skip
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["pass@1", "pass@2 (unbiased estimator)"]
+    assert figure.get_suptitle() == "two runs"
+    for ax in panels:
+        assert len(ax.get_lines()) == 2 + 1  # two series and the training-budget line
+        assert len(ax.collections) == 2  # one CI band per series
+        assert ax.get_xlabel() == "test-time budget (tokens)" and ax.get_ylabel().endswith("(%)")
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["128", "256", "512"]
+        assert any("extrapolation" in t.get_text() for t in ax.texts)
+        assert len(ax.patches) == 1  # the shaded region
+    legend = _legend_texts(figure)
+    assert len(legend) == 2
+    assert any(t.startswith("clean run (n=4\u00d74)") for t in legend)
+    assert any("flaky (n=4 problems, 14 samples)" in t and "2 failed left out" in t for t in legend), legend
+    assert any("flaky" in t.get_text() and "failed" in t.get_text() for t in figure.texts), "flag in the footnote"
+    # The flaky run has 3 samples for some problems: its pass@4 is refused in the summary, so no curve is drawn.
+    refused = accuracy.draw(frame, {"metrics": ["pass@4"]})
+    (ax,) = [ax for ax in refused.axes if ax.get_title()]
+    assert len(ax.get_lines()) == 1 and len(_legend_texts(refused)) == 1
+    paths = save(figure, tmp_path / "fig" / "accuracy.v1")
+    assert [p.name for p in paths] == ["accuracy.v1.png", "accuracy.v1.pdf"]
+    assert paths[0].read_bytes()[:4] == b"\x89PNG" and paths[0].stat().st_size > 20_000
+    assert paths[1].read_bytes()[:4] == b"%PDF"
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["accuracy.v1.pdf", "accuracy.v1.png"]
+
+
+def test_draw_sweep_writes_the_run_plot(runs, tmp_path):
+    comparison = compare([runs[1]])
+    paths = accuracy.draw_sweep(comparison, tmp_path / "figures" / "sweep", 256, "flaky run")
+    assert [p.name for p in paths] == ["sweep.png", "sweep.pdf"] and all(p.stat().st_size > 5_000 for p in paths)
+    pairs = accuracy.draw_sweep([(r.name, r.table) for r in comparison.runs], tmp_path / "pairs", None, "")
+    assert pairs[0].is_file()
+
+
+def test_paper_table_frame(paper_dir):
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    assert frame["series"].nunique() == 10
+    assert sorted(frame["budget"].unique()) == [4096, 8192, 16384, 32768]
+    assert sorted(frame["k"].unique()) == [1, 8]
+    assert set(frame["n"]) == {30} and set(frame["n_samples"]) == {480}
+    pass1 = frame[frame["k"] == 1]["value"].to_numpy()
+    # 30 problems x 16 samples: every pass@1 is a whole number of correct samples out of 480.
+    assert np.allclose(pass1 * 480, np.round(pass1 * 480), atol=1e-4)
+    assert (frame["ci_low"] <= frame["value"] + 1e-9).all() and (frame["value"] <= frame["ci_high"] + 1e-9).all()
+    assert "25% of the value" in frame.attrs["note"]
+    both = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv")
+    assert both["series"].nunique() == 20 and any(s.endswith("(AIME 2023/24)") for s in both["series"])
+    assert set(both.loc[both["series"].str.endswith("(AIME 2023/24)"), "n"]) == {60}
+
+
+def test_paper_table_figure_draws_ci_columns(paper_dir, tmp_path):
+    frame = accuracy.FAMILY.load({"table": paper_dir / "aime_budget_table.csv", "years": ["2025"]}, tmp_path)
+    figure = accuracy.draw(frame, {"metrics": ["pass@8"]})
+    (ax,) = [ax for ax in figure.axes if ax.get_title()]
+    assert ax.get_title() == "pass@8 (unbiased estimator)"
+    assert len(ax.containers) == 10  # one error-bar set per model: ten bands would be unreadable
+    bars = ax.containers[0]
+    assert len(bars.lines[2][0].get_segments()) == 4  # an interval at each budget
+    assert len(_legend_texts(figure)) == 10
+    assert any("_err_ columns are 25% of the value" in " ".join(t.get_text().split()) for t in figure.texts)
+    banded = accuracy.draw(frame, {"metrics": ["pass@1"], "ci": "band"})
+    assert len(next(ax for ax in banded.axes if ax.get_title()).collections) == 10
+
+
+def test_accuracy_refuses_empty_and_unknown(runs, paper_dir, tmp_path):
+    csv = paper_dir / "aime_budget_table.csv"
+    with pytest.raises(UserError, match="no rows for years 1999"):
+        accuracy.frame_from_paper_table(csv, ["1999"])
+    with pytest.raises(UserError, match="no rows to draw"):
+        accuracy.draw(accuracy.frame_from_summaries([]), {})
+    with pytest.raises(UserError, match="at least one run"):
+        accuracy.frame_from_runs([])
+    with pytest.raises(UserError, match=r"either runs .* or table"):
+        accuracy.FAMILY.load({"runs": runs, "table": csv}, tmp_path)
+    frame = accuracy.frame_from_runs(runs[:1])
+    with pytest.raises(UserError, match=r"no pass@16 rows to draw \(the data has .*pass@1"):
+        accuracy.draw(frame, {"metrics": ["pass@16"]})
+    with pytest.raises(UserError, match="not pass@K or maj@K"):
+        accuracy.draw(frame, {"metrics": ["accuracy"]})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,pass_at_1_4096\nm,0.5\n")
+    with pytest.raises(UserError, match=r"bad.csv: no 'years' column"):
+        accuracy.frame_from_paper_table(bad)
+
+
+def test_chained_heatmaps(paper_dir, tmp_path):
+    frame = chained.FAMILY.load({"table": [paper_dir / "chained_asymmetry_grids.csv"]}, tmp_path)
+    assert list(frame.columns) == list(chained.COLUMNS) and len(frame) == 60
+    figure = chained.draw(frame, {})
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["step 0", "step 30", "step 60"]
+    for ax in panels:
+        (image,) = ax.get_images()
+        assert image.get_array().shape == (4, 5)
+        assert list(ax.get_yticks()) == [0, 1, 2, 3]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4", "8", "16"]
+        assert len(ax.texts) == 20
+    assert [t.get_text() for t in panels[0].get_yticklabels()] == ["16", "8", "4", "2"]  # C rises to the top
+    top_right = panels[2].get_images()[0].get_array()[0, -1]
+    assert top_right == pytest.approx(69.4978, abs=1e-3)  # step 60, C=16, k=16
+    assert any(ax.get_ylabel() == "pass@k (%)" for ax in figure.axes)  # the shared colour bar
+    # The same grid under the tidy names, as Parquet, with an n column, draws the same way and shows n.
+    tidy = frame.assign(n=64)
+    pq.write_table(pa.Table.from_pandas(tidy), tmp_path / "grid.parquet")
+    again = chained.draw(chained.frame_from_table(tmp_path / "grid.parquet"), {"title": "mine"})
+    assert next(ax.get_title() for ax in again.axes if ax.get_title()) == "step 0 (n=64)"
+    assert again.get_suptitle() == "mine"
+
+
+def test_chained_refuses_bad_tables(paper_dir, tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("step,k,value\n0,1,0.5\n")
+    with pytest.raises(UserError, match=r"wrong.csv: no column\(s\) chained"):
+        chained.frame_from_table(wrong)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("train_step,chained_asymmetries,k,pass_at_k\n")
+    with pytest.raises(UserError, match=r"empty\.csv: no rows"):
+        chained.frame_from_table(empty)
+    csv = paper_dir / "chained_asymmetry_grids.csv"
+    with pytest.raises(UserError, match="more than one row for step 0"):
+        chained.frame_from_table([csv, csv])
+    with pytest.raises(UserError, match="no rows to draw from the chained"):
+        chained.draw(pd.DataFrame(columns=list(chained.COLUMNS)), {})
+
+
+def test_style_budget_axis_and_extrapolation(tmp_path):
+    figure, axes = new_figure()
+    ax = axes[0][0]
+    ax.plot([4096, 8192, 16384, 40960], [1, 2, 3, 4])
+    budget_ticks(ax, [4096, 8192, 16384, 40960])
+    shade_extrapolation(ax, 16384)
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4k", "8k", "16k", "40k"]
+    assert ax.get_xlim()[1] > 40960 and len(ax.patches) == 1
+    with pytest.raises(UserError, match="cannot write"):
+        (tmp_path / "file").write_text("x")
+        save(figure, tmp_path / "file" / "fig")
+
+
+def test_paper_figures_match_the_paper(paper_dir, tmp_path):
+    made = paper_figures(tmp_path, paper_dir.parent)
+    assert [f.name for f in made] == ["fig07-aime2025-accuracy", "fig09-aime2025-pass1", "fig10-chained-asymmetries"]
+    for figure in made:
+        assert all(p.is_file() and p.stat().st_size > 20_000 for p in figure.paths)
+        assert figure.inputs[0].parent == paper_dir and figure.n
+    fig7, fig9, fig10 = made
+    assert "25% of the value" in fig7.caption and "25% of the value" in fig9.caption
+    # The flattening the captions of Fig. 7 and 9 describe: the median gain 16k->32k is well below 8k->16k.
+    gains = [float(g) for g in re.findall(r"\u2192\d+k ([+-]\d+\.\d)", fig9.caption)]
+    assert len(gains) == 3
+    assert gains[2] < 1.0 < gains[1] < gains[0]
+    assert "MiniMath-R1-1.5B" in fig9.caption
+    assert "step 60: C=16 x k=1: 46.7%" in fig10.caption
+    with pytest.raises(UserError, match="published tables"):
+        paper_figures(tmp_path, tmp_path)
+
+
+def test_paper_legend_order_follows_the_last_budget(paper_dir):
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    legend = [t.split(" (n=")[0] for t in _legend_texts(accuracy.draw(frame, {"metrics": ["pass@1"]}))]
+    last = frame[(frame["k"] == 1) & (frame["budget"] == 32768)].sort_values("value", ascending=False)
+    assert legend == list(last["series"])
+    assert legend[0] == "DeepSeek-R1-Distill-Qwen-32B" and legend[-1] == "MiniMath-R1-1.5B"
