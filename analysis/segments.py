@@ -19,19 +19,7 @@ define the presets (`steps.py` does), match phrases (`phrases.py` does), or map 
 from __future__ import annotations
 
 from analysis.phrases import match_sentences
-from analysis.steps import (
-    _E3_CONTAINS,
-    _E3_PREFIX,
-    _MULT_CHECK,
-    _MULT_STEP,
-    PRESETS,
-    Lexicon,
-    _lines_matching,
-    _lines_with_literals,
-    _lowered,
-    load_lexicon,
-    thinking_part,
-)
+from analysis.steps import PRESETS, Lexicon, e3_flagged_lines, load_lexicon, mult_lines, thinking_part
 from e3eval.errors import UserError
 
 
@@ -46,10 +34,10 @@ def attempt_spans(text: str, preset: str, lexicon: Lexicon | None = None) -> lis
         starts = _flagged_sentences(text, lexicon or load_lexicon())
         region = text
     elif preset == "e3-math":
-        starts = sorted(_e3_flagged_lines(text))
+        starts = sorted(e3_flagged_lines(text))
         region = text
     elif preset == "mult":
-        starts = sorted(_lines_matching(text, _MULT_STEP) - _lines_matching(text, _MULT_CHECK))
+        starts = sorted(mult_lines(text)[1])
         region = text
     else:
         raise UserError(f"unknown attempt preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -86,13 +74,3 @@ def _flagged_sentences(text: str, lexicon: Lexicon) -> list[int]:
         byte = start
         chars.append(char)
     return chars
-
-
-def _e3_flagged_lines(text: str) -> set[int]:
-    """The line starts `count_steps(text, "e3-math")` counts, by the same rule."""
-    lowered = _lowered(text)
-    if lowered is None:
-        flagged = _lines_matching(text, _E3_CONTAINS)
-    else:
-        flagged = _lines_with_literals(text, lowered, ("wait", "approximation"))
-    return flagged | _lines_matching(text, _E3_PREFIX)

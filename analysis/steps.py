@@ -160,20 +160,30 @@ def count_steps(text: str, preset: str, lexicon: Lexicon | None = None, target: 
         starts, (verify, attempts) = match_sentences(text, lexicon.phrases)
         return StepCounts(len(starts), len(verify), len(attempts), _chained_sentences(verify))
     if preset == "e3-math":
-        lowered = _lowered(text)
-        if lowered is None:
-            flagged = _lines_matching(text, _E3_CONTAINS)
-        else:
-            flagged = _lines_with_literals(text, lowered, ("wait", "approximation"))
-        flagged |= _lines_matching(text, _E3_PREFIX)
+        flagged = e3_flagged_lines(text)
         return StepCounts(_count_lines(text), len(flagged), len(flagged), _chained(text, flagged))
     if preset == "countdown":
         return _countdown(text, target)
     if preset == "mult":
-        checks = _lines_matching(text, _MULT_CHECK)
-        steps = _lines_matching(text, _MULT_STEP) - checks
+        checks, steps = mult_lines(text)
         return StepCounts(_count_lines(text), len(checks), len(steps), _chained(text, checks))
     raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+def e3_flagged_lines(text: str) -> set[int]:
+    """Start offsets of the lines the `e3-math` rule flags (each counts once, as verification and as attempt)."""
+    lowered = _lowered(text)
+    if lowered is None:
+        flagged = _lines_matching(text, _E3_CONTAINS)
+    else:
+        flagged = _lines_with_literals(text, lowered, ("wait", "approximation"))
+    return flagged | _lines_matching(text, _E3_PREFIX)
+
+
+def mult_lines(text: str) -> tuple[set[int], set[int]]:
+    """Start offsets of the `mult` preset's `Check:` lines and of its generation-step lines (the others)."""
+    checks = _lines_matching(text, _MULT_CHECK)
+    return checks, _lines_matching(text, _MULT_STEP) - checks
 
 
 def thinking_part(text: str) -> str:

@@ -23,8 +23,8 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from figures.family import Family, Input
+from figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
 from figures.style import HEATMAP_CMAP, apply_style, footnote, legend_width, new_figure, require_rows, series_label
-from figures.training import bootstrap_means, count_range, read_probe_table, resolve_series
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

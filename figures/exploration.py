@@ -21,8 +21,8 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from figures.family import Family, Input
+from figures.readers import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
 from figures.style import apply_style, footnote, legend_width, line_style, new_figure, percent_axis, require_rows
-from figures.training import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

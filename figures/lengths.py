@@ -19,6 +19,7 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from figures.family import Family, Input
+from figures.readers import read_trace_table, resolve_series
 from figures.style import (
     apply_style,
     footnote,
@@ -29,7 +30,6 @@ from figures.style import (
     series_label,
     shade_extrapolation,
 )
-from figures.training import read_trace_table, resolve_series
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

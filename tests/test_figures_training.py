@@ -22,7 +22,7 @@ from e3eval.errors import UserError
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
-from figures import attempts, bigram, exploration, lengths, training
+from figures import attempts, bigram, exploration, lengths, readers, training
 from figures.metrics_log import read_metrics
 
 TARGET = 24
@@ -317,7 +317,7 @@ def test_training_refuses_empty_or_unnamed_inputs(training_inputs, tmp_path):
         training.FAMILY.load({"metrics": {"GRPO": "nope.jsonl"}}, training_inputs)
     empty = tmp_path / "empty" / "5.csv"
     empty.parent.mkdir()
-    empty.write_text(",".join(["index", "id", *training.TRACE_COLUMNS]) + "\n")
+    empty.write_text(",".join(["index", "id", *readers.TRACE_COLUMNS]) + "\n")
     with pytest.raises(UserError, match="asymmetries: no traces in"):
         training.FAMILY.load({"asymmetries": {"x": str(empty)}}, tmp_path)
     unnamed = count_table(training_inputs / "grpo/rollouts/10.jsonl", tmp_path / "final.parquet")

@@ -153,3 +153,36 @@ def test_probe_refuses_bad_input(scored_run, tiny_model_dir, tmp_path):
     assert "does not match the run's token ids" in refused("--model", str(other))
     assert "--chunk" in refused("--model", str(tiny_model_dir), "--chunk", "0")
     assert "--attempts" in refused("--model", str(tiny_model_dir), "--attempts", "poetry")
+
+
+def test_probe_outputs_feed_the_figures(tiny_model_dir, perturbed_model, tmp_path):
+    """Countdown-style traces (paragraph attempts) imported, probed at two checkpoints, then drawn (Fig. 11, 13)."""
+    from conftest import write_jsonl
+
+    from figures import attempts, training
+
+    paragraphs = ["25 + 5 = 30, too far.", "25 - 5 = 20, not 24.", "5 * 5 = 25, close.", "25 - 1 = 24, the target."]
+    records = [{"id": f"p{i}", "problem": "Make 24.", "answer": "24", "response": "\n\n".join(paragraphs[: 2 + i % 3])}
+               for i in range(6)]  # fmt: skip
+    source = write_jsonl(tmp_path / "traces.jsonl", records)
+    run = tmp_path / "imported"
+    imported = run_cli("e3eval", "import", str(source), "--out", str(run), "--tokenizer", str(tiny_model_dir))
+    assert imported.returncode == 0, imported.stderr
+    steps = tmp_path / "ckpts"
+    shutil.copytree(tiny_model_dir, steps / "global_step_0" / "actor" / "huggingface")
+    shutil.copytree(perturbed_model, steps / "global_step_7" / "actor" / "huggingface")
+    result = run_cli("e3eval", "probe", str(run), "--model", str(steps), "--ref", str(tiny_model_dir),
+                     "--attempts", "countdown", "--budgets", "64")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "re-tokenizing imported text" in result.stderr
+    table = rows(run / "attempt_probes.parquet")
+    assert sorted({r["k"] for r in table}) == [2, 3, 4]
+    assert all(r["fig13a"] == pytest.approx(r["lp_k_given_prev"] - r["lp_k_skip_prev"]) for r in table)
+    frame = attempts.FAMILY.load({"probes": {"tiny": str(run)}}, tmp_path)
+    assert set(frame["k"]) >= {2, 3}
+    figure = attempts.FAMILY.draw(frame, {"min_n": 1})
+    assert len(figure.axes) >= 3
+    curves = training.FAMILY.load({"probes": {"tiny": str(run)}}, tmp_path)
+    probe_kl = curves[curves["panel"] == "probe_kl"].sort_values("step")
+    assert probe_kl["step"].tolist() == [0, 7] and probe_kl["value"].iloc[0] == pytest.approx(0.0, abs=1e-6)
+    assert probe_kl["value"].iloc[1] > 0
