@@ -14,12 +14,25 @@ from e3eval.errors import UserError
 def tiny_model(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the model and tokenizer to.")],
     seed: Annotated[int, typer.Option(help="Seed for tokenizer corpus and weights.")] = 0,
+    stop_after: Annotated[
+        int | None,
+        typer.Option(
+            help="Instead, a hand-set model that thinks for exactly N tokens, then writes </think>, "
+            "'The answer is \\boxed{7}' and EOS; after any other token (an inserted 'Wait') it thinks again, after a "
+            "cue ending in '\\boxed{' it answers '7}'. For testing budget forcing.",
+            metavar="N",
+        ),
+    ] = None,
 ) -> None:
-    """Build a ~1M-parameter random Qwen3 model with a byte-level BPE tokenizer, offline."""
-    from e3eval.tiny_model import build_tiny_model
+    """Build a ~1M-parameter Qwen3 test model (random, or hand-set with --stop-after) and its BPE tokenizer, offline."""
+    from e3eval.tiny_model import build_stopping_model, build_tiny_model
 
-    build_tiny_model(out_dir, seed)
-    say(f"wrote tiny model and tokenizer to {out_dir}")
+    if stop_after is None:
+        build_tiny_model(out_dir, seed)
+        say(f"wrote tiny model and tokenizer to {out_dir}")
+    else:
+        build_stopping_model(out_dir, stop_after, seed)
+        say(f"wrote tiny model that stops thinking after {stop_after} tokens, and its tokenizer, to {out_dir}")
 
 
 def example_pool(
