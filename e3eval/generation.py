@@ -5,8 +5,9 @@ alone, so rerunning after a kill regenerates exactly the missing samples, and gr
 samples 16..31. Finished samples are appended as atomic Parquet shards after every batch; a SIGKILL loses at most
 the batch in flight, and a rerun never duplicates a sample. A run's sampling settings are fixed at creation: a rerun
 with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend, dtype) is refused
-rather than mixed. `--shard i/N` takes every N-th problem, for independent jobs that `merge.merge_runs` joins.
-Scoring is not this module's business.
+rather than mixed; so is a rerun with other budget forcing (`--wait N`, `forcing.py`: the engine calls of a batch go
+through its loop, and run.json records the delimiter and wait text as ids). `--shard i/N` takes every N-th problem, for
+independent jobs that `merge.merge_runs` joins. Scoring is not this module's business.
 
 A failed request is written as an `error` row for the record but is not a sample (see `samples.py`): a rerun
 generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
+from e3eval.forcing import DEFAULT_WAIT_TEXT, MAX_WAIT, Forcing, forcing_for, generate_forced
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
@@ -45,10 +47,11 @@ from e3eval.store import (
     write_manifest,
     write_table,
 )
-from e3eval.tokenizers import fingerprint
+from e3eval.tokenizers import fingerprint, load_tokenizer
 
-# Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design).
-FIXED_SETTINGS = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype")
+# Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design). `forcing` is
+# recorded only for forced runs, so a plain run matches runs made before forcing existed.
+FIXED_SETTINGS = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing")
 # Settings recorded only by later versions: a run made before records none, and is not refused for it.
 _RECORDED_LATER = frozenset({"dtype"})
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -75,6 +78,9 @@ class GenerateConfig:
     id_field: str = "id"
     problem_field: str = "problem"
     answer_field: str = "answer"
+    wait: int = 0  # budget forcing: end-of-thinking suppressions per sample (0: plain sampling)
+    wait_text: str = DEFAULT_WAIT_TEXT
+    think_end: str | None = None  # the delimiter's text; None: `</think>`, else EOS (`thinking.think_end`)
 
 
 @dataclass
@@ -130,17 +136,30 @@ def parse_shard(text: str) -> tuple[int, int]:
     return index, count
 
 
-def _settings(config: GenerateConfig, backend_name: str) -> dict[str, Any]:
-    return {
+def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None) -> dict[str, Any]:
+    sampling = asdict(SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs))
+    del sampling["stop_token_ids"]  # a mechanism of one engine call, not a run setting (older runs do not record it)
+    settings = {
         "model": config.model,
         "dataset": config.dataset,
         "prompt": config.prompt.describe(),
-        "sampling": asdict(SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs)),
+        "sampling": sampling,
         "seed": config.seed,
         "backend": backend_name,
         # The requested dtype (`auto` resolves per device): float32 and bf16 samples are not one distribution.
         "dtype": config.backend_options.get("dtype") or "auto",
     }
+    if forcing is not None:
+        settings["forcing"] = forcing.settings()
+    return settings
+
+
+def _forcing(config: GenerateConfig) -> Forcing | None:
+    """The run's budget forcing, its delimiter and wait text as ids of the model's tokenizer (None for `--wait 0`)."""
+    if not config.wait:
+        return None
+    tokenizer = load_tokenizer(config.backend_options.get("tokenizer") or config.model)
+    return forcing_for(tokenizer, config.wait, config.wait_text, config.think_end)
 
 
 def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
@@ -183,6 +202,12 @@ def check_config(config: GenerateConfig) -> None:
         problems.append("--batch must be at least 1")
     if config.limit is not None and config.limit < 1:
         problems.append("--limit must be at least 1 (it takes the first N problems)")
+    if not 0 <= config.wait <= MAX_WAIT:
+        problems.append(f"--wait must be between 0 and {MAX_WAIT}")
+    elif not config.wait and (config.wait_text != DEFAULT_WAIT_TEXT or config.think_end is not None):
+        problems.append("--wait-text and --think-end apply only to budget forcing: add --wait N (N >= 1)")
+    if not config.wait_text:
+        problems.append("--wait-text must not be empty")
     options = config.backend_options
     if (options.get("dtype") or "auto") not in DTYPES:
         problems.append(f"--dtype {options['dtype']!r}: choose one of {', '.join(DTYPES)}")
@@ -218,6 +243,7 @@ class GenerationPlan:
     problems: list[Problem]
     todo: list[tuple[Problem, int]]
     done: int
+    forcing: Forcing | None = None
 
     @property
     def wanted(self) -> int:
@@ -226,7 +252,8 @@ class GenerationPlan:
 
 def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan:
     """Open (or prepare) the run, refuse changed settings, and list the (problem, sample_idx) pairs still missing."""
-    settings = _settings(config, backend_name)
+    forcing = _forcing(config)
+    settings = _settings(config, backend_name, forcing)
     out = Path(config.out)
     manifest = _open_or_create(out, settings)
     problems = resolve_problems(config.dataset, config.id_field, config.problem_field, config.answer_field)
@@ -236,7 +263,7 @@ def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan
     problems = [p for i, p in enumerate(problems) if i % count == index]
     done = done_samples(out)
     todo = [(p, s) for p in problems for s in range(config.n) if (p.problem_id, s) not in done]
-    return GenerationPlan(out, settings, manifest, problems, todo, len(problems) * config.n - len(todo))
+    return GenerationPlan(out, settings, manifest, problems, todo, len(problems) * config.n - len(todo), forcing)
 
 
 @dataclass(frozen=True)
@@ -255,17 +282,20 @@ def run_batches(
     spec: SamplingSpec,
     seed: int,
     batch_samples: int,
+    forcing: Forcing | None = None,
 ) -> Iterator[BatchResult]:
-    """Ask `backend` for the samples of `todo`, `batch_samples` at a time, in order; each sample has its own seed."""
+    """Ask `backend` for the samples of `todo`, `batch_samples` at a time, in order; each sample has its own seed.
+    With `forcing`, each batch goes through the budget-forcing loop (its rounds run before the batch is yielded)."""
     for batch in _batches(todo, batch_samples):
         requests, samples = _requests(batch, rendered, seed)
         rollouts: list[Rollout] = []
         errors: list[str] = []
         tokens = 0
-        for request, indices, completions in zip(requests, samples, backend.generate(requests, spec), strict=True):
+        outputs = generate_forced(backend, requests, spec, forcing) if forcing else backend.generate(requests, spec)
+        for request, indices, completions in zip(requests, samples, outputs, strict=True):
             for sample_idx, sample_seed_, done in zip(indices, request.seeds, completions, strict=True):
                 rollouts.append(Rollout(request.key, sample_idx, done.text, done.token_ids, done.finish_reason,
-                                        sample_seed_, done.error, done.logprobs))  # fmt: skip
+                                        sample_seed_, done.error, done.logprobs, inserted=done.inserted))  # fmt: skip
                 if done.finish_reason == "error":
                     errors.append(done.error or "failed (no error message)")
                 else:
@@ -310,7 +340,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     stopped: str | None = None
     try:
         with RolloutWriter(out, manifest["run_id"], shard_rows=1 << 30) as writer:
-            for batch in run_batches(backend, plan.todo, rendered, spec, config.seed, batch_samples):
+            for batch in run_batches(backend, plan.todo, rendered, spec, config.seed, batch_samples, plan.forcing):
                 for rollout in batch.rollouts:
                     writer.add(rollout)
                 writer.flush()  # failed rows are kept for the record; they are not samples
@@ -352,7 +382,7 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
             raise UserError(f"{out}: an imported run; generate into a new directory")
         diffs = [k for k in FIXED_SETTINGS if differs(previous, settings, k)]
         if diffs:
-            detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings[k]!r}" for k in diffs)
+            detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
         return manifest
     if out.exists() and any(out.iterdir()):

@@ -6,6 +6,10 @@
   section the answer must come after the last `</think>` (an unclosed thinking section has no answer).
 - `length` (the e3 authors' training/eval scripts): the full response is graded and counts only if it is shorter
   than B tokens (`num_tokens < B`, strict, as in their `process_eval.py`).
+- `forced` (s1-style forced answer at budget): a sample that ended (EOS) within B offers its answer as under
+  `prefix`; any other offers the answer its forced continuation wrote (the first B tokens, the end-of-thinking
+  delimiter when still thinking, an answer cue, a short greedy continuation: `forced.py`), read from the decode of
+  cue + continuation (only complete boxes count when the continuation ran out of tokens).
 
 Answers in several boxes (the same rule under every policy, and in the math reward of `train/reward.py`): when the
 gold answer names several values (`extract.is_answer_list`: a top-level comma-separated list such as HMMT February
@@ -87,7 +91,9 @@ class SampleAtBudget:
 
     `prefix_text` is the decode of the first `budget` tokens, `full_text` that of all tokens (empty unless the policy
     asks for it), `stopped` whether the engine stopped on EOS (finish reason `stop`), `gold` the gold answer (it
-    decides how many boxes make the answer).
+    decides how many boxes make the answer). `forced_text` is the decode of the answer cue + the forced continuation
+    at this budget (policies that read `forced` only; None when the response ended within the budget), and
+    `forced_final` whether that continuation stopped on its own.
     """
 
     prefix_text: str
@@ -96,11 +102,14 @@ class SampleAtBudget:
     stopped: bool
     budget: int
     gold: str | None = None
+    forced_text: str | None = None
+    forced_final: bool = True
 
 
 class ScoringPolicy(Protocol):
-    """Which answer a sample offers at a budget. `reads` names the run's tables the policy needs (a future `forced`
-    policy reads its stored continuations); `needs_full_text` asks the scorer to decode whole responses too."""
+    """Which answer a sample offers at a budget. `reads` names the run's tables the policy needs (`forced` reads the
+    stored forced continuations, which the scorer makes first); `needs_full_text` asks the scorer to decode whole
+    responses too."""
 
     name: str
     reads: tuple[str, ...]
@@ -146,7 +155,23 @@ class LengthPolicy:
         return final_answer(sample.full_text, gold=sample.gold) if sample.num_tokens < sample.budget else None
 
 
-REGISTERED: dict[str, ScoringPolicy] = {p.name: p for p in (PrefixPolicy(), StrictPolicy(), LengthPolicy())}
+@dataclass(frozen=True)
+class ForcedPolicy:
+    name: str = "forced"
+    reads: tuple[str, ...] = ("rollouts", "forced")
+    needs_full_text: bool = False
+
+    def answer(self, sample: SampleAtBudget) -> str | None:
+        if sample.stopped and sample.num_tokens <= sample.budget:
+            return PrefixPolicy().answer(sample)
+        if sample.forced_text is None:
+            return None
+        return final_answer(sample.forced_text, final=sample.forced_final, gold=sample.gold)
+
+
+REGISTERED: dict[str, ScoringPolicy] = {
+    p.name: p for p in (PrefixPolicy(), StrictPolicy(), LengthPolicy(), ForcedPolicy())
+}
 
 
 def get_policy(name: str) -> ScoringPolicy:

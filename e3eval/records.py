@@ -45,6 +45,9 @@ class Rollout:
     error: str | None = None
     logprobs: tuple[float, ...] | None = None
     source_score: float | None = None
+    # Budget forcing: flat (start, end) pairs of the token spans inserted into the response (`forcing.py`); None when
+    # the run did not force, empty when it forced but the model never tried to end its thinking early.
+    inserted: tuple[int, ...] | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -59,6 +62,9 @@ class SamplingSpec:
     temperature: float = 0.6
     top_p: float = 0.95
     logprobs: bool = False
+    # Ids that end a completion like EOS does (kept as its last token, finish "stop"): budget forcing stops each round
+    # at the end-of-thinking delimiter instead of generating past it. Not a run setting: a mechanism of one call.
+    stop_token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class GenerationRequest:
     prompt: str
     prompt_token_ids: tuple[int, ...]
     seeds: tuple[int, ...]
+    max_tokens: int | None = None  # this request's limit when not `SamplingSpec.max_tokens` (a forcing continuation)
 
 
 @dataclass(frozen=True)
@@ -80,3 +87,4 @@ class Completion:
     text: str = ""
     logprobs: tuple[float, ...] | None = None
     error: str | None = None
+    inserted: tuple[int, ...] | None = None  # budget forcing's inserted spans, as in `Rollout.inserted`

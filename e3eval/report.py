@@ -2,7 +2,9 @@
 
 `compare(run_dirs)` (exported as `e3eval.compare`) reads each run's `summary.parquet` (it never recomputes metrics)
 and returns a `Comparison`: the combined table (pyarrow, or pandas with `.frame()`) and, per run, n and what the
-numbers leave out (failed and missing samples, lines skipped at import, refused pass@k). `report_table` turns a
+numbers leave out (failed and missing samples, lines skipped at import, refused pass@k). A run scored under several
+policies (a `prefix` and a `forced` scoring keep their summary rows side by side) is one entry per policy, named
+`RUN (POLICY)`, so its policies are compared like runs. `report_table` turns a
 comparison into a rich table of budgets x metrics with every value's confidence interval (a budget a run was not
 scored at is `-`; grader timeouts and errors get columns when any run has them), and `notes` into one line per run
 with n beside it; both are rich markup in which every piece of user data (run names, flags, policies) is escaped.
@@ -60,8 +62,13 @@ class Comparison:
         return sorted({b for r in self.runs for b in r.table["budget"].to_pylist()})
 
     def frame(self) -> pd.DataFrame:
-        """The combined summary (one row per run, budget, metric, k) as a pandas DataFrame."""
-        return self.combined.to_pandas()
+        """The summaries stacked (one row per run, policy, budget, metric, k) as a pandas DataFrame, with a `run`
+        column naming each row's run as the report does (run id, path when ids collide, `RUN (policy)` when a run
+        was scored under several policies)."""
+        names = [r.name for r in self.runs for _ in range(r.table.num_rows)]
+        frame = pa.concat_tables([r.table for r in self.runs], promote_options="default").to_pandas()
+        frame.insert(0, "run", names)
+        return frame
 
 
 def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = None) -> RunSummary:
@@ -73,26 +80,37 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
         return RunSummary(name, run, table, 0, 0, 0, 0, ())
     first = table.filter(pc.equal(table["budget"], min(table["budget"].to_pylist())))
     row = first.slice(0, 1).to_pylist()[0]
+    # Forced answers that failed are left out at their budget only: the most left out at any budget is shown.
+    failed = max((n or 0 for n in table["n_failed"].to_pylist()), default=0) if "n_failed" in table.column_names else 0
     flags = {f for f in table["flag"].to_pylist() if f}
     skipped = (run.section("source") or {}).get("skipped_lines", 0)
     if skipped:
         flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
     # Summaries written before failures were counted lack n_failed / n_missing.
-    return RunSummary(name, run, table, row["n_problems"], row["n_samples"], row.get("n_failed") or 0,
-                      row.get("n_missing") or 0, tuple(sorted(flags)))  # fmt: skip
+    return RunSummary(name, run, table, row["n_problems"], row["n_samples"], failed, row.get("n_missing") or 0,
+                      tuple(sorted(flags)))  # fmt: skip
 
 
 def compare(run_dirs: list[Path] | list[str]) -> Comparison:
-    """The summaries of one or more scored runs, side by side (names are run ids, or paths when those collide)."""
+    """The summaries of one or more scored runs, side by side (names are run ids, or paths when those collide; a run
+    with several policies gives one entry per policy, `NAME (POLICY)`)."""
     if not run_dirs:
         raise UserError("give at least one run directory")
     runs = [Run.open(d) for d in run_dirs]
     names = [r.run_id for r in runs]
     if len(set(names)) != len(names):
         names = [str(d) for d in run_dirs]
-    summaries = tuple(summarize_run(run, name) for run, name in zip(runs, names, strict=True))
+    summaries: list[RunSummary] = []
+    for run, name in zip(runs, names, strict=True):
+        table = run.table("summary")
+        policies = list(dict.fromkeys(table["policy"].to_pylist()))  # in the order they were kept and scored
+        if len(policies) <= 1:
+            summaries.append(summarize_run(run, name, table))
+            continue
+        for policy in policies:
+            summaries.append(summarize_run(run, f"{name} ({policy})", table.filter(pc.equal(table["policy"], policy))))
     combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
-    return Comparison(summaries, combined)
+    return Comparison(tuple(summaries), combined)
 
 
 def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:

@@ -8,19 +8,28 @@ from `budgets.parse_budgets`; generation is not this module's business.
 
 Only samples are graded (`samples.ledger`): failed requests and samples the run lacks are left out of every metric,
 counted in the summary's `n_failed` / `n_missing` and flagged; a run without a single successful sample is refused.
-The run's writer lock is held throughout, so two scorings never interleave their tables.
+A policy that reads more than the rollouts gets it made first: `forced` (`forced.py`) has its continuations generated
+or read back before the pass; a forced answer whose request failed is a grade row with status `error` (its detail
+says why) that is left out of that budget's metrics and counted in its `n_failed`, never averaged in as incorrect.
+grades.parquet holds the last scoring; summary.parquet holds the latest scoring of every policy (a `forced` scoring
+keeps the `prefix` rows beside it, so `e3eval report RUN` shows both), and run.json's `scoring` section describes the
+last scoring with, under `policies`, what each policy in the summary was scored with. The run's writer lock is held
+throughout, so two scorings never interleave their tables.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from e3eval.errors import UserError
+from e3eval.forced import ForcedConfig, ForcedOutcome, ended, ensure_answers
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
 from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
@@ -28,7 +37,7 @@ from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
 from e3eval.samples import SampleLedger
-from e3eval.store import GRADE_SCHEMA
+from e3eval.store import GRADE_SCHEMA, SUMMARY_SCHEMA
 from e3eval.summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.truncate import PrefixDecoder
@@ -47,6 +56,7 @@ class ScoreConfig:
     resamples: int = 1000
     seed: int = 0
     tokenizer: str | None = None
+    forced: ForcedConfig | None = None  # who writes the forced answers: needed by, and only by, `--policy forced`
 
 
 @dataclass
@@ -59,6 +69,7 @@ class ScoreResult:
     seconds: float
     decode_path: str
     ledger: SampleLedger
+    forced: ForcedOutcome | None = None
 
 
 @dataclass
@@ -73,18 +84,28 @@ class _Rows:
     answer: list[str | None] = field(default_factory=list)
     pair: list[int] = field(default_factory=list)
     fixed: list[Verdict | None] = field(default_factory=list)
+    left_out: list[bool] = field(default_factory=list)  # a failed forced answer: recorded, never a sample
 
 
-def score_run(run_dir: Path, config: ScoreConfig, progress: Any = None) -> ScoreResult:
-    """Score `run_dir` under `config`; `progress` is an optional rich Progress to report on."""
-    get_policy(config.policy)
+def score_run(
+    run_dir: Path, config: ScoreConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None
+) -> ScoreResult:
+    """Score `run_dir` under `config`; `progress` is an optional rich Progress to report on, `log` gets one line
+    per stage worth telling (what forced answers will cost)."""
+    policy = get_policy(config.policy)
     if not config.budgets:
         raise UserError("no budgets given")
+    if ("forced" in policy.reads) != (config.forced is not None):
+        raise UserError(
+            f"--policy {config.policy} needs --model (the model that writes the forced answers)"
+            if config.forced is None
+            else f"--model, --backend and the answer flags apply to --policy forced only, not {config.policy}"
+        )
     with Run.open(run_dir).lock("score"):
-        return _score(Run.open(run_dir), config, progress)  # reopened under the lock: the latest run.json
+        return _score(Run.open(run_dir), config, progress, log)  # reopened under the lock: the latest run.json
 
 
-def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
+def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], None]) -> ScoreResult:
     started = time.monotonic()
     run_dir = run.path
     problems = run.problem_records()
@@ -110,6 +131,10 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
         tokenizer = load_tokenizer(tokenizer_name)
         warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
         decoder = PrefixDecoder(tokenizer)
+        forced = None
+        if config.forced is not None:  # the continuations come first: grading reads them
+            forced = ensure_answers(run, problems, samples, budgets, config.forced, tokenizer, tokenizer_name,
+                                    progress, log)  # fmt: skip
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
         for batch in run.rollout_batches(_COLUMNS):
@@ -117,7 +142,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
             start += batch.num_rows
             if not keep.all():
                 batch = batch.filter(keep)  # failed requests and superseded rows are not samples
-            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool)
+            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, forced)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
             if progress:
@@ -138,20 +163,32 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
     ]
     grades = _grades_table(rows, verdicts, run.run_id, config.policy)
     note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
-    excluded = Exclusions(samples.failures.count, samples.missing, note)
+    failed_at = _failed_at(rows)
+    excluded = Exclusions(samples.failures.count, samples.missing, note, failed_at)
+    counted = grades.filter(pa.array([not x for x in rows.left_out], pa.bool_())) if failed_at else grades
     summary, summary_warnings = summarize_grades(
-        grades, run.run_id, config.policy, SummaryConfig(config.resamples, config.seed), excluded
+        counted, run.run_id, config.policy, SummaryConfig(config.resamples, config.seed), excluded
     )
     if excluded.note:
         warnings.insert(0, f"{excluded.note}. Rerun `e3eval generate` with the same settings to fill them")
+    if failed_at:
+        warnings.append(
+            f"{sum(failed_at.values())} forced answer(s) failed (see grades.parquet `detail`); they are left out of "
+            "their budget's numbers. Rescore to retry them"
+        )
+    unscored = [b for b in budgets if b not in set(counted.column("budget").to_pylist())]
+    if unscored:
+        warnings.append(f"no (sample, budget) pair left to count at budget(s) {unscored}: they have no summary rows")
     warnings += summary_warnings
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
 
+    kept, policies = _kept_policies(run, config.policy, samples.samples, warnings)
     seconds = time.monotonic() - started
     scoring = {
-        **{k: v for k, v in asdict(config).items() if k != "budgets"},
+        **{k: v for k, v in asdict(config).items() if k not in ("budgets", "forced")},
         "budgets": budgets,
+        "forced": forced.describe(config.forced) if forced is not None and config.forced is not None else None,
         "tokenizer": tokenizer_name,
         "tokenizer_fingerprint": fingerprint(tokenizer),
         "decode_path": decoder.path,
@@ -172,8 +209,60 @@ def _score(run: Run, config: ScoreConfig, progress: Any) -> ScoreResult:
         "scored_at": now(),
         "environment": environment(),
     }
-    run.commit("scoring", scoring, {"grades": grades, "summary": summary})  # one unit: tables, then run.json
-    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples)
+    scoring["policies"] = {**policies, config.policy: _policy_record(scoring)}
+    combined = pa.concat_tables([kept, summary.cast(SUMMARY_SCHEMA)]) if kept.num_rows else summary
+    run.commit("scoring", scoring, {"grades": grades, "summary": combined})  # one unit: tables, then run.json
+    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples, forced)
+
+
+def _policy_record(scoring: dict[str, Any]) -> dict[str, Any]:
+    """What run.json keeps about a policy's scoring once a later scoring with another policy is the top-level one."""
+    samples = scoring.get("samples") or {}
+    return {k: scoring.get(k) for k in ("budgets", "scored_at", "seed", "resamples", "tokenizer", "forced")} | {
+        "samples_graded": samples.get("graded")
+    }
+
+
+def _kept_policies(
+    run: Run, policy: str, graded: int, warnings: list[str]
+) -> tuple[pa.Table, dict[str, dict[str, Any]]]:
+    """The summary rows of the run's other policies (kept beside this scoring's) and their run.json records.
+
+    A summary that does not match run.json (an interrupted scoring) is not kept; a kept policy scored on another
+    number of samples than the run now holds is named in a warning, since its numbers describe fewer samples.
+    """
+    previous = run.section("scoring") or {}
+    if not run.has("summary"):
+        return SUMMARY_SCHEMA.empty_table(), {}
+    try:
+        old = run.table("summary")
+    except UserError as exc:
+        warnings.append(f"the earlier summary is not kept: {exc}")
+        return SUMMARY_SCHEMA.empty_table(), {}
+    others = old.filter(pc.not_equal(old["policy"], policy))
+    if not others.num_rows:
+        return SUMMARY_SCHEMA.empty_table(), {}
+    records = dict(previous.get("policies") or {})
+    if previous.get("policy") and previous["policy"] not in records:  # scored before run.json kept one per policy
+        records[previous["policy"]] = _policy_record(previous)
+    names = sorted(set(others["policy"].to_pylist()))
+    for name in names:
+        before = (records.get(name) or {}).get("samples_graded")
+        if before is not None and before != graded:
+            warnings.append(
+                f"the kept `{name}` summary rests on {before} samples, the run now holds {graded}: rescore it with "
+                f"--policy {name}"
+            )
+    kept = pa.Table.from_pylist(others.to_pylist(), schema=SUMMARY_SCHEMA)  # summaries of older versions lack columns
+    return kept, {name: records[name] for name in names if name in records}
+
+
+def _failed_at(rows: _Rows) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for budget, left_out in zip(rows.budget, rows.left_out, strict=True):
+        if left_out:
+            counts[budget] = counts.get(budget, 0) + 1
+    return counts
 
 
 def _check_tokenizer(run: Run, name: str, tokenizer: Any) -> list[str]:
@@ -208,6 +297,7 @@ def _extract_batch(
     pairs: dict[tuple[str, str], int],
     quick: dict[int, Verdict],
     pool: GraderPool,
+    forced: ForcedOutcome | None = None,
 ) -> None:
     token_lists = batch.column("token_ids")
     offsets = token_lists.offsets.to_numpy()
@@ -231,9 +321,18 @@ def _extract_batch(
                 fixed = Verdict("error", None, f"cannot decode token ids: {exc}")
         for j, budget in enumerate(budgets):
             answer = None
-            if fixed is None:
+            verdict = fixed
+            forced_text, forced_final = None, True
+            if verdict is None and forced is not None and not ended(finish, num_tokens, budget):
+                found = forced.answers.get((problem_id, sample_idx, budget))
+                if found is None or found.error is not None:
+                    why = found.error if found is not None else "not generated"
+                    verdict = Verdict("error", None, f"forced answer failed (left out of the metrics): {why}")
+                else:
+                    forced_text, forced_final = found.text, found.final
+            if verdict is None:
                 sample = SampleAtBudget(texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget,
-                                        gold[problem_id])  # fmt: skip
+                                        gold[problem_id], forced_text, forced_final)  # fmt: skip
                 answer = policy.answer(sample)
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
@@ -241,8 +340,9 @@ def _extract_batch(
             rows.tokens_used.append(min(num_tokens, budget))
             rows.finished.append(finish == "stop" and num_tokens <= budget)
             rows.answer.append(answer)
-            rows.fixed.append(fixed)
-            if fixed is None and answer is not None:
+            rows.fixed.append(verdict)
+            rows.left_out.append(verdict is not None and fixed is None)
+            if verdict is None and answer is not None:
                 key = (gold[problem_id], answer)
                 index = pairs.get(key)
                 if index is None:

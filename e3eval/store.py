@@ -61,6 +61,9 @@ ROLLOUT_SCHEMA = pa.schema(
         ("logprobs", pa.list_(pa.float32())),
         # The grade the source tool gave the full response (e3 / verl dumps), kept for comparison only.
         ("source_score", pa.float64()),
+        # Budget forcing (`--wait N`): flat (start, end) pairs of the response token spans that were inserted, not
+        # sampled; null when the run did not force. Shards written before this column existed lack it.
+        ("inserted", pa.list_(pa.int32())),
     ]
 )
 
@@ -298,6 +301,7 @@ def rollouts_table(run_id: str, rollouts: Sequence[Rollout]) -> pa.Table:
             "error": [r.error for r in rollouts],
             "logprobs": [list(r.logprobs) if r.logprobs is not None else None for r in rollouts],
             "source_score": [r.source_score for r in rollouts],
+            "inserted": [list(r.inserted) if r.inserted is not None else None for r in rollouts],
         },
         schema=ROLLOUT_SCHEMA,
     )

@@ -5,8 +5,10 @@ Metrics per budget (each computed per problem, then averaged over problems, with
 (tokens used within the budget), `frac_finished` (EOS within the budget), `frac_answered` (an extracted answer that
 counts under the policy), `frac_timeout` and `frac_ungraded` (grader timeouts and errors, both counted as incorrect).
 When problems have different sample counts, pass@k / maj@k for k above the smallest count are refused (not computed)
-and every row carries a flag saying so. Failed and missing samples are never in the grades table (see `samples.py`):
-the caller passes their counts, which every row carries as `n_failed` / `n_missing` beside `n_samples`, with a flag.
+and every row carries a flag saying so. Failed and missing samples are never in the grades table given here (see
+`samples.py`): the caller passes their counts, which every row carries as `n_failed` / `n_missing` beside
+`n_samples`, with a flag. A (sample, budget) pair that failed at one budget only (a forced answer whose request
+failed, `forced.py`) is left out of that budget alike: its count is added to that budget's `n_failed` and flagged.
 This module does not read files or grade anything.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -39,6 +41,7 @@ class Exclusions:
     failed: int = 0
     missing: int = 0
     note: str | None = None
+    failed_at: dict[int, int] = field(default_factory=dict)  # budget -> (sample, budget) pairs failed there only
 
 
 def summarize_grades(
@@ -61,6 +64,9 @@ def summarize_grades(
         counts = [len(by_problem[p]) for p in problems]
         n_min, n_max = min(counts), max(counts)
         flags = [excluded.note] if excluded.note else []
+        failed_here = excluded.failed_at.get(budget, 0)
+        if failed_here:
+            flags.append(f"{failed_here} forced answer(s) failed at budget {budget}: left out of its numbers")
         if n_min != n_max:
             flags.append(f"samples per problem vary ({n_min}..{n_max}); pass@k/maj@k for k > {n_min} refused")
             if budget == min(groups):
@@ -96,7 +102,7 @@ def summarize_grades(
                     "ci_high": interval.high,
                     "n_problems": len(problems),
                     "n_samples": sum(counts),
-                    "n_failed": excluded.failed,
+                    "n_failed": excluded.failed + failed_here,
                     "n_missing": excluded.missing,
                     "flag": flag,
                 }

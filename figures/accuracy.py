@@ -48,6 +48,7 @@ CURVE_METRICS = ("pass@k", "maj@k")
 AIME_PROBLEMS = {"2025": 30, "2023/24": 60}
 PAPER_SAMPLES = 16
 RUN_BANDS = "bands: 95% bootstrap CI over problems"
+_POLICY_SUFFIX = re.compile(r"(.+) \((\w+)\)")
 _TABLE_COLUMN = re.compile(r"pass_at_(\d+)_(?:(err|CI_low|CI_high)_)?(\d+)")
 _METRIC = re.compile(r"(pass|maj)@(\d+)")
 
@@ -230,6 +231,8 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
         if options.get("title"):
             figure.suptitle(options["title"])
         bands = frame.attrs.get("bands", RUN_BANDS)
+        if not frame["ci_low"].notna().any():
+            bands = "no CI (the runs were scored without bootstrap resamples)"
         bands = bands if ci == "band" else bands.replace("bands:", "error bars:")
         note = options.get("note") or frame.attrs.get("note", "")
         footnote(figure, "\n".join(filter(None, [f"{bands}. {note}".strip(), *_flag_notes(frame, order, labels)])))
@@ -274,7 +277,7 @@ def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) ->
     rows = frame[frame["series"] == series]
     n, total = int(rows["n"].min()), int(rows["n_samples"].min())
     count = f"{n}\u00d7{total // n}" if n and total % n == 0 else f"{n} problems, {total} samples"
-    label = series_label(labels.get(series, series), count)
+    label = series_label(_label(series, labels), count)
     failed = int(rows["n_failed"].fillna(0).max()) if "n_failed" in rows else 0
     missing = int(rows["n_missing"].fillna(0).max()) if "n_missing" in rows else 0
     if failed or missing:
@@ -285,12 +288,23 @@ def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) ->
     return label
 
 
+def _label(series: str, labels: Mapping[str, str]) -> str:
+    """The legend label of a series: `labels` by series name, or by run name for a run scored under several
+    policies (series `RUN (policy)` keeps its policy: `label (policy)`)."""
+    if series in labels:
+        return labels[series]
+    found = _POLICY_SUFFIX.fullmatch(series)
+    if found and found.group(1) in labels:
+        return f"{labels[found.group(1)]} ({found.group(2)})"
+    return series
+
+
 def _flag_notes(frame: pd.DataFrame, order: list[str], labels: Mapping[str, str]) -> list[str]:
     notes = []
     for series in order:
         flags = {f for f in frame.loc[frame["series"] == series, "flag"].fillna("") if f}
         if flags:
-            notes.append(f"\u26a0 {labels.get(series, series)}: {'; '.join(sorted(flags))}")
+            notes.append(f"\u26a0 {_label(series, labels)}: {'; '.join(sorted(flags))}")
     return notes
 
 

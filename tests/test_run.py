@@ -69,6 +69,7 @@ def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):
     assert on_disk.frame("summary").query("metric == 'pass@k' and k == 1").shape[0] == 2
     compared = e3eval.compare([generated, generated]).frame()
     assert set(compared["budget"]) == {4, 8} and len(compared) == 2 * on_disk.table("summary").num_rows
+    assert compared.columns[0] == "run" and set(compared["run"]) == {str(generated)}, "ids collide: paths name runs"
 
 
 def test_a_second_writer_is_refused(generated):

@@ -7,7 +7,8 @@ for the whole batch at once in wrapping int64 arithmetic, and a token is drawn b
 (argmax of logits / T + Gumbel noise over the top-p set), which samples exactly softmax(logits / T) restricted to the
 smallest prefix of tokens whose mass reaches top-p, as in vLLM. So the loop keeps no per-row generator state and makes
 no Python round trip per row per token: token ids, lengths and finish flags stay on the device and come to the CPU
-once per batch (a GPU is asked whether every row has finished once every `_SYNC_EVERY` steps). Temperature 0 is
+once per batch (a GPU is asked whether every row has finished once every `_SYNC_EVERY` steps). A row ends at EOS or
+at one of the spec's `stop_token_ids` (kept as its last token), or at its own request's token limit. Temperature 0 is
 greedy. Logprobs are those of the raw model distribution (log-softmax of the logits before temperature and top-p),
 matching vLLM's default `raw_logprobs`. When a batch runs out of GPU memory, the batch is halved for the rest of the
 backend's life (one `RuntimeWarning` via `warnings` says so); one sample that does not fit is a `UserError`.
@@ -27,6 +28,7 @@ from e3eval.records import Completion, GenerationRequest, SamplingSpec
 # On a GPU each "has every row finished?" check stalls the launch queue; checking every few steps costs at most that
 # many wasted forward passes at the end of a batch. A CPU runs in step with Python, so it checks every step.
 _SYNC_EVERY = 32
+_Row = tuple[tuple[int, ...], int, int]  # prompt ids, seed, the row's token limit
 
 
 def _signed(value: int) -> int:
@@ -155,7 +157,7 @@ class HFBackend:
     def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
         from e3eval.backends import regroup
 
-        rows = [(r.prompt_token_ids, seed) for r in requests for seed in r.seeds]
+        rows = [(r.prompt_token_ids, seed, r.max_tokens or spec.max_tokens) for r in requests for seed in r.seeds]
         flat: list[Completion] = []
         start = 0
         while start < len(rows):
@@ -168,7 +170,7 @@ class HFBackend:
             start += len(chunk)
         return regroup(flat, requests)
 
-    def _sample_fitting(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> list[Completion] | None:
+    def _sample_fitting(self, rows: list[_Row], spec: SamplingSpec) -> list[Completion] | None:
         """The batch's completions, or None when it ran out of memory (its tensors are released on return)."""
         import torch
 
@@ -177,7 +179,7 @@ class HFBackend:
         except torch.OutOfMemoryError:
             return None
 
-    def _shrink(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> None:
+    def _shrink(self, rows: list[_Row], spec: SamplingSpec) -> None:
         import torch
 
         gc.collect()
@@ -186,7 +188,7 @@ class HFBackend:
         if len(rows) == 1:
             raise UserError(
                 f"hf backend: one sample does not fit in {self.device} memory ({self.model_name}, {self.dtype}, "
-                f"prompt of {len(rows[0][0])} tokens + up to {spec.max_tokens} new tokens); use a GPU with more "
+                f"prompt of {len(rows[0][0])} tokens + up to {rows[0][2]} new tokens); use a GPU with more "
                 "memory, a lower --max-tokens, or the vllm/sglang backend"
             )
         if self._fits == self.batch_size:
@@ -198,26 +200,30 @@ class HFBackend:
             )
         self._fits = max(1, len(rows) // 2)
 
-    def _sample(self, rows: list[tuple[tuple[int, ...], int]], spec: SamplingSpec) -> list[Completion]:
+    def _sample(self, rows: list[_Row], spec: SamplingSpec) -> list[Completion]:
         import torch
 
-        device, count, steps = self.device, len(rows), spec.max_tokens
-        width = max(len(p) for p, _ in rows)
+        device, count = self.device, len(rows)
+        steps = max(limit for _, _, limit in rows)
+        width = max(len(p) for p, _, _ in rows)
         ids = torch.full((count, width), self.pad_id, dtype=torch.long)
         # The attention mask of every step is a prefix of this one, so no step reallocates it.
         mask = torch.ones((count, width + steps), dtype=torch.long)
-        for i, (prompt, _) in enumerate(rows):
+        for i, (prompt, _, _) in enumerate(rows):
             ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             mask[i, : width - len(prompt)] = 0
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask[:, :width].cumsum(-1) - 1).clamp(min=0)
         last_position = positions[:, -1:]
-        keys = seed_keys([seed for _, seed in rows], device)
-        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=device)
+        keys = seed_keys([seed for _, seed, _ in rows], device)
+        # A stop id ends a row exactly like EOS (budget forcing stops at the end of thinking).
+        eos = torch.tensor(sorted({*self.eos_ids, *spec.stop_token_ids}), dtype=torch.long, device=device)
+        limits = torch.tensor([limit for _, _, limit in rows], dtype=torch.long, device=device)
         tokens = torch.full((count, steps), self.pad_id, dtype=torch.long, device=device)
         logprobs = torch.zeros((count, steps), dtype=torch.float32, device=device) if spec.logprobs else None
         lengths = torch.zeros(count, dtype=torch.long, device=device)
         stopped = torch.zeros(count, dtype=torch.bool, device=device)
+        done = stopped.clone()  # stopped, or at its own token limit
         sync_every = 1 if device == "cpu" else _SYNC_EVERY
         past, step_ids = None, ids[:, -1:]
         with torch.inference_mode():
@@ -235,11 +241,12 @@ class HFBackend:
                 tokens[:, step] = chosen
                 if logprobs is not None:
                     logprobs[:, step] = logits.gather(1, chosen[:, None])[:, 0] - logits.logsumexp(dim=-1)
-                lengths += ~stopped
-                stopped |= torch.isin(chosen, eos)
-                if (step + 1) % sync_every == 0 and bool(stopped.all()):
+                lengths += ~done
+                stopped |= torch.isin(chosen, eos) & ~done
+                done = stopped | (lengths >= limits)
+                if (step + 1) % sync_every == 0 and bool(done.all()):
                     break
-                step_ids = chosen.masked_fill(stopped, self.pad_id)[:, None]
+                step_ids = chosen.masked_fill(done, self.pad_id)[:, None]
         token_rows, length_list, stopped_list = tokens.tolist(), lengths.tolist(), stopped.tolist()
         logprob_rows = logprobs.tolist() if logprobs is not None else None
         completions = []

@@ -1,14 +1,15 @@
 """The `openai` backend: any OpenAI-compatible server (`vllm serve`, an SGLang server or router), asynchronously.
 
-Each sample is one `/completions` request whose prompt is the rendered prompt's token ids, with `max_tokens`,
-`temperature`, `top_p`, the sample's `seed`, `logprobs` when asked, and `return_token_ids: true` (vLLM answers with the
-sampled `token_ids`). At most `concurrency` requests are in flight; each has a timeout and up to `retries` retries
-with exponential backoff on connection errors, timeouts, 429 and 5xx; a request that still fails becomes an `error`
-completion. Once one request has given up because the server refused or dropped connections, the requests still
-queued in that call fail at once with that reason instead of each retrying a dead server. If the server gives no
-token ids, the text is re-tokenized and the backend reports `token_ids_source: retokenized`, which the run records.
-A server's answer is checked before it is stored: a 200 that is not JSON (an HTML page: a wrong `--base-url`), has
-no `choices`, or gives token ids that are not integers in int32 range, or more of them than `max_tokens`, is an
+Each sample is one `/completions` request whose prompt is the rendered prompt's token ids, with `max_tokens` (the
+request's own when it has one), `temperature`, `top_p`, the sample's `seed`, `logprobs` when asked, `stop_token_ids`
+when the spec has some (vLLM and SGLang servers take them), and `return_token_ids: true` (vLLM answers with the sampled
+`token_ids`, the stop token included). At most `concurrency` requests are in flight; each has a timeout and up to
+`retries` retries with exponential backoff on connection errors, timeouts, 429 and 5xx; a request that still fails
+becomes an `error` completion. Once one request has given up because the server refused or dropped connections, the
+requests still queued in that call fail at once with that reason instead of each retrying a dead server. If the server
+gives no token ids, the text is re-tokenized and the backend reports `token_ids_source: retokenized`, which the run
+records. A server's answer is checked before it is stored: a 200 that is not JSON (an HTML page: a wrong `--base-url`),
+has no `choices`, or gives token ids that are not integers in int32 range, or more of them than `max_tokens`, is an
 `error` completion naming what was wrong, never a traceback that loses the batch, and never stored as a sample.
 """
 
@@ -98,12 +99,15 @@ class OpenAIBackend:
     async def _request(self, client: Any, request: GenerationRequest, seed: int, spec: SamplingSpec) -> Completion:
         import httpx
 
+        max_tokens = request.max_tokens or spec.max_tokens
         body: dict[str, Any] = {
-            "model": self.model, "prompt": list(request.prompt_token_ids), "max_tokens": spec.max_tokens,
+            "model": self.model, "prompt": list(request.prompt_token_ids), "max_tokens": max_tokens,
             "temperature": spec.temperature, "top_p": spec.top_p, "seed": seed, "n": 1, "return_token_ids": True,
         }  # fmt: skip
         if spec.logprobs:
             body["logprobs"] = 0
+        if spec.stop_token_ids:
+            body["stop_token_ids"] = list(spec.stop_token_ids)  # a vLLM and SGLang extension of the API
         error = "no attempt made"
         for attempt in range(self.retries + 1):
             if attempt:
@@ -126,12 +130,12 @@ class OpenAIBackend:
             if response.status_code != 200:
                 return Completion((), "error", "", None, f"HTTP {response.status_code}: {response.text[:200]}")
             try:
-                return self._completion(_json_body(response), spec)
+                return self._completion(_json_body(response), spec, max_tokens)
             except _Malformed as exc:
                 return Completion((), "error", "", None, f"malformed answer from {self.base_url}: {exc}")
         return Completion((), "error", "", None, f"gave up after {self.retries + 1} attempts: {error}")
 
-    def _completion(self, payload: Any, spec: SamplingSpec) -> Completion:
+    def _completion(self, payload: Any, spec: SamplingSpec, max_tokens: int) -> Completion:
         choices = payload.get("choices") if isinstance(payload, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise _Malformed(f"no 'choices' list in {_preview(payload)}")
@@ -144,7 +148,7 @@ class OpenAIBackend:
             self.token_ids_source = "retokenized"
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         else:
-            ids = _token_ids(ids, spec.max_tokens)
+            ids = _token_ids(ids, max_tokens)
         reason = choice.get("finish_reason")
         finish = reason if reason in ("stop", "length") else "error"
         logprobs = _logprobs(choice.get("logprobs")) if spec.logprobs else None

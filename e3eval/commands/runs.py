@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
-from e3eval.commands.output import console, err_console, progress, say, show_comparison, warn
+from e3eval.commands.output import console, err_console, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
 
 if TYPE_CHECKING:
+    from e3eval.forced import ForcedConfig
     from e3eval.score import ScoreConfig
 
 MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
@@ -71,29 +72,94 @@ def score(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     budgets: Annotated[str, typer.Option(help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192.")],
     policy: Annotated[
-        str, typer.Option(help="prefix (paper protocol) | strict | length (e3 scripts' rule).")
+        str,
+        typer.Option(
+            help="prefix (paper protocol) | strict | length (e3 scripts' rule) | forced (force an answer out of each "
+            "unfinished prefix with --model)."
+        ),
     ] = "prefix",
     workers: Annotated[int | None, typer.Option(help="Grader processes (default: cores - 1, at most 4).")] = None,
     timeout: Annotated[float, typer.Option(help="Hard deadline in seconds per distinct answer.")] = 10.0,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs (0 disables).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed for bootstrap and maj@k subset sampling.")] = 0,
     tokenizer: Annotated[str | None, typer.Option(help="Override the tokenizer named in run.json.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="forced: the model that writes the forced answers (served name for openai).")
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="forced: sglang | vllm | hf | openai (default: as for generate).")
+    ] = None,
+    answer_cue: Annotated[
+        str | None,
+        typer.Option(
+            help="forced: text appended after the end of thinking (default: a blank line, then Final Answer: \\boxed{)."
+        ),
+    ] = None,
+    answer_tokens: Annotated[
+        int | None, typer.Option(help="forced: most tokens of each greedy forced answer (default: 64).")
+    ] = None,
+    think_end: Annotated[
+        str | None, typer.Option(help="forced: end-of-thinking delimiter (default: </think>, else none).")
+    ] = None,
+    dtype: Annotated[str | None, typer.Option(help="forced: model dtype: auto | bfloat16 | float16 | float32.")] = None,
+    batch: Annotated[int | None, typer.Option(help="forced: requests per engine call and per stored part.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="forced, openai: server URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="forced, openai: API key (default: $OPENAI_API_KEY).")] = None,
 ) -> None:
     """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv."""
     from e3eval.report import comparison_of
     from e3eval.score import score_run
 
-    config = scoring_config(budgets, policy, workers, timeout, bootstrap, seed, tokenizer)
-    with progress() as bar:
-        result = score_run(run_dir, config, bar)
+    forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key)
+    config = scoring_config(budgets, policy, workers, timeout, bootstrap, seed, tokenizer, forced)
+    with progress() as bar, warnings_shown():
+        result = score_run(run_dir, config, bar, log=say)
     for warning in result.warnings:
         warn(warning)
+    if result.forced is not None:
+        done = result.forced
+        say(
+            f"forced answers: {done.wanted} (sample, budget) pairs had not ended; {done.reused} stored, "
+            f"{done.generated} generated ({done.tokens:,} tokens), {done.failed} failed"
+        )
     counts = ", ".join(f"{k} {v}" for k, v in result.status_counts.items())
     say(
         f"graded {result.grades.num_rows} (sample, budget) rows [{counts}] with {result.distinct_pairs} distinct "
         f"answers in {result.seconds:.1f}s (decode: {result.decode_path})"
     )
     show_comparison(comparison_of(run_dir, result.summary))
+
+
+def forced_flags(
+    policy: str,
+    model: str | None,
+    backend: str | None = None,
+    answer_cue: str | None = None,
+    answer_tokens: int | None = None,
+    think_end: str | None = None,
+    dtype: str | None = None,
+    batch: int | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> ForcedConfig | None:
+    """The forced-answer settings of `--policy forced` (which needs --model); these flags with another policy are
+    refused rather than ignored."""
+    from e3eval.forced import DEFAULT_ANSWER_TOKENS, DEFAULT_CUE, forced_config
+
+    given = {"--model": model, "--backend": backend, "--answer-cue": answer_cue, "--answer-tokens": answer_tokens,
+             "--think-end": think_end, "--dtype": dtype, "--batch": batch, "--base-url": base_url,
+             "--api-key": api_key}  # fmt: skip
+    if policy != "forced":
+        extra = [flag for flag, value in given.items() if value is not None]
+        if extra:
+            raise UserError(f"{', '.join(extra)}: only for --policy forced (the forced answers' model and settings)")
+        return None
+    if model is None:
+        raise UserError("--policy forced needs --model: the model that writes the forced answers")
+    options = {"dtype": dtype, "base_url": base_url, "api_key": api_key}
+    return forced_config(model, backend, options, DEFAULT_CUE if answer_cue is None else answer_cue,
+                         DEFAULT_ANSWER_TOKENS if answer_tokens is None else answer_tokens, think_end,
+                         batch)  # fmt: skip
 
 
 def scoring_config(
@@ -104,8 +170,10 @@ def scoring_config(
     bootstrap: int = 1000,
     seed: int = 0,
     tokenizer: str | None = None,
+    forced: ForcedConfig | None = None,
 ) -> ScoreConfig:
-    """The ScoreConfig of `score` and `sweep`, every flag checked first (all problems named in one error)."""
+    """The ScoreConfig of `score` and `sweep`, every flag checked first (all problems named in one error);
+    `forced` (from `forced_flags`) is needed by, and only by, `--policy forced`."""
     from e3eval.budgets import parse_budgets
     from e3eval.grade_pool import default_workers
     from e3eval.policy import check_policy
@@ -125,11 +193,14 @@ def scoring_config(
         problems.append(f"--bootstrap must be between 0 (no CIs) and {MAX_BOOTSTRAP:,}")
     if not 0 <= seed < 2**63:
         problems.append("--seed must be between 0 and 2^63 - 1")
+    if (policy == "forced") != (forced is not None):
+        problems.append("--policy forced needs --model (the model that writes the forced answers)" if forced is None
+                        else f"forced-answer settings apply to --policy forced only, not {policy}")  # fmt: skip
     if problems:
         raise UserError("; ".join(problems))
     return ScoreConfig(
         budgets=parsed, policy=policy, workers=workers or default_workers(), deadline_s=timeout,
-        inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed, tokenizer=tokenizer,
+        inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed, tokenizer=tokenizer, forced=forced,
     )  # fmt: skip
 
 

@@ -1,0 +1,439 @@
+"""Forced answers at a budget (`e3eval score RUN --policy forced --model M`): the continuations, generated once.
+
+Many papers score a trace cut at budget B by forcing an answer out of it. For every sample whose response had not
+ended within B (no EOS in its first B tokens), the model is asked to continue exactly these token ids:
+
+    prompt ids + the first B response ids + [end-of-thinking ids] + answer-cue ids
+
+The end-of-thinking ids (`thinking.think_end`: `--think-end`, else `</think>`, else none for models without a
+thinking section) are appended only when the thinking is still open: neither the first B response ids nor the prompt
+(a template that closed the thinking itself, `--no-thinking`) hold them. The cue (default `\\n\\nFinal Answer:
+\\boxed{`) is tokenized without special tokens. The continuation is greedy (temperature 0, top-p 1) and at most
+`answer_tokens` long; the answer graded is the one found in the decode of cue ids + continuation ids (so the cue's
+open `\\boxed{` is closed by the model), under the same extraction and grader as every other policy (`policy.py`).
+Cost: at most `answer_tokens` generated tokens per (sample, budget) whose prefix had not ended, each over a prompt of
+prompt + B + a few tokens; samples that ended within B cost nothing. A grade's `tokens_used` stays the response
+tokens within B: the forced answer's tokens come on top (run.json's `scoring.forced.tokens_generated` counts them).
+
+Continuations are stored in `RUN/forced/part-NNNNNN.parquet` (`FORCED_SCHEMA`), keyed by (problem_id, sample_idx,
+budget, model, cue, answer_tokens, think_end); each part is written atomically as soon as its batch is generated, so
+a later scoring reuses every stored continuation and an interrupted one resumes where it stopped. A failed request is
+a row with `error` set: never an answer, retried by the next scoring (a later success supersedes it). This module
+generates and stores; which answer counts at a budget is `policy.py`'s, grading is `score.py`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from e3eval.errors import UserError
+from e3eval.provenance import now
+from e3eval.records import Completion, GenerationRequest, SamplingSpec
+from e3eval.store import write_table
+from e3eval.thinking import ThinkEnd, think_end
+from e3eval.tokenizers import fingerprint
+
+if TYPE_CHECKING:
+    from e3eval.records import Problem
+    from e3eval.run import Run
+    from e3eval.samples import SampleLedger
+
+FORCED_DIR = "forced"
+DEFAULT_CUE = "\n\nFinal Answer: \\boxed{"
+DEFAULT_ANSWER_TOKENS = 64
+MAX_ANSWER_TOKENS = 8192
+MAX_CUE_CHARS = 1000
+MAX_BATCH = 100_000
+# Greedy: a forced answer is a property of the prefix, not a sample; the seed is then irrelevant to every engine.
+GREEDY = {"temperature": 0.0, "top_p": 1.0}
+_SEED = 0
+
+FORCED_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("budget", pa.int32()),
+        ("model", pa.string()),
+        ("cue", pa.string()),
+        ("answer_tokens", pa.int32()),
+        ("think_end", pa.string()),  # the delimiter this setting appends when the thinking is still open
+        ("prefix_tokens", pa.int32()),  # response tokens continued: min(budget, num_tokens)
+        ("appended_ids", pa.list_(pa.int32())),  # exactly what followed them: [delimiter ids] + cue ids
+        ("token_ids", pa.list_(pa.int32())),  # the continuation, as the engine produced it
+        ("text", pa.string()),  # its decode (for people; grading decodes cue ids + token ids)
+        ("finish_reason", pa.string()),
+        ("error", pa.string()),
+        ("backend", pa.string()),
+        ("created_at", pa.string()),
+    ]
+)
+_KEY_FIELDS = ("model", "cue", "answer_tokens", "think_end")
+_READ_COLUMNS = ("problem_id", "sample_idx", "budget", "token_ids", "finish_reason", "error")
+
+Key = tuple[str, int, int]  # (problem_id, sample_idx, budget)
+
+
+@dataclass(frozen=True)
+class ForcedConfig:
+    """Who writes the forced answers and how: model and backend (with its options), cue, length, delimiter."""
+
+    model: str
+    backend: str
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    cue: str = DEFAULT_CUE
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS
+    think_end: str | None = None  # None: the tokenizer's `</think>`, else none (see `thinking.think_end`)
+    batch: int | None = None  # requests per engine call and per stored part; None: the backend's default
+
+    def describe(self) -> dict[str, Any]:
+        """The settings for run.json (no API key)."""
+        options = {k: v for k, v in self.backend_options.items() if v is not None and k != "api_key"}
+        return {"model": self.model, "backend": self.backend, "backend_options": options, "cue": self.cue,
+                "answer_tokens": self.answer_tokens, "think_end": self.think_end, "batch": self.batch,
+                "sampling": GREEDY}  # fmt: skip
+
+
+def forced_config(
+    model: str,
+    backend: str | None = None,
+    backend_options: dict[str, Any] | None = None,
+    cue: str = DEFAULT_CUE,
+    answer_tokens: int = DEFAULT_ANSWER_TOKENS,
+    think_end: str | None = None,
+    batch: int | None = None,
+) -> ForcedConfig:
+    """A ForcedConfig with every flag checked (all problems in one error); the backend is picked when not given."""
+    from e3eval.backends import BACKENDS, check_options, pick_backend
+    from e3eval.generation import DTYPES
+
+    options = {k: v for k, v in (backend_options or {}).items() if v is not None}
+    problems = []
+    if not model:
+        problems.append("--model must name the model that writes the forced answers")
+    if not cue or len(cue) > MAX_CUE_CHARS:
+        problems.append(f"--answer-cue must be 1 to {MAX_CUE_CHARS} characters")
+    if not 1 <= answer_tokens <= MAX_ANSWER_TOKENS:
+        problems.append(f"--answer-tokens must be between 1 and {MAX_ANSWER_TOKENS}")
+    if think_end is not None and not think_end:
+        problems.append("--think-end must not be empty")
+    if batch is not None and not 1 <= batch <= MAX_BATCH:
+        problems.append(f"--batch must be between 1 and {MAX_BATCH:,}")
+    if options.get("dtype") not in (None, *DTYPES):
+        problems.append(f"--dtype must be one of {', '.join(DTYPES)}")
+    if backend is not None and backend not in BACKENDS:
+        problems.append(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if problems:
+        raise UserError("; ".join(problems))
+    name = backend or pick_backend(options.get("base_url"))[0]
+    check_options(name, options)
+    return ForcedConfig(model, name, options, cue, answer_tokens, think_end, batch)
+
+
+@dataclass(frozen=True)
+class ForcedAnswer:
+    """One stored or fresh continuation: `text` is the decode of cue ids + continuation ids (what is graded),
+    `final` whether the model stopped (else only complete boxes count), `error` why the request failed."""
+
+    text: str
+    final: bool
+    error: str | None = None
+
+
+@dataclass
+class ForcedOutcome:
+    """The forced answers of one scoring, by (problem_id, sample_idx, budget), and what they cost."""
+
+    answers: dict[Key, ForcedAnswer]
+    delimiter: ThinkEnd
+    cue_ids: tuple[int, ...]
+    wanted: int = 0  # (sample, budget) pairs whose prefix had not ended
+    reused: int = 0
+    generated: int = 0  # successful continuations made by this call
+    failed: int = 0  # requests of this call that failed
+    tokens: int = 0  # tokens generated by this call
+    engine: dict[str, Any] | None = None
+
+    def describe(self, config: ForcedConfig) -> dict[str, Any]:
+        """For run.json's scoring section: the settings, exactly what is appended, and the cost."""
+        return {**config.describe(), "think_end_text": self.delimiter.text,
+                "think_end_ids": list(self.delimiter.token_ids) if not self.delimiter.is_eos else [],
+                "cue_ids": list(self.cue_ids), "wanted": self.wanted, "reused": self.reused,
+                "generated": self.generated, "failed": self.failed, "tokens_generated": self.tokens,
+                "engine": self.engine}  # fmt: skip
+
+
+def model_key(model: str) -> str:
+    """The model as stored in the key: a local path made absolute (so `./m` and `/abs/m` are one model)."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def cue_ids(tokenizer: Any, cue: str) -> tuple[int, ...]:
+    ids = tuple(int(i) for i in tokenizer(cue, add_special_tokens=False)["input_ids"])
+    if not ids:
+        raise UserError(f"--answer-cue {cue!r} tokenizes to no token ids")
+    return ids
+
+
+def ended(finish_reason: str, num_tokens: int, budget: int) -> bool:
+    """Whether a response ended (EOS) within `budget` tokens: such a sample offers its own answer, not a forced one."""
+    return finish_reason == "stop" and num_tokens <= budget
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One scoring's forced-answer stage: the run and its samples, the settings, the run's (checked) tokenizer."""
+
+    run: Run
+    ledger: SampleLedger
+    budgets: Sequence[int]
+    config: ForcedConfig
+    tokenizer: Any
+    tokenizer_name: str
+    setting: dict[str, Any]  # the key columns of this setting (`_KEY_FIELDS`)
+    outcome: ForcedOutcome
+
+
+def ensure_answers(
+    run: Run,
+    problems: Sequence[Problem],
+    ledger: SampleLedger,
+    budgets: Sequence[int],
+    config: ForcedConfig,
+    tokenizer: Any,
+    tokenizer_name: str,
+    progress: Any = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> ForcedOutcome:
+    """Every forced answer the scoring at `budgets` needs: stored ones read back, missing or failed ones generated
+    (and stored part by part). `tokenizer` is the run's (already checked against its token ids)."""
+    delimiter = think_end(tokenizer, config.think_end)
+    outcome = ForcedOutcome({}, delimiter, cue_ids(tokenizer, config.cue))
+    setting = {"model": model_key(config.model), "cue": config.cue, "answer_tokens": config.answer_tokens,
+               "think_end": delimiter.text}  # fmt: skip
+    stored = read_stored(run.path, setting, tokenizer, outcome.cue_ids)
+    todo: set[Key] = set()
+    for key in _unended(run, ledger, budgets):
+        outcome.wanted += 1
+        answer = stored.get(key)
+        if answer is not None and answer.error is None:
+            outcome.answers[key] = answer
+            outcome.reused += 1
+        else:
+            todo.add(key)
+    if todo:
+        log(
+            f"forced answers: {len(todo)} of {outcome.wanted} (sample, budget) pairs to generate with {config.model} "
+            f"({config.backend}), up to {config.answer_tokens} tokens each ({len(todo) * config.answer_tokens:,} "
+            f"at most); {outcome.reused} stored"
+        )
+        job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome)
+        _generate(job, _prompt_ids(run, problems, tokenizer), todo, progress)
+    return outcome
+
+
+def read_stored(run_dir: Path, setting: dict[str, Any], tokenizer: Any, cue: Sequence[int]) -> dict[Key, ForcedAnswer]:
+    """The stored continuations of one setting (`_KEY_FIELDS` -> value); a success supersedes any failure of the
+    same key, and a later failure (a retry) supersedes an earlier one."""
+    raw: dict[Key, tuple[list[int], str, str | None]] = {}
+    folder = run_dir / FORCED_DIR
+    for part in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
+        try:
+            table = pq.read_table(part, columns=[*_READ_COLUMNS, *_KEY_FIELDS])
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(
+                f"{part}: not a readable Parquet part of the forced answers ({exc}); remove it and rescore to "
+                "generate its continuations again"
+            ) from None
+        mask = pc.equal(table["model"], setting["model"])
+        for name in _KEY_FIELDS[1:]:
+            mask = pc.and_(mask, pc.equal(table[name], setting[name]))
+        table = table.filter(mask)
+        for pid, idx, budget, ids, finish, error in zip(*(table[c].to_pylist() for c in _READ_COLUMNS), strict=True):
+            key = (pid, idx, budget)
+            if error is None or key not in raw or raw[key][2] is not None:
+                raw[key] = (ids or [], finish, error)
+    return {
+        key: ForcedAnswer("", False, error) if error is not None else _answer(tokenizer, cue, ids, finish)
+        for key, (ids, finish, error) in raw.items()
+    }
+
+
+def _answer(tokenizer: Any, cue: Sequence[int], ids: Sequence[int], finish: str) -> ForcedAnswer:
+    return ForcedAnswer(tokenizer.decode([*cue, *ids], skip_special_tokens=True), finish == "stop")
+
+
+def _unended(run: Run, ledger: SampleLedger, budgets: Sequence[int]) -> Iterator[Key]:
+    """(problem_id, sample_idx, budget) of every sample whose response had not ended within a budget."""
+    start = 0
+    for batch in run.rollout_batches(("problem_id", "sample_idx", "num_tokens", "finish_reason")):
+        keep = ledger.keep[start : start + batch.num_rows]
+        start += batch.num_rows
+        columns = (batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason"))
+        for ok, pid, idx, num_tokens, finish in zip(keep, *columns, strict=True):
+            if ok:
+                for budget in budgets:
+                    if not ended(finish, num_tokens, budget):
+                        yield pid, idx, budget
+
+
+def _prompt_ids(run: Run, problems: Sequence[Problem], tokenizer: Any) -> dict[str, tuple[int, ...]]:
+    """Each problem's prompt ids: stored with the run, else its stored prompt text tokenized without special tokens."""
+    ids: dict[str, tuple[int, ...]] = {}
+    for problem in problems:
+        if problem.prompt_token_ids:
+            ids[problem.problem_id] = tuple(problem.prompt_token_ids)
+        elif problem.prompt:
+            ids[problem.problem_id] = tuple(tokenizer(problem.prompt, add_special_tokens=False)["input_ids"])
+        else:
+            raise UserError(
+                f"{run.path}: problem {problem.problem_id!r} has no stored prompt, and a forced answer continues the "
+                "prompt + response; import the run with its prompts (a `prompt` field) to use --policy forced"
+            )
+    return ids
+
+
+@dataclass(frozen=True)
+class _Pending:
+    key: Key
+    request: GenerationRequest
+    prefix_tokens: int
+    appended: tuple[int, ...]
+
+
+def _pending(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key]) -> Iterator[_Pending]:
+    """The continuation requests of `todo`, streamed in storage order (never every prefix in memory at once)."""
+    delimiter = job.outcome.delimiter
+    closed_by_prompt = {pid: delimiter.find(ids) is not None for pid, ids in prompts.items()}
+    start = 0
+    for batch in job.run.rollout_batches(("problem_id", "sample_idx", "token_ids")):
+        keep = job.ledger.keep[start : start + batch.num_rows]
+        start += batch.num_rows
+        token_lists = batch.column("token_ids")
+        offsets = token_lists.offsets.to_numpy()
+        flat = token_lists.values.to_numpy(zero_copy_only=False)
+        keys = zip(keep, batch.column("problem_id").to_pylist(), batch.column("sample_idx").to_pylist(), strict=True)
+        for i, (ok, pid, idx) in enumerate(keys):
+            wanted = [b for b in job.budgets if ok and (pid, idx, b) in todo]
+            if not wanted:
+                continue
+            ids: np.ndarray = flat[offsets[i] : offsets[i + 1]]
+            # Thinking is open unless the prompt or the model closed it; a model without one has none to close.
+            can_close = not (delimiter.is_eos or closed_by_prompt[pid])
+            closed_at = delimiter.find(ids) if can_close else None
+            for budget in wanted:
+                prefix = ids[:budget].tolist()
+                open_ = can_close and (closed_at is None or closed_at + len(delimiter.token_ids) > budget)
+                appended = (*(delimiter.token_ids if open_ else ()), *job.outcome.cue_ids)
+                request = GenerationRequest(f"{pid}\x1f{idx}\x1f{budget}", "",
+                                            (*prompts[pid], *prefix, *appended), (_SEED,))  # fmt: skip
+                yield _Pending((pid, idx, budget), request, len(prefix), appended)
+
+
+def _chunks(items: Iterator[_Pending], size: int) -> Iterator[list[_Pending]]:
+    chunk: list[_Pending] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _generate(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key], progress: Any) -> None:
+    from e3eval.generation import default_batch
+
+    size = job.config.batch or default_batch(job.config.backend)
+    spec = SamplingSpec(job.config.answer_tokens, logprobs=False, **GREEDY)
+    folder = job.run.path / FORCED_DIR
+    folder.mkdir(exist_ok=True)
+    task = progress.add_task("forced answers", total=len(todo)) if progress else None
+    backend = None
+    try:
+        for chunk in _chunks(_pending(job, prompts, todo), size):
+            backend = backend or _open(job, size)
+            _flush(job, backend, chunk, spec, folder)
+            if progress:
+                progress.advance(task, len(chunk))
+    finally:
+        if backend is not None:
+            backend.close()
+
+
+def _open(job: _Job, size: int) -> Any:
+    """The backend, opened only when a continuation is missing (a rescoring that finds them all loads no model)."""
+    from e3eval.backends import check_model, open_backend
+
+    config = job.config
+    if config.backend != "openai":
+        check_model(config.model, "--model", needs_config=True)
+    options = {**config.backend_options, "batch_size": size}
+    if config.backend == "openai":
+        options.setdefault("tokenizer", job.tokenizer_name)  # the server's model name is no tokenizer to load
+    backend = open_backend(config.backend, config.model, options)
+    try:
+        if fingerprint(backend.tokenizer) != fingerprint(job.tokenizer):
+            raise UserError(
+                f"--model {config.model}: its tokenizer is not the one the run's token ids were made with "
+                f"({job.tokenizer_name}); it would continue other text than the responses. Force answers with a "
+                "model of the run's tokenizer"
+            )
+    except BaseException:
+        backend.close()
+        raise
+    job.outcome.engine = backend.describe()
+    return backend
+
+
+def complete(backend: Any, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[Completion]:
+    """One completion per request (one seed each). An engine that refuses one request of a batch (a prompt over its
+    context length) raises for the whole batch: then each request is tried once alone, so only that one fails."""
+    try:
+        return [completions[0] for completions in backend.generate(requests, spec)]
+    except UserError:
+        raise
+    except Exception as exc:
+        if len(requests) == 1:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+            return [Completion((), "error", "", None, reason)]
+        return [complete(backend, [request], spec)[0] for request in requests]
+
+
+def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec, folder: Path) -> None:
+    """Generate one batch and store it as the next part before anything else happens (a kill loses at most it)."""
+    outcome, tokenizer = job.outcome, job.tokenizer
+    rows = []
+    for item, done in zip(chunk, complete(backend, [p.request for p in chunk], spec), strict=True):
+        failed = done.finish_reason == "error" or done.error is not None
+        error = (done.error or "failed (no error message)") if failed else None
+        ids = [] if failed else list(done.token_ids)
+        if failed:
+            outcome.failed += 1
+            outcome.answers[item.key] = ForcedAnswer("", False, error)
+        else:
+            outcome.generated += 1
+            outcome.tokens += len(ids)
+            outcome.answers[item.key] = _answer(tokenizer, outcome.cue_ids, ids, done.finish_reason)
+        pid, idx, budget = item.key
+        rows.append({
+            "run_id": job.run.run_id, "problem_id": pid, "sample_idx": idx, "budget": budget, **job.setting,
+            "prefix_tokens": item.prefix_tokens, "appended_ids": list(item.appended), "token_ids": ids,
+            "text": tokenizer.decode(ids, skip_special_tokens=True), "error": error, "backend": backend.name,
+            "finish_reason": "error" if failed else done.finish_reason, "created_at": now(),
+        })  # fmt: skip
+    write_table(_next_part(folder), pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))
+
+
+def _next_part(folder: Path) -> Path:
+    numbers = [int(p.stem.split("-")[1]) for p in folder.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
+    return folder / f"part-{max(numbers, default=-1) + 1:06d}.parquet"

@@ -1,0 +1,214 @@
+"""Budget forcing (`--wait N`): s1's minimum-thinking protocol (Muennighoff et al. 2025), the baseline of the e3 paper's
+Fig. 6, as a loop above the backends.
+
+Whenever a sample ends its thinking (emits the end-of-thinking delimiter of `thinking.py`) before its budget and fewer
+than N insertions were made, the delimiter and anything after it are dropped, the wait text's token ids are appended
+and the sample continues: a new request whose prompt is the prompt + the response so far. After N insertions the
+sample continues without interference and may end normally. Backends stay batch in / batch out: each round is at most
+two `generate` calls (samples that may still be forced stop at the delimiter via `SamplingSpec.stop_token_ids`;
+samples done forcing run with the plain spec), every request carrying its sample's remaining budget.
+
+Rules, each chosen so that a forced rollout is as exact as a plain one:
+- Budget: inserted tokens count toward `max_tokens` like sampled ones; a response never exceeds it. The wait text is
+  inserted only if, after it, at least one token fits (`start + len(wait ids) < budget`); otherwise the delimiter is
+  kept and the thinking ends where the model ended it (the sample then continues unforced in what budget is left).
+- Seeds: round 0 uses the sample's own seed, so `--wait 0` is a plain generation token for token, and a forced sample
+  equals the plain one up to its first delimiter; continuation j uses `continuation_seed(seed, j)`, a function of the
+  sample alone, never of its batch.
+- Records: the final token ids (insertions included), `inserted` = flat (start, end) pairs of the inserted spans,
+  the text decoded from those ids, logprobs with NaN at inserted tokens (they were not sampled). A failed round fails
+  the whole sample (an error completion, never a partial one); a sample nothing was done to keeps the engine's own
+  completion.
+- A multi-token delimiter (`--think-end` text of several tokens) cannot be a stop id: such rounds run on to EOS or the
+  budget and are cut at the delimiter's first occurrence (correct, but the tokens after it are generated in vain).
+- EOS that comes before the delimiter ends the sample: only the delimiter is suppressed, as in s1.
+
+One forced generation at the largest budget serves every smaller budget B, as a plain one does, with one exception.
+The budget enters the forcing only through the rule `p + len(wait ids) < budget` for a delimiter at position p, so
+the first B tokens of a rollout forced at Bmax are the rollout forced at B unless an insertion starts within the last
+len(wait ids) positions before B (B - len(wait ids) <= p < B): forced at B, the delimiter would stay at p (then at
+most len(wait ids) - 1 unforced tokens, or the end if the delimiter is EOS) where the truncation holds the wait text.
+With the one-token "Wait" that is a delimiter at exactly position B - 1: too late for any answer, so `prefix` grades
+agree; only an EOS delimiter there makes the sample finished at B under forcing-at-B and unfinished in the truncation.
+It does not choose seeds for samples, write rollouts (`generation.py`) or score anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from e3eval.backends import Backend, regroup
+from e3eval.errors import UserError
+from e3eval.records import Completion, FinishReason, GenerationRequest, SamplingSpec
+
+if TYPE_CHECKING:  # thinking.py needs numpy; the CLI imports this module for its defaults only
+    from e3eval.thinking import ThinkEnd
+
+DEFAULT_WAIT_TEXT = "Wait"  # s1's choice
+MAX_WAIT = 100  # insertions per sample; each one costs an engine round
+
+
+@dataclass(frozen=True)
+class Forcing:
+    """How samples are forced: up to `wait` insertions of `wait_ids` in place of the `end` delimiter."""
+
+    wait: int
+    wait_text: str
+    wait_ids: tuple[int, ...]
+    end: ThinkEnd
+
+    @property
+    def stop_ids(self) -> tuple[int, ...]:
+        """Where a round that may still insert stops: a one-token delimiter other than EOS (EOS stops anyway)."""
+        return self.end.token_ids if len(self.end.token_ids) == 1 and not self.end.is_eos else ()
+
+    def settings(self) -> dict[str, Any]:
+        """What run.json records (a run's fixed setting: runs forced differently are different runs)."""
+        return {
+            "wait": self.wait, "wait_text": self.wait_text, "wait_token_ids": list(self.wait_ids),
+            "think_end": self.end.text, "think_end_token_ids": list(self.end.token_ids),
+            "think_end_is_eos": self.end.is_eos,
+        }  # fmt: skip
+
+
+def forcing_for(
+    tokenizer: Any, wait: int, wait_text: str = DEFAULT_WAIT_TEXT, think_end_text: str | None = None
+) -> Forcing:
+    """The forcing of `tokenizer`'s model: the delimiter (`--think-end`, else `</think>`, else EOS) and the wait text's
+    ids. A wait text that is empty, or holds the delimiter or EOS (it would end what it extends), is a UserError."""
+    from e3eval.thinking import think_end
+
+    if not 0 <= wait <= MAX_WAIT:
+        raise UserError(f"--wait must be between 0 and {MAX_WAIT}")
+    end = think_end(tokenizer, think_end_text)
+    ids = tuple(int(i) for i in tokenizer(wait_text, add_special_tokens=False)["input_ids"]) if wait_text else ()
+    if not ids:
+        raise UserError(f"--wait-text {wait_text!r} tokenizes to no token ids")
+    if end.find(ids) is not None or tokenizer.eos_token_id in ids:
+        raise UserError(f"--wait-text {wait_text!r} holds the end of thinking ({end.text!r}) or EOS: it would end the "
+                        "thinking it is meant to extend")  # fmt: skip
+    return Forcing(wait, wait_text, ids, end)
+
+
+def continuation_seed(seed: int, index: int) -> int:
+    """The 63-bit seed of a sample's `index`-th continuation (index >= 1): a function of the sample's seed alone."""
+    digest = hashlib.sha256(f"{seed}\x1fcontinuation\x1f{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass
+class _Sample:
+    """One sample's state across rounds: the response so far and what was inserted into it."""
+
+    request: GenerationRequest
+    seed: int
+    budget: int
+    logprobs: list[float] | None
+    ids: list[int] = field(default_factory=list)
+    inserted: list[int] = field(default_factory=list)
+    insertions: int = 0
+    rounds: int = 0
+    forced_out: bool = False  # done forcing: the next round runs with the plain spec
+    finish: FinishReason = "length"
+    error: str | None = None
+    first: Completion | None = None
+
+    def extend(self, ids: Sequence[int], logprobs: Sequence[float] | None) -> None:
+        self.ids.extend(ids)
+        if self.logprobs is not None and logprobs is not None:
+            self.logprobs.extend(logprobs)
+        else:
+            self.logprobs = None  # one round without logprobs (a server that gave none): none at all
+
+    def continuation(self) -> GenerationRequest:
+        # The text stays the original prompt's (no backend reads it); the ids carry the response so far.
+        seeds = (continuation_seed(self.seed, self.rounds),)
+        ids = self.request.prompt_token_ids + tuple(self.ids)
+        return GenerationRequest(self.request.key, self.request.prompt, ids, seeds, self.budget - len(self.ids))
+
+    def completion(self, tokenizer: Any) -> Completion:
+        if self.error is not None:
+            return Completion((), "error", "", None, self.error)
+        assert self.first is not None
+        if self.rounds == 1 and not self.inserted and self.finish == self.first.finish_reason:
+            return replace(self.first, inserted=())
+        logprobs = tuple(self.logprobs) if self.logprobs is not None else None
+        text = tokenizer.decode(self.ids, skip_special_tokens=True)
+        return Completion(tuple(self.ids), self.finish, text, logprobs, None, tuple(self.inserted))
+
+
+def generate_forced(
+    backend: Backend, requests: Sequence[GenerationRequest], spec: SamplingSpec, forcing: Forcing
+) -> list[list[Completion]]:
+    """`backend.generate(requests, spec)` with budget forcing: per request one Completion per seed, each with its
+    `inserted` spans; the rounds run until every sample has ended or spent its budget."""
+    samples = [
+        _Sample(r, seed, r.max_tokens or spec.max_tokens, [] if spec.logprobs else None)
+        for r in requests
+        for seed in r.seeds
+    ]
+    stops = tuple(dict.fromkeys((*spec.stop_token_ids, *forcing.stop_ids)))
+    forcing_spec = replace(spec, stop_token_ids=stops)
+    first = [c for group in backend.generate(requests, forcing_spec if forcing.wait else spec) for c in group]
+    if len(first) != len(samples):
+        raise RuntimeError(f"engine returned {len(first)} completions for {len(samples)} requested samples")
+    if getattr(backend, "token_ids_source", "engine") != "engine":
+        # Re-tokenized text lacks a stop token the server left out of it: forcing would silently do nothing.
+        raise UserError(f"budget forcing needs the engine's token ids, and the {backend.name} backend gave only text; "
+                        "use a server that returns token_ids (vLLM) or an offline backend")  # fmt: skip
+    for sample, completion in zip(samples, first, strict=True):
+        sample.first = completion
+    pending = [s for s, c in zip(samples, first, strict=True) if _absorb(s, c, forcing)]
+    while pending:
+        # Split before either call: absorbing a round may finish a sample's forcing, which starts in the next round.
+        groups = [
+            ([s for s in pending if not s.forced_out], forcing_spec),
+            ([s for s in pending if s.forced_out], spec),
+        ]
+        pending = []
+        for group, round_spec in groups:
+            if group:
+                outputs = backend.generate([s.continuation() for s in group], round_spec)
+                pending += [s for s, [c] in zip(group, outputs, strict=True) if _absorb(s, c, forcing)]
+    return regroup([s.completion(backend.tokenizer) for s in samples], requests)
+
+
+def _absorb(sample: _Sample, completion: Completion, forcing: Forcing) -> bool:
+    """Fold one round's completion into `sample`; True when the sample needs another round."""
+    sample.rounds += 1
+    if completion.finish_reason == "error" or completion.error is not None:
+        where = f" (budget forcing, round {sample.rounds})" if sample.rounds > 1 else ""
+        sample.error = f"{completion.error or 'failed (no error message)'}{where}"
+        return False
+    new = list(completion.token_ids)
+    logprobs = completion.logprobs
+    forcing_now = not sample.forced_out and sample.insertions < forcing.wait
+    at = forcing.end.find(new) if forcing_now else None
+    if at is None:
+        sample.extend(new, logprobs)
+        sample.finish = completion.finish_reason
+        return False
+    start = len(sample.ids) + at
+    width = len(forcing.wait_ids)
+    if start + width < sample.budget:
+        sample.extend(new[:at], logprobs[:at] if logprobs is not None else None)
+        sample.inserted += [start, start + width]
+        sample.extend(forcing.wait_ids, [math.nan] * width)
+        sample.insertions += 1
+        sample.forced_out = sample.insertions == forcing.wait
+        return True
+    # No room for the wait text and one more token: the thinking ends where the model ended it.
+    sample.extend(new, logprobs)
+    stopped_by_us = bool(forcing.stop_ids) and completion.finish_reason == "stop" and at + 1 == len(new)
+    if not stopped_by_us:  # the round ran on past the delimiter (EOS or multi-token delimiter): it is the answer
+        sample.finish = completion.finish_reason
+        return False
+    if len(sample.ids) >= sample.budget:
+        sample.finish = "length"  # a plain generation would have been cut here too
+        return False
+    sample.forced_out = True
+    return True
