@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from e3eval.errors import UserError
+from e3eval.specfile import read_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,8 +86,8 @@ def load_spec(path: Path, families: Callable[[str], Family] | None = None) -> Fi
         from figures.registry import get_family
 
         families = get_family
-    node, data = _read_yaml(Path(path))
-    return validate_spec(data, Path(path), _node_lines(node), families)
+    data, lines = read_spec(Path(path), "figure spec", MAX_SPEC_BYTES)
+    return validate_spec(data, Path(path), lines, families)
 
 
 def validate_spec(data: Any, path: Path, lines: Mapping[str, int], families: Callable[[str], Family]) -> FigureSpec:
@@ -298,71 +299,3 @@ def _line(lines: Mapping[str, int], key: str) -> int:
     while key and key not in lines:
         key = key.rpartition(".")[0] if "." in key else key.rpartition("[")[0]
     return lines.get(key, 1)
-
-
-def _read_yaml(path: Path) -> tuple[Any, Any]:
-    """The composed node tree (for line numbers) and the constructed data of a small UTF-8 YAML file."""
-    import yaml
-
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise UserError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; a figure spec is a short YAML file")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not a UTF-8 text file (byte {exc.start}); a figure spec is YAML text") from None
-    try:
-        loader = _no_alias_loader()(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise UserError(f"{path}:{line}: not valid YAML ({exc.problem or exc.context})") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
-    except RecursionError:
-        raise UserError(f"{path}: nested too deeply to be a figure spec") from None
-    return node, data
-
-
-def _no_alias_loader() -> type:
-    """yaml's SafeLoader refusing aliases: `*name` repeats a node without bound, and a spec never needs one."""
-    import yaml
-    from yaml.composer import ComposerError
-
-    class SpecLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise ComposerError(
-                    problem=f"alias *{event.anchor}: aliases are not allowed in a figure spec; write the value out",
-                    problem_mark=event.start_mark,
-                )
-            return super().compose_node(parent, index)
-
-    return SpecLoader
-
-
-def _node_lines(node: Any, prefix: str = "", lines: dict[str, int] | None = None) -> dict[str, int]:
-    """Each key path (`figures[0].runs`) -> the 1-based line where it starts in the YAML text."""
-    import yaml
-
-    lines = {} if lines is None else lines
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}.{key.value}" if prefix else str(key.value)
-            lines[path] = key.start_mark.line + 1
-            _node_lines(value, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[f"{prefix}[{i}]"] = item.start_mark.line + 1
-            _node_lines(item, f"{prefix}[{i}]", lines)
-    return lines

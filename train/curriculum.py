@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from e3eval.errors import UserError
+from e3eval.specfile import read_spec
 
 ALGORITHMS = ("grpo", "grpo_mask")
 HYPER = {  # spec key -> verl override
@@ -103,67 +104,8 @@ class Spec:
 
 def load_spec(path: Path) -> Spec:
     """Read and validate a curriculum YAML file; every problem is one UserError naming the file."""
-    import yaml
-
-    try:
-        with Path(path).open("rb") as handle:
-            raw = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise UserError(f"{path}: larger than {MAX_SPEC_BYTES // 1024} KiB; a curriculum spec is a short YAML file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not a UTF-8 text file (byte {exc.start}); a curriculum spec is YAML text") from None
-    try:
-        loader = _spec_loader()(text)  # the reader already refuses control characters
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
-    except RecursionError:
-        raise UserError(f"{path}: nested too deeply to be a curriculum spec") from None
-    return validate_spec(data, str(path), _field_lines(node) if node is not None else {})
-
-
-def _spec_loader() -> type:
-    """yaml's SafeLoader without aliases: `*name` can repeat a node without bound (a few lines of aliases expand to
-    billions of nodes), and a curriculum never needs one (`defaults:` shares hyper-parameters across stages)."""
-    import yaml
-    from yaml.composer import ComposerError
-
-    class SpecLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                line = event.start_mark.line + 1
-                # No mark: the message stays one line (a mark adds the quoted source below it).
-                raise ComposerError(problem=f"line {line}: alias *{event.anchor} (aliases are not allowed in a "
-                                    "curriculum spec; write the value out)")  # fmt: skip
-            return super().compose_node(parent, index)
-
-    return SpecLoader
-
-
-def _field_lines(node: Any, prefix: str = "", lines: dict[str, int] | None = None) -> dict[str, int]:
-    """Map each field path (`stages[0].budget`) to the 1-based line where it appears in the YAML text."""
-    import yaml
-
-    lines = {} if lines is None else lines
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = f"{prefix}.{key.value}" if prefix else str(key.value)
-            lines[path] = key.start_mark.line + 1
-            _field_lines(value, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[f"{prefix}[{i}]"] = item.start_mark.line + 1
-            _field_lines(item, f"{prefix}[{i}]", lines)
-    return lines
+    data, lines = read_spec(Path(path), "curriculum spec", MAX_SPEC_BYTES)
+    return validate_spec(data, str(path), lines)
 
 
 def _locate(error: str, lines: dict[str, int]) -> str:
