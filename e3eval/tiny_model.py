@@ -20,6 +20,7 @@ import itertools
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 THINK_TOKENS = ["<think>", "</think>"]
@@ -188,10 +189,21 @@ def build_tokenizer(seed: int = 0, vocab_size: int = VOCAB_SIZE):  # -> PreTrain
     return fast
 
 
+def _qwen3_config(tokenizer: Any, **shape: Any) -> Any:
+    """A small Qwen3 config over `tokenizer` (4 heads of 32, 2 KV heads, 64k positions); `shape` sets the rest."""
+    from transformers import Qwen3Config
+
+    eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    return Qwen3Config(vocab_size=len(tokenizer), num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                       max_position_embeddings=65536, bos_token_id=pad_id, eos_token_id=eos_id, pad_token_id=pad_id,
+                       **shape)  # fmt: skip
+
+
 def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     """Write a tokenizer and a ~1M-parameter random Qwen3 model to `out_dir`; returns the directory."""
     import torch
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+    from transformers import GenerationConfig, Qwen3ForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -201,20 +213,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     tokenizer = build_tokenizer(seed)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        max_position_embeddings=65536,
-        tie_word_embeddings=True,
-        bos_token_id=pad_id,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
-    )
+    config = _qwen3_config(tokenizer, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+                           tie_word_embeddings=True)  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     model.generation_config = GenerationConfig(
@@ -308,7 +308,7 @@ def build_stopping_model(out_dir: Path, stop_after: int, seed: int = 0) -> Path:
     import math
 
     import torch
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+    from transformers import GenerationConfig, Qwen3ForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -318,20 +318,8 @@ def build_stopping_model(out_dir: Path, stop_after: int, seed: int = 0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=_STOP_HIDDEN,
-        intermediate_size=128,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=32,
-        max_position_embeddings=65536,
-        tie_word_embeddings=False,
-        bos_token_id=pad_id,
-        eos_token_id=eos_id,
-        pad_token_id=pad_id,
-    )
+    config = _qwen3_config(tokenizer, hidden_size=_STOP_HIDDEN, intermediate_size=128, num_hidden_layers=1,
+                           tie_word_embeddings=False)  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     codes = itertools.combinations(range(1, _STOP_HIDDEN), 2)
