@@ -110,12 +110,13 @@ def render_spec(
 
 
 def paper_entries(rendered: Sequence[Sequence[Any]], out_dir: Path, command: str) -> list[Entry]:
-    """Gallery entries for `figures.paper.paper_figures`' (name, paths, caption, inputs, n) records."""
+    """Gallery entries for `figures.paper.paper_figures`' (name, paths, caption, inputs, n[, title]) records."""
     entries = []
-    for name, paths, caption, inputs, n in rendered:
+    for name, paths, caption, inputs, n, *rest in rendered:
         found = re.match(r"(?i)fig(?:ure)?[ ._-]*0*(\d+[a-z]?)[ ._-]*(.*)", name)
         numbers = (found.group(1),) if found else ()
-        title = f"Paper Fig. {numbers[0]}: {found.group(2).replace('-', ' ')}" if found else name
+        described = rest[0] if rest and rest[0] else (found.group(2).replace("-", " ") if found else "")
+        title = f"Paper Fig. {numbers[0]}: {described}" if found else name
         shown = inputs.items() if isinstance(inputs, Mapping) else [("input", inputs)]
         entries.append(Entry(name, title, numbers, tuple((str(k), _shown(v)) for k, v in shown), str(n),
                              caption, command, _ordered(paths, out_dir)))  # fmt: skip

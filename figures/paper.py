@@ -34,6 +34,7 @@ class PaperFigure(NamedTuple):
     caption: str
     inputs: list[Path]
     n: str
+    title: str = ""
 
 
 def paper_data_dir(data_dir: Path | str) -> Path:
@@ -62,21 +63,23 @@ def paper_figures(out_dir: Path | str, data_dir: Path | str) -> list[PaperFigure
     caption7 = (f"Paper Fig. 7 (App. B) from {AIME_TABLE}, AIME 2025 rows: pass@1 and pass@8 against the test-time "
                 f"budget. {trend} {_doubling_gains(aime, k=8)} {order} {note}")  # fmt: skip
     figures.append(PaperFigure("fig07-aime2025-accuracy", save(fig7, out_dir / "fig07-aime2025-accuracy"), caption7,
-                               [aime_csv], n_aime))  # fmt: skip
+                               [aime_csv], n_aime,
+                               "AIME 2025 accuracy of open-source models, pass@1 and pass@8"))  # fmt: skip
 
     fig9 = accuracy.draw(aime, {"metrics": ["pass@1"], "note": note,
                                 "title": "pass@1 on AIME 2025 across open-source models (paper Fig. 9)"})  # fmt: skip
     caption9 = (f"Paper Fig. 9 (App. D) from {AIME_TABLE}, AIME 2025 rows: pass@1 of models of 1.5B-32B trained "
                 f"with SFT or RL. {trend} {_flat_models(aime)} {order} {note}")  # fmt: skip
     figures.append(PaperFigure("fig09-aime2025-pass1", save(fig9, out_dir / "fig09-aime2025-pass1"), caption9,
-                               [aime_csv], n_aime))  # fmt: skip
+                               [aime_csv], n_aime, "AIME 2025 pass@1 across model sizes and training"))  # fmt: skip
 
     grid = chained.frame_from_table(chained_csv)
     fig10 = chained.draw(grid, {"title": "pass@k after C chained asymmetries on CDOWN (paper Fig. 10)"})
     caption10 = (f"Paper Fig. 10 (App. E.2) from {CHAINED_TABLE}: pass@k of the model after C chained asymmetries, "
                  f"per training step. {_diagonal(grid)}")  # fmt: skip
     figures.append(PaperFigure("fig10-chained-asymmetries", save(fig10, out_dir / "fig10-chained-asymmetries"),
-                               caption10, [chained_csv], chained.describe_n(grid)))  # fmt: skip
+                               caption10, [chained_csv], chained.describe_n(grid),
+                               "pass@k after C chained asymmetries on Countdown"))  # fmt: skip
     return figures
 
 
