@@ -191,8 +191,19 @@ class Run:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """pass@k / maj@k / length metrics per budget with CIs, n and failure counts."""
+        """pass@k / maj@k / length metrics per budget with CIs, n and failure counts (the latest scoring of each
+        policy)."""
         return self.frame("summary")
+
+    @property
+    def probes(self) -> pd.DataFrame:
+        """`e3eval probe` rows: per (model, ref, problem, sample, budget) token means of log-prob, entropy, KL."""
+        return self.frame("probes")
+
+    @property
+    def attempt_probes(self) -> pd.DataFrame:
+        """`e3eval probe --attempts` rows: per (model, ref, problem, sample, k) the Fig. 13 log-probabilities."""
+        return self.frame("attempt_probes")
 
     def rollout_batches(self, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
         """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""

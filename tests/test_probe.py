@@ -17,6 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 
+import e3eval
+
 BUDGETS = (8, 16, 32)
 
 
@@ -73,6 +75,8 @@ def test_probe_end_to_end_with_ref_and_attempts(scored_run, tiny_model_dir, pert
     assert manifest["probes"]["refs"] == [str(tiny_model_dir)]
     assert manifest["probes"]["models"] == [{"model": str(perturbed_model), "step": 7}]
     attempts = rows(run / "attempt_probes.parquet")
+    notebook = e3eval.load_run(run)
+    assert len(notebook.probes) == len(probes) and len(notebook.attempt_probes) == len(attempts)
     probed = {(r["problem_id"], r["sample_idx"]) for r in probes}
     assert {(a["problem_id"], a["sample_idx"]) for a in attempts} == probed
 
