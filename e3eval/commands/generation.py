@@ -8,6 +8,7 @@ would ignore is refused), in `e3eval.backends.check_options`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import typing
@@ -32,7 +33,8 @@ _HELP = {
     "wait": "Budget forcing (s1): when a sample ends its thinking early, drop the end and append --wait-text, up to N "
     "times per sample; inserted tokens count toward the budget (--max-tokens). 0: plain sampling.",
     "wait_text": "Budget forcing: the text appended in place of the end of thinking.",
-    "think_end": "Budget forcing: the end-of-thinking delimiter (default: </think> if the tokenizer has it, else EOS).",
+    "think_end": "Budget forcing and --policy forced: the end-of-thinking delimiter (default: </think> if the "
+    "tokenizer has it, else EOS).",
 }
 
 
@@ -196,6 +198,8 @@ def sweep(
                               dtype=options.dtype if options.dtype != "auto" else None, batch=options.batch,
                               base_url=options.base_url, api_key=options.api_key)  # fmt: skip
     score = scoring_config(budgets, policy, workers, bootstrap=bootstrap, forced=forced)
+    if policy == "forced" and not options.wait:  # --think-end then names the forced answers' delimiter only
+        options = dataclasses.replace(options, think_end=None)
     generation = generate_config(options, dataset, n, max(score.budgets))
     trained = parse_size(train_budget, "--train-budget") if train_budget else None
     with progress() as bar, warnings_shown():
