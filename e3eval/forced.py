@@ -38,7 +38,7 @@ from e3eval.errors import UserError
 from e3eval.provenance import now
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 from e3eval.store import write_table
-from e3eval.thinking import ThinkEnd, think_end
+from e3eval.thinking import THINK_OPEN, ThinkEnd, think_end
 from e3eval.tokenizers import fingerprint
 
 if TYPE_CHECKING:
@@ -302,6 +302,20 @@ def _prompt_ids(run: Run, problems: Sequence[Problem], tokenizer: Any) -> dict[s
     return ids
 
 
+def _closes(prompt: Sequence[int], delimiter: Any, opener: int | None) -> bool:
+    """Whether the prompt leaves the thinking closed: its last delimiter comes after its last `<think>` (a few-shot
+    or multi-turn prompt may hold earlier, closed thinking sections and still open a new one at its end)."""
+    last_close = -1
+    at = delimiter.find(prompt)
+    while at is not None:
+        last_close = at
+        at = delimiter.find(prompt, at + 1)
+    if last_close < 0:
+        return False
+    last_open = max((i for i, token in enumerate(prompt) if token == opener), default=-1) if opener is not None else -1
+    return last_close > last_open
+
+
 @dataclass(frozen=True)
 class _Pending:
     key: Key
@@ -313,7 +327,8 @@ class _Pending:
 def _pending(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key]) -> Iterator[_Pending]:
     """The continuation requests of `todo`, streamed in storage order (never every prefix in memory at once)."""
     delimiter = job.outcome.delimiter
-    closed_by_prompt = {pid: delimiter.find(ids) is not None for pid, ids in prompts.items()}
+    opener = job.tokenizer.get_vocab().get(THINK_OPEN)
+    closed_by_prompt = {pid: _closes(ids, delimiter, opener) for pid, ids in prompts.items()}
     start = 0
     for batch in job.run.rollout_batches(("problem_id", "sample_idx", "token_ids")):
         keep = job.ledger.keep[start : start + batch.num_rows]

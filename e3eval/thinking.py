@@ -17,6 +17,7 @@ import numpy as np
 
 from e3eval.errors import UserError
 
+THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
 

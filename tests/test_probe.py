@@ -190,3 +190,38 @@ def test_probe_outputs_feed_the_figures(tiny_model_dir, perturbed_model, tmp_pat
     probe_kl = curves[curves["panel"] == "probe_kl"].sort_values("step")
     assert probe_kl["step"].tolist() == [0, 7] and probe_kl["value"].iloc[0] == pytest.approx(0.0, abs=1e-6)
     assert probe_kl["value"].iloc[1] > 0
+
+
+def test_later_calls_keep_rows_refresh_grades_and_key_on_run_and_dtype(tiny_model_dir, perturbed_model, tmp_path):
+    """Review findings: attempt rows survive a later call with another ref; a probe made before scoring gets its
+    grades when the run is scored; another run into the same --out is probed, not taken as done; a new dtype is a
+    new measurement."""
+    from e3eval.probes import job
+
+    runs = []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        generated = run_cli("e3eval", "generate", "--model", str(tiny_model_dir), "--backend", "hf", "--dataset",
+                            "demo", "--limit", "2", "--n", "2", "--max-tokens", "24", "--seed", str(len(runs)),
+                            "--out", str(run))  # fmt: skip
+        assert generated.returncode == 0, generated.stderr
+        runs.append(run)
+    a, b = runs
+    first = job.run_probe(job.ProbeConfig(run_dir=a, models=(str(tiny_model_dir),), budgets=(24,), attempts="math"))
+    assert first.computed == 4
+    attempts_before = rows(a / "attempt_probes.parquet")
+    assert all(r["correct"] is None for r in rows(a / "probes.parquet")), "unscored"
+    assert run_cli("e3eval", "score", str(a), "--budgets", "24", "--workers", "1").returncode == 0
+    again = job.run_probe(job.ProbeConfig(run_dir=a, models=(str(tiny_model_dir),), budgets=(24,),
+                                          ref=str(perturbed_model)))  # fmt: skip
+    assert again.computed == 4, "another ref is another measurement"
+    assert rows(a / "attempt_probes.parquet") == [{**r, "correct": False} for r in attempts_before]
+    assert all(r["correct"] is False for r in rows(a / "probes.parquet")), "grades joined after scoring"
+    shared = tmp_path / "shared.parquet"
+    for run in (a, b):
+        outcome = job.run_probe(job.ProbeConfig(run_dir=run, models=(str(tiny_model_dir),), budgets=(24,), out=shared))
+        assert outcome.computed == 4
+    assert {r["run_id"] for r in rows(shared)} == {"a", "b"} and len(rows(shared)) == 8
+    bf16 = job.run_probe(job.ProbeConfig(run_dir=b, models=(str(tiny_model_dir),), budgets=(24,), out=shared,
+                                         dtype="bfloat16"))  # fmt: skip
+    assert bf16.computed == 4 and {r["dtype"] for r in rows(shared)} == {"float32", "bfloat16"}

@@ -251,5 +251,5 @@ def test_budget_selection_on_a_scored_sweep(tmp_path, tiny_model_dir, tokenizer)
     assert chosen == next((c.budget for c in table if c.ok), None)
     demanding, table = select_budget(run, [100, 200, 400], kappa=1e6)
     assert demanding == next((c.budget for c in table if c.j == 0 and c.budget >= length), None)
-    with pytest.raises(UserError, match="no pass@1 at budget"):
+    with pytest.raises(UserError, match="no pass@1 under policy prefix at budget"):
         select_budget(run, [800], kappa=1.2)

@@ -46,17 +46,21 @@ def mean_response_length(run_dir: Path) -> float:
     return float(np.mean(lengths[run.samples().keep]))
 
 
-def select_budget(run_dir: Path, candidates: list[int], kappa: float = 1.2) -> tuple[int | None, list[Candidate]]:
-    """The chosen budget (None if no candidate qualifies) and the table it was decided from."""
+def select_budget(
+    run_dir: Path, candidates: list[int], kappa: float = 1.2, policy: str = "prefix"
+) -> tuple[int | None, list[Candidate]]:
+    """The chosen budget (None if no candidate qualifies) and the table it was decided from, read from the run's
+    scoring under `policy` (a run keeps one summary per policy; J(B) and J(2B) must come from the same one)."""
     if kappa <= 0:
         raise UserError("--kappa must be positive")
     summary = Run.open(run_dir).table("summary")
-    pass1 = {r["budget"]: r["value"] for r in summary.to_pylist() if r["metric"] == "pass@k" and r["k"] == 1}
+    rows = [r for r in summary.to_pylist() if r["metric"] == "pass@k" and r["k"] == 1 and r["policy"] == policy]
+    pass1 = {r["budget"]: r["value"] for r in rows}
     missing = sorted({b for c in candidates for b in (c, 2 * c)} - set(pass1))
     if missing:
         raise UserError(
-            f"{run_dir}: the sweep has no pass@1 at budget(s) {', '.join(map(str, missing))}; "
-            f"score it with --budgets {','.join(str(b) for b in sorted(set(pass1) | set(missing)))}"
+            f"{run_dir}: the sweep has no pass@1 under policy {policy} at budget(s) {', '.join(map(str, missing))}; "
+            f"score it with --policy {policy} --budgets {','.join(str(b) for b in sorted(set(pass1) | set(missing)))}"
         )
     if not any(pass1[b] for c in candidates for b in (c, 2 * c)):
         raise UserError(

@@ -28,13 +28,16 @@ def select_budget_cmd(
     run_dir: Annotated[Path, typer.Argument(help="An e3eval run scored at every candidate B and at 2B.")],
     candidates: Annotated[str, typer.Option(help="Candidate training budgets.")] = "4k,8k,16k",
     kappa: Annotated[float, typer.Option(help="Required gain from doubling: J(2B) >= kappa * J(B).")] = 1.2,
+    policy: Annotated[
+        str, typer.Option(help="Which scoring of the run J comes from: prefix | strict | length | forced.")
+    ] = "prefix",
 ) -> None:
     """Pick the smallest budget B with J(2B) >= kappa * J(B) and B >= the mean response length (paper Eq. 3)."""
     from e3eval.budgets import format_budget, parse_budgets
     from train.budget import select_budget
 
-    chosen, rows = select_budget(run_dir, parse_budgets(candidates), kappa)
-    table = Table(title=f"budget selection (kappa {kappa:g}, J = pass@1 from {run_dir})")
+    chosen, rows = select_budget(run_dir, parse_budgets(candidates), kappa, policy)
+    table = Table(title=f"budget selection (kappa {kappa:g}, J = pass@1 under {policy} from {run_dir})")
     for column in ("B", "J(B) %", "J(2B) %", "J(2B)/J(B)", "mean length", "explores", "fits", "chosen"):
         table.add_column(column, justify="right")
     for row in rows:

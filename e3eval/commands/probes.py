@@ -82,9 +82,10 @@ def probe(
     if outcome.attempts_out:
         say(f"attempt probes -> {outcome.attempts_out}")
     table = pq.read_table(outcome.out)
-    wanted = set(outcome.budgets)
-    keep = [b in wanted and m in {c.model for c in outcome.models} for b, m in
-            zip(table["budget"].to_pylist(), table["model"].to_pylist(), strict=True)]  # fmt: skip
+    wanted, models = set(outcome.budgets), {c.model for c in outcome.models}
+    keep = [b in wanted and m in models and r == outcome.run_id and ref == outcome.ref and d == outcome.dtype
+            for b, m, r, ref, d in zip(*(table[c].to_pylist() for c in ("budget", "model", "run_id", "ref", "dtype")),
+                                       strict=True)]  # fmt: skip
     _show(summarize(table.filter(pa.array(keep))))
 
 

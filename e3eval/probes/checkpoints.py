@@ -21,7 +21,7 @@ _VERL_EXPORT = ("actor", "huggingface")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    model: str  # the path (or hub name) the model loads from, as it is recorded in the probe tables
+    model: str  # the absolute path (or hub name) the model loads from, as the probe tables record it
     step: int | None  # verl's global step when the path names one
 
 
@@ -46,7 +46,7 @@ def checkpoints(models: list[str]) -> list[Checkpoint]:
     for model in models:
         path = Path(model)
         if (path / "config.json").is_file():
-            found.append(Checkpoint(model, step_of(model)))
+            found.append(Checkpoint(str(path.resolve()), step_of(model)))
         elif path.is_dir():
             exports = _exports(path)
             if not exports:
@@ -72,7 +72,7 @@ def checkpoints(models: list[str]) -> list[Checkpoint]:
 
 def _exports(folder: Path) -> list[Checkpoint]:
     exports = []
-    for config in folder.glob(f"**/global_step_*/{'/'.join(_VERL_EXPORT)}/config.json"):
+    for config in folder.resolve().glob(f"**/global_step_*/{'/'.join(_VERL_EXPORT)}/config.json"):
         model = str(config.parent)
         exports.append(Checkpoint(model, step_of(model)))
     return sorted(exports, key=lambda c: (c.step if c.step is not None else -1, c.model))

@@ -27,14 +27,16 @@ import pyarrow.parquet as pq
 from e3eval.errors import UserError
 from e3eval.probes.checkpoints import Checkpoint, checkpoints
 from e3eval.probes.table import (
+    ATTEMPT_KEY,
     ATTEMPT_SCHEMA,
+    PROBE_KEY,
     PROBE_SCHEMA,
-    Key,
     attempt_rows,
     budget_rows,
     done_keys,
     latest,
     read_parts,
+    with_grades,
 )
 from e3eval.run import Run
 from e3eval.store import ATTEMPT_PROBES, PROBES, write_table
@@ -72,6 +74,9 @@ class ProbeOutcome:
     samples: int  # samples of the run
     excluded: str | None  # what the run's samples leave out (failed, missing), when anything
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    run_id: str = ""
+    ref: str | None = None  # as the tables name it
+    dtype: str = ""
 
 
 def check_config(config: ProbeConfig) -> None:
@@ -102,7 +107,9 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
 def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: Any, log: Callable) -> ProbeOutcome:
     from e3eval.probes.forward import ProbeModel
 
-    out = config.out or run.path / PROBES
+    out = (config.out or run.path / PROBES).absolute()
+    if out.resolve() == (run.path / PROBES).resolve():
+        out = run.path / PROBES  # the run's own table, however the path was spelled
     attempts_out = _attempts_path(out, run)
     parts = out.with_name(f".{out.name}.parts")
     problems = {p.problem_id: p for p in run.problem_records()}
@@ -116,38 +123,49 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
             "probes describe those ids"
         )
     budgets = _budgets(run, config)
-    correct = _correct(run, budgets)
-    ref_name = config.ref
+    ref_name = _identity(config.ref) if config.ref else None
+    dtype = _resolved_dtype(config)
     settings = _settings(config, budgets)
     existing = _existing(out, attempts_out, parts)
-    done_probes = done_keys(existing[0], budgets)
-    done_attempts = done_keys(existing[1], preset=config.attempts) if config.attempts else None
+    done_probes = done_keys(existing[0], PROBE_KEY, budgets, config.per_token)
+    done_attempts = done_keys(existing[1], ATTEMPT_KEY) if config.attempts else None
     ref = ProbeModel.load(config.ref, config.dtype, config.device, flag="--ref") if config.ref else None
-    computed = reused = 0
+    ref_tokenizer = load_tokenizer(config.ref) if config.ref else None
+    computed = reused = unplaced = 0
     writer = _PartWriter(parts)
     try:
         for checkpoint in models:
             tokenizer = load_tokenizer(checkpoint.model)
-            prompt_ids = _prompt_ids(run, problems, checkpoint, tokenizer, warnings)
+            prompt_ids = _prompt_ids(run, problems, checkpoint.model, "--model", tokenizer, warnings)
+            if ref_tokenizer is not None:
+                _prompt_ids(run, problems, config.ref, "--ref", ref_tokenizer, [])
             decoder = PrefixDecoder(tokenizer) if config.attempts else None
             model = ProbeModel.load(checkpoint.model, config.dtype, config.device)
             try:
                 _check_vocab(model, tokenizer, ref, run, checkpoint)
+                if model.dtype != dtype:
+                    raise UserError(f"--model {checkpoint.model}: loaded as {model.dtype}, expected {dtype}")
                 log(f"{checkpoint.model}: {model.device}, {model.dtype}")
                 task = progress.add_task(f"probe {_label(checkpoint)}", total=ledger.samples) if progress else None
                 for sample in _samples(run, ledger.keep):
-                    key: Key = (checkpoint.model, ref_name, sample["problem_id"], sample["sample_idx"])
-                    need_probe = key not in done_probes
-                    need_attempts = done_attempts is not None and key not in done_attempts
+                    pid, idx = sample["problem_id"], sample["sample_idx"]
+                    if pid not in prompt_ids:
+                        raise UserError(f"{run.path}: rollouts name problem {pid!r}, which problems.parquet lacks")
+                    need_probe = (run.run_id, checkpoint.model, ref_name, dtype, pid, idx) not in done_probes
+                    need_attempts = (
+                        done_attempts is not None
+                        and (run.run_id, checkpoint.model, dtype, pid, idx, config.attempts, config.max_attempts)
+                        not in done_attempts
+                    )
                     if not (need_probe or need_attempts):
                         reused += 1
                     else:
                         ids = prompt_ids[sample["problem_id"]]
                         base = {"run_id": run.run_id, "model": checkpoint.model, "step": checkpoint.step,
-                                "ref": ref_name, "problem_id": sample["problem_id"],
-                                "sample_idx": sample["sample_idx"]}  # fmt: skip
-                        _probe_sample(model, ref, decoder, base, ids, sample, config, budgets, correct,
-                                      need_probe, need_attempts, writer)  # fmt: skip
+                                "ref": ref_name, "dtype": dtype, "problem_id": pid, "sample_idx": idx}  # fmt: skip
+                        failed = _probe_sample(model, ref, decoder, base, ids, sample, config, budgets,
+                                               need_probe, need_attempts, writer)  # fmt: skip
+                        unplaced += failed
                         computed += 1
                     if progress:
                         progress.advance(task)
@@ -159,14 +177,18 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
         writer.flush()
         if ref is not None:
             ref.close()
+    if unplaced:
+        warnings.append(f"{unplaced} sample(s) without attempt probes: their attempts could not be placed on their "
+                        "tokens (the `error` column of the attempt table says why)")  # fmt: skip
     _finish(run, out, attempts_out, parts, settings)
     excluded = None if ledger.complete else ledger.describe()
     return ProbeOutcome(out, attempts_out if config.attempts else None, tuple(models), budgets, computed, reused,
-                        ledger.samples, excluded, tuple(warnings))  # fmt: skip
+                        ledger.samples, excluded, tuple(warnings), run.run_id, ref_name, dtype)  # fmt: skip
 
 
-def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets, correct,
-                  need_probe, need_attempts, writer) -> None:  # fmt: skip
+def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets,
+                  need_probe, need_attempts, writer) -> int:  # fmt: skip
+    """Probe one sample into `writer`; returns 1 when its attempts could not be probed (recorded as a row)."""
     from e3eval.probes.forward import token_stats
 
     response = list(sample["token_ids"] or [])
@@ -174,22 +196,26 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
     start = len(prompt_ids)
     if need_probe:
         stats = token_stats(model, ids, start, config.chunk, ref) if response else None
-        writer.probes.extend(budget_rows(base, stats, budgets, correct, config.per_token))
-    if need_attempts:
-        from e3eval.probes.attempts import attempt_probes
+        writer.probes.extend(budget_rows(base, stats, budgets, config.per_token))
+    if not need_attempts:
+        return 0
+    from e3eval.probes.attempts import attempt_probes
 
-        # Attempts are cut in the decode of the ids (an import's stored text may differ from it).
-        text = decoder.decode_prefix(response, len(response))
+    # Attempts are cut in the decode of the ids (an import's stored text may differ from it).
+    text = decoder.decode_prefix(response, len(response))
+    try:
         found = attempt_probes(model, prompt_ids, response, text, config.attempts, decoder,
                                config.chunk, config.max_attempts)  # fmt: skip
-        final = correct.get((sample["problem_id"], sample["sample_idx"], max(budgets)))
-        if found:
-            n_attempts = found[0].n_attempts
-        else:
-            from analysis.segments import attempt_spans
+    except UserError as exc:  # this sample's text cannot be cut into token spans: recorded, the others go on
+        writer.attempts.extend(attempt_rows(base, [], config.attempts, config.max_attempts, None, str(exc)))
+        return 1
+    n_attempts = found[0].n_attempts if found else None
+    if n_attempts is None:
+        from analysis.segments import attempt_spans
 
-            n_attempts = len(attempt_spans(text, config.attempts))
-        writer.attempts.extend(attempt_rows(base, found, config.attempts, final, n_attempts))
+        n_attempts = min(len(attempt_spans(text, config.attempts)), 1)  # fewer than two: 0 or 1
+    writer.attempts.extend(attempt_rows(base, found, config.attempts, config.max_attempts, n_attempts))
+    return 0
 
 
 class _PartWriter:
@@ -245,22 +271,26 @@ def _budgets(run: Run, config: ProbeConfig) -> tuple[int, ...]:
     return (max(longest, 1),)
 
 
-def _correct(run: Run, budgets: tuple[int, ...]) -> dict[tuple[str, int, int], bool | None]:
-    """Correctness per (problem, sample, budget) from the run's last scoring (None: not graded, timeout or error)."""
+def _grades(run: Run) -> dict[tuple[str, int, int | None], bool | None]:
+    """The run's current grades per (problem, sample, budget) (None: timeout or error), plus (problem, sample, None):
+    the grade at the largest scored budget, which attempt rows (whole responses) carry."""
     if not run.has("grades"):
         return {}
-    grades = run.table("grades", ["problem_id", "sample_idx", "budget", "correct"])  # null: timeout / error
-    wanted = set(budgets)
-    found: dict[tuple[str, int, int], bool | None] = {}
+    grades = run.table("grades", ["problem_id", "sample_idx", "budget", "correct"])
+    found: dict[tuple[str, int, int | None], bool | None] = {}
+    largest: dict[tuple[str, int], int] = {}
     for pid, idx, budget, ok in zip(*(grades.column(c).to_pylist() for c in grades.column_names), strict=True):
-        if budget in wanted:
-            found[(pid, idx, budget)] = ok
+        found[(pid, idx, budget)] = ok
+        if budget >= largest.get((pid, idx), -1):
+            largest[(pid, idx)] = budget
+            found[(pid, idx, None)] = ok
     return found
 
 
-def _prompt_ids(run: Run, problems: dict[str, Any], checkpoint: Checkpoint, tokenizer: Any,
+def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, tokenizer: Any,
                 warnings: list[str]) -> dict[str, list[int]]:  # fmt: skip
-    """Each problem's prompt ids, after checking that the model's tokenizer is the run's."""
+    """Each problem's prompt ids, after checking that `model`'s tokenizer is the run's: the same fingerprint, or
+    each stored prompt re-tokenizes to its stored ids (with or without the special tokens a tokenizer adds)."""
     recorded = run.section("tokenizer") or {}
     same = recorded.get("fingerprint") is not None and recorded.get("fingerprint") == fingerprint(tokenizer)
     ids: dict[str, list[int]] = {}
@@ -269,19 +299,33 @@ def _prompt_ids(run: Run, problems: dict[str, Any], checkpoint: Checkpoint, toke
         if stored is None:
             stored = tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"]
         elif not same:
-            again = tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"]
-            if list(again) != stored:
+            plain = list(tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"])
+            special = list(tokenizer(problem.prompt or "")["input_ids"])
+            if stored not in (plain, special):
                 raise UserError(
-                    f"--model {checkpoint.model}: its tokenizer does not match the run's token ids (the prompt of "
-                    f"{problem.problem_id!r} re-tokenizes to {len(again)} ids, the run stores {len(stored)}); probe "
-                    f"with a model of the run's tokenizer ({recorded.get('name_or_path', 'see run.json')})"
+                    f"{flag} {model}: its tokenizer does not match the run's token ids (the prompt of "
+                    f"{problem.problem_id!r} re-tokenizes to {len(plain)} ids, the run stores {len(stored)}); use "
+                    f"a model of the run's tokenizer ({recorded.get('name_or_path', 'see run.json')})"
                 )
         ids[problem.problem_id] = stored
     if not any(p.prompt_token_ids for p in problems.values()):
-        warnings.append(
-            f"{run.path}: no stored prompt token ids; prompts were tokenized with {checkpoint.model}'s tokenizer"
-        )
+        warnings.append(f"{run.path}: no stored prompt token ids; prompts were tokenized with {model}'s tokenizer")
     return ids
+
+
+def _identity(model: str) -> str:
+    """How a model is named in the tables: a local folder by its absolute path (two spellings, one model)."""
+    return str(Path(model).resolve()) if Path(model).exists() else model
+
+
+def _resolved_dtype(config: ProbeConfig) -> str:
+    """The dtype the weights are loaded in (`auto`: bfloat16 on CUDA, float32 on CPU), as `ProbeModel.load` does."""
+    if config.dtype != "auto":
+        return config.dtype
+    import torch
+
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return "bfloat16" if device.startswith("cuda") else "float32"
 
 
 def _check_vocab(model: Any, tokenizer: Any, ref: Any, run: Run, checkpoint: Checkpoint) -> None:
@@ -314,10 +358,15 @@ def _attempts_path(out: Path, run: Run) -> Path:
     return out.with_name(f"{out.stem}.attempts{out.suffix or '.parquet'}")
 
 
-def _existing(out: Path, attempts_out: Path, parts: Path) -> tuple[pa.Table, pa.Table]:
-    """What earlier calls computed: the final tables plus any parts an interrupted call left."""
+def _sources(out: Path, attempts_out: Path, parts: Path) -> tuple[list[pa.Table], list[pa.Table]]:
+    """What earlier calls computed, oldest first: the final tables, then the parts an interrupted call left."""
     probes = [_read(out, PROBE_SCHEMA), *read_parts(parts, "probes", PROBE_SCHEMA)]
     attempts = [_read(attempts_out, ATTEMPT_SCHEMA), *read_parts(parts, "attempts", ATTEMPT_SCHEMA)]
+    return probes, attempts
+
+
+def _existing(out: Path, attempts_out: Path, parts: Path) -> tuple[pa.Table, pa.Table]:
+    probes, attempts = _sources(out, attempts_out, parts)
     return pa.concat_tables(probes), pa.concat_tables(attempts)
 
 
@@ -335,10 +384,13 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
 
 
 def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict[str, Any]) -> None:
-    """Fold the parts into the final tables (one write), then drop the parts. Attempt probes of earlier calls are
-    carried over when this call made none, so the two tables always belong to one unit."""
-    probes, attempts = _existing(out, attempts_out, parts)
-    probes = _sorted(latest(probes, ["model", "ref", "problem_id", "sample_idx", "budget"]))
+    """Fold the parts into the final tables (one write), with `correct` from the run's current grades, then drop the
+    parts. Attempt probes of earlier calls are carried over when this call made none, so the two tables always
+    belong to one unit."""
+    grades = _grades(run)
+    probes_in, attempts_in = _sources(out, attempts_out, parts)
+    probes = _sorted(with_grades(latest(probes_in, [*PROBE_KEY, "budget"], PROBE_SCHEMA), run.run_id, grades))
+    attempts = _sorted(with_grades(latest(attempts_in, ATTEMPT_KEY, ATTEMPT_SCHEMA), run.run_id, grades))
     models = sorted({(m, s) for m, s in zip(probes["model"].to_pylist(), probes["step"].to_pylist(), strict=True)},
                     key=lambda c: (c[1] if c[1] is not None else -1, c[0]))  # fmt: skip
     section = {"last_call": settings, "models": [{"model": m, "step": s} for m, s in models],
@@ -346,7 +398,7 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
                "rows": probes.num_rows, "attempt_rows": attempts.num_rows}  # fmt: skip
     tables = {"probes": probes}
     if attempts.num_rows:
-        tables["attempt_probes"] = _sorted(_latest_attempts(attempts))
+        tables["attempt_probes"] = attempts
     if out == run.path / PROBES:
         run.commit("probes", section, tables)
     else:
@@ -360,26 +412,8 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
 
 
 def _sorted(table: pa.Table) -> pa.Table:
-    keys = [
-        (c, "ascending")
-        for c in ("step", "model", "problem_id", "sample_idx", "budget", "k")
-        if c in table.column_names
-    ]
-    return table.sort_by(keys)
-
-
-def _latest_attempts(table: pa.Table) -> pa.Table:
-    """A sample probed again under a preset replaces all its older rows of that preset."""
-    if table.num_rows == 0:
-        return table
-    keys = list(
-        zip(*(table[c].to_pylist() for c in ("model", "ref", "problem_id", "sample_idx", "preset")), strict=True)
-    )
-    newest: dict[tuple, int] = {}
-    for index, key in enumerate(keys):
-        if index == 0 or keys[index - 1] != key:
-            newest[key] = index  # where the latest block of this sample's rows starts
-    return table.take([i for i, key in enumerate(keys) if i >= newest[key]])
+    order = ("run_id", "step", "model", "ref", "dtype", "preset", "problem_id", "sample_idx", "budget", "k")
+    return table.sort_by([(c, "ascending") for c in order if c in table.column_names])
 
 
 def _label(checkpoint: Checkpoint) -> str:

@@ -8,10 +8,11 @@ tokens (all of them when the response is shorter; `n_tokens` says how many) of
   `kl_k3`: exp(r) - r - 1 with r = log ref(y_t) - log pi(y_t), clamped to [-10, 10] as verl does (null without ref);
 - `correct`: the sample's grade at that budget from the run's last scoring (null when unscored or not graded).
 With `--per-token`, the row of the largest budget carries the per-token lists (`token_logprob`, `token_entropy`,
-`token_kl`); a smaller budget's values are their prefix. `attempt_probes.parquet` has one row per (model, ref,
-problem, sample, attempt index k >= 2) with the Fig. 13 log-probabilities (see `attempts.py`); a sample with fewer
-than two attempts gets one row with null `k` so that it counts as probed. This module reads and shapes tables; it
-runs no model.
+`token_kl`); a smaller budget's values are their prefix. `attempt_probes.parquet` has one row per (model, problem,
+sample, attempt index k >= 2) with the Fig. 13 log-probabilities (see `attempts.py`) and the sample's grade at the
+largest scored budget; a sample with fewer than two attempts, or whose attempts could not be placed on its tokens
+(`error`), gets one row with null `k` so that it counts as probed. `dtype` is the weights' dtype. This module reads
+and shapes tables; it runs no model.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
 
-Key = tuple[str, str | None, str, int]  # (model, ref, problem_id, sample_idx)
+# What makes two rows the same measurement: the run, the model, the reference, the weights' dtype and the sample
+# (probes add the budget; attempt probes the preset and the attempt cap instead of the reference, which they
+# never use). A sample probed again under the same key replaces its older rows.
+PROBE_KEY = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
+ATTEMPT_KEY = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
+Key = tuple[Any, ...]
 
 _KEY = [("run_id", pa.string()), ("model", pa.string()), ("step", pa.int64()), ("ref", pa.string()),
-        ("problem_id", pa.string()), ("sample_idx", pa.int32())]  # fmt: skip
+        ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32())]  # fmt: skip
 PROBE_SCHEMA = pa.schema(
     [
         *_KEY,
@@ -51,6 +56,7 @@ ATTEMPT_SCHEMA = pa.schema(
     [
         *_KEY,
         ("preset", pa.string()),
+        ("max_attempts", pa.int32()),
         ("k", pa.int32()),
         ("n_attempts", pa.int32()),
         ("tokens_k", pa.int32()),
@@ -66,20 +72,20 @@ ATTEMPT_SCHEMA = pa.schema(
         ("fig13b_per_token", pa.float64()),
         ("fig13c_per_token", pa.float64()),
         ("correct", pa.bool_()),
+        ("error", pa.string()),  # why this sample's attempts could not be probed; null otherwise
     ]
 )
 
 
-def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int],
-                correct: dict[tuple[str, int, int], bool | None], per_token: bool) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per budget: token means over the response prefix of that budget (`stats` None: empty response)."""
+def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int], per_token: bool) -> list[dict[str, Any]]:
+    """One row per budget: token means over the response prefix of that budget (`stats` None: empty response);
+    `correct` is filled from the run's grades when the tables are written (`with_grades`)."""
     length = 0 if stats is None else len(stats.logprob)
     sums = {} if stats is None else {name: _prefix_sums(getattr(stats, name)) for name in _MEANS}
     rows = []
     for budget in budgets:
         n = min(budget, length)
-        row = {**base, "budget": budget, "n_tokens": n,
-               "correct": correct.get((base["problem_id"], base["sample_idx"], budget))}  # fmt: skip
+        row = {**base, "budget": budget, "n_tokens": n}
         for name, column in _MEANS.items():
             total = sums.get(name)
             row[column] = None if total is None or n == 0 else float(total[n] / n)
@@ -101,10 +107,12 @@ def _prefix_sums(values: np.ndarray | None) -> np.ndarray | None:
     return np.concatenate([[0.0], np.cumsum(np.asarray(values, dtype=np.float64))])
 
 
-def attempt_rows(base: dict[str, Any], probes: Sequence[Any], preset: str, correct: bool | None,
-                 n_attempts: int) -> list[dict[str, Any]]:  # fmt: skip
-    """Rows of one sample's attempt probes; a sample with fewer than two attempts gets one row with null k."""
-    common = {**base, "preset": preset, "n_attempts": n_attempts, "correct": correct}
+def attempt_rows(base: dict[str, Any], probes: Sequence[Any], preset: str, max_attempts: int | None,
+                 n_attempts: int | None, error: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows of one sample's attempt probes; a sample with fewer than two attempts (or whose attempts could not be
+    probed: `error`) gets one row with null k."""
+    common = {**base, "ref": None, "preset": preset, "max_attempts": max_attempts, "n_attempts": n_attempts,
+              "error": error}  # fmt: skip
     if not probes:
         return [common]
     rows = []
@@ -118,32 +126,54 @@ def attempt_rows(base: dict[str, Any], probes: Sequence[Any], preset: str, corre
     return rows
 
 
-def done_keys(table: pa.Table, budgets: Iterable[int] = (), preset: str | None = None) -> set[Key]:
-    """Samples already probed: (probes) rows for every budget asked for, or (attempts) rows of this preset."""
+def done_keys(table: pa.Table, unique: Sequence[str], budgets: Iterable[int] = (), per_token: bool = False) -> set[Key]:
+    """Samples already measured under `unique` (PROBE_KEY or ATTEMPT_KEY values). For probes: rows for every budget
+    asked for, and per-token lists on the largest budget's row when they are asked for too."""
     if table.num_rows == 0:
         return set()
-    if preset is not None:
-        table = table.filter(pc.equal(table["preset"], preset))
-    columns = [table[c].to_pylist() for c in ("model", "ref", "problem_id", "sample_idx")]
-    keys = list(zip(*columns, strict=True))
-    if preset is not None:
+    keys = list(zip(*(table[c].to_pylist() for c in unique), strict=True))
+    if "budget" not in table.column_names:
         return set(keys)
-    wanted = set(budgets)
+    wanted, largest = set(budgets), max(budgets, default=None)
     seen: dict[Key, set[int]] = {}
-    for key, budget in zip(keys, table["budget"].to_pylist(), strict=True):
-        seen.setdefault(key, set()).add(budget)
+    lists = table["token_logprob"].is_valid().to_pylist()
+    for key, budget, has_list in zip(keys, table["budget"].to_pylist(), lists, strict=True):
+        if not per_token or budget != largest or has_list:
+            seen.setdefault(key, set()).add(budget)
     return {key for key, have in seen.items() if wanted <= have}
 
 
-def latest(table: pa.Table, unique: Sequence[str]) -> pa.Table:
-    """Keep the last row of each `unique` key (a sample probed again replaces its older rows)."""
+def latest(tables: Sequence[pa.Table], unique: Sequence[str], schema: pa.Schema) -> pa.Table:
+    """The rows of each `unique` key from the last of `tables` (oldest first) that holds that key: a sample probed
+    again replaces all its older rows, however rows of other keys are interleaved."""
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table()
+    keyed = [list(zip(*(t[c].to_pylist() for c in unique), strict=True)) for t in tables]
+    newest: dict[tuple, int] = {}
+    for index, keys in enumerate(keyed):
+        for key in keys:
+            newest[key] = index
+    kept = [
+        t.filter(pa.array([newest[key] == i for key in keys]))
+        for i, (t, keys) in enumerate(zip(tables, keyed, strict=True))
+    ]
+    return pa.concat_tables(kept)
+
+
+def with_grades(table: pa.Table, run_id: str, grades: dict[tuple[str, int, int | None], bool | None]) -> pa.Table:
+    """`correct` from the run's current grades for this run's rows (a probe made before scoring, or before a new
+    scoring, must not keep a stale grade). Keys are (problem, sample, budget); attempt rows use budget None."""
     if table.num_rows == 0:
         return table
-    columns = [table[c].to_pylist() for c in unique]
-    last: dict[tuple, int] = {}
-    for index, key in enumerate(zip(*columns, strict=True)):
-        last[key] = index
-    return table.take(sorted(last.values()))
+    budgets = table["budget"].to_pylist() if "budget" in table.column_names else [None] * table.num_rows
+    mine = [r == run_id for r in table["run_id"].to_pylist()]
+    old = table["correct"].to_pylist()
+    fresh = [grades.get((p, s, b)) if own else was
+             for p, s, b, own, was in zip(table["problem_id"].to_pylist(), table["sample_idx"].to_pylist(), budgets,
+                                         mine, old, strict=True)]  # fmt: skip
+    index = table.schema.get_field_index("correct")
+    return table.set_column(index, "correct", pa.array(fresh, pa.bool_()))
 
 
 def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
