@@ -364,3 +364,20 @@ def test_vllm_writes_the_same_forced_answers_and_its_refusals_fail_alone(
             assert row["token_ids"] == reference[key]["token_ids"] and row["backend"] == "vllm"
         else:
             assert row["error"] and "maximum" in row["error"]
+
+
+def test_a_regenerated_sample_gets_new_continuations(run_dir, stopping_dir):
+    """A stored continuation is reused only for the ids it continued: rewrite one sample's rollout (as a deleted and
+    regenerated shard would) and exactly its unended budgets are generated again."""
+    config = _forced(stopping_dir)
+    first = _score(run_dir, config).forced
+    shard = sorted((run_dir / "rollouts").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    rows = table.to_pylist()
+    changed = rows[0]
+    changed["token_ids"] = [changed["token_ids"][1], changed["token_ids"][0], *changed["token_ids"][2:]]
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), shard)
+    again = _score(run_dir, config).forced
+    unended = sum(1 for b in BUDGETS if b < len(changed["token_ids"]) or changed["finish_reason"] != "stop")
+    assert again.stale == unended and again.generated == unended
+    assert again.reused == first.wanted - unended
