@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,3 +103,24 @@ def vllm_server(model_dir: Path, served_name: str) -> Iterator[str]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def killed_then_rerun(args: list[str], out: Path) -> int:
+    """Run `e3eval generate` (`args`), SIGKILL it once two rollout shards are on disk, then rerun it to the end;
+    returns how many samples the killed run had left behind (the rerun must succeed)."""
+    from e3eval.generation import done_samples
+    from e3eval.store import rollout_shards
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (out / "rollouts").exists() and len(rollout_shards(out)) >= 2:
+            break  # two batches are on disk: kill it mid-run
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(done_samples(out))
+    finished = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    return partial

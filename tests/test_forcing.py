@@ -9,11 +9,8 @@ model's known chain: the insertion count and positions, the budget (inserted tok
 import json
 import math
 import os
-import signal
-import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -319,19 +316,8 @@ def test_sigkill_in_the_middle_of_forcing_then_rerun(stopping_dir, tmp_path):
     out = tmp_path / "killed"
     args = [E3EVAL, "generate", "--model", str(stopping_dir), "--dataset", "demo", "--max-tokens", "48", "--n", "6",
             "--limit", "4", "--batch", "2", "--backend", "hf", "--wait", "3", "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (out / "rollouts").exists() and len(rollout_shards(out)) >= 2:
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = len(done_samples(out))
+    partial = conftest.killed_then_rerun(args, out)
     assert 0 < partial < 24, "the kill should land mid-run"
-    finished = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert finished.returncode == 0, finished.stderr
     rows = _rows(out)
     assert Counter(pid for pid, _ in rows) == {f"demo-0{i}": 6 for i in range(1, 5)}
     from e3eval.tokenizers import load_tokenizer

@@ -1,18 +1,15 @@
 """`e3eval generate` with the real hf backend on the tiny model: seeds, resumability, growing n, shards, merge."""
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
+import conftest
 import pyarrow.parquet as pq
 import pytest
 
 from e3eval.errors import UserError
-from e3eval.generation import GenerateConfig, done_samples, generate_run, parse_shard, sample_seed
+from e3eval.generation import GenerateConfig, generate_run, parse_shard, sample_seed
 from e3eval.merge import merge_runs
 from e3eval.store import iter_rollout_batches, read_manifest, rollout_shards
 
@@ -100,19 +97,8 @@ def test_sigkill_then_rerun_gives_exactly_the_sample_set(tiny_model_dir, tmp_pat
     out = tmp_path / "killed"
     args = [E3EVAL, "generate", "--model", str(tiny_model_dir), "--dataset", "demo", "--max-tokens", "48", "--n", "6",
             "--limit", "4", "--batch", "2", "--backend", "hf", "--out", str(out)]  # fmt: skip
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (out / "rollouts").exists() and len(rollout_shards(out)) >= 2:
-            break  # two batches are on disk: kill it mid-run
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    partial = len(done_samples(out))
+    partial = conftest.killed_then_rerun(args, out)
     assert 0 < partial < 24, "the kill should land mid-run"
-    finished = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
-    assert finished.returncode == 0, finished.stderr
     final = rows(out)
     assert Counter(pid for pid, _ in final) == {f"demo-0{i}": 6 for i in range(1, 5)}
     assert all(r["seed"] == sample_seed(0, pid, idx) for (pid, idx), r in final.items())

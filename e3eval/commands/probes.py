@@ -58,7 +58,6 @@ def probe(
 ) -> None:
     """Teacher-force a run's stored token ids through models: log-prob, entropy, KL per (sample, budget)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from e3eval.budgets import parse_budgets
     from e3eval.probes.job import ProbeConfig, run_probe
@@ -81,7 +80,7 @@ def probe(
     )
     if outcome.attempts_out:
         say(f"attempt probes -> {outcome.attempts_out}")
-    table = pq.read_table(outcome.out)
+    table = outcome.table
     wanted, models = set(outcome.budgets), {c.model for c in outcome.models}
     keep = [b in wanted and m in models and r == outcome.run_id and ref == outcome.ref and d == outcome.dtype
             for b, m, r, ref, d in zip(*(table[c].to_pylist() for c in ("budget", "model", "run_id", "ref", "dtype")),

@@ -77,6 +77,7 @@ class ProbeOutcome:
     run_id: str = ""
     ref: str | None = None  # as the tables name it
     dtype: str = ""
+    table: pa.Table | None = None  # the probe table as written (every call's rows)
 
 
 def check_config(config: ProbeConfig) -> None:
@@ -126,9 +127,10 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
     ref_name = _identity(config.ref) if config.ref else None
     dtype = _resolved_dtype(config)
     settings = _settings(config, budgets)
-    existing = _existing(out, attempts_out, parts)
-    done_probes = done_keys(existing[0], PROBE_KEY, budgets, config.per_token)
-    done_attempts = done_keys(existing[1], ATTEMPT_KEY) if config.attempts else None
+    # Read once: what earlier calls computed is both the resume point and (with this call's parts) the final tables.
+    earlier_probes, earlier_attempts = _sources(out, attempts_out, parts)
+    done_probes = done_keys(pa.concat_tables(earlier_probes), PROBE_KEY, budgets, config.per_token)
+    done_attempts = done_keys(pa.concat_tables(earlier_attempts), ATTEMPT_KEY) if config.attempts else None
     ref = ProbeModel.load(config.ref, config.dtype, config.device, flag="--ref") if config.ref else None
     ref_tokenizer = load_tokenizer(config.ref) if config.ref else None
     computed = reused = unplaced = 0
@@ -180,10 +182,11 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
     if unplaced:
         warnings.append(f"{unplaced} sample(s) without attempt probes: their attempts could not be placed on their "
                         "tokens (the `error` column of the attempt table says why)")  # fmt: skip
-    _finish(run, out, attempts_out, parts, settings)
+    probes = _finish(run, out, attempts_out, parts, settings, [*earlier_probes, *writer.written["probes"]],
+                     [*earlier_attempts, *writer.written["attempts"]])  # fmt: skip
     excluded = None if ledger.complete else ledger.describe()
     return ProbeOutcome(out, attempts_out if config.attempts else None, tuple(models), budgets, computed, reused,
-                        ledger.samples, excluded, tuple(warnings), run.run_id, ref_name, dtype)  # fmt: skip
+                        ledger.samples, excluded, tuple(warnings), run.run_id, ref_name, dtype, probes)  # fmt: skip
 
 
 def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets,
@@ -226,6 +229,7 @@ class _PartWriter:
         self.folder = folder
         self.probes: list[dict[str, Any]] = []
         self.attempts: list[dict[str, Any]] = []
+        self.written: dict[str, list[pa.Table]] = {"probes": [], "attempts": []}  # kept: the final tables use them
         self._last = time.monotonic()
         self._pending = 0
 
@@ -238,12 +242,14 @@ class _PartWriter:
         if self.probes or self.attempts:
             self.folder.mkdir(parents=True, exist_ok=True)
             stamp = f"{time.time_ns()}"
-            if self.attempts:
-                write_table(
-                    self.folder / f"attempts-{stamp}.parquet", pa.Table.from_pylist(self.attempts, ATTEMPT_SCHEMA)
-                )
-            if self.probes:
-                write_table(self.folder / f"probes-{stamp}.parquet", pa.Table.from_pylist(self.probes, PROBE_SCHEMA))
+            for kind, rows, schema in (
+                ("attempts", self.attempts, ATTEMPT_SCHEMA),
+                ("probes", self.probes, PROBE_SCHEMA),
+            ):
+                if rows:
+                    table = pa.Table.from_pylist(rows, schema)
+                    write_table(self.folder / f"{kind}-{stamp}.parquet", table)
+                    self.written[kind].append(table)
         self.probes, self.attempts = [], []
         self._pending, self._last = 0, time.monotonic()
 
@@ -365,11 +371,6 @@ def _sources(out: Path, attempts_out: Path, parts: Path) -> tuple[list[pa.Table]
     return probes, attempts
 
 
-def _existing(out: Path, attempts_out: Path, parts: Path) -> tuple[pa.Table, pa.Table]:
-    probes, attempts = _sources(out, attempts_out, parts)
-    return pa.concat_tables(probes), pa.concat_tables(attempts)
-
-
 def _read(path: Path, schema: pa.Schema) -> pa.Table:
     if not path.is_file():
         return schema.empty_table()
@@ -383,12 +384,12 @@ def _read(path: Path, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict[str, Any]) -> None:
-    """Fold the parts into the final tables (one write), with `correct` from the run's current grades, then drop the
-    parts. Attempt probes of earlier calls are carried over when this call made none, so the two tables always
-    belong to one unit."""
+def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict[str, Any],
+            probes_in: list[pa.Table], attempts_in: list[pa.Table]) -> pa.Table:  # fmt: skip
+    """Fold earlier tables and this call's parts (oldest first) into the final tables (one write), with `correct`
+    from the run's current grades, then drop the parts; returns the probes table. Attempt probes of earlier calls
+    are carried over when this call made none, so the two tables always belong to one unit."""
     grades = _grades(run)
-    probes_in, attempts_in = _sources(out, attempts_out, parts)
     probes = _sorted(with_grades(latest(probes_in, [*PROBE_KEY, "budget"], PROBE_SCHEMA), run.run_id, grades))
     attempts = _sorted(with_grades(latest(attempts_in, ATTEMPT_KEY, ATTEMPT_SCHEMA), run.run_id, grades))
     models = sorted({(m, s) for m, s in zip(probes["model"].to_pylist(), probes["step"].to_pylist(), strict=True)},
@@ -409,6 +410,7 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
         part.unlink()
     if parts.is_dir():
         parts.rmdir()
+    return probes
 
 
 def _sorted(table: pa.Table) -> pa.Table:
