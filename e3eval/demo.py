@@ -77,7 +77,7 @@ def run_synthetic_demo(
     import_run(
         ImportConfig(
             source=pool, out=run_dir, tokenizer=str(model_dir), token_ids_field="token_ids",
-            sample_field="sample_idx", finish_reason_field="finish_reason", force=True, run_id="synthetic",
+            sample_field="sample_idx", finish_reason_field="finish_reason", force=True, name="synthetic",
         ),
         progress,
     )  # fmt: skip

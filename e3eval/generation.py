@@ -41,9 +41,11 @@ from e3eval.store import (
     PROBLEM_SCHEMA,
     PROBLEMS,
     RolloutWriter,
+    new_run_id,
     problems_table,
     read_manifest,
     run_lock,
+    with_identity,
     write_manifest,
     write_table,
 )
@@ -384,11 +386,11 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if diffs:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
-        return manifest
+        return with_identity(manifest, out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: exists and is not a run directory")
     out.mkdir(parents=True, exist_ok=True)
-    return {"run_id": out.name, "created_at": now(), "kind": "generated"}
+    return {"run_id": new_run_id(), "created_at": now(), "kind": "generated"}
 
 
 def _write_problems(

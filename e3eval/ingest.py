@@ -25,7 +25,7 @@ from e3eval.jsonl import BadLines, fail_or_skip
 from e3eval.provenance import environment, now
 from e3eval.records import Problem, Rollout
 from e3eval.run import replacing
-from e3eval.store import PROBLEMS, RolloutWriter, problems_table, run_lock, write_manifest, write_table
+from e3eval.store import PROBLEMS, RolloutWriter, new_run_id, problems_table, run_lock, write_manifest, write_table
 from e3eval.tokenizers import fingerprint, load_tokenizer
 
 __all__ = ["FORMATS", "ImportConfig", "ImportResult", "detect_format", "import_run"]
@@ -59,7 +59,7 @@ class ImportConfig:
     dataset: Path | None = None
     max_tokens: int | None = None
     skip_bad_lines: bool = False
-    run_id: str | None = None
+    name: str | None = None  # the run's label (default: the folder's name); its identity is always a new uuid
     force: bool = False
 
     @property
@@ -135,7 +135,7 @@ def _import(
     vocab = len(tokenizer)
     dataset = load_problems(config.dataset) if config.dataset else None
     bad = BadLines() if config.skip_bad_lines else None
-    run_id = config.run_id or Path(config.out).name
+    run_id = new_run_id()
     slots: dict[str, _ProblemSlot] = {}
     task = progress.add_task(f"import {source.name}", total=None) if progress else None
     retokenized = 0
@@ -169,6 +169,7 @@ def _import(
     token_source = "retokenized" if retokenized == total else "imported" if retokenized == 0 else "mixed"
     manifest = {
         "run_id": run_id,
+        **({"name": config.name} if config.name else {}),
         "created_at": now(),
         "kind": "imported",
         "source": {

@@ -18,7 +18,17 @@ from e3eval.errors import UserError
 from e3eval.generation import FIXED_SETTINGS, differs, done_samples
 from e3eval.provenance import now
 from e3eval.run import Run, replacing
-from e3eval.store import PROBLEM_SCHEMA, PROBLEMS, ROLLOUTS_DIR, rollout_shards, run_lock, write_manifest, write_table
+from e3eval.store import (
+    PROBLEM_SCHEMA,
+    PROBLEMS,
+    ROLLOUTS_DIR,
+    is_run_id,
+    new_run_id,
+    rollout_shards,
+    run_lock,
+    write_manifest,
+    write_table,
+)
 
 
 def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
@@ -35,7 +45,8 @@ def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
         raise UserError(f"{', '.join(repeated)}: given more than once; shards must not overlap")
     runs = [Run.open(s) for s in sources]
     with run_lock(out, "merge"), replacing(out, inputs=sources, force=force) as building:
-        return _merge(building, Path(out).name, runs)
+        ids = {r.run_id for r in runs}
+        return _merge(building, ids.pop() if len(ids) == 1 and is_run_id(runs[0].run_id) else new_run_id(), runs)
 
 
 def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
@@ -65,7 +76,9 @@ def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
             part += 1
     write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
     manifest = {**runs[0].manifest, "run_id": run_id, "created_at": now(), "kind": "merged",
-                "merged_from": [str(r.path) for r in runs]}  # fmt: skip
+                "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
+    manifest.pop("name", None)
+    manifest.pop("legacy_run_id", None)
     manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
     manifest.pop("scoring", None)  # the merged run has not been scored
     write_manifest(building, manifest)

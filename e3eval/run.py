@@ -42,6 +42,8 @@ from e3eval.store import (
     read_problems,
     rollout_shards,
     run_lock,
+    shard_columns,
+    with_identity,
     write_csv,
     write_manifest,
 )
@@ -95,7 +97,23 @@ class Run:
 
     @property
     def run_id(self) -> str:
+        """The run's identity: a uuid written when it was created, kept by grow and merge, never its folder's name.
+        A run written before identities were uuids has its old id here until its first write (`ensure_identity`)."""
         return str(self._manifest.get("run_id") or self.path.name)
+
+    @property
+    def name(self) -> str:
+        """The run's label in reports: `--name` at import, else its folder's name."""
+        return str(self._manifest.get("name") or self.path.name)
+
+    def ensure_identity(self) -> str:
+        """Give a run written before identities were uuids its uuid now (call under `lock`); returns the run_id."""
+        current = read_manifest(self.path)
+        updated = with_identity(current, self.path)
+        if updated is not current:
+            write_manifest(self.path, updated)
+            self._manifest = read_manifest(self.path)
+        return self.run_id
 
     @property
     def kind(self) -> str:
@@ -145,7 +163,18 @@ class Run:
         except (pa.ArrowException, OSError) as exc:
             raise UserError(f"{path}: not a readable Parquet table ({exc})") from None
         self._check_unit(name, path, table)
+        if name in ("probes", "attempt_probes"):
+            table = self._with_current_grades(table)
         return table
+
+    def _with_current_grades(self, table: pa.Table) -> pa.Table:
+        """Probe rows with `correct` joined from the grades as they are now: a scoring after the probe (other budgets,
+        another policy) is what they show, never the grades of the scoring they were written under."""
+        from e3eval.probes.table import current_grades, with_grades
+
+        grades = self.table("grades", ["problem_id", "sample_idx", "budget", "correct"]) if self.has("grades") else None
+        own = {self.run_id, *([self._manifest["legacy_run_id"]] if self._manifest.get("legacy_run_id") else [])}
+        return with_grades(table, own, current_grades(grades))
 
     def _check_unit(self, name: str, path: Path, table: pa.Table) -> None:
         """A table written with its section (`commit`) must name the same unit as run.json does."""
@@ -259,10 +288,10 @@ def load_run(path: Path | str) -> Run:
 
 
 def _rollout_columns(path: Path) -> list[str]:
-    first = rollout_shards(path)
-    if not first:
+    shards = rollout_shards(path)
+    if not shards:
         raise UserError(f"{path}: no rollouts in {ROLLOUTS_DIR}/")
-    return pq.ParquetFile(first[0]).schema_arrow.names
+    return shard_columns(shards[0])
 
 
 @contextmanager

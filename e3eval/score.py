@@ -102,7 +102,9 @@ def score_run(
             else f"--model, --backend and the answer flags apply to --policy forced only, not {config.policy}"
         )
     with Run.open(run_dir).lock("score"):
-        return _score(Run.open(run_dir), config, progress, log)  # reopened under the lock: the latest run.json
+        run = Run.open(run_dir)  # reopened under the lock: the latest run.json
+        run.ensure_identity()
+        return _score(run, config, progress, log)
 
 
 def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], None]) -> ScoreResult:
@@ -178,7 +180,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
         )
     unscored = [b for b in budgets if b not in set(counted.column("budget").to_pylist())]
     if unscored:
-        warnings.append(f"no (sample, budget) pair left to count at budget(s) {unscored}: they have no summary rows")
+        warnings.append(f"no (sample, budget) pair left to count at budget(s) {unscored}: their rows have no value")
     warnings += summary_warnings
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}

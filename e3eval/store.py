@@ -11,8 +11,11 @@ schemas but not what the columns mean: truncation, grading and metrics live else
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,8 +134,16 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     _atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+def ids_sha1(ids: Sequence[int]) -> str:
+    """The fingerprint of a token id sequence, as int32 like the tables store them: rows computed from a sample's ids
+    (probes, forced answers) carry it, so a regenerated sample is never matched with another's rows."""
+    import numpy as np
+
+    return hashlib.sha1(np.asarray(ids, dtype=np.int32).tobytes()).hexdigest()
+
+
 def lock_path(run_dir: Path) -> Path:
-    """The writer lock of a run: a hidden file beside the run directory, so it outlives replacing the directory."""
+    """The writer lock of a run (or of any output): a hidden file beside it, so it outlives replacing it."""
     run_dir = Path(run_dir).resolve()
     return run_dir.parent / f".{run_dir.name}.e3eval-lock"
 
@@ -144,7 +155,16 @@ def run_lock(run_dir: Path, command: str) -> Iterator[None]:
     Every command that writes into a run takes it, so two writers never interleave shards or overwrite each other's
     grades. The kernel releases the lock when the holder exits, even on SIGKILL: a stale lock file is harmless.
     """
-    path = lock_path(run_dir)
+    with output_lock(run_dir, command, what="this run"):
+        yield
+
+
+@contextmanager
+def output_lock(target: Path, command: str, what: str = "this output") -> Iterator[None]:
+    """The exclusive writer lock of any file or folder e3eval writes (a run, a probe table shared by several runs);
+    a second writer is refused at once with one line naming the holder."""
+    run_dir = target
+    path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+", encoding="utf-8")
     try:
@@ -154,7 +174,7 @@ def run_lock(run_dir: Path, command: str) -> Iterator[None]:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise UserError(
-                f"{run_dir}: another e3eval command is writing to this run ({holder}); wait for it to finish "
+                f"{run_dir}: another e3eval command is writing to {what} ({holder}); wait for it to finish "
                 "or stop it, then rerun"
             ) from None
         handle.seek(0)
@@ -164,6 +184,31 @@ def run_lock(run_dir: Path, command: str) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def new_run_id() -> str:
+    """A run's identity: a random uuid (hex), written once when the run is created and never derived from its
+    folder, so two folders named alike (`a/run`, `b/run`) are two runs in every table keyed on `run_id`."""
+    return uuid.uuid4().hex
+
+
+def is_run_id(value: object) -> bool:
+    """Whether `value` is an identity minted by `new_run_id` (runs written before identities were uuids are not)."""
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
+
+
+def with_identity(manifest: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """`manifest` with a uuid `run_id`: unchanged when it has one; a run written before identities were uuids gets
+    one now (its first write), its old id kept as its `name` (the label reports use) when that was not its folder's
+    name, and as `legacy_run_id`."""
+    old = manifest.get("run_id")
+    if is_run_id(old):
+        return manifest
+    named = {"name": str(old)} if old and old != Path(run_dir).name and not manifest.get("name") else {}
+    return {**manifest, "run_id": new_run_id(), **named, "legacy_run_id": old}
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
@@ -216,6 +261,8 @@ def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
         problems.append("field 'run_id' is empty")
     elif not isinstance(run_id, str):
         problems.append(_wrong("run_id", run_id, "a non-empty string"))
+    if manifest.get("name") is not None and not isinstance(manifest["name"], str):
+        problems.append(_wrong("name", manifest["name"], "a string"))
     if manifest.get("kind") is not None and not isinstance(manifest["kind"], str):
         problems.append(_wrong("kind", manifest["kind"], "a string"))
     for name in _SECTIONS:
@@ -233,7 +280,21 @@ def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
             # bool is an int to Python, never to a reader of run.json.
             if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
                 problems.append(_wrong(f"{name}.{key}", value, _EXPECTED[kind]))
+        for key in _BUDGET_LISTS.get(name, ()):
+            value = section.get(key)
+            if value is not None and not _is_budget_list(value):
+                problems.append(f"field '{name}.{key}' must be a list of positive integers, not {json.dumps(value)[:80]}")
     return problems
+
+
+# Lists of token budgets that commands read back (a probe takes the scored budgets as its default).
+_BUDGET_LISTS = {"scoring": ("budgets",)}
+
+
+def _is_budget_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(b, int) and not isinstance(b, bool) and 0 < b < 2**31 for b in value
+    )
 
 
 def _wrong(name: str, value: Any, expected: str) -> str:
@@ -361,10 +422,45 @@ def count_rollouts(run_dir: Path) -> int:
     return total
 
 
-def iter_shard_batches(shard: Path, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
-    """Stream one shard's rows, reading only `columns`; a damaged file is a UserError naming it."""
+# Rollout columns that shards written by older e3eval versions lack: read as nulls there.
+OPTIONAL_ROLLOUT_COLUMNS = ("logprobs", "source_score", "inserted")
+
+
+def shard_columns(shard: Path) -> list[str]:
+    """The columns of a rollout shard; a damaged file, or a Parquet file that is not a rollout shard (another table
+    put in rollouts/), is a UserError naming it."""
     try:
-        yield from pq.ParquetFile(shard).iter_batches(batch_size=batch_rows, columns=list(columns))
+        names = pq.ParquetFile(shard).schema_arrow.names
+    except (pa.ArrowException, OSError) as exc:
+        raise _unreadable(shard, exc) from None
+    missing = [c for c in ROLLOUT_SCHEMA.names if c not in names and c not in OPTIONAL_ROLLOUT_COLUMNS]
+    if missing:
+        raise UserError(
+            f"{shard}: not a rollout shard (no column {', '.join(missing)}); only e3eval's rollout shards belong in "
+            f"{ROLLOUTS_DIR}/: move this file out of the run"
+        )
+    return names
+
+
+def iter_shard_batches(shard: Path, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
+    """Stream one shard's rows, reading only `columns` (optional ones it lacks come as nulls); a damaged or foreign
+    file is a UserError naming it."""
+    present = shard_columns(shard)
+    absent = [c for c in columns if c not in present]
+    unknown = [c for c in absent if c not in OPTIONAL_ROLLOUT_COLUMNS]
+    if unknown:
+        raise UserError(f"{shard}: no column {', '.join(unknown)}")
+    try:
+        for batch in pq.ParquetFile(shard).iter_batches(
+            batch_size=batch_rows, columns=[c for c in columns if c in present]
+        ):
+            if absent:
+                arrays = [
+                    batch.column(c) if c in present else pa.nulls(batch.num_rows, ROLLOUT_SCHEMA.field(c).type)
+                    for c in columns
+                ]
+                batch = pa.RecordBatch.from_arrays(arrays, names=list(columns))
+            yield batch
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(shard, exc) from None
 

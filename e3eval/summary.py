@@ -107,7 +107,25 @@ def summarize_grades(
                     "flag": flag,
                 }
             )
+    for budget in sorted(set(excluded.failed_at) - set(groups)):
+        rows += _all_failed(budget, excluded, run_id, policy)
+    rows.sort(key=lambda row: row["budget"])
     return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA), warnings
+
+
+def _all_failed(budget: int, excluded: Exclusions, run_id: str, policy: str) -> list[dict]:
+    """A budget at which every (sample, budget) pair failed (forced answers whose requests all failed): rows with no
+    value, n = 0 and the failures counted, so the budget is shown as failed rather than dropped."""
+    failed = excluded.failed_at[budget]
+    flag = "; ".join([*([excluded.note] if excluded.note else []),
+                      f"all {failed} forced answer(s) at budget {budget} failed: no numbers"])  # fmt: skip
+    nan = float("nan")
+    return [
+        {"run_id": run_id, "policy": policy, "budget": budget, "metric": metric, "k": k, "value": nan, "ci_low": nan,
+         "ci_high": nan, "n_problems": 0, "n_samples": 0, "n_failed": excluded.failed + failed,
+         "n_missing": excluded.missing, "flag": flag}  # fmt: skip
+        for metric, k in (("pass@k", 1), *((m, None) for m in RATE_METRICS))
+    ]
 
 
 def _rate(metric: str, cols: dict[str, list], rows: list[int]) -> float:

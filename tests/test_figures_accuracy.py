@@ -37,7 +37,7 @@ def _scored_run(root: Path, name: str, model_dir: Path, tokenizer, failed: int =
     pool.write_text("".join(json.dumps(r) + "\n" for r in records))
     run = root / name
     import_run(ImportConfig(pool, run, str(model_dir), token_ids_field="token_ids", sample_field="sample_idx",
-                            finish_reason_field="finish_reason", run_id=name))  # fmt: skip
+                            finish_reason_field="finish_reason", name=name))  # fmt: skip
     score_run(run, ScoreConfig(budgets=BUDGETS, workers=1, resamples=100))
     return run
 

@@ -221,7 +221,8 @@ def test_later_calls_keep_rows_refresh_grades_and_key_on_run_and_dtype(tiny_mode
     for run in (a, b):
         outcome = job.run_probe(job.ProbeConfig(run_dir=run, models=(str(tiny_model_dir),), budgets=(24,), out=shared))
         assert outcome.computed == 4
-    assert {r["run_id"] for r in rows(shared)} == {"a", "b"} and len(rows(shared)) == 8
+    assert {r["run_id"] for r in rows(shared)} == {e3eval.load_run(a).run_id, e3eval.load_run(b).run_id}
+    assert len(rows(shared)) == 8
     bf16 = job.run_probe(job.ProbeConfig(run_dir=b, models=(str(tiny_model_dir),), budgets=(24,), out=shared,
                                          dtype="bfloat16"))  # fmt: skip
     assert bf16.computed == 4 and {r["dtype"] for r in rows(shared)} == {"float32", "bfloat16"}

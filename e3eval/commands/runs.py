@@ -44,7 +44,9 @@ def import_cmd(
         int | None, typer.Option(help="Generation limit: responses this long are marked finish_reason=length.")
     ] = None,
     skip_bad_lines: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of stopping.")] = False,
-    run_id: Annotated[str | None, typer.Option(help="Run id (default: the directory name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The run's label in reports (default: the directory name); its id is a uuid.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
 ) -> None:
     """Build a run directory from another tool's rollouts."""
@@ -55,7 +57,7 @@ def import_cmd(
         response_field=response_field, answer_field=answer_field, problem_field=problem_field,
         token_ids_field=token_ids_field, sample_field=sample_field, finish_reason_field=finish_reason_field,
         error_field=error_field, dataset=dataset, max_tokens=max_tokens, skip_bad_lines=skip_bad_lines,
-        run_id=run_id, force=force,
+        name=name, force=force,
     )  # fmt: skip
     with progress() as bar:
         result = import_run(config, bar)
@@ -128,6 +130,11 @@ def score(
         f"answers in {result.seconds:.1f}s (decode: {result.decode_path})"
     )
     show_comparison(comparison_of(run_dir, result.summary))
+    if result.forced is not None and result.forced.failed:
+        # As for generate: numbers were written, but some of what was asked for failed; a script must notice.
+        warn(f"{result.forced.failed} forced answer request(s) failed: left out of their budgets' numbers "
+             "(counted beside n); rescore to retry them")  # fmt: skip
+        raise typer.Exit(1)
 
 
 def forced_flags(

@@ -70,6 +70,26 @@ def checkpoints(models: list[str]) -> list[Checkpoint]:
     return unique
 
 
+def experiment_of(model: str) -> str:
+    """The folder a checkpoint's `global_step_N` sits in (its experiment), or the model itself."""
+    parts = Path(model).parts
+    for i in range(len(parts) - 1, -1, -1):
+        if _STEP.match(parts[i]):
+            return str(Path(*parts[:i])) if i else model
+    return model
+
+
+def describe_checkpoints(found: list[Checkpoint]) -> str:
+    """What a probe found, one experiment folder per line with its steps: two experiments under one `--model` are
+    two series, never one."""
+    by_experiment: dict[str, list[str]] = {}
+    for checkpoint in found:
+        step = str(checkpoint.step) if checkpoint.step is not None else "-"
+        by_experiment.setdefault(experiment_of(checkpoint.model), []).append(step)
+    lines = [f"  {folder}: step {', '.join(steps)}" for folder, steps in by_experiment.items()]
+    return f"{len(found)} model(s) in {len(by_experiment)} folder(s), probed as separate series:\n" + "\n".join(lines)
+
+
 def _exports(folder: Path) -> list[Checkpoint]:
     exports = []
     for config in folder.resolve().glob(f"**/global_step_*/{'/'.join(_VERL_EXPORT)}/config.json"):

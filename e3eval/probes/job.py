@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,25 +26,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
-from e3eval.probes.checkpoints import Checkpoint, checkpoints
+from e3eval.probes.checkpoints import Checkpoint, checkpoints, describe_checkpoints
 from e3eval.probes.table import (
     ATTEMPT_KEY,
     ATTEMPT_SCHEMA,
+    ATTEMPT_SLOT,
     PROBE_KEY,
     PROBE_SCHEMA,
+    PROBE_SLOT,
+    Grades,
     attempt_rows,
     budget_rows,
+    conform,
+    current_grades,
     done_keys,
     latest,
     read_parts,
     with_grades,
 )
 from e3eval.run import Run
-from e3eval.store import ATTEMPT_PROBES, PROBES, write_table
+from e3eval.store import ATTEMPT_PROBES, MANIFEST, PROBES, ids_sha1, output_lock, write_table
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.truncate import PrefixDecoder
+from e3eval.weights import model_fingerprint, model_path
 
-_COLUMNS = ["problem_id", "sample_idx", "token_ids", "num_tokens"]
+_COLUMNS = ["problem_id", "sample_idx", "token_ids", "num_tokens", "inserted"]
 _FLUSH_SAMPLES = 64
 _FLUSH_SECONDS = 60.0
 
@@ -88,6 +95,8 @@ def check_config(config: ProbeConfig) -> None:
         raise UserError("budgets must be positive token counts")
     if config.max_attempts is not None and config.max_attempts < 1:
         raise UserError("--max-attempts must be at least 1")
+    if config.max_attempts is not None and config.attempts is None:
+        raise UserError("--max-attempts caps the attempt probes: it needs --attempts PRESET")
     if config.attempts is not None:
         from analysis.steps import PRESETS
 
@@ -101,16 +110,42 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
     """Probe every sample of the run with every model; resumes from what an interrupted call saved."""
     check_config(config)
     models = checkpoints(list(config.models))
-    with Run.open(config.run_dir).lock("probe"):
-        return _probe(Run.open(config.run_dir), config, models, progress, log)
+    if len(models) > 1:
+        log(describe_checkpoints(models))
+    run = Run.open(config.run_dir)
+    out = output_path(run, config.out)
+    with ExitStack() as held:
+        held.enter_context(run.lock("probe"))
+        if out != run.path / PROBES:  # a table shared by several runs' probes: one writer at a time
+            held.enter_context(output_lock(out, "probe"))
+        run = Run.open(config.run_dir)
+        run.ensure_identity()
+        return _probe(run, config, models, out, progress, log)
 
 
-def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: Any, log: Callable) -> ProbeOutcome:
+def output_path(run: Run, out: Path | None) -> Path:
+    """Where the probe table goes: RUN/probes.parquet, or a `--out` file outside every run directory (a file inside
+    one would sit among the run's own tables, e.g. as a rollout shard, and break the commands that read them)."""
+    if out is None or out.absolute().resolve() == (run.path / PROBES).resolve():
+        return run.path / PROBES  # the run's own table, however the path was spelled
+    out = out.absolute()
+    if out.is_dir():
+        raise UserError(f"--out {out}: a folder; give a file name such as {out / 'probes.parquet'}")
+    if out.suffix != ".parquet":
+        raise UserError(f"--out {out}: a probe table is a Parquet file; give a name ending in .parquet")
+    for folder in out.resolve().parents:
+        if (folder / MANIFEST).is_file():
+            raise UserError(
+                f"--out {out}: inside the run directory {folder}, where only e3eval's own tables belong; write "
+                f"outside it, or leave --out out to write {folder / PROBES}"
+            )
+    return out
+
+
+def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, progress: Any,
+           log: Callable) -> ProbeOutcome:  # fmt: skip
     from e3eval.probes.forward import ProbeModel
 
-    out = (config.out or run.path / PROBES).absolute()
-    if out.resolve() == (run.path / PROBES).resolve():
-        out = run.path / PROBES  # the run's own table, however the path was spelled
     attempts_out = _attempts_path(out, run)
     parts = out.with_name(f".{out.name}.parts")
     problems = {p.problem_id: p for p in run.problem_records()}
@@ -124,20 +159,25 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
             "probes describe those ids"
         )
     budgets = _budgets(run, config)
-    ref_name = _identity(config.ref) if config.ref else None
+    ref_name = model_path(config.ref) if config.ref else None
+    ref_fingerprint = model_fingerprint(config.ref) if config.ref else None
     dtype = _resolved_dtype(config)
     settings = _settings(config, budgets)
     # Read once: what earlier calls computed is both the resume point and (with this call's parts) the final tables.
-    earlier_probes, earlier_attempts = _sources(out, attempts_out, parts)
+    earlier_probes, earlier_attempts = _sources(run, out, attempts_out, parts)
     done_probes = done_keys(pa.concat_tables(earlier_probes), PROBE_KEY, budgets, config.per_token)
     done_attempts = done_keys(pa.concat_tables(earlier_attempts), ATTEMPT_KEY) if config.attempts else None
     ref = ProbeModel.load(config.ref, config.dtype, config.device, flag="--ref") if config.ref else None
+    if config.ref:
+        _check_tokenizer_files(config.ref, "--ref")
     ref_tokenizer = load_tokenizer(config.ref) if config.ref else None
     computed = reused = unplaced = 0
     writer = _PartWriter(parts)
     try:
         for checkpoint in models:
+            _check_tokenizer_files(checkpoint.model, "--model")
             tokenizer = load_tokenizer(checkpoint.model)
+            weights = model_fingerprint(checkpoint.model)
             prompt_ids = _prompt_ids(run, problems, checkpoint.model, "--model", tokenizer, warnings)
             if ref_tokenizer is not None:
                 _prompt_ids(run, problems, config.ref, "--ref", ref_tokenizer, [])
@@ -153,18 +193,22 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], progress: An
                     pid, idx = sample["problem_id"], sample["sample_idx"]
                     if pid not in prompt_ids:
                         raise UserError(f"{run.path}: rollouts name problem {pid!r}, which problems.parquet lacks")
-                    need_probe = (run.run_id, checkpoint.model, ref_name, dtype, pid, idx) not in done_probes
+                    read = ids_sha1([*prompt_ids[pid], *(sample["token_ids"] or [])])
+                    need_probe = (run.run_id, checkpoint.model, ref_name, dtype, pid, idx, weights, ref_fingerprint,
+                                  read) not in done_probes  # fmt: skip
                     need_attempts = (
                         done_attempts is not None
-                        and (run.run_id, checkpoint.model, dtype, pid, idx, config.attempts, config.max_attempts)
-                        not in done_attempts
-                    )
+                        and (run.run_id, checkpoint.model, dtype, pid, idx, config.attempts, config.max_attempts,
+                             weights, read) not in done_attempts
+                    )  # fmt: skip
                     if not (need_probe or need_attempts):
                         reused += 1
                     else:
                         ids = prompt_ids[sample["problem_id"]]
                         base = {"run_id": run.run_id, "model": checkpoint.model, "step": checkpoint.step,
-                                "ref": ref_name, "dtype": dtype, "problem_id": pid, "sample_idx": idx}  # fmt: skip
+                                "ref": ref_name, "dtype": dtype, "problem_id": pid, "sample_idx": idx,
+                                "model_fingerprint": weights, "ref_fingerprint": ref_fingerprint,
+                                "ids_sha1": read}  # fmt: skip
                         failed = _probe_sample(model, ref, decoder, base, ids, sample, config, budgets,
                                                need_probe, need_attempts, writer)  # fmt: skip
                         unplaced += failed
@@ -199,7 +243,7 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
     start = len(prompt_ids)
     if need_probe:
         stats = token_stats(model, ids, start, config.chunk, ref) if response else None
-        writer.probes.extend(budget_rows(base, stats, budgets, config.per_token))
+        writer.probes.extend(budget_rows(base, stats, budgets, config.per_token, sample.get("inserted") or ()))
     if not need_attempts:
         return 0
     from e3eval.probes.attempts import attempt_probes
@@ -269,28 +313,17 @@ def _budgets(run: Run, config: ProbeConfig) -> tuple[int, ...]:
         return tuple(sorted(set(config.budgets)))
     scored = (run.section("scoring") or {}).get("budgets")
     if scored:
-        return tuple(sorted(int(b) for b in scored))
-    limit = (run.section("generation") or {}).get("max_tokens")
-    if limit:
-        return (int(limit),)
+        return tuple(sorted(int(b) for b in scored))  # run.json's reader checked they are positive integers
+    limit = ((run.section("generation") or {}).get("sampling") or {}).get("max_tokens")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return (limit,)
     longest = max((int(n) for b in run.rollout_batches(["num_tokens"]) for n in b.column(0).to_pylist()), default=0)
     return (max(longest, 1),)
 
 
-def _grades(run: Run) -> dict[tuple[str, int, int | None], bool | None]:
-    """The run's current grades per (problem, sample, budget) (None: timeout or error), plus (problem, sample, None):
-    the grade at the largest scored budget, which attempt rows (whole responses) carry."""
-    if not run.has("grades"):
-        return {}
-    grades = run.table("grades", ["problem_id", "sample_idx", "budget", "correct"])
-    found: dict[tuple[str, int, int | None], bool | None] = {}
-    largest: dict[tuple[str, int], int] = {}
-    for pid, idx, budget, ok in zip(*(grades.column(c).to_pylist() for c in grades.column_names), strict=True):
-        found[(pid, idx, budget)] = ok
-        if budget >= largest.get((pid, idx), -1):
-            largest[(pid, idx)] = budget
-            found[(pid, idx, None)] = ok
-    return found
+def _grades(run: Run) -> Grades:
+    return current_grades(run.table("grades", ["problem_id", "sample_idx", "budget", "correct"]) if run.has("grades")
+                          else None)  # fmt: skip
 
 
 def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, tokenizer: Any,
@@ -302,16 +335,21 @@ def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, token
     ids: dict[str, list[int]] = {}
     for problem in problems.values():
         stored = list(problem.prompt_token_ids) if problem.prompt_token_ids else None
+        if stored is None and not problem.prompt:
+            raise UserError(
+                f"{run.path}: this run has no prompt for problem {problem.problem_id!r}; probes need prompt + "
+                "response (import the run with its prompts: a `prompt` field)"
+            )
         if stored is None:
-            stored = tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"]
+            stored = tokenizer(problem.prompt, add_special_tokens=False)["input_ids"]
         elif not same:
             plain = list(tokenizer(problem.prompt or "", add_special_tokens=False)["input_ids"])
             special = list(tokenizer(problem.prompt or "")["input_ids"])
             if stored not in (plain, special):
                 raise UserError(
                     f"{flag} {model}: its tokenizer does not match the run's token ids (the prompt of "
-                    f"{problem.problem_id!r} re-tokenizes to {len(plain)} ids, the run stores {len(stored)}); use "
-                    f"a model of the run's tokenizer ({recorded.get('name_or_path', 'see run.json')})"
+                    f"{problem.problem_id!r} {_first_difference(plain, stored)}); use a model of the run's "
+                    f"tokenizer ({recorded.get('name_or_path', 'see run.json')})"
                 )
         ids[problem.problem_id] = stored
     if not any(p.prompt_token_ids for p in problems.values()):
@@ -319,9 +357,26 @@ def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, token
     return ids
 
 
-def _identity(model: str) -> str:
-    """How a model is named in the tables: a local folder by its absolute path (two spellings, one model)."""
-    return str(Path(model).resolve()) if Path(model).exists() else model
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+
+
+def _check_tokenizer_files(model: str, flag: str) -> None:
+    """A local model folder must carry its tokenizer: the probe checks it against the run's ids (verl's exported
+    checkpoints hold one; a bare weights folder does not)."""
+    folder = Path(model).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise UserError(
+            f"{flag} {model}: no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}, ...); copy the tokenizer of the "
+            "model that generated the run into this folder"
+        )
+
+
+def _first_difference(mine: list[int], stored: list[int]) -> str:
+    """Where a re-tokenized prompt parts from the stored ids, in words."""
+    at = next((i for i, (a, b) in enumerate(zip(mine, stored, strict=False)) if a != b), min(len(mine), len(stored)))
+    if at < min(len(mine), len(stored)):
+        return f"re-tokenizes to id {mine[at]} at position {at}, where the run stores {stored[at]}"
+    return f"re-tokenizes to {len(mine)} ids, the run stores {len(stored)} (the first {at} agree)"
 
 
 def _resolved_dtype(config: ProbeConfig) -> str:
@@ -364,24 +419,31 @@ def _attempts_path(out: Path, run: Run) -> Path:
     return out.with_name(f"{out.stem}.attempts{out.suffix or '.parquet'}")
 
 
-def _sources(out: Path, attempts_out: Path, parts: Path) -> tuple[list[pa.Table], list[pa.Table]]:
+def _sources(run: Run, out: Path, attempts_out: Path, parts: Path) -> tuple[list[pa.Table], list[pa.Table]]:
     """What earlier calls computed, oldest first: the final tables, then the parts an interrupted call left."""
-    probes = [_read(out, PROBE_SCHEMA), *read_parts(parts, "probes", PROBE_SCHEMA)]
-    attempts = [_read(attempts_out, ATTEMPT_SCHEMA), *read_parts(parts, "attempts", ATTEMPT_SCHEMA)]
+    own = out == run.path / PROBES
+    probes = [_read(out, PROBE_SCHEMA, run, own), *read_parts(parts, "probes", PROBE_SCHEMA)]
+    attempts = [_read(attempts_out, ATTEMPT_SCHEMA, run, own), *read_parts(parts, "attempts", ATTEMPT_SCHEMA)]
     return probes, attempts
 
 
-def _read(path: Path, schema: pa.Schema) -> pa.Table:
+def _read(path: Path, schema: pa.Schema, run: Run, own: bool) -> pa.Table:
+    """An earlier probe table. In the run's own table, rows under the run's id from before identities were uuids
+    are the run's (relabelled); in a table shared by several runs such an id is ambiguous and its rows stay as
+    they are (they never match a run's uuid, so they are never taken for its measurements)."""
     if not path.is_file():
         return schema.empty_table()
     try:
-        table = pq.read_table(path)
+        table = conform(pq.read_table(path), schema)
     except (pa.ArrowException, OSError) as exc:
-        raise UserError(f"{path}: not a readable Parquet table ({exc}); remove it to probe again") from None
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise UserError(f"{path}: not a probe table (no {', '.join(missing)}); remove it or pass another --out")
-    return table.select(schema.names).cast(schema)
+        raise UserError(f"{path}: not a readable Parquet table ({exc}); move it away to probe again") from None
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}; pass another --out") from None
+    legacy = run.manifest.get("legacy_run_id")
+    if own and legacy is not None:
+        ids = pa.array([run.run_id if r == legacy else r for r in table["run_id"].to_pylist()], pa.string())
+        table = table.set_column(table.schema.get_field_index("run_id"), "run_id", ids)
+    return table
 
 
 def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict[str, Any],
@@ -390,8 +452,8 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
     from the run's current grades, then drop the parts; returns the probes table. Attempt probes of earlier calls
     are carried over when this call made none, so the two tables always belong to one unit."""
     grades = _grades(run)
-    probes = _sorted(with_grades(latest(probes_in, [*PROBE_KEY, "budget"], PROBE_SCHEMA), run.run_id, grades))
-    attempts = _sorted(with_grades(latest(attempts_in, ATTEMPT_KEY, ATTEMPT_SCHEMA), run.run_id, grades))
+    probes = _sorted(with_grades(latest(probes_in, [*PROBE_SLOT, "budget"], PROBE_SCHEMA), run.run_id, grades))
+    attempts = _sorted(with_grades(latest(attempts_in, ATTEMPT_SLOT, ATTEMPT_SCHEMA), run.run_id, grades))
     models = sorted({(m, s) for m, s in zip(probes["model"].to_pylist(), probes["step"].to_pylist(), strict=True)},
                     key=lambda c: (c[1] if c[1] is not None else -1, c[0]))  # fmt: skip
     section = {"last_call": settings, "models": [{"model": m, "step": s} for m, s in models],

@@ -17,7 +17,7 @@ and shapes tables; it runs no model.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +27,31 @@ import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
 
-# What makes two rows the same measurement: the run, the model, the reference, the weights' dtype and the sample
-# (probes add the budget; attempt probes the preset and the attempt cap instead of the reference, which they
-# never use). A sample probed again under the same key replaces its older rows.
-PROBE_KEY = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
-ATTEMPT_KEY = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
+# Where a measurement lives (its slot): the run (its uuid), the model and reference (paths), the weights' dtype and
+# the sample (probes add the budget; attempt probes the preset and the attempt cap instead of the reference, which
+# they never use). A sample probed again in the same slot replaces its older rows.
+PROBE_SLOT = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
+ATTEMPT_SLOT = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
+# What makes a stored measurement still valid for its slot: the same weights at those paths (`weights.py`) and the
+# same token ids read (a regenerated sample, or another run's sample under a reused id, is measured again).
+_VALID = ("model_fingerprint", "ref_fingerprint", "ids_sha1")
+PROBE_KEY = (*PROBE_SLOT, *_VALID)
+_ADDED = (*_VALID, "n_inserted")  # columns newer than the first probe tables
+ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1")
 Key = tuple[Any, ...]
 
 _KEY = [("run_id", pa.string()), ("model", pa.string()), ("step", pa.int64()), ("ref", pa.string()),
-        ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32())]  # fmt: skip
+        ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
+        ("model_fingerprint", pa.string()), ("ref_fingerprint", pa.string()),
+        ("ids_sha1", pa.string())]  # fmt: skip
 PROBE_SCHEMA = pa.schema(
     [
         *_KEY,
         ("budget", pa.int32()),
         ("n_tokens", pa.int32()),
+        # Response tokens within the budget that budget forcing inserted ("Wait"): not the policy's own samples, so
+        # left out of every mean (n_tokens counts only the policy's tokens) and null in the per-token lists.
+        ("n_inserted", pa.int32()),
         ("mean_logprob", pa.float64()),
         ("mean_entropy", pa.float64()),
         ("kl_exact", pa.float64()),
@@ -77,34 +88,46 @@ ATTEMPT_SCHEMA = pa.schema(
 )
 
 
-def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int], per_token: bool) -> list[dict[str, Any]]:
-    """One row per budget: token means over the response prefix of that budget (`stats` None: empty response);
-    `correct` is filled from the run's grades when the tables are written (`with_grades`)."""
+def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int], per_token: bool,
+                inserted: Sequence[int] = ()) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per budget: token means over the policy's tokens of the response prefix of that budget (`stats` None:
+    empty response); tokens in `inserted` (flat (start, end) pairs of spans budget forcing inserted) are left out of
+    the means and null in the per-token lists. `correct` is filled from the run's grades (`with_grades`)."""
     length = 0 if stats is None else len(stats.logprob)
-    sums = {} if stats is None else {name: _prefix_sums(getattr(stats, name)) for name in _MEANS}
+    policy = np.ones(length, dtype=bool)
+    for start, end in zip(inserted[::2], inserted[1::2], strict=True):
+        policy[max(start, 0) : max(end, 0)] = False
+    counts = np.concatenate([[0], np.cumsum(policy)])
+    sums = {} if stats is None else {name: _prefix_sums(getattr(stats, name), policy) for name in _MEANS}
     rows = []
     for budget in budgets:
-        n = min(budget, length)
-        row = {**base, "budget": budget, "n_tokens": n}
+        cut = min(budget, length)
+        n = int(counts[cut])
+        row = {**base, "budget": budget, "n_tokens": n, "n_inserted": cut - n}
         for name, column in _MEANS.items():
             total = sums.get(name)
-            row[column] = None if total is None or n == 0 else float(total[n] / n)
+            row[column] = None if total is None or n == 0 else float(total[cut] / n)
         if per_token and stats is not None and budget == max(budgets):
-            row["token_logprob"] = stats.logprob[:n].tolist()
-            row["token_entropy"] = stats.entropy[:n].tolist()
-            row["token_kl"] = None if stats.kl_exact is None else stats.kl_exact[:n].tolist()
+            row["token_logprob"] = _policy_only(stats.logprob[:cut], policy)
+            row["token_entropy"] = _policy_only(stats.entropy[:cut], policy)
+            row["token_kl"] = None if stats.kl_exact is None else _policy_only(stats.kl_exact[:cut], policy)
         rows.append(row)
     return rows
+
+
+def _policy_only(values: np.ndarray, policy: np.ndarray) -> list[float | None]:
+    """Per-token values, aligned with the response's tokens, null where a token was inserted rather than sampled."""
+    return [float(v) if own else None for v, own in zip(values.tolist(), policy[: len(values)].tolist(), strict=True)]
 
 
 _MEANS = {"logprob": "mean_logprob", "entropy": "mean_entropy", "kl_exact": "kl_exact", "kl_k1": "kl_k1",
           "kl_k3": "kl_k3"}  # fmt: skip
 
 
-def _prefix_sums(values: np.ndarray | None) -> np.ndarray | None:
+def _prefix_sums(values: np.ndarray | None, policy: np.ndarray) -> np.ndarray | None:
     if values is None:
         return None
-    return np.concatenate([[0.0], np.cumsum(np.asarray(values, dtype=np.float64))])
+    return np.concatenate([[0.0], np.cumsum(np.where(policy, np.asarray(values, dtype=np.float64), 0.0))])
 
 
 def attempt_rows(base: dict[str, Any], probes: Sequence[Any], preset: str, max_attempts: int | None,
@@ -144,8 +167,8 @@ def done_keys(table: pa.Table, unique: Sequence[str], budgets: Iterable[int] = (
 
 
 def latest(tables: Sequence[pa.Table], unique: Sequence[str], schema: pa.Schema) -> pa.Table:
-    """The rows of each `unique` key from the last of `tables` (oldest first) that holds that key: a sample probed
-    again replaces all its older rows, however rows of other keys are interleaved."""
+    """The rows of each `unique` key (a slot) from the last of `tables` (oldest first) that holds that key: a sample
+    probed again replaces all its older rows, however rows of other keys are interleaved."""
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return schema.empty_table()
@@ -161,13 +184,34 @@ def latest(tables: Sequence[pa.Table], unique: Sequence[str], schema: pa.Schema)
     return pa.concat_tables(kept)
 
 
-def with_grades(table: pa.Table, run_id: str, grades: dict[tuple[str, int, int | None], bool | None]) -> pa.Table:
+Grades = dict[tuple[str, int, int | None], bool | None]
+
+
+def current_grades(grades: pa.Table | None) -> Grades:
+    """A run's current grades per (problem, sample, budget) (None: timeout or error), plus (problem, sample, None):
+    the grade at the largest scored budget, which attempt rows (whole responses) carry."""
+    if grades is None:
+        return {}
+    found: Grades = {}
+    largest: dict[tuple[str, int], int] = {}
+    columns = (grades.column(c).to_pylist() for c in ("problem_id", "sample_idx", "budget", "correct"))
+    for pid, idx, budget, ok in zip(*columns, strict=True):
+        found[(pid, idx, budget)] = ok
+        if budget >= largest.get((pid, idx), -1):
+            largest[(pid, idx)] = budget
+            found[(pid, idx, None)] = ok
+    return found
+
+
+def with_grades(table: pa.Table, run_ids: str | Collection[str], grades: Grades) -> pa.Table:
     """`correct` from the run's current grades for this run's rows (a probe made before scoring, or before a new
     scoring, must not keep a stale grade). Keys are (problem, sample, budget); attempt rows use budget None."""
-    if table.num_rows == 0:
+    needed = ("run_id", "problem_id", "sample_idx", "correct")
+    if table.num_rows == 0 or any(c not in table.column_names for c in needed):
         return table
+    own = {run_ids} if isinstance(run_ids, str) else set(run_ids)
     budgets = table["budget"].to_pylist() if "budget" in table.column_names else [None] * table.num_rows
-    mine = [r == run_id for r in table["run_id"].to_pylist()]
+    mine = [r in own for r in table["run_id"].to_pylist()]
     old = table["correct"].to_pylist()
     fresh = [grades.get((p, s, b)) if own else was
              for p, s, b, own, was in zip(table["problem_id"].to_pylist(), table["sample_idx"].to_pylist(), budgets,
@@ -183,7 +227,20 @@ def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
     tables = []
     for part in sorted(folder.glob(f"{kind}-*.parquet")):
         try:
-            tables.append(pq.read_table(part).cast(schema))
+            tables.append(conform(pq.read_table(part), schema))
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise UserError(f"{part}: a damaged probe part ({exc}); delete it and rerun to recompute it") from None
     return tables
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A table written by an older e3eval in today's schema: columns it lacks (fingerprints, ids_sha1, n_inserted)
+    are null, so its rows stay in their slots but never count as valid measurements (they are probed again). A
+    table lacking any other column is not a probe table: ValueError naming them."""
+    missing = [name for name in schema.names if name not in table.column_names and name not in _ADDED]
+    if missing:
+        raise ValueError(f"not a probe table (no {', '.join(missing)})")
+    for name in schema.names:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
+    return table.select(schema.names).cast(schema)

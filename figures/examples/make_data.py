@@ -46,7 +46,7 @@ def make_runs(out: Path, tokenizer_dir: Path) -> list[Path]:
         run = out / "runs" / name
         import_run(ImportConfig(source=pool, out=run, tokenizer=str(tokenizer_dir), token_ids_field="token_ids",
                                 sample_field="sample_idx", finish_reason_field="finish_reason", force=True,
-                                run_id=name))  # fmt: skip
+                                name=name))  # fmt: skip
         score_run(run, ScoreConfig(budgets=tuple(parse_budgets(BUDGETS)), workers=1))
         runs.append(run)
     return runs
