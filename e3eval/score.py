@@ -120,8 +120,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     samples = run.samples(problems)
     if not samples.samples:
         raise UserError(
-            f"{run_dir}: no successful sample to score ({samples.describe()}); "
-            "rerun `e3eval generate` with the same settings to retry the failed ones"
+            f"{run_dir}: no successful sample to score ({samples.describe()}); {_refill(run, 'retry the failed ones')}"
         )
     total = samples.samples
     rows = _Rows()
@@ -172,7 +171,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
         counted, run.run_id, config.policy, SummaryConfig(config.resamples, config.seed), excluded
     )
     if excluded.note:
-        warnings.insert(0, f"{excluded.note}. Rerun `e3eval generate` with the same settings to fill them")
+        warnings.insert(0, f"{excluded.note}. {_refill(run, 'fill them', start=True)}")
     if failed_at:
         warnings.append(
             f"{sum(failed_at.values())} forced answer(s) failed (see grades.parquet `detail`); they are left out of "
@@ -257,6 +256,15 @@ def _kept_policies(
             )
     kept = pa.Table.from_pylist(others.to_pylist(), schema=SUMMARY_SCHEMA)  # summaries of older versions lack columns
     return kept, {name: records[name] for name in names if name in records}
+
+
+def _refill(run: Run, goal: str, start: bool = False) -> str:
+    """How to get the samples a run lacks: generation for a generated run, the source tool for an import."""
+    if run.kind == "imported":
+        text = f"this run was imported: {goal} with the tool that wrote it, then re-import with --force"
+    else:
+        text = f"rerun `e3eval generate` with the same settings to {goal}"
+    return text[0].upper() + text[1:] if start else text
 
 
 def _failed_at(rows: _Rows) -> dict[int, int]:

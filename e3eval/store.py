@@ -283,7 +283,8 @@ def _manifest_problems(manifest: dict[str, Any]) -> list[str]:
         for key in _BUDGET_LISTS.get(name, ()):
             value = section.get(key)
             if value is not None and not _is_budget_list(value):
-                problems.append(f"field '{name}.{key}' must be a list of positive integers, not {json.dumps(value)[:80]}")
+                shown = json.dumps(value)[:80]
+                problems.append(f"field '{name}.{key}' must be a list of positive integers, not {shown}")
     return problems
 
 

@@ -120,12 +120,10 @@ def _all_failed(budget: int, excluded: Exclusions, run_id: str, policy: str) -> 
     flag = "; ".join([*([excluded.note] if excluded.note else []),
                       f"all {failed} forced answer(s) at budget {budget} failed: no numbers"])  # fmt: skip
     nan = float("nan")
-    return [
-        {"run_id": run_id, "policy": policy, "budget": budget, "metric": metric, "k": k, "value": nan, "ci_low": nan,
-         "ci_high": nan, "n_problems": 0, "n_samples": 0, "n_failed": excluded.failed + failed,
-         "n_missing": excluded.missing, "flag": flag}  # fmt: skip
-        for metric, k in (("pass@k", 1), *((m, None) for m in RATE_METRICS))
-    ]
+    common = {"run_id": run_id, "policy": policy, "budget": budget, "value": nan, "ci_low": nan, "ci_high": nan,
+              "n_problems": 0, "n_samples": 0, "n_failed": excluded.failed + failed, "n_missing": excluded.missing,
+              "flag": flag}  # fmt: skip
+    return [{**common, "metric": metric, "k": k} for metric, k in (("pass@k", 1), *((m, None) for m in RATE_METRICS))]
 
 
 def _rate(metric: str, cols: dict[str, list], rows: list[int]) -> float:

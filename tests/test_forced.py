@@ -3,6 +3,7 @@
 rescoring, resumed after SIGKILL; failed requests flagged and left out, never averaged in as incorrect."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -257,7 +258,9 @@ def test_failed_forced_answers_are_flagged_and_left_out_then_retried(run_dir, st
     assert all(g["status"] == "error" and g["correct"] is None for g in failed)
     assert all("forced answer failed" in g["detail"] and "maximum context length" in g["detail"] for g in failed)
     rows = {(r["budget"], r["metric"], r["k"]): r for r in result.summary.to_pylist()}
-    assert (14, "pass@k", 1) not in rows, "failed pairs are not samples: no numbers rest on none"
+    failed_row = rows[(14, "pass@k", 1)]
+    assert math.isnan(failed_row["value"]) and failed_row["n_samples"] == 0, "no numbers rest on failed pairs"
+    assert failed_row["n_failed"] == 4 and "all 4 forced answer(s) at budget 14 failed" in failed_row["flag"]
     assert rows[(4, "pass@k", 1)]["value"] == 0.5 and rows[(4, "pass@k", 1)]["n_failed"] == 0
     assert any("4 forced answer(s) failed" in w for w in result.warnings)
     stored = pq.read_table(run_dir / FORCED_DIR).to_pylist()
@@ -381,3 +384,31 @@ def test_a_regenerated_sample_gets_new_continuations(run_dir, stopping_dir):
     unended = sum(1 for b in BUDGETS if b < len(changed["token_ids"]) or changed["finish_reason"] != "stop")
     assert again.stale == unended and again.generated == unended
     assert again.reused == first.wanted - unended
+
+
+def test_new_weights_at_the_models_path_write_new_answers(run_dir, stopping_dir, tiny_model_dir, tmp_path):
+    """`ckpt/latest` re-exported with other weights: its stored answers are the old weights', never reused."""
+    latest = Path(shutil.copytree(stopping_dir, tmp_path / "ckpt" / "latest"))
+    first = _score(run_dir, _forced(latest))
+    assert first.forced.generated == SAMPLES * UNENDED and _pass1(first.summary)[4] == 0.5
+    for weights in latest.glob("*.safetensors"):
+        weights.unlink()
+    for weights in tiny_model_dir.glob("*.safetensors"):
+        shutil.copy(weights, latest / weights.name)
+    shutil.copy(tiny_model_dir / "config.json", latest / "config.json")
+    again = _score(run_dir, _forced(latest))
+    assert (again.forced.reused, again.forced.other_weights) == (0, SAMPLES * UNENDED)
+    assert again.forced.generated == SAMPLES * UNENDED, "the weights there now write the answers"
+    assert _pass1(again.summary)[4] == 0.0, "the random model does not answer 7"
+    assert Run.open(run_dir).section("scoring")["forced"]["other_weights"] == SAMPLES * UNENDED
+
+
+def test_forced_answers_that_all_fail_exit_1_with_every_budget_shown(run_dir, stopping_dir):
+    done = run_cli("e3eval", "score", str(run_dir), "--budgets", "4,14,64", "--policy", "forced", "--model",
+                   "stopping", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--tokenizer",
+                   str(stopping_dir), "--workers", "1", "--bootstrap", "0")  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "8 forced answer request(s) failed" in done.stderr and "Traceback" not in done.stderr
+    summary = pq.read_table(run_dir / "summary.parquet").to_pylist()
+    shown = {r["budget"]: r["n_failed"] for r in summary if r["metric"] == "pass@k" and r["k"] == 1}
+    assert shown == {4: 4, 14: 4, 64: 0}, "budgets where every forced answer failed are shown, with their failures"

@@ -205,3 +205,18 @@ def test_inserted_wait_tokens_are_not_the_policys(stopping_dir, tmp_path):
     own = [v for v in logprobs if v is not None]
     assert row["mean_logprob"] == pytest.approx(sum(own) / len(own))
     assert row["mean_logprob"] > -0.01, "the hand-set model is sure of every token it sampled itself"
+
+
+def test_an_imported_run_is_not_told_to_rerun_generate(tiny_model_dir, tmp_path):
+    source = write_jsonl(tmp_path / "r.jsonl", [
+        {"id": "p1", "response": "so \\boxed{3}", "answer": "3", "sample_idx": 0},
+        {"id": "p1", "response": "", "answer": "3", "sample_idx": 1, "error": "server timeout"},
+    ])  # fmt: skip
+    run = tmp_path / "imported"
+    imported = run_cli("e3eval", "import", str(source), "--out", str(run), "--tokenizer", str(tiny_model_dir),
+                       "--sample-field", "sample_idx", "--name", "vendor-dump")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert e3eval.load_run(run).name == "vendor-dump" and is_run_id(e3eval.load_run(run).run_id)
+    done = run_cli("e3eval", "score", str(run), "--budgets", "16", "--workers", "1")
+    assert done.returncode == 0, done.stderr
+    assert "This run was imported" in done.stderr and "e3eval generate" not in done.stderr
