@@ -232,15 +232,29 @@ def _tokenizer(config: CountConfig) -> tuple[Any, Any]:
     return tokenizer, PrefixDecoder(tokenizer)
 
 
-def write_rows(path: Path, table: pa.Table) -> None:
-    from e3eval.store import write_csv, write_table
+def check_rows_target(path: Path, force: bool = False) -> None:
+    """Refuse an `--out` for the per-trace table before any counting: a name that is not .csv/.parquet, or a file
+    e3eval did not write (see `e3eval.outputs`)."""
+    from e3eval.outputs import check_replaceable
 
-    if path.suffix == ".parquet":
-        write_table(path, table)
-    elif path.suffix == ".csv":
-        write_csv(path, table)
-    else:
+    if path.suffix not in (".csv", ".parquet"):
         raise UserError(f"{path}: --out must end in .csv or .parquet")
+    check_replaceable(path, force)
+
+
+def write_rows(path: Path, table: pa.Table, force: bool = False) -> None:
+    """Write the per-trace table as CSV or Parquet; never over a file e3eval did not write unless `force`."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from e3eval.outputs import write_output
+    from e3eval.store import COMPRESSION
+
+    check_rows_target(path, force)
+    if path.suffix == ".parquet":
+        write_output(path, lambda temp: pq.write_table(table, temp, compression=COMPRESSION), force)
+    else:
+        write_output(path, lambda temp: pacsv.write_csv(table, temp), force)
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,19 @@ def test_an_imported_run_is_not_told_to_rerun_generate(tiny_model_dir, tmp_path)
     done = run_cli("e3eval", "score", str(run), "--budgets", "16", "--workers", "1")
     assert done.returncode == 0, done.stderr
     assert "This run was imported" in done.stderr and "e3eval generate" not in done.stderr
+
+
+def test_a_checkpoint_folder_with_two_experiments_says_so(tmp_path):
+    from e3eval.probes.checkpoints import checkpoints, describe_checkpoints, experiment_of
+
+    for experiment in ("exp-a", "exp-b"):
+        for step in (10, 20):
+            folder = tmp_path / "checkpoints" / "proj" / experiment / f"global_step_{step}" / "actor" / "huggingface"
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text("{}")
+    found = checkpoints([str(tmp_path / "checkpoints")])
+    assert [c.step for c in found] == [10, 10, 20, 20]
+    assert {experiment_of(c.model) for c in found} == {str(tmp_path / "checkpoints" / "proj" / e)
+                                                       for e in ("exp-a", "exp-b")}  # fmt: skip
+    text = describe_checkpoints(found)
+    assert "4 model(s) in 2 folder(s)" in text and "exp-a: step 10, 20" in text and "exp-b: step 10, 20" in text

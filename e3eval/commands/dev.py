@@ -25,8 +25,10 @@ def tiny_model(
     ] = None,
 ) -> None:
     """Build a ~1M-parameter Qwen3 test model (random, or hand-set with --stop-after) and its BPE tokenizer, offline."""
+    from e3eval.outputs import claim_folder
     from e3eval.tiny_model import build_stopping_model, build_tiny_model
 
+    claim_folder(out_dir, "OUT_DIR")
     if stop_after is None:
         build_tiny_model(out_dir, seed)
         say(f"wrote tiny model and tokenizer to {out_dir}")
@@ -42,6 +44,7 @@ def example_pool(
     min_tokens: Annotated[int, typer.Option(help="Shortest finished response.")] = 200,
     max_tokens: Annotated[int, typer.Option(help="Generation limit; longer responses are cut (length).")] = 2048,
     seed: Annotated[int, typer.Option()] = 0,
+    force: Annotated[bool, typer.Option(help="Replace a file e3eval did not write.")] = False,
 ) -> None:
     """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks)."""
     from e3eval.datasets import demo_problems
@@ -50,6 +53,11 @@ def example_pool(
 
     if not 0 < min_tokens <= max_tokens:
         raise UserError("need 0 < --min-tokens <= --max-tokens")
+    from e3eval.outputs import check_replaceable, write_output
+
+    check_replaceable(out, force, "OUT")
     spec = PoolSpec(samples=samples, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
-    count = write_pool(out, demo_problems(), spec, load_tokenizer(tokenizer))
-    say(f"wrote {count} synthetic rollouts to {out}")
+    counts = []
+    write_output(out, lambda temp: counts.append(write_pool(temp, demo_problems(), spec, load_tokenizer(tokenizer))),
+                 force, "OUT")  # fmt: skip
+    say(f"wrote {counts[0]} synthetic rollouts to {out}")

@@ -116,7 +116,8 @@ def _show(rows: list) -> None:
             )
         console.print(table)
     console.print(
-        "token means over each budget's response prefix, averaged per problem, then over problems (95% bootstrap CI); "
+        "token means over the policy's own tokens of each budget's response prefix (tokens budget forcing inserted are "
+        "left out), averaged per problem, then over problems (95% bootstrap CI); "
         "entropy and log-prob at temperature 1, nats per token; KL = exact full-vocabulary KL(model || ref); "
         "correct / incorrect split by the grade at that budget"
     )

@@ -33,16 +33,19 @@ def count_asymmetries_cmd(
     out: Annotated[Path | None, typer.Option(help="Per-trace table (.csv or .parquet), in input order.")] = None,
     skip_bad_lines: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of stopping.")] = False,
     jobs: Annotated[int | None, typer.Option(help="Worker processes for JSONL input (default: all cores).")] = None,
+    force: Annotated[bool, typer.Option(help="Let --out replace a file e3eval did not write.")] = False,
 ) -> None:
     """Count verification and attempt steps (and chained asymmetries) in traces, by correctness and budget."""
     from rich.table import Table
 
-    from analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
+    from analysis.asymmetries import CountConfig, check_rows_target, count_asymmetries, summarize_steps, write_rows
     from analysis.traces import TraceFields
     from e3eval.budgets import format_budget, parse_budgets
 
     if by not in ("correct", "none"):
         raise UserError("--by must be correct or none")
+    if out is not None:
+        check_rows_target(out, force)
     cores = os.cpu_count() or 1
     if jobs is not None and not 1 <= jobs <= max(16, 4 * cores):
         raise UserError(f"--jobs must be between 1 and {max(16, 4 * cores)} on this machine ({cores} cores)")
@@ -76,7 +79,7 @@ def count_asymmetries_cmd(
         if not samples.complete:
             warn(f"{samples.describe()}: not counted as traces")
     if out is not None:
-        write_rows(out, result.table)
+        write_rows(out, result.table, force)
         say(f"wrote {out}")
 
 

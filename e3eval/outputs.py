@@ -1,0 +1,94 @@
+"""Outputs outside a run directory: files and folders e3eval writes without ever replacing what it did not write.
+
+A single-file output (`count-asymmetries --out`, `report --out`, `dev synthetic-pool`) is written atomically under a
+lock and recorded in a hidden sidecar beside it, `.NAME.e3eval`, holding the sha256 of what was written. A later
+write replaces the file only when that sidecar exists and the file still has that content: e3eval wrote it and nobody
+changed it since. Any other existing file (the user's own `summary.csv`, a file e3eval wrote and the user edited) is
+refused unless `force`. A folder output (`dev tiny-model DIR`) is created with a marker file; an existing non-empty
+folder without the marker is refused. Run directories have their own rules (`run.py`, `store.py`); this module
+knows nothing of what the files hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from e3eval.errors import UserError
+from e3eval.store import MANIFEST, output_lock
+
+_SIDECAR = ".{name}.e3eval"
+FOLDER_MARKER = ".e3eval-output"
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(_SIDECAR.format(name=path.name))
+
+
+def check_replaceable(path: Path, force: bool = False, flag: str = "--out") -> None:
+    """Refuse `path` as an output when writing it would replace a file e3eval did not write (or one edited since),
+    a folder, or anything inside a run directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: a folder; give a file name inside it")
+    for folder in path.absolute().resolve().parents:
+        if (folder / MANIFEST).is_file():
+            raise UserError(f"{flag} {path}: inside the run directory {folder}, where only e3eval's own tables "
+                            "belong; write it elsewhere")  # fmt: skip
+    if path.exists() and not force and not _written_by_e3eval(path):
+        raise UserError(
+            f"{flag} {path}: exists and was not written by e3eval (or was changed since); choose another name, or "
+            "pass --force to replace it"
+        )
+
+
+def write_output(path: Path, write: Callable[[Path], object], force: bool = False, flag: str = "--out") -> None:
+    """Write one output file through `write(temp_path)`, atomically and under a lock, after `check_replaceable`;
+    then record it as e3eval's."""
+    path = Path(path)
+    check_replaceable(path, force, flag)
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+    with output_lock(path, "write"):
+        temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            write(temp)
+            digest = _sha256(temp)
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+        sidecar(path).write_text(json.dumps({"sha256": digest}) + "\n", encoding="utf-8")
+
+
+def claim_folder(folder: Path, flag: str) -> None:
+    """Make `folder` an output folder of e3eval's: created with a marker, or already marked, or empty; an existing
+    folder holding anything else is refused (nothing in it is replaced)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / FOLDER_MARKER).is_file():
+        raise UserError(
+            f"{flag} {folder}: a folder e3eval did not create, and not empty; give a new or empty folder (nothing "
+            "in it was touched)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FOLDER_MARKER).write_text("written by e3eval; it may replace the files in this folder\n")
+
+
+def _written_by_e3eval(path: Path) -> bool:
+    try:
+        recorded = json.loads(sidecar(path).read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded == _sha256(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

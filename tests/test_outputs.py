@@ -1,0 +1,62 @@
+"""Outputs outside a run never replace a file e3eval did not write (`e3eval/outputs.py`): count-asymmetries --out,
+dev synthetic-pool, dev tiny-model. Real commands as a user runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, write_jsonl
+
+from e3eval.errors import UserError
+from e3eval.outputs import check_replaceable, claim_folder, write_output
+
+
+def test_count_asymmetries_out_never_replaces_a_users_file(tmp_path):
+    traces = write_jsonl(tmp_path / "t.jsonl", [{"response": "Let me check. Wait, verify: 2+2=4."}] * 3)
+    mine = tmp_path / "rows.csv"
+    mine.write_text("my own notes\n")
+    args = ("count-asymmetries", str(traces), "--out", str(mine))
+    refused = run_cli("e3eval", *args)
+    assert refused.returncode == 2 and "was not written by e3eval" in refused.stderr
+    assert mine.read_text() == "my own notes\n", "nothing touched"
+    assert run_cli("e3eval", *args, "--force").returncode == 0
+    assert run_cli("e3eval", *args).returncode == 0, "its own output it may rewrite"
+    mine.write_text(mine.read_text() + "an edit\n")
+    again = run_cli("e3eval", *args)
+    assert again.returncode == 2 and "changed since" in again.stderr and mine.read_text().endswith("an edit\n")
+
+
+def test_single_file_outputs_are_refused_inside_runs_and_folders(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(UserError, match="inside the run directory"):
+        check_replaceable(run / "rollouts" / "part-00009.parquet")
+    with pytest.raises(UserError, match="a folder"):
+        check_replaceable(tmp_path)
+    target = tmp_path / "new" / "out.txt"
+    write_output(target, lambda temp: temp.write_text("one"))
+    assert target.read_text() == "one" and not list(target.parent.glob(".out.txt.tmp-*"))
+    write_output(target, lambda temp: temp.write_text("two"))
+    assert target.read_text() == "two"
+
+
+def test_dev_commands_claim_only_what_they_own(tmp_path):
+    model_dir = tmp_path / "my-model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    refused = run_cli("e3eval", "dev", "tiny-model", str(model_dir))
+    assert refused.returncode == 2 and "did not create" in refused.stderr
+    assert (model_dir / "config.json").read_text() == "{}"
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("keep me\n")
+    done = run_cli("e3eval", "dev", "synthetic-pool", str(pool), "--tokenizer", str(tmp_path / "missing"))
+    assert done.returncode == 2 and pool.read_text() == "keep me\n"
+    fresh = tmp_path / "fresh"
+    claim_folder(fresh, "OUT_DIR")
+    claim_folder(fresh, "OUT_DIR")  # its own folder again
+    assert (fresh / ".e3eval-output").is_file()
+    with pytest.raises(UserError, match="not a folder"):
+        claim_folder(pool, "OUT_DIR")
+    assert Path(pool).read_text() == "keep me\n"
