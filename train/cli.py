@@ -61,14 +61,15 @@ def run(
 
     Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
     """
-    from train.curriculum import check_inputs, load_spec, render_commands, run_steps, stage_steps
+    from train.curriculum import load_spec, render_commands, run_steps, stage_steps
+    from train.preflight import check_inputs
 
     parsed = load_spec(spec)
     steps = stage_steps(parsed)
     if dry_run:
         print(render_commands([step.command for step in steps]))
         return
-    check_inputs(parsed)
+    check_inputs(parsed, steps)
     ran = run_steps(steps, log=console.print)
     console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
 
@@ -89,6 +90,7 @@ def bigram(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from train.bigram import BigramConfig, iterate, summarize_dynamics, write_history
+    from train.outputs import bigram_targets
 
     if len(set(algo)) != len(algo):
         raise UserError(f"--algo given twice with the same value: {algo}")
@@ -96,6 +98,7 @@ def bigram(
         configs = [BigramConfig(a, iterations, group_size, groups, budget, lr, seed) for a in algo]  # type: ignore[arg-type]
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    csvs, plots = bigram_targets(out, algo, plot)
     runs: list[tuple[str, list]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
                TimeRemainingColumn())  # fmt: skip
@@ -112,7 +115,7 @@ def bigram(
                         f"({groups} groups of {group_size}), lr {lr:g}, budget {budget}")  # fmt: skip
     for column in ("algo", "a* found at it.", "mean length", "p(stop)", "entropy", "final reward"):
         table.add_column(column, justify="right")
-    for config, (name, history) in zip(configs, runs, strict=True):
+    for config, (name, history), path in zip(configs, runs, csvs, strict=True):
         dynamics = summarize_dynamics(history)
         found = "not found" if dynamics.found_at is None else f"{dynamics.found_at:,}"
         table.add_row(
@@ -123,15 +126,14 @@ def bigram(
             f"{dynamics.start_entropy:.3f} -> peak {dynamics.peak_entropy:.3f}",
             f"{history[-1].reward:.3f}",
         )
-        path = out if len(runs) == 1 else out.with_name(f"{out.stem}-{name}{out.suffix or '.csv'}")
         write_history(history, path, config)
         console.print(f"wrote {path} (+ {path.name}.json: configuration and versions)")
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
-    if plot is not None:
+    if plots:
         from figures.bigram import plot_histories
 
-        stem = plot.with_suffix("") if plot.suffix.lower() in (".png", ".pdf") else plot
+        stem = plots[0].with_name(plots[0].stem)
         title = f"$p^k$ bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)"
         written = plot_histories(runs, stem, title=title)
         console.print(f"wrote {' and '.join(str(path) for path in written)}")
@@ -193,10 +195,13 @@ def prepare_math_cmd(
     """Split a math dataset into easy / medium / hard by a reference model's pass rates."""
     from e3eval.datasets import resolve_problems
     from e3eval.prompts import check_template
+    from train.outputs import check_output_dir
     from train.prepare import SplitRule, pass_rates, prepare_math
 
-    counts = prepare_math(out, resolve_problems(dataset), pass_rates(from_run), SplitRule(easy_above, hard_at_most),
-                          check_template(template), resolve_problems(val_dataset))  # fmt: skip
+    rule = SplitRule(easy_above, hard_at_most)
+    check_output_dir(out)
+    counts = prepare_math(out, resolve_problems(dataset), pass_rates(from_run), rule, check_template(template),
+                          resolve_problems(val_dataset))  # fmt: skip
     console.print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 

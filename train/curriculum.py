@@ -9,9 +9,12 @@ verl's training metrics go to `OUTPUT_DIR/STAGE/metrics.jsonl` (its `file` logge
 figures read them (`figures/metrics_log.py`); a rerun of an interrupted stage first moves that file to
 `metrics-N.jsonl`, since verl's file logger starts its file afresh.
 `validate_spec` reports every problem of a spec at once, naming the field (and its YAML line): unknown fields
-(a typo such as `stepz:` would otherwise be ignored) and hyper-parameters of the wrong type (they become verl
-overrides). `load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand into billions
-of nodes (the "billion laughs" document). This module runs nothing itself except in `run_steps`, which skips steps
+(a typo such as `stepz:` would otherwise be ignored), hyper-parameters of the wrong type (they become verl
+overrides) and stage names that are not simple folder names (`../x` would put checkpoints outside output_dir).
+Paths and names go into the overrides quoted for Hydra's grammar (`_hydra_value`), so a comma in a data path is not
+a second list item; `train/preflight.py` checks the files, verl and the output folder before anything is launched.
+`load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand into billions of nodes
+(the "billion laughs" document). This module runs nothing itself except in `run_steps`, which skips steps
 whose output already exists so that a rerun resumes; `e3train run SPEC --dry-run` prints the commands.
 """
 
@@ -76,6 +79,8 @@ _KIND_TEXT = {
 SPEC_FIELDS = ("name", "model", "output_dir", "algorithm", "defaults", "stages", "extra_overrides")
 STAGE_FIELDS = ("name", "data", "budget", "steps", "algorithm", "init", "hyper", "val_dataset")
 DATA_FIELDS = ("train", "val")
+# A stage's name is a folder of output_dir: no separators, no `..`, no leading `-` or `.` (hidden, or read as a flag).
+STAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_SPEC_BYTES = 1 << 20  # a curriculum is a page of YAML; anything near this is not one
 REWARD_PATH = Path(__file__).resolve().parent / "reward.py"
 
@@ -148,6 +153,9 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
         name = raw.get("name")
         if not isinstance(name, str) or not name:
             stage_errors.append(f"{prefix}.name: required string")
+        elif not STAGE_NAME.fullmatch(name):
+            stage_errors.append(f"{prefix}.name: {name!r} is not a simple name (letters, digits, '-', '_', '.', "
+                                "starting with a letter or digit): it names a folder in output_dir")  # fmt: skip
         files = {}
         for kind in ("train", "val"):
             value = (raw.get("data") or {}).get(kind) if isinstance(raw.get("data"), dict) else None
@@ -228,26 +236,43 @@ def _fits(value: Any, kind: str) -> bool:
     return math.isfinite(number) and (number > 0 if kind == "positive" else number >= 0)
 
 
+def stage_dir(spec: Spec, stage: Stage) -> str:
+    """The stage's folder in output_dir: verl's checkpoints and metrics, the sweep of its checkpoint."""
+    return f"{spec.output_dir}/{stage.name}"
+
+
 def checkpoint_dir(spec: Spec, stage: Stage) -> str:
     """Where verl leaves the stage's final Hugging Face export (`save_contents` includes hf_model)."""
-    return f"{spec.output_dir}/{stage.name}/global_step_{stage.steps}/actor/huggingface"
+    return f"{stage_dir(spec, stage)}/global_step_{stage.steps}/actor/huggingface"
 
 
 def metrics_path(spec: Spec, stage: Stage) -> str:
     """Where verl's file logger writes the stage's training metrics (absolute: see `stage_steps`)."""
-    return os.path.abspath(f"{spec.output_dir}/{stage.name}/metrics.jsonl")
+    return os.path.abspath(f"{stage_dir(spec, stage)}/metrics.jsonl")
+
+
+_HYDRA_NON_STRINGS = {"null", "true", "false", "inf", "nan"}
 
 
 def _hydra_value(text: str) -> str:
-    """A path as a Hydra override value: quoted when it holds characters the override grammar would read."""
-    if re.fullmatch(r"[A-Za-z0-9_./-]+", text):
+    """A string as a Hydra override value that Hydra reads back as exactly that string.
+
+    Left bare only when it is plainly a path or a name (Hydra would read `123`, `1e5`, `null` or `true` as another
+    type); otherwise single-quoted. Inside quotes, `${` would still be an OmegaConf interpolation, so it is written
+    `\\${`, and backslashes are doubled where they precede a quote, `${` or the closing quote (elsewhere they are
+    literal). `tests/test_hostile_train.py` checks the round trip through verl's real Hydra config.
+    """
+    if re.fullmatch(r"[A-Za-z0-9_./-]+", text) and (
+        "/" in text or (text[0].isalpha() and text.lower() not in _HYDRA_NON_STRINGS)
+    ):
         return text
-    # Inside Hydra quotes only backslashes before a quote or the closing quote are escapes; double just those.
-    return "'" + re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), text) + "'"
+    body = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
+    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), body)
+    return "'" + body + "'"
 
 
 def _list(values: tuple[str, ...]) -> str:
-    return "[" + ",".join(values) + "]"
+    return "[" + ",".join(_hydra_value(v) for v in values) + "]"
 
 
 @dataclass(frozen=True)
@@ -273,16 +298,16 @@ def stage_steps(spec: Spec) -> list[Step]:
             f"data.train_files={_list(stage.train_files)}",
             f"data.val_files={_list(stage.val_files)}",
             f"data.max_response_length={stage.budget}",
-            f"actor_rollout_ref.model.path={model}",
+            f"actor_rollout_ref.model.path={_hydra_value(model)}",
             "actor_rollout_ref.actor.use_kl_loss=True",
             "actor_rollout_ref.actor.loss_agg_mode=token-mean",
             "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
-            f"custom_reward_function.path={REWARD_PATH}",
+            f"custom_reward_function.path={_hydra_value(str(REWARD_PATH))}",
             "custom_reward_function.name=compute_score",
             f"trainer.total_training_steps={stage.steps}",
-            f"trainer.default_local_dir={spec.output_dir}/{stage.name}",
-            f"trainer.project_name={spec.name}",
-            f"trainer.experiment_name={stage.name}",
+            f"trainer.default_local_dir={_hydra_value(stage_dir(spec, stage))}",
+            f"trainer.project_name={_hydra_value(spec.name)}",
+            f"trainer.experiment_name={_hydra_value(stage.name)}",
             # wandb (verl's default) needs an account; the file logger leaves the metrics beside the checkpoints.
             "trainer.logger=[console,file]",
             # The logger runs in a Ray actor, which gets the variable from the runtime env, not from this process;
@@ -299,7 +324,7 @@ def stage_steps(spec: Spec) -> list[Step]:
         steps.append(Step(stage.name, "train", [sys.executable, "-m", "verl.trainer.main_ppo", *overrides],
                           checkpoint_dir(spec, stage), metrics))  # fmt: skip
         if stage.val_dataset:
-            eval_dir = f"{spec.output_dir}/{stage.name}/eval"
+            eval_dir = f"{stage_dir(spec, stage)}/eval"
             sweep = ["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset", stage.val_dataset,
                      "--budgets", f"{stage.budget},{2 * stage.budget}", "--n", "8",
                      "--train-budget", str(stage.budget), "--out", eval_dir]  # fmt: skip
@@ -331,20 +356,6 @@ def render_commands(commands: list[list[str]]) -> str:
                 lines.append(quoted)
         blocks.append(" \\\n".join(lines))
     return "\n\n".join(blocks)
-
-
-def check_inputs(spec: Spec) -> None:
-    """Before launching anything: every data file exists and verl is importable; all problems in one error."""
-    from e3eval.dependencies import INSTALL_HINTS, installed
-
-    problems = []
-    for i, stage in enumerate(spec.stages):
-        for kind, files in (("train", stage.train_files), ("val", stage.val_files)):
-            problems += [f"stages[{i}].data.{kind}: no such file {f}" for f in files if not Path(f).is_file()]
-    if not installed("verl"):
-        problems.append(f"verl is not installed ({INSTALL_HINTS['verl']})")
-    if problems:
-        raise UserError(f"{spec.name}: cannot start:\n  " + "\n  ".join(problems))
 
 
 def run_steps(steps: list[Step], log: Callable[[str], None] = print) -> int:

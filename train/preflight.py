@@ -1,0 +1,150 @@
+"""The checks `e3train run` makes before launching anything, all problems reported in one error.
+
+verl finds most mistakes only after Ray, the model and the rollout engine have started, and then dies with a
+traceback (a text file given as training data ends in `ModuleNotFoundError: datasets`, or later in a pyarrow error).
+So before the first step: every data file is a Parquet file with the columns verl's RL dataset and reward manager read
+(verl 0.9.1 `verl/utils/dataset/rl_dataset.py` and `verl/workers/reward_manager/naive.py`: the chat `prompt` as a list
+of {role, content} messages, `data_source` (the reward function's dispatch key), `reward_model.ground_truth`, and
+`extra_info`, when present, a struct: verl calls `extra_info.get("index")` on every row), read from the file's footer
+only; each stage has rows to train and validate on; and, when a training step is still to run, verl and the modules
+its trainer imports at run time are installed (verl itself is installed without dependencies, `make engines`), as is
+the stage's rollout engine, which verl 0.9 requires to be named. The output folder is not in an e3eval run and every
+stage's folder resolves inside it. This module reads and launches nothing else; `curriculum.py` builds the steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from e3eval.dependencies import INSTALL_HINTS, installed
+from e3eval.errors import UserError
+from train.curriculum import Spec, Step, stage_dir
+from train.outputs import check_output_dir
+
+# module verl's trainer imports at run time -> the pip distribution that provides it (verl 0.9.1's `verl-core` extra)
+VERL_RUNTIME = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "ray": "'ray[default]'",
+    "hydra": "hydra-core",
+    "omegaconf": "omegaconf",
+    "tensordict": "'tensordict>=0.8,<=0.10,!=0.9.0'",
+    "codetiming": "codetiming",
+    "datasets": "datasets",  # rl_dataset.py reads the Parquet files with it
+    "PIL": "pillow",  # rl_dataset.py
+    "torchdata": "torchdata",  # ray_trainer.py: StatefulDataLoader
+    "transfer_queue": "TransferQueue",  # the v1 trainer (trainer.use_v1, on by default)
+}
+ROLLOUT_ENGINES = {"vllm": "vllm", "sglang": "sglang"}  # rollout_name -> module
+GLOB_CHARACTERS = "*?["  # the `datasets` library reads a data file name as a glob pattern
+
+
+def check_inputs(spec: Spec, steps: list[Step]) -> None:
+    """Raise one UserError listing everything that would stop the curriculum once launched."""
+    overrides = _overrides(spec.extra_overrides)
+    keys = (overrides.get("data.prompt_key", "prompt"), overrides.get("data.reward_fn_key", "data_source"))
+    problems = _output_problems(spec)
+    for i, stage in enumerate(spec.stages):
+        for kind, files in (("train", stage.train_files), ("val", stage.val_files)):
+            rows = 0
+            for name in files:
+                found, count = data_file_problems(name, *keys)
+                problems += [f"stages[{i}].data.{kind}: {problem}" for problem in found]
+                rows += count
+            if rows == 0 and not any(p.startswith(f"stages[{i}].data.{kind}:") for p in problems):
+                problems.append(f"stages[{i}].data.{kind}: the files hold no rows")
+    pending = {step.stage for step in steps if step.kind == "train" and not Path(step.output).exists()}
+    if pending:
+        problems += _runtime_problems(spec, pending, overrides)
+    if problems:
+        raise UserError(f"{spec.name}: cannot start:\n  " + "\n  ".join(problems))
+
+
+def data_file_problems(name: str, prompt_key: str = "prompt", reward_key: str = "data_source") -> tuple[list[str], int]:
+    """What would stop verl reading `name` as RL training data, and its row count (read from the footer)."""
+    path = Path(name)
+    if not path.is_file():
+        return [f"no such file {name}"], 0
+    if any(c in name for c in GLOB_CHARACTERS):
+        return [f"{name}: verl's loader reads {GLOB_CHARACTERS!r} in a file name as a glob pattern; rename it"], 0
+    if path.suffix != ".parquet":
+        return [f"{name}: not a .parquet file (verl picks its reader by extension; `e3train prepare` makes data)"], 0
+    try:
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        return [f"{name}: not a Parquet file ({str(exc).splitlines()[0]})"], 0
+    found = [f"{name}: {problem}" for problem in _column_problems(schema, prompt_key, reward_key)]
+    return found, metadata.num_rows
+
+
+def _column_problems(schema: pa.Schema, prompt_key: str, reward_key: str) -> list[str]:
+    problems = []
+    names = schema.names
+    prompt = schema.field(prompt_key).type if prompt_key in names else None
+    message = prompt.value_type if prompt is not None and pa.types.is_list(prompt) else None
+    if message is None or not pa.types.is_struct(message) or not {"role", "content"} <= _fields(message):
+        problems.append(f"column {prompt_key!r} must be a list of {{role, content}} chat messages")
+    if reward_key not in names or not pa.types.is_string(schema.field(reward_key).type):
+        problems.append(f"column {reward_key!r} must be a string (the reward function's data source)")
+    reward = schema.field("reward_model").type if "reward_model" in names else None
+    if reward is None or not pa.types.is_struct(reward) or "ground_truth" not in _fields(reward):
+        problems.append("column 'reward_model' must be a struct with a 'ground_truth'")
+    if "extra_info" in names and not pa.types.is_struct(schema.field("extra_info").type):
+        problems.append("column 'extra_info' must be a struct (verl reads extra_info.index); a file from an earlier "
+                        "`e3train prepare` has a JSON string there: prepare it again")  # fmt: skip
+    if problems:
+        problems[-1] += f" (columns: {', '.join(names) or 'none'})"
+    return problems
+
+
+def _fields(struct: pa.StructType) -> set[str]:
+    return {struct.field(i).name for i in range(struct.num_fields)}
+
+
+def _output_problems(spec: Spec) -> list[str]:
+    out = Path(spec.output_dir)
+    try:
+        check_output_dir(out, "output_dir")
+    except UserError as exc:
+        return [str(exc)]
+    problems = []
+    root = out.resolve()
+    for i, stage in enumerate(spec.stages):
+        folder = Path(stage_dir(spec, stage)).resolve()
+        if not folder.is_relative_to(root) or folder == root:
+            problems.append(f"stages[{i}].name: {stage_dir(spec, stage)} resolves to {folder}, outside output_dir")
+    return problems
+
+
+def _runtime_problems(spec: Spec, pending: set[str], overrides: dict[str, str]) -> list[str]:
+    if not installed("verl"):
+        return [f"verl is not installed ({INSTALL_HINTS['verl']})"]
+    needed = dict(VERL_RUNTIME)
+    if overrides.get("trainer.use_v1", "true").lower() == "false":
+        del needed["transfer_queue"]
+    missing = [module for module in needed if not installed(module)]
+    problems = []
+    if missing:
+        problems.append(f"verl's trainer needs {', '.join(missing)}, not installed: "
+                        f"pip install {' '.join(needed[m] for m in missing)}")  # fmt: skip
+    default = overrides.get("actor_rollout_ref.rollout.name")
+    for i, stage in enumerate(spec.stages):
+        if stage.name not in pending:
+            continue
+        engine = stage.hyper.get("rollout_name", default)
+        if engine is None:
+            problems.append(f"stages[{i}]: no rollout engine: verl 0.9 has no default; set rollout_name (vllm or "
+                            "sglang) under defaults or the stage's hyper")  # fmt: skip
+        elif engine in ROLLOUT_ENGINES and not installed(ROLLOUT_ENGINES[engine]):
+            hint = INSTALL_HINTS.get(engine, f"pip install {engine}")
+            problems.append(f"stages[{i}]: rollout engine {engine} is not installed ({hint})")
+    return problems
+
+
+def _overrides(extra: tuple[str, ...]) -> dict[str, str]:
+    """key -> value of the spec's extra_overrides (`+key=value` and `++key=value` included)."""
+    return {key.lstrip("+"): value for key, _, value in (x.partition("=") for x in extra)}
