@@ -221,7 +221,7 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                     handles.setdefault(series, _curve(ax, points, line_style(index, len(order)), ci,
                                                       _dodge(index, len(order))))  # fmt: skip
             budget_ticks(ax, frame["budget"])
-            shade_extrapolation(ax, train_budget)
+            shade_extrapolation(ax, train_budget, frame["budget"])
             percent_axis(ax, 100 * float(rows[["value", "ci_high"]].max().max()), metric_name(metric, k))
             ax.set_xlabel("test-time budget (tokens)")
             ax.set_title(metric_name(metric, k) + (" (unbiased estimator)" if metric == "pass@k" and k > 1 else ""))

@@ -7,8 +7,10 @@ files). For each attempt index k >= 2 the probe stores three log-probability dif
 repeating the latest attempt. Each is a sum over the attempt's tokens (nats), or with `unit: per-token` divided by
 its token count. Per checkpoint and k: the mean over samples of each problem, then over problems, with a 95% bootstrap
 CI over problems; points resting on fewer than `min_n` problems are left out (the tail of large k is thin). One line
-per checkpoint step, light to dark as training goes on; one row of three panels per label. Samples with fewer than
-two attempts have no k and do not count. This module runs no model.
+per checkpoint step, light to dark as training goes on; one row of three panels per label, or per experiment, preset,
+attempt cap and dtype where a label's tables hold several (`identity.py`: those are never averaged together; the
+footnote says what each row is). Samples with fewer than two attempts have no k and do not count. This module runs no
+model.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from figures.family import Family, Input
+from figures.identity import display_name, short_paths, split
 from figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
 from figures.style import HEATMAP_CMAP, apply_style, footnote, legend_width, new_figure, require_rows, series_label
 
@@ -36,42 +39,47 @@ QUANTITIES = {
     "fig13c": ("(c) repeating the latest attempt", r"$\log p(a_{k-1}|a_{1:k-1})$"),
 }
 UNITS = {"sum": "", "per-token": "_per_token"}
+# What separates rows beyond the model: a preset segments attempts differently, a cap stops at another k.
+SPLIT_BY = ("dtype", "preset", "max_attempts")
 
 
 def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
-    """Mean and CI per (series, checkpoint, k, quantity, unit) over problems."""
+    """Mean and CI per (series, checkpoint, k, quantity, unit) over problems. A label whose rows hold several
+    experiments, presets, attempt caps or dtypes is one series (row of panels) each (`identity.split`)."""
     rows = []
     for label, paths in series.items():
         table = pd.concat([read_probe_table(p, "attempt_probes") for p in paths], ignore_index=True)
-        if "ref" in table.columns and table["ref"].nunique(dropna=False) > 1:
-            table = table[table["ref"] == table["ref"].dropna().iloc[0]] if table["ref"].notna().any() else table
         table = table[table["k"].notna()]
         if table.empty:
             raise UserError(f"probes: {label}: no response has two attempts or more (nothing to draw per k)")
-        table = table.assign(checkpoint=[_checkpoint(s, m) for s, m in zip(table["step"], _models(table), strict=True)])
-        columns = [f"{q}{suffix}" for q in QUANTITIES for suffix in UNITS.values() if f"{q}{suffix}" in table]
-        for (checkpoint, k), at in table.groupby(["checkpoint", "k"], sort=False):
-            per_problem = at.groupby("problem_id")[columns].mean()
-            step = at["step"].iloc[0]
-            for column in columns:
-                values = per_problem[column].dropna().to_numpy(dtype=float)
-                if len(values):
-                    ((mean, low, high),) = bootstrap_means(values[None, :])
-                    quantity, unit = (column[:6], "per-token") if column.endswith("_per_token") else (column, "sum")
-                    rows.append((label, checkpoint, step, int(k), quantity, unit, mean, low, high, len(values)))
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        for group in split(table, label, by=SPLIT_BY):
+            at_group = group.rows.assign(checkpoint=_checkpoints(group.rows))
+            columns = [f"{q}{suffix}" for q in QUANTITIES for suffix in UNITS.values() if f"{q}{suffix}" in at_group]
+            for (checkpoint, k), at in at_group.groupby(["checkpoint", "k"], sort=False):
+                per_problem = at.groupby("problem_id")[columns].mean()
+                step = at["step"].iloc[0]
+                for column in columns:
+                    values = per_problem[column].dropna().to_numpy(dtype=float)
+                    if len(values):
+                        ((mean, low, high),) = bootstrap_means(values[None, :])
+                        quantity, unit = (column[:6], "per-token") if column.endswith("_per_token") else (column, "sum")
+                        rows.append((group.name, checkpoint, step, int(k), quantity, unit, mean, low, high,
+                                     len(values), group.about))  # fmt: skip
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, "about"])
     return frame.astype({"k": "int64", "n": "int64", "step": "float64"})
 
 
-def _models(table: pd.DataFrame) -> list[str]:
-    return list(table["model"]) if "model" in table.columns else [""] * len(table)
+def _checkpoints(rows: pd.DataFrame) -> list[str]:
+    """Each row's line: `step 40`, or for a model without a step (a base model) its folder's name, with as many
+    parent folders as tell two such models apart. `split` leaves one experiment per group, so steps are unique."""
+    loose = sorted({str(m) for m, s in zip(rows["model"], rows["step"], strict=True) if _no_step(s)})
+    shown = dict(zip(loose, short_paths(loose), strict=True))
+    return [shown[str(m)] or "model" if _no_step(s) else f"step {int(s)}"
+            for m, s in zip(rows["model"], rows["step"], strict=True)]  # fmt: skip
 
 
-def _checkpoint(step: Any, model: Any) -> str:
-    """`step 40`, or the model's folder name when the probe did not know a step (a base model)."""
-    if step is not None and not (isinstance(step, float) and math.isnan(step)):
-        return f"step {int(step)}"
-    return Path(str(model)).name or "model"
+def _no_step(step: Any) -> bool:
+    return step is None or (isinstance(step, float) and math.isnan(step))
 
 
 def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
@@ -120,20 +128,30 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                     handles.setdefault(checkpoint, handle)
                 if quantity != "fig13c":
                     ax.axhline(0, color="0.5", linewidth=0.8, zorder=0)
-                ax.set_title(title if len(order) == 1 else f"{labels.get(series, series)}: {title}")
+                ax.set_title(title if len(order) == 1 else f"{display_name(series, labels)}: {title}")
                 ax.set_xlabel("attempt index k")
                 ax.set_ylabel(f"{formula}\n(nats{' per token' if unit == 'per-token' else ''})")
                 ax.xaxis.get_major_locator().set_params(integer=True)
         shown = [c for c in checkpoints if c in handles]
         figure.legend([handles[c] for c in shown], [texts[checkpoints.index(c)] for c in shown],
                       loc="outside right center", title="checkpoint")  # fmt: skip
-        title = options.get("title") or (labels.get(order[0], order[0]) if len(order) == 1 else "")
+        title = options.get("title") or (display_name(order[0], labels) if len(order) == 1 else "")
         if title:
             figure.suptitle(title)
         footnote(figure, f"Per checkpoint and k: mean over problems of each problem's mean over samples; bands: 95% "
                  f"bootstrap CI over problems; points with fewer than {min_n} problems left out. Log-probabilities "
-                 f"are {'per token' if unit == 'per-token' else 'sums over the attempt tokens'}.")  # fmt: skip
+                 f"are {'per token' if unit == 'per-token' else 'sums over the attempt tokens'}. "
+                 f"{_about(rows, labels)}")  # fmt: skip
     return figure
+
+
+def _about(rows: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    """What each row of panels is (experiment, dtype, preset, attempt cap), for the footnote."""
+    if "about" not in rows.columns:
+        return ""
+    first = rows.drop_duplicates("series")
+    return "Probed: " + "; ".join(f"{display_name(s, labels)} = {a}" for s, a in
+                                  zip(first["series"], first["about"], strict=True)) + "."  # fmt: skip
 
 
 def _checkpoint_order(rows: pd.DataFrame) -> list[str]:

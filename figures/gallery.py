@@ -1,7 +1,8 @@
 """The figures folder: render a validated spec's figures into it, then write its gallery (index.html, README.md).
 
-`render_spec` loads every figure's frame first and reports all load problems at once (each naming `SPEC:LINE`, the
-figure and its input files), then draws and saves each figure as NAME.pdf and NAME.png (`figures.style.save`).
+`render_spec` first checks that figures may write every file it will write (`folder.py`: a folder it owns, and never
+a file it did not write), then loads every figure's frame and reports all load problems at once (each naming
+`SPEC:LINE`, the figure and its input files), then draws and saves each figure as NAME.pdf and NAME.png.
 `write_gallery` writes a self-contained DIR/index.html (inline CSS, PNGs referenced relatively, every user-provided
 text escaped) and DIR/README.md with, per figure: title, paper figure numbers, inputs, n, caption and the exact
 command that made it. This module does not validate specs (`spec.py`) or know how any family draws.
@@ -19,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from e3eval.errors import UserError
+from figures.folder import FiguresFolder
 from figures.spec import FigureSpec, check_frame
 
 if TYPE_CHECKING:
     from figures.family import Family
+
+GALLERY_FILES = ("index.html", "README.md")
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,13 @@ def render_spec(
     command: str,
     progress: Any = None,
     families: Callable[[str], Family] | None = None,
+    force: bool = False,
 ) -> list[Entry]:
     """Draw every figure of `spec` into `out_dir` (PDF + PNG each) and write the gallery; returns its entries.
 
-    A figure whose drawing fails with a UserError is left out, the others are still written, and one UserError then
-    lists the failures. `progress` is an optional rich Progress.
+    `out_dir` must be a folder figures may write into (`folder.py`; `force`: also a non-empty one it did not make);
+    every file name is checked before any data is read. A figure whose drawing fails with a UserError is left out, the
+    others are still written, and one UserError then lists the failures. `progress` is an optional rich Progress.
     """
     if families is None:
         from figures.registry import get_family
@@ -58,8 +64,9 @@ def render_spec(
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window, also on machines with a display
-    from figures.style import save
 
+    folder = FiguresFolder.open(out_dir, force)
+    folder.check([*(f"{r.name}.{suffix}" for r in spec.figures for suffix in ("png", "pdf")), *GALLERY_FILES])
     frames, errors = {}, []
     task = progress.add_task("load figure data", total=len(spec.figures)) if progress else None
     for request in spec.figures:
@@ -79,7 +86,6 @@ def render_spec(
     if errors:
         listed = "\n  ".join(errors)
         raise UserError(f"{spec.path}: {len(errors)} problem(s) with the figures' data:\n  {listed}{spec.hint()}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     entries, failed = [], []
     task = progress.add_task("draw figures", total=len(spec.figures)) if progress else None
     for request in spec.figures:
@@ -88,7 +94,7 @@ def render_spec(
         if progress:
             progress.update(task, description=f"draw {request.name}")
         try:
-            paths = save(family.draw(frame, request.options), out_dir / request.name)
+            paths = folder.save(family.draw(frame, request.options), request.name)
         except UserError as exc:
             failed.append(f"{spec.where(request)}: figure {request.name!r}: {exc}")
         else:
@@ -103,7 +109,7 @@ def render_spec(
     if progress:
         progress.update(task, description="draw figures")
     note = f"From {spec.path}; inputs relative to {_display(spec.base)}."
-    write_gallery(out_dir, entries, spec.title or f"Figures from {spec.path.name}", note)
+    write_gallery(folder, entries, spec.title or f"Figures from {spec.path.name}", note)
     if failed:
         raise UserError(f"{spec.path}: {len(failed)} figure(s) not drawn:\n  " + "\n  ".join(failed))
     return entries
@@ -123,23 +129,12 @@ def paper_entries(rendered: Sequence[Sequence[Any]], out_dir: Path, command: str
     return entries
 
 
-def write_gallery(out_dir: Path, entries: Sequence[Entry], title: str, note: str = "") -> list[Path]:
-    """Write DIR/index.html and DIR/README.md describing `entries` (`note`: a line under the title)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in (
-        ("index.html", _html(entries, title, note, out_dir)),
-        ("README.md", _markdown(entries, title, note)),
-    ):
-        path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
-    return written
+def write_gallery(folder: FiguresFolder, entries: Sequence[Entry], title: str, note: str = "") -> list[Path]:
+    """Write index.html and README.md describing `entries` into the folder (`note`: a line under the title)."""
+    return [
+        folder.write_text("index.html", _html(entries, title, note, folder.path)),
+        folder.write_text("README.md", _markdown(entries, title, note)),
+    ]
 
 
 def _ordered(paths: Sequence[Path], out_dir: Path) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The paper's figures that the authors' published tables support, drawn with no other input (Fig. 7, 9 and 10).
 
-`paper_figures(out_dir, data_dir)` reads `aime_budget_table.csv` and `chained_asymmetry_grids.csv` from `data_dir`
+`paper_figures(out, data_dir)` reads `aime_budget_table.csv` and `chained_asymmetry_grids.csv` from `data_dir`
 (the shared `e3-paper` folder) and writes, through the accuracy and chained families:
 Fig. 7 (App. B: accuracy on AIME 2025 of ten open-source models against the test-time budget; the caption names no
 metric, so pass@1 and the table's pass@8 side by side), Fig. 9 (App. D: pass@1 on AIME 2025, the same models) and
@@ -21,11 +21,12 @@ import pandas as pd
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
 from figures import accuracy, chained
-from figures.style import save
+from figures.folder import FiguresFolder
 
 AIME_TABLE = "aime_budget_table.csv"
 CHAINED_TABLE = "chained_asymmetry_grids.csv"
 AIME_YEARS = ("2025",)
+NAMES = ("fig07-aime2025-accuracy", "fig09-aime2025-pass1", "fig10-chained-asymmetries")  # output file stems
 
 
 class PaperFigure(NamedTuple):
@@ -47,9 +48,12 @@ def paper_data_dir(data_dir: Path | str) -> Path:
                     "(nor in its e3-paper folder)")  # fmt: skip
 
 
-def paper_figures(out_dir: Path | str, data_dir: Path | str) -> list[PaperFigure]:
-    """Draw Fig. 7, 9 and 10 from the published tables into `out_dir` (PNG + PDF each)."""
-    out_dir, data_dir = Path(out_dir), paper_data_dir(data_dir)
+def paper_figures(out: FiguresFolder | Path | str, data_dir: Path | str) -> list[PaperFigure]:
+    """Draw Fig. 7, 9 and 10 from the published tables into the folder `out` (PNG + PDF each; `folder.py` says
+    which folders figures may write into)."""
+    data_dir = paper_data_dir(data_dir)
+    folder = out if isinstance(out, FiguresFolder) else FiguresFolder.open(out)
+    folder.check(f"{name}.{suffix}" for name in NAMES for suffix in ("png", "pdf"))
     aime_csv, chained_csv = data_dir / AIME_TABLE, data_dir / CHAINED_TABLE
     aime = accuracy.frame_from_paper_table(aime_csv, AIME_YEARS)
     n_aime = accuracy.describe_n(aime)
@@ -62,7 +66,7 @@ def paper_figures(out_dir: Path | str, data_dir: Path | str) -> list[PaperFigure
                                 "title": "Accuracy on AIME 2025 of open-source models (paper Fig. 7)"})  # fmt: skip
     caption7 = (f"Paper Fig. 7 (App. B) from {AIME_TABLE}, AIME 2025 rows: pass@1 and pass@8 against the test-time "
                 f"budget. {trend} {_doubling_gains(aime, k=8)} {order} {note}")  # fmt: skip
-    figures.append(PaperFigure("fig07-aime2025-accuracy", save(fig7, out_dir / "fig07-aime2025-accuracy"), caption7,
+    figures.append(PaperFigure("fig07-aime2025-accuracy", folder.save(fig7, "fig07-aime2025-accuracy"), caption7,
                                [aime_csv], n_aime,
                                "AIME 2025 accuracy of open-source models, pass@1 and pass@8"))  # fmt: skip
 
@@ -70,14 +74,14 @@ def paper_figures(out_dir: Path | str, data_dir: Path | str) -> list[PaperFigure
                                 "title": "pass@1 on AIME 2025 across open-source models (paper Fig. 9)"})  # fmt: skip
     caption9 = (f"Paper Fig. 9 (App. D) from {AIME_TABLE}, AIME 2025 rows: pass@1 of models of 1.5B-32B trained "
                 f"with SFT or RL. {trend} {_flat_models(aime)} {order} {note}")  # fmt: skip
-    figures.append(PaperFigure("fig09-aime2025-pass1", save(fig9, out_dir / "fig09-aime2025-pass1"), caption9,
+    figures.append(PaperFigure("fig09-aime2025-pass1", folder.save(fig9, "fig09-aime2025-pass1"), caption9,
                                [aime_csv], n_aime, "AIME 2025 pass@1 across model sizes and training"))  # fmt: skip
 
     grid = chained.frame_from_table(chained_csv)
     fig10 = chained.draw(grid, {"title": "pass@k after C chained asymmetries on CDOWN (paper Fig. 10)"})
     caption10 = (f"Paper Fig. 10 (App. E.2) from {CHAINED_TABLE}: pass@k of the model after C chained asymmetries, "
                  f"per training step. {_diagonal(grid)}")  # fmt: skip
-    figures.append(PaperFigure("fig10-chained-asymmetries", save(fig10, out_dir / "fig10-chained-asymmetries"),
+    figures.append(PaperFigure("fig10-chained-asymmetries", folder.save(fig10, "fig10-chained-asymmetries"),
                                caption10, [chained_csv], chained.describe_n(grid),
                                "pass@k after C chained asymmetries on Countdown"))  # fmt: skip
     return figures

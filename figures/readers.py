@@ -8,7 +8,6 @@ against the spec's folder; the step of a per-step file is the last number in its
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import re
@@ -20,12 +19,12 @@ import numpy as np
 import pandas as pd
 
 from e3eval.errors import UserError
+from figures.globs import expand, is_glob
 
 RESAMPLES = 1000
 SEED = 0
 TRACE_COLUMNS = ("correct", "n_verify", "n_attempts", "n_chained", "n_tokens", "repeats_e3", "budget")
 _LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 def resolve_series(value: Any, base: Path, key: str) -> dict[str, list[Path]]:
@@ -46,12 +45,14 @@ def resolve_series(value: Any, base: Path, key: str) -> dict[str, list[Path]]:
             if full.exists():
                 paths.append(full)
                 continue
-            matches = (
-                sorted(Path(p) for p in glob.glob(str(full), recursive=True)) if _GLOB_CHARS.search(str(item)) else []
-            )
+            if not is_glob(str(item)):
+                raise UserError(f"{key}: {label}: {item!r} does not exist (looked for {full})")
+            try:
+                matches = expand(str(item), base)
+            except UserError as exc:
+                raise UserError(f"{key}: {label}: {exc}") from None
             if not matches:
-                why = "matches nothing" if _GLOB_CHARS.search(str(item)) else "does not exist"
-                raise UserError(f"{key}: {label}: {item!r} {why} (looked for {full})")
+                raise UserError(f"{key}: {label}: {item!r} matches nothing (looked for {full})")
             paths += matches
         resolved[str(label)] = paths
     return resolved
@@ -138,19 +139,32 @@ def bootstrap_means(matrix: np.ndarray) -> list[tuple[float, float, float]]:
 
 
 def read_probe_table(path: Path, kind: str) -> pd.DataFrame:
-    """`probes` or `attempt_probes` rows from a run directory or the Parquet file itself."""
+    """`probes` or `attempt_probes` rows from a run directory, or from a table `e3eval probe --out FILE` wrote.
+
+    A run directory's table (the folder, or its `probes.parquet` / `attempt_probes.parquet` named directly) is read
+    through `e3eval.load_run`, which checks that the table belongs to the run's recorded probe and joins the run's
+    current grades; a standalone table (or a folder holding one, without run.json) is read as it is.
+    """
+    from e3eval.run import load_run
+    from e3eval.store import MANIFEST
+
     path = Path(path)
-    file = path / f"{kind}.parquet" if path.is_dir() else path
-    if not file.is_file():
-        raise UserError(f"{path}: no {kind}.parquet (run `e3eval probe {path} --model ...`"
-                        + (" --attempts PRESET" if kind == "attempt_probes" else "") + ")")  # fmt: skip
-    try:
-        table = pd.read_parquet(file)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{file}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
-    needed = ["step", "problem_id", "sample_idx", *(("budget", "mean_entropy", "kl_exact") if kind == "probes"
-                                                   else ("k", "fig13a", "fig13b", "fig13c"))]  # fmt: skip
+    run_dir = path if path.is_dir() else path.parent if path.name == f"{kind}.parquet" else None
+    if run_dir is not None and (run_dir / MANIFEST).is_file():
+        table = getattr(load_run(run_dir), kind)
+        where = run_dir / f"{kind}.parquet"
+    else:
+        where = path / f"{kind}.parquet" if path.is_dir() else path
+        if not where.is_file():
+            raise UserError(f"{path}: no {kind}.parquet (run `e3eval probe {path} --model ...`"
+                            + (" --attempts PRESET" if kind == "attempt_probes" else "") + ")")  # fmt: skip
+        try:
+            table = pd.read_parquet(where)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{where}: not a readable Parquet table ({str(exc).splitlines()[0]})") from None
+    needed = ["model", "step", "problem_id", "sample_idx", *(("budget", "mean_entropy", "kl_exact") if kind == "probes"
+                                                            else ("k", "fig13a", "fig13b", "fig13c"))]  # fmt: skip
     missing = [c for c in needed if c not in table.columns]
     if missing:
-        raise UserError(f"{file}: no column(s) {', '.join(missing)}; expected `e3eval probe` output ({kind})")
+        raise UserError(f"{where}: no column(s) {', '.join(missing)}; expected `e3eval probe` output ({kind})")
     return table

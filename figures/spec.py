@@ -5,15 +5,15 @@ itself relative to the spec's folder; default: the spec's folder), an optional `
 spec's data, shown when inputs are missing) and `figures`, a list of mappings with `name` (the output file stem),
 `family` (see `registry.py`), an optional `caption`, and the family's inputs and options. Every problem of a spec is
 collected and reported at once, each as `SPEC:LINE: ...`: unknown families and keys, missing required inputs, values
-of the wrong kind, paths that do not exist and globs that match nothing. `check_frame` does the one check left for
-after loading (the frame has the family's columns and rows). The reader refuses YAML aliases and files over 256 KiB,
-so a spec cannot expand into billions of nodes. This module reads no data and draws nothing.
+of the wrong kind, paths that do not exist, and globs that match nothing, reach outside `root` or walk too far
+(`globs.py`). `check_frame` does the one check left for after loading (the frame has the family's columns and rows).
+The reader refuses YAML aliases and files over 256 KiB, so a spec cannot expand into billions of nodes. This module
+reads no data and draws nothing.
 """
 
 from __future__ import annotations
 
 import difflib
-import glob
 import math
 import os
 import re
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from e3eval.errors import UserError
 from e3eval.specfile import read_spec
+from figures.globs import expand, is_glob
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,6 @@ MAX_SPEC_BYTES = 256 * 1024
 SPEC_KEYS = ("title", "root", "prepare", "figures")
 FIGURE_KEYS = ("name", "family", "caption")  # every figure's keys besides its family's inputs and options
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
-_GLOB_CHARS = re.compile(r"[*?\[]")
 _KIND_TEXT = {
     "paths": "a path or a list of paths (globs allowed)",
     "path": "one path",
@@ -270,9 +270,12 @@ def _resolve(written: str, base: Path, many: bool) -> tuple[list[Path], str | No
     full = base / os.path.expanduser(written)
     if full.exists():
         return [full], None
-    if not _GLOB_CHARS.search(written):
+    if not is_glob(written):
         return [], f"{written!r} does not exist (looked for {full})"
-    matches = sorted(Path(p) for p in glob.glob(str(full), recursive=True))
+    try:
+        matches = expand(written, base)
+    except UserError as exc:
+        return [], str(exc)
     if not matches:
         return [], f"glob {written!r} matches nothing (in {full.parent})"
     if not many and len(matches) > 1:

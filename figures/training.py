@@ -13,6 +13,8 @@ Three inputs, each a mapping from a run's label to its files, so one label is on
   tokens per trace, with a 95% bootstrap CI over traces.
 - `probes`: `e3eval probe` output (run directories or probes.parquet files): per checkpoint step, token entropy and
   exact token KL to the reference, averaged per problem and then over problems, with a 95% bootstrap CI over problems.
+  Rows of different experiments (checkpoint folders) or dtypes under one label are separate series (`identity.py`),
+  named apart and described in the footnote.
 The tidy frame has one row per (series, step, panel, split) with value, ci_low, ci_high, n, source and budget (probes).
 `draw` lays the panels out in a grid. The readers shared with the other training-side families are in `readers.py`.
 This module computes no counts (`analysis/`) and runs no probe (`e3eval/probes/`).
@@ -30,7 +32,9 @@ import numpy as np
 import pandas as pd
 
 from e3eval.errors import UserError
+from figures import identity
 from figures.family import Family, Input
+from figures.identity import display_name
 from figures.readers import (
     bootstrap_means,
     count_range,
@@ -138,37 +142,28 @@ def frame_from_asymmetries(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame
 
 def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
     """Mean token entropy and exact KL per (series, checkpoint step, budget): per-problem means, then a bootstrap
-    over problems."""
+    over problems. A label whose rows hold several experiments or dtypes is drawn as one series each
+    (`identity.split`); `about` says what each series is."""
     rows = []
     for label, paths in series.items():
         table = pd.concat([read_probe_table(p, "probes") for p in paths], ignore_index=True)
-        table = _one_ref(table, label)
         table = table[table["step"].notna()]
         if table.empty:
             raise UserError(f"probes: {label}: no row has a checkpoint step (probe checkpoints saved as "
                             "global_step_N, or give the step)")  # fmt: skip
-        for (step, budget), at_step in table.groupby(["step", "budget"], sort=True):
-            per_problem = at_step.groupby("problem_id")[["mean_entropy", "kl_exact"]].mean()
-            for column, panel in (("mean_entropy", "probe_entropy"), ("kl_exact", "probe_kl")):
-                values = per_problem[column].dropna().to_numpy(dtype=float)
-                if len(values):
-                    ((mean, low, high),) = bootstrap_means(values[None, :])
-                    rows.append((label, int(step), panel, "all", mean, low, high, len(values), int(budget)))
+        for group in identity.split(table, label, by=("dtype",)):
+            for (step, budget), at_step in group.rows.groupby(["step", "budget"], sort=True):
+                per_problem = at_step.groupby("problem_id")[["mean_entropy", "kl_exact"]].mean()
+                for column, panel in (("mean_entropy", "probe_entropy"), ("kl_exact", "probe_kl")):
+                    values = per_problem[column].dropna().to_numpy(dtype=float)
+                    if len(values):
+                        ((mean, low, high),) = bootstrap_means(values[None, :])
+                        rows.append((group.name, int(step), panel, "all", mean, low, high, len(values), int(budget),
+                                     group.about))  # fmt: skip
     if not rows:
         raise UserError(f"probes: no probe values in {_names(series)}")
-    frame = pd.DataFrame(rows, columns=[*COLUMNS, "budget"])
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, "budget", "about"])
     return frame.assign(source="probes")
-
-
-def _one_ref(table: pd.DataFrame, label: str) -> pd.DataFrame:
-    """The rows of one reference model: a probe repeated with another `--ref` would count every sample twice."""
-    if "ref" not in table.columns:
-        return table
-    refs = sorted({r for r in table["ref"].dropna()})
-    if len(refs) > 1:
-        raise UserError(f"probes: {label}: probed against several references ({', '.join(refs)}); give the files "
-                        "of one reference per series")  # fmt: skip
-    return table[table["ref"] == refs[0]] if refs else table
 
 
 def _names(series: Mapping[str, Sequence[Path]]) -> str:
@@ -234,7 +229,7 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     order = list(dict.fromkeys(frame["series"]))
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    names = [labels.get(s, s) for s in order]
+    names = [display_name(s, labels) for s in order]
     shown = frame[frame["panel"].isin(panels)]
     splits_drawn = set(shown["split"]) - {"all"}
     # "all" is dotted only where it shares a panel and run with a correct/incorrect split (`_draw_series`).
@@ -319,12 +314,18 @@ def _note(frame: pd.DataFrame, smooth: int, labels: Mapping[str, str]) -> str:
         rows = frame[frame.get("source", pd.Series(dtype=str)) == source]
         if rows.empty:
             continue
-        per = [series_label(labels.get(s, s), count_range(at["n"])) for s, at in rows.groupby("series", sort=False)]
+        per = [
+            series_label(display_name(s, labels), count_range(at["n"])) for s, at in rows.groupby("series", sort=False)
+        ]
         budget = ""
         if source == "probes":
             budget = f", first {int(rows['budget'].iloc[0]):,} response tokens"
         panel_names = sorted({panel_text(p)[0] for p in rows["panel"]})
         parts.append(f"{'; '.join(panel_names)}: n {unit} per point ({', '.join(per)}){budget}; {what}.")
+        if source == "probes":
+            abouts = rows.drop_duplicates("series")
+            parts.append("Probed: " + "; ".join(f"{display_name(s, labels)} = {a}" for s, a in
+                                                zip(abouts["series"], abouts["about"], strict=True)) + ".")  # fmt: skip
     if (frame.get("source", pd.Series(dtype=str)) == "verl metrics").any():
         smoothing = f", drawn as a centred {smooth}-step moving average over the faint raw curve" if smooth > 1 else ""
         parts.append(f"verl metrics: one training-batch mean per step, no CI{smoothing}.")
@@ -376,7 +377,7 @@ FAMILY = Family(
         ),
         "smooth": Input("number", "moving-average window in steps for verl metrics (default 1: none)", required=False),
         "probe_budget": Input("number", "probe rows of this budget (default: the largest probed)", required=False),
-        "labels": Input("mapping", "run label -> legend label", required=False),
+        "labels": Input("mapping", "run label -> legend label (split probe series keep their detail)", required=False),
         "title": Input("text", "figure title", required=False),
     },
     describe_n=describe_n,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -391,7 +392,8 @@ def test_lengths_from_count_tables_with_token_counts(tmp_path, tiny_model_dir):
 def test_exploration_orders_dumps_by_step_and_draws_both_panels(training_inputs, tmp_path):
     for step in (2, 10):  # "10.jsonl" sorts before "2.jsonl" as text
         rollout_dump(tmp_path / "grpo" / f"{step}.jsonl", step)
-    repetition = {"GRPO": str(training_inputs / "grpo/asym/*.parquet"), "GRPOMask": str(training_inputs / "mask/asym")}
+    shutil.copytree(training_inputs / "grpo/asym", tmp_path / "grpo-asym")  # globs stay inside the spec's root
+    repetition = {"GRPO": "grpo-asym/*.parquet", "GRPOMask": str(training_inputs / "mask/asym")}
     inputs = {"dumps": {"GRPO": "grpo/*.jsonl"}, "repetition": repetition}
     frame = exploration.FAMILY.load(inputs, tmp_path)  # a glob of tables, and a folder of them
     unique = frame[frame["panel"] == "unique_attempts"]

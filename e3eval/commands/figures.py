@@ -1,7 +1,7 @@
 """`e3eval figures`: paper figures from a YAML spec (`figures/spec.py`) or from the published tables, plus a gallery.
 
 The drawing lives in `figures/` (one module per family); this command only picks the mode, finds the published
-tables' folder and prints progress and what it wrote.
+tables' folder and prints progress and what it wrote. It writes only into a folder figures owns (`figures/folder.py`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def figures_cmd(
         bool, typer.Option("--paper-data", help=f"Draw what the published tables support (${PAPER_DATA_ENV}).")
     ] = False,
     list_families: Annotated[bool, typer.Option("--list", help="List the figure families and their inputs.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also write into a non-empty folder figures did not make (its files are never replaced)."
+        ),
+    ] = False,
 ) -> None:
     """Draw paper figures (PDF + PNG) and a gallery (index.html, README.md) from a spec or the published tables."""
     modes = sum([spec is not None, paper_data, list_families])
@@ -38,18 +44,19 @@ def figures_cmd(
         return
     if out is None:
         raise UserError("--out DIR is required: the folder for the figures and their gallery")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
     command = shlex.join(["e3eval", *sys.argv[1:]])
-    if paper_data:
-        entries = _paper(out, command)
-    else:
-        from figures.gallery import render_spec
-        from figures.spec import load_spec
+    from e3eval.store import output_lock
 
-        figure_spec = load_spec(spec)
-        with progress() as bar:
-            entries = render_spec(figure_spec, out, command, bar)
+    with output_lock(out, "figures", what="this figures folder"):  # two galleries never interleave in one folder
+        if paper_data:
+            entries = _paper(out, command, force)
+        else:
+            from figures.gallery import render_spec
+            from figures.spec import load_spec
+
+            figure_spec = load_spec(spec)
+            with progress() as bar:
+                entries = render_spec(figure_spec, out, command, bar, force=force)
     for entry in entries:
         say(f"{entry.name}: {', '.join(entry.files)}  ({entry.n})")
     say(f"wrote {len(entries)} figure(s) to {out}; gallery: {out / 'index.html'}")
@@ -73,15 +80,20 @@ def paper_data_dir() -> Path:
                     f"(looked in {' and '.join(dict.fromkeys(tried))})")  # fmt: skip
 
 
-def _paper(out: Path, command: str) -> list:
-    from figures.gallery import paper_entries, write_gallery
+def _paper(out: Path, command: str, force: bool) -> list:
+    from figures.folder import FiguresFolder
+    from figures.gallery import GALLERY_FILES, paper_entries, write_gallery
     from figures.paper import paper_figures
 
+    folder = FiguresFolder.open(out, force)
+    folder.check(GALLERY_FILES)  # the figures' own names are checked by paper_figures, before it draws
     data_dir = paper_data_dir()
     with console.status(f"drawing the published-table figures from {escape(str(data_dir))}"):
-        rendered = paper_figures(out, data_dir)
+        rendered = paper_figures(folder, data_dir)
     entries = paper_entries(rendered, out, command)
-    write_gallery(out, entries, "e3 paper figures from the published tables", f"Drawn from the tables in {data_dir}.")
+    write_gallery(
+        folder, entries, "e3 paper figures from the published tables", f"Drawn from the tables in {data_dir}."
+    )
     return entries
 
 
