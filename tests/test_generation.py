@@ -11,6 +11,7 @@ import pytest
 from e3eval.errors import UserError
 from e3eval.generation import GenerateConfig, generate_run, parse_shard, sample_seed
 from e3eval.merge import merge_runs
+from e3eval.run import Run
 from e3eval.store import iter_rollout_batches, read_manifest, rollout_shards
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
@@ -81,7 +82,10 @@ def test_shards_and_merge(tiny_model_dir, tmp_path):
     assert merged.keys() == full.keys()
     assert {r["seed"] for r in merged.values()} == {r["seed"] for r in full.values()}
     run_ids = {b.column("run_id")[0].as_py() for b in iter_rollout_batches(tmp_path / "merged", ["run_id"])}
-    assert run_ids == {"merged"}
+    merged = Run.open(tmp_path / "merged")
+    assert run_ids == {merged.run_id} and merged.name == "merged", "shards of two runs merge into a new run"
+    sources = [Run.open(tmp_path / s).run_id for s in ("s0", "s1")]
+    assert [m["run_id"] for m in merged.manifest["merged_from"]] == sources
     with pytest.raises(UserError, match="shards must not overlap"):
         merge_runs(tmp_path / "bad", [tmp_path / "s0", tmp_path / "s0"])
     with pytest.raises(UserError, match="settings differ"):

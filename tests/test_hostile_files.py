@@ -23,6 +23,7 @@ from conftest import write_jsonl
 from hostile import Case, run_case
 
 from e3eval.jsonl import BOM, BadLines, OversizedLine, raw_lines, read_jsonl
+from e3eval.store import is_run_id
 
 # --- input files --------------------------------------------------------------------------------------------------
 
@@ -323,7 +324,7 @@ def test_a_valid_run_json_still_loads_and_edits_name_every_problem(tmp_path: Pat
     from e3eval.run import Run
 
     run = Run.open(_valid_run(str(tiny_model_dir)))
-    assert run.run_id == "run" and run.tokenizer_name == str(tiny_model_dir.resolve())
+    assert run.name == "run" and is_run_id(run.run_id) and run.tokenizer_name == str(tiny_model_dir.resolve())
     _edited(lambda m: {**m, "run_id": "", "tokenizer": {"class": "X"}, "kind": 3})(tmp_path, tiny_model_dir)
     with pytest.raises(UserError) as info:
         Run.open(tmp_path / "run")

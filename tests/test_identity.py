@@ -236,3 +236,8 @@ def test_a_checkpoint_folder_with_two_experiments_says_so(tmp_path):
                                                        for e in ("exp-a", "exp-b")}  # fmt: skip
     text = describe_checkpoints(found)
     assert "4 model(s) in 2 folder(s)" in text and "exp-a: step 10, 20" in text and "exp-b: step 10, 20" in text
+
+
+def test_a_tokenizer_mismatch_names_the_first_differing_position():
+    assert job._first_difference([1, 2, 3], [1, 5, 3]) == "re-tokenizes to id 2 at position 1, where the run stores 5"
+    assert job._first_difference([1, 2], [1, 2, 3]) == "re-tokenizes to 2 ids, the run stores 3 (the first 2 agree)"

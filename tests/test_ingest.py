@@ -9,7 +9,7 @@ from conftest import write_jsonl
 
 from e3eval.errors import UserError
 from e3eval.ingest import ImportConfig, detect_format, import_run
-from e3eval.store import iter_rollout_batches, read_manifest, read_problems
+from e3eval.store import is_run_id, iter_rollout_batches, read_manifest, read_problems
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -285,5 +285,5 @@ def test_failed_forced_import_leaves_the_old_run_intact_and_success_replaces_it(
     assert result.run_dir == run and result.rollouts == 1
     assert [p.problem_id for p in read_problems(run)] == ["r"]
     assert not (run / "grades.parquet").exists(), "the old run's grades went with it"
-    assert read_manifest(run)["run_id"] == "run"
+    assert is_run_id(read_manifest(run)["run_id"]) and "name" not in read_manifest(run)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.") and "lock" not in p.name]

@@ -16,7 +16,7 @@ from e3eval.ingest import ImportConfig, import_run
 from e3eval.merge import merge_runs
 from e3eval.run import Run, replacing
 from e3eval.score import ScoreConfig, score_run
-from e3eval.store import run_lock
+from e3eval.store import is_run_id, run_lock
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def generated(tiny_model_dir, tmp_path_factory) -> Path:
 
 def test_load_run_gives_tables_as_arrow_and_pandas(generated):
     run = e3eval.load_run(generated)
-    assert run.kind == "generated" and run.run_id == "run" and run.samples_wanted == 2
+    assert run.kind == "generated" and run.name == "run" and is_run_id(run.run_id) and run.samples_wanted == 2
     problems = run.problem_records()
     assert len(problems) == 2 and all(p.prompt_token_ids for p in problems), "prompt ids are kept for probes"
     rollouts = run.frame("rollouts", ["problem_id", "sample_idx", "num_tokens"])
