@@ -13,7 +13,6 @@ folder that replaces the output only once complete (`run.replacing`). This modul
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from e3eval.datasets import load_problems
 from e3eval.errors import UserError
 from e3eval.inputs import FORMATS, FieldMap, InputRecord, detect_format, read_inputs
 from e3eval.jsonl import BadLines, fail_or_skip
+from e3eval.outputs import file_sha256
 from e3eval.provenance import environment, now
 from e3eval.records import Problem, Rollout
 from e3eval.run import replacing
@@ -175,7 +175,7 @@ def _import(
         "source": {
             "path": str(source.resolve()),
             "format": fmt,
-            "sha256": _sha256(source),
+            "sha256": file_sha256(source),
             "records": total,
             "skipped_lines": bad.count if bad else 0,
             "skipped_examples": bad.examples if bad else [],
@@ -322,11 +322,3 @@ def _resolve_golds(slots: dict[str, _ProblemSlot], dataset: list[Problem] | None
         hint = "pass --dataset FILE with their answers" if dataset is None else "they are not in --dataset"
         raise UserError(f"{source}: no gold answer for {len(missing)} problem(s) (first: {missing[0]!r}); {hint}")
     return problems
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

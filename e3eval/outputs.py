@@ -56,7 +56,7 @@ def write_output(path: Path, write: Callable[[Path], object], force: bool = Fals
         temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         try:
             write(temp)
-            digest = _sha256(temp)
+            digest = file_sha256(temp)
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
@@ -83,10 +83,11 @@ def _written_by_e3eval(path: Path) -> bool:
         recorded = json.loads(sidecar(path).read_text(encoding="utf-8")).get("sha256")
     except (OSError, ValueError, AttributeError):
         return False
-    return recorded == _sha256(path)
+    return recorded == file_sha256(path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
