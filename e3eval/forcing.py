@@ -30,6 +30,9 @@ len(wait ids) positions before B (B - len(wait ids) <= p < B): forced at B, the 
 most len(wait ids) - 1 unforced tokens, or the end if the delimiter is EOS) where the truncation holds the wait text.
 With the one-token "Wait" that is a delimiter at exactly position B - 1: too late for any answer, so `prefix` grades
 agree; only an EOS delimiter there makes the sample finished at B under forcing-at-B and unfinished in the truncation.
+`Insertions` counts what forcing did (waits inserted, samples with at least one) so a run says so, and
+`Insertions.warning` names the likely cause when `--wait N` inserted nothing: a delimiter the model never writes
+(`--think-end` of another model's convention) looks exactly like a plain generation otherwise.
 It does not choose seeds for samples, write rollouts (`generation.py`) or score anything.
 """
 
@@ -92,6 +95,55 @@ def forcing_for(
         raise UserError(f"--wait-text {wait_text!r} holds the end of thinking ({end.text!r}) or EOS: it would end the "
                         "thinking it is meant to extend")  # fmt: skip
     return Forcing(wait, wait_text, ids, end)
+
+
+@dataclass(frozen=True)
+class Insertions:
+    """What forcing did to some samples: waits inserted in all, samples with at least one, samples counted (failed
+    requests are not samples), and samples that ended (`stop`) within their budget."""
+
+    waits: int = 0
+    samples_forced: int = 0
+    samples: int = 0
+    ended: int = 0
+
+    @classmethod
+    def of(cls, inserted: Sequence[int] | None, finish_reason: str) -> Insertions:
+        """One sample's count from its stored `inserted` spans (flat (start, end) pairs) and finish reason."""
+        if finish_reason == "error":
+            return cls()
+        waits = len(inserted or ()) // 2
+        return cls(waits, int(waits > 0), 1, int(finish_reason == "stop"))
+
+    def __add__(self, other: Insertions) -> Insertions:
+        return Insertions(self.waits + other.waits, self.samples_forced + other.samples_forced,
+                          self.samples + other.samples, self.ended + other.ended)  # fmt: skip
+
+    def describe(self) -> str:
+        """`inserted 37 waits in 16 of 16 samples`."""
+        waits = f"{self.waits} wait{'' if self.waits == 1 else 's'}"
+        return f"inserted {waits} in {self.samples_forced} of {self.samples} samples"
+
+    def record(self) -> dict[str, int]:
+        """What run.json's generation section records (beside the fixed `forcing` setting, which a rerun must match)."""
+        return {"waits": self.waits, "samples_forced": self.samples_forced, "samples": self.samples}
+
+    def warning(self, forcing: Forcing) -> str | None:
+        """Why `--wait N` inserted nothing, or None when it inserted something (or there was no sample to force).
+
+        Nothing inserted is a correct outcome when every sample spent its budget thinking, so it is a warning, not a
+        failure; but the usual cause is a delimiter the model never writes, and then the run is a plain generation
+        recorded as a forced one.
+        """
+        if not forcing.wait or self.waits or not self.samples:
+            return None
+        ended = (f" ({self.ended} of them ended with EOS without writing it)"
+                 if self.ended and not forcing.end.is_eos else "")  # fmt: skip
+        return (
+            f"--wait {forcing.wait} inserted nothing: none of the {self.samples} samples ended its thinking with "
+            f"{forcing.end.text!r} before its budget{ended}. If the model ends its thinking with another text, name it "
+            "with --think-end TEXT (in a new --out); as it is, these samples are plain, unforced ones"
+        )
 
 
 def continuation_seed(seed: int, index: int) -> int:

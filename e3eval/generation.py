@@ -13,6 +13,10 @@ A failed request is written as an `error` row for the record but is not a sample
 generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
 non-zero; when every sample of a batch fails (a server that refuses connections, a model that cannot load a prompt)
 the run stops after that batch instead of failing every remaining request the same way.
+
+A forced run also counts what the forcing did: the result carries this invocation's `Insertions` (the command prints
+them, and warns when `--wait N` inserted nothing), and run.json's generation section records the run's totals under
+`insertions` (recounted from the stored `inserted` spans, so a killed and resumed run is counted exactly).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import pyarrow.parquet as pq
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
-from e3eval.forcing import DEFAULT_WAIT_TEXT, MAX_WAIT, Forcing, forcing_for, generate_forced
+from e3eval.forcing import DEFAULT_WAIT_TEXT, MAX_WAIT, Forcing, Insertions, forcing_for, generate_forced
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
@@ -41,9 +45,11 @@ from e3eval.store import (
     PROBLEM_SCHEMA,
     PROBLEMS,
     RolloutWriter,
+    iter_rollout_batches,
     new_run_id,
     problems_table,
     read_manifest,
+    rollout_shards,
     run_lock,
     with_identity,
     write_manifest,
@@ -97,10 +103,18 @@ class GenerateResult:
     backend_reason: str
     failures: Failures = field(default_factory=lambda: Failures(0, ()))
     stopped: str | None = None  # why the run stopped before trying every missing sample
+    forcing: Forcing | None = None  # the run's budget forcing (None: plain sampling)
+    insertions: Insertions | None = None  # what the forcing did to this invocation's samples (None: not forced)
 
     @property
     def failed(self) -> int:
         return self.failures.count
+
+    def forcing_warning(self) -> str | None:
+        """Why a forced generation inserted nothing (see `Insertions.warning`); None when it did or was not forced."""
+        if self.forcing is None or self.insertions is None:
+            return None
+        return self.insertions.warning(self.forcing)
 
     def failure_line(self) -> str:
         """One line for the user: how many failed, why, and what to do."""
@@ -275,6 +289,7 @@ class BatchResult:
     rollouts: list[Rollout]
     errors: list[str]
     tokens: int
+    insertions: Insertions = field(default_factory=Insertions)  # budget forcing's count (zero for plain sampling)
 
 
 def run_batches(
@@ -293,6 +308,7 @@ def run_batches(
         rollouts: list[Rollout] = []
         errors: list[str] = []
         tokens = 0
+        insertions = Insertions()
         outputs = generate_forced(backend, requests, spec, forcing) if forcing else backend.generate(requests, spec)
         for request, indices, completions in zip(requests, samples, outputs, strict=True):
             for sample_idx, sample_seed_, done in zip(indices, request.seeds, completions, strict=True):
@@ -302,7 +318,9 @@ def run_batches(
                     errors.append(done.error or "failed (no error message)")
                 else:
                     tokens += len(done.token_ids)
-        yield BatchResult(rollouts, errors, tokens)
+                if forcing is not None:
+                    insertions += Insertions.of(done.inserted, done.finish_reason)
+        yield BatchResult(rollouts, errors, tokens, insertions)
 
 
 def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None]) -> GenerateResult:
@@ -339,6 +357,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     task = progress.add_task("generate", total=len(plan.todo)) if progress else None
     generated = tokens = 0
     errors: list[str] = []
+    insertions = Insertions()
     stopped: str | None = None
     try:
         with RolloutWriter(out, manifest["run_id"], shard_rows=1 << 30) as writer:
@@ -349,6 +368,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
                 generated += len(batch.rollouts) - len(batch.errors)
                 errors += batch.errors
                 tokens += batch.tokens
+                insertions += batch.insertions
                 if progress:
                     elapsed = max(time.monotonic() - started, 1e-9)
                     progress.update(task, completed=generated + len(errors),
@@ -365,11 +385,29 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         manifest["token_ids_source"] = manifest["generation"]["token_ids_source"] = backend.token_ids_source
         manifest["generation"]["status"] = "complete" if generated == len(plan.todo) else "partial"
         manifest["generation"]["failed_last_run"] = len(errors)
+        if plan.forcing is not None:  # the run's totals, beside `forcing` (a fixed setting a rerun must match)
+            try:
+                manifest["generation"]["insertions"] = count_insertions(out).record()
+            except UserError:  # a damaged shard: every reader names it; it must not hide why this run stopped
+                manifest["generation"].pop("insertions", None)
         manifest["generation"]["updated_at"] = now()
         write_manifest(out, manifest)
     seconds = time.monotonic() - started
     return GenerateResult(out, generated, plan.done, plan.wanted, seconds, tokens, backend_name, reason,
-                          summarize_errors(errors), stopped)  # fmt: skip
+                          summarize_errors(errors), stopped, plan.forcing,
+                          insertions if plan.forcing is not None else None)  # fmt: skip
+
+
+def count_insertions(run_dir: Path) -> Insertions:
+    """What budget forcing inserted into a run's stored samples (failed rows are not samples; runs written before
+    the `inserted` column count zero): reads two columns of every shard."""
+    total = Insertions()
+    if not rollout_shards(run_dir):
+        return total
+    for batch in iter_rollout_batches(run_dir, ("inserted", "finish_reason")):
+        for spans, finish in zip(*(batch.column(c).to_pylist() for c in ("inserted", "finish_reason")), strict=True):
+            total += Insertions.of(spans, finish)
+    return total
 
 
 def _local_or_name(model: str) -> str:

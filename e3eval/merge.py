@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
-from e3eval.generation import FIXED_SETTINGS, differs, done_samples
+from e3eval.generation import FIXED_SETTINGS, count_insertions, differs, done_samples
 from e3eval.provenance import now
 from e3eval.run import Run, replacing
 from e3eval.store import (
@@ -80,6 +80,8 @@ def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
     manifest.pop("name", None)
     manifest.pop("legacy_run_id", None)
     manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
+    if "insertions" in base:  # budget forcing's counts are of all the merged samples, not of the first shard's
+        manifest["generation"]["insertions"] = count_insertions(building).record()
     manifest.pop("scoring", None)  # the merged run has not been scored
     write_manifest(building, manifest)
     return len(seen)

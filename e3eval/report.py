@@ -9,15 +9,24 @@ comparison into a rich table of budgets x metrics with every value's confidence 
 scored at is `-`; grader timeouts and errors get columns when any run has them), and `notes` into one line per run
 with n beside it; both are rich markup in which every piece of user data (run names, flags, policies) is escaped.
 Printing them is the caller's business. Plots are `plot.py`'s.
+
+Runs are named by `Run.name` (the folder's name, or `import --name`), never by their uuid. A summary describes the
+samples the run held when it was scored: `compare` counts the samples a run holds now and, when that differs from
+what run.json's scoring section says was graded (more rollouts generated after `score`), says so in
+`Comparison.warnings` and as a `StaleSummaryWarning` (so a notebook shows it). `write_combined_csv` writes the
+combined table (a `run` label column first) only where no file is, or over a CSV e3eval wrote and nobody changed since
+(`outputs.py`: a sidecar holds its sha256), never over anything else unless forced, and never into a run directory,
+whose files belong to the stages that write them.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass
+import shlex
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,13 +34,17 @@ import pyarrow.compute as pc
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
 from e3eval.run import Run
-from e3eval.store import write_csv
+from e3eval.samples import successful_keys
 
 if TYPE_CHECKING:
     import pandas as pd
     from rich.table import Table
 
 PERCENT_METRICS = {"pass@k", "maj@k", "frac_finished", "frac_answered", "frac_timeout", "frac_ungraded"}
+
+
+class StaleSummaryWarning(UserWarning):
+    """A run's summary was computed from fewer (or other) samples than the run holds now: rescore it."""
 
 
 @dataclass(frozen=True)
@@ -46,12 +59,18 @@ class RunSummary:
     n_failed: int
     n_missing: int
     flags: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # the summary is out of date (`stale_warning`)
 
 
 @dataclass(frozen=True)
 class Comparison:
     runs: tuple[RunSummary, ...]
     combined: pa.Table
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the numbers may not describe: runs that grew (or shrank) after they were scored."""
+        return [w for run in self.runs for w in run.warnings]
 
     @property
     def policies(self) -> list[str]:
@@ -63,23 +82,21 @@ class Comparison:
 
     def frame(self) -> pd.DataFrame:
         """The summaries stacked (one row per run, policy, budget, metric, k) as a pandas DataFrame, with a `run`
-        column naming each row's run as the report does (run id, path when ids collide, `RUN (policy)` when a run
-        was scored under several policies)."""
-        names = [r.name for r in self.runs for _ in range(r.table.num_rows)]
-        frame = pa.concat_tables([r.table for r in self.runs], promote_options="default").to_pandas()
-        frame.insert(0, "run", names)
-        return frame
+        column naming each row's run as the report does (`Run.name`, path when names collide, `RUN (policy)` when a
+        run was scored under several policies)."""
+        return labelled(self).to_pandas()
 
 
 def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = None) -> RunSummary:
     """A scored run's summary (`table`, or read from the run) with its n and flags; a run that was never scored is
     a UserError saying so."""
     table = run.table("summary") if table is None else table
-    name = name or run.run_id
+    name = name or run.name
     if not table.num_rows:
         return RunSummary(name, run, table, 0, 0, 0, 0, ())
-    first = table.filter(pc.equal(table["budget"], min(table["budget"].to_pylist())))
-    row = first.slice(0, 1).to_pylist()[0]
+    # n of the budget that counts the most samples: a budget whose forced answers all failed counts none.
+    counts = table["n_samples"].to_pylist()
+    row = table.slice(max(range(len(counts)), key=lambda i: (counts[i] or 0, -i)), 1).to_pylist()[0]
     # Forced answers that failed are left out at their budget only: the most left out at any budget is shown.
     failed = max((n or 0 for n in table["n_failed"].to_pylist()), default=0) if "n_failed" in table.column_names else 0
     flags = {f for f in table["flag"].to_pylist() if f}
@@ -92,25 +109,89 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
 
 
 def compare(run_dirs: list[Path] | list[str]) -> Comparison:
-    """The summaries of one or more scored runs, side by side (names are run ids, or paths when those collide; a run
-    with several policies gives one entry per policy, `NAME (POLICY)`)."""
+    """The summaries of one or more scored runs, side by side (names are `Run.name`s, or paths when those collide; a
+    run with several policies gives one entry per policy, `NAME (POLICY)`).
+
+    A run that holds other samples than its summary was computed from (generated further after `score`) gets a line
+    in `Comparison.warnings`, also issued as a `StaleSummaryWarning`."""
     if not run_dirs:
         raise UserError("give at least one run directory")
     runs = [Run.open(d) for d in run_dirs]
-    names = [r.run_id for r in runs]
+    names = [r.name for r in runs]
     if len(set(names)) != len(names):
         names = [str(d) for d in run_dirs]
     summaries: list[RunSummary] = []
     for run, name in zip(runs, names, strict=True):
         table = run.table("summary")
         policies = list(dict.fromkeys(table["policy"].to_pylist()))  # in the order they were kept and scored
-        if len(policies) <= 1:
-            summaries.append(summarize_run(run, name, table))
-            continue
-        for policy in policies:
-            summaries.append(summarize_run(run, f"{name} ({policy})", table.filter(pc.equal(table["policy"], policy))))
+        held = samples_held(run)
+        entries = [(name, table)] if len(policies) <= 1 else [
+            (f"{name} ({policy})", table.filter(pc.equal(table["policy"], policy))) for policy in policies
+        ]  # fmt: skip
+        for label, rows in entries:
+            summary = summarize_run(run, label, rows)
+            stale = stale_warning(run, label, rows, held)
+            if stale is not None:
+                summary = replace(summary, warnings=(stale,))
+                warnings.warn(stale, StaleSummaryWarning, stacklevel=2)
+            summaries.append(summary)
     combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
     return Comparison(tuple(summaries), combined)
+
+
+def samples_held(run: Run) -> int | None:
+    """How many samples the run holds now (failed requests are not samples); None when it keeps no rollouts (a
+    summary kept without them) or they cannot be read (then every other reader says why)."""
+    if not run.has("rollouts"):
+        return None
+    try:
+        return len(successful_keys(run.path))
+    except UserError:
+        return None
+
+
+def scored_samples(run: Run, policy: str, table: pa.Table | None = None) -> int | None:
+    """How many samples `policy`'s summary was computed from, as run.json's scoring section records it (summaries
+    older than that record: the most samples counted at any budget of `table`); None when nothing says."""
+    scoring = run.section("scoring") or {}
+    graded = _policy_record(run, policy).get("samples_graded")
+    if graded is None and scoring.get("policy") == policy:
+        graded = _as_dict(scoring.get("samples")).get("graded")
+    if graded is None and table is not None and table.num_rows and "n_samples" in table.column_names:
+        graded = max((n for n in table["n_samples"].to_pylist() if n is not None), default=None)
+    return graded if isinstance(graded, int) and not isinstance(graded, bool) else None
+
+
+def stale_warning(run: Run, name: str, table: pa.Table, held: int | None) -> str | None:
+    """`NAME: N samples were added after it was scored; rescore with e3eval score RUN ...`, or None when the summary
+    rests on the samples the run holds (`held`, from `samples_held`) or nothing says what it rests on."""
+    if held is None or not table.num_rows:
+        return None
+    policy = str(table["policy"][0].as_py())
+    scored = scored_samples(run, policy, table)
+    if scored is None or scored == held:
+        return None
+    budgets = ",".join(str(b) for b in sorted(set(table["budget"].to_pylist())))
+    command = f"e3eval score {shlex.quote(str(run.path))} --budgets {budgets}"
+    if policy != "prefix":
+        command += f" --policy {policy}"
+    forced = _as_dict(_policy_record(run, policy).get("forced"))
+    if forced.get("model"):
+        command += f" --model {shlex.quote(str(forced['model']))}"
+    if held > scored:
+        what = f"{held - scored} samples were added after it was scored ({scored} scored, {held} now)"
+    else:
+        what = f"it was scored on {scored} samples and holds {held} now"
+    return f"{name}: {what}; rescore with {command}"
+
+
+def _policy_record(run: Run, policy: str) -> dict[str, Any]:
+    """What run.json's scoring section keeps about `policy`'s scoring (score.py writes it; {} when absent)."""
+    return _as_dict(_as_dict((run.section("scoring") or {}).get("policies")).get(policy))
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:
@@ -213,8 +294,12 @@ def notes(comparison: Comparison) -> list[str]:
     return lines
 
 
-def check_csv_target(path: Path) -> None:
-    """Refuse a CSV path that cannot be written, before any work: a directory, or a file under a file."""
+def check_csv_target(path: Path, force: bool = False) -> None:
+    """Refuse a CSV path before any work: a directory, a file under a file, a file in a run directory (its files
+    belong to the stages that write them), or an existing file that e3eval did not write or that was changed since
+    (unless `force`; see `outputs.py`)."""
+    from e3eval.outputs import check_replaceable
+
     path = Path(path)
     if path.is_dir():
         raise UserError(f"--out {path}: a directory; give a file name such as {path / 'summary.csv'}")
@@ -223,16 +308,26 @@ def check_csv_target(path: Path) -> None:
             if not parent.is_dir():
                 raise UserError(f"--out {path}: {parent} is a file, not a folder")
             break
+    check_replaceable(path, force)
 
 
-def write_combined_csv(path: Path, comparison: Comparison) -> None:
-    """Write the combined summary to `path` atomically, creating its folder; no temporary file is left behind."""
+def labelled(comparison: Comparison) -> pa.Table:
+    """The combined summaries with a first `run` column naming each row's run as the report does."""
+    names = [r.name for r in comparison.runs for _ in range(r.table.num_rows)]
+    return comparison.combined.add_column(0, "run", pa.array(names, pa.string()))
+
+
+def write_combined_csv(path: Path, comparison: Comparison, force: bool = False) -> None:
+    """Write the combined summary (`labelled`) to `path` atomically, creating its folder; an existing file only when
+    e3eval wrote it and nobody changed it since, or with `force` (`check_csv_target`)."""
+    import pyarrow.csv as pacsv
+
+    from e3eval.outputs import write_output
+
     path = Path(path)
-    check_csv_target(path)
+    check_csv_target(path, force)
+    table = labelled(comparison)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_csv(path, comparison.combined)
+        write_output(path, lambda temp: pacsv.write_csv(table, temp), force)
     except OSError as exc:
-        # store.write_csv's temp file (`.NAME.tmp-PID`) stays behind when the write or the rename fails.
-        path.with_name(f".{path.name}.tmp-{os.getpid()}").unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -70,7 +70,7 @@ def test_full_flow(tmp_path, tiny_model_dir):
             "sample_idx",
             "--finish-reason-field",
             "finish_reason",
-            "--run-id",
+            "--name",
             name,
         )
         assert proc.returncode == 0, proc.stderr
@@ -83,10 +83,11 @@ def test_full_flow(tmp_path, tiny_model_dir):
     proc = run("report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both.csv"))
     assert proc.returncode == 0, proc.stderr
     assert "prefix, strict" in proc.stdout
-    proc = run("report", str(tmp_path / "a"))
-    assert proc.returncode == 0 and f"wrote {tmp_path / 'a' / 'summary.csv'}" in proc.stdout.replace("\n", "")
+    proc = run("report", str(tmp_path / "a"), str(tmp_path / "b"), cwd=tmp_path)
+    assert proc.returncode == 0 and "wrote" not in proc.stdout, "report writes a file only with --out"
+    assert not (tmp_path / "summary.csv").exists()
     rows = list(csv.DictReader((tmp_path / "both.csv").open()))
-    assert {r["run_id"] for r in rows} == {"a", "b"}
+    assert {r["run"] for r in rows} == {"a", "b"}, "runs are labelled by name; run_id is a uuid"
     assert {r["budget"] for r in rows} == {"100", "200", "400"}
 
 

@@ -95,8 +95,9 @@ CASES = [
          check=_not_created("gen", lock=True)),
     Case("model-missing-relative", (*GEN[:2], "./nope", *GEN[3:]), says="--model ./nope: no such file or directory"),
     Case("model-hub-offline", (*GEN[:2], "Qwen/not-a-model-e3eval", *GEN[3:]),
-         says="--model Qwen/not-a-model-e3eval: cannot load the model", check=_not_created("gen", lock=True)),
-    Case("model-hub-invalid", (*GEN[:2], "bad name!!", *GEN[3:]), says="--model bad name!!: cannot load the model"),
+         says="--model Qwen/not-a-model-e3eval: no such local folder, and the hub is unreachable (offline",
+         check=_not_created("gen", lock=True)),
+    Case("model-hub-invalid", (*GEN[:2], "bad name!!", *GEN[3:]), says="--model bad name!!: no such file or directory"),
     Case("batch-zero", (*GEN, "--batch", "0"), says="--batch must be at least 1", check=_not_created("gen")),
     Case("batch-negative", (*GEN, "--batch", "-5"), says="--batch must be at least 1"),
     Case("limit-negative", (*GEN, "--limit", "-1"), says="--limit must be at least 1", check=_not_created("gen")),
@@ -154,7 +155,7 @@ def test_run_names_paths_and_answers_with_markup_are_shown_as_text(tmp_path, tin
 
     report = run_cli("e3eval", "report", str(run))
     assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
-    assert f"wrote {run}/summary.csv" in report.stdout and "1 bad input line(s) were skipped" in report.stdout
+    assert "wrote" not in report.stdout and "1 bad input line(s) were skipped" in report.stdout
 
 
 def test_report_of_runs_scored_at_different_budgets_shows_dashes(tmp_path, tiny_model_dir):

@@ -124,16 +124,14 @@ def regroup(flat: Sequence[Completion], requests: Sequence[GenerationRequest]) -
 def check_model(name: str, flag: str, needs_config: bool = False) -> None:
     """A local path must exist; a hub name must resolve (from the cache when offline), before any work starts.
 
-    A name looks local when it starts with `/`, `.` or `~`, or its parent folder exists here; anything else is a
-    hub id, and fetching its `config.json` (what loading it would do first) is the cheap test that it exists.
+    `tokenizers.resolve_model_source` tells a local path from a hub id and fails at once when neither can load (a
+    missing path; a hub id while the hub is unreachable). For a model (`needs_config`) in a local folder or on the hub,
+    fetching its `config.json` (what loading it would do first) is the cheap test that it exists.
     """
-    path = Path(name).expanduser()
-    if name.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir()):
-        if not path.exists():
-            raise UserError(f"{flag} {name}: no such file or directory")
-        if not (needs_config and path.is_dir()):
-            return
-    elif not needs_config:
+    from e3eval.tokenizers import resolve_model_source
+
+    source = resolve_model_source(name, flag)
+    if not needs_config or (source == "local" and not Path(name).expanduser().is_dir()):
         return  # a tokenizer by hub name: loading it reports its own failure as a UserError
     try:
         from transformers.utils import cached_file

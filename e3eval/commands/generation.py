@@ -166,8 +166,20 @@ def generate(
         f"{result.run_dir}: {result.generated} new samples ({result.tokens:,} tokens, {result.seconds:.1f}s), "
         f"{result.skipped} already there, {result.total} wanted"
     )
+    show_forcing(result)
     if result.failed:
         fail(result.failure_line())
+
+
+def show_forcing(result: Any, warning: bool = True) -> None:
+    """What budget forcing did to the new samples (`inserted 37 waits in 16 of 16 samples`) and, with `warning`,
+    the warning when `--wait N` inserted nothing. It keeps exit code 0: nothing to insert is also what a model that
+    spends every budget thinking gives, and its samples are valid; the warning names the delimiter never seen."""
+    if result.insertions is None or not result.insertions.samples:
+        return
+    say(result.insertions.describe())
+    if warning and result.forcing_warning():
+        warn(result.forcing_warning())
 
 
 @with_generation_options
@@ -207,6 +219,10 @@ def sweep(
     show_sweep(outcome)
     if outcome.generation.failed:
         fail(outcome.generation.failure_line())
+    forced = outcome.scoring.forced if outcome.scoring is not None else None
+    if forced is not None and forced.failed:
+        fail(f"{forced.failed} forced answer request(s) failed: left out of their budgets' numbers (counted beside "
+             "n); rescore to retry them")  # fmt: skip
 
 
 def show_sweep(outcome: Any) -> None:
@@ -217,12 +233,14 @@ def show_sweep(outcome: Any) -> None:
             f"generated {generated.generated} samples ({generated.tokens:,} tokens) in {generated.seconds:.1f}s; "
             f"{generated.skipped} were already there"
         )
-    if outcome.scoring is None:
-        return
-    for warning in outcome.scoring.warnings:
-        warn(warning)
-    show_comparison(outcome.comparison)
-    say(f"plots: {', '.join(str(p) for p in outcome.plots)}")
+    show_forcing(generated, warning=False)
+    if outcome.scoring is not None:
+        for warning in outcome.scoring.warnings:
+            warn(warning)
+        show_comparison(outcome.comparison)
+        say(f"plots: {', '.join(str(p) for p in outcome.plots)}")
+    if generated.forcing_warning():  # last, below the table: the numbers above are those of plain sampling
+        warn(generated.forcing_warning())
 
 
 def demo(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from e3eval.commands.output import console, err_console, progress, say, show_comparison, warn, warnings_shown
+from e3eval.commands.output import console, err_console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
 
 if TYPE_CHECKING:
@@ -132,9 +133,8 @@ def score(
     show_comparison(comparison_of(run_dir, result.summary))
     if result.forced is not None and result.forced.failed:
         # As for generate: numbers were written, but some of what was asked for failed; a script must notice.
-        warn(f"{result.forced.failed} forced answer request(s) failed: left out of their budgets' numbers "
-             "(counted beside n); rescore to retry them")  # fmt: skip
-        raise typer.Exit(1)
+        fail(f"{result.forced.failed} forced answer request(s) failed: left out of their budgets' numbers (counted "
+             "beside n); rescore to retry them")  # fmt: skip
 
 
 def forced_flags(
@@ -216,19 +216,28 @@ def report(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Summary CSV to write (default: RUN_DIR/summary.csv for one run, ./summary.csv for several)."
+            help="Also write the combined summary to this CSV (one row per run, policy, budget, metric, k; the run's "
+            "name in a first `run` column). Without it nothing is written: `e3eval score` writes each RUN/summary.csv."
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Replace an --out file that e3eval did not write (one without a summary header).")
+    ] = False,
 ) -> None:
-    """Print budgets x metrics with CIs for one or more runs, side by side, and write the summary CSV."""
-    from e3eval.report import check_csv_target, compare, write_combined_csv
+    """Print budgets x metrics with CIs for one or more runs, side by side; write the combined CSV with --out."""
+    from e3eval.report import StaleSummaryWarning, check_csv_target, compare, write_combined_csv
 
-    target = out or (run_dirs[0] / "summary.csv" if len(run_dirs) == 1 else Path("summary.csv"))
-    check_csv_target(target)
-    comparison = compare(run_dirs)
+    if out is not None:
+        check_csv_target(out, force)  # before reading the runs: a refused --out wastes nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StaleSummaryWarning)  # shown below the table, where it is seen
+        comparison = compare(run_dirs)
     show_comparison(comparison)
-    write_combined_csv(target, comparison)
-    say(f"wrote {target}")
+    for warning in comparison.warnings:
+        warn(warning)
+    if out is not None:
+        write_combined_csv(out, comparison, force)
+        say(f"wrote {out}")
 
 
 def budgets_cmd(spec: Annotated[str, typer.Argument(help="Budget spec, e.g. 4k..40k")]) -> None:
