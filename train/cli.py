@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from e3eval.errors import UserError
+from e3eval.store import output_lock
 from train.bigram import BigramConfig as BigramDefaults
 
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
@@ -70,7 +71,8 @@ def run(
         print(render_commands([step.command for step in steps]))
         return
     check_inputs(parsed, steps)
-    ran = run_steps(steps, log=console.print)
+    with output_lock(Path(parsed.output_dir), "e3train run", what="this curriculum's output_dir"):
+        ran = run_steps(steps, log=console.print)
     console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
 
 
@@ -87,9 +89,7 @@ def bigram(
     seed: Annotated[int, typer.Option(help="Seeds the initial logits and all sampling.")] = BigramDefaults.seed,
 ) -> None:
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from train.bigram import BigramConfig, iterate, summarize_dynamics, write_history
+    from train.bigram import BigramConfig
     from train.outputs import bigram_targets
 
     if len(set(algo)) != len(algo):
@@ -99,6 +99,16 @@ def bigram(
     except ValueError as exc:
         raise UserError(str(exc)) from None
     csvs, plots = bigram_targets(out, algo, plot)
+    with output_lock(out, "e3train bigram", what="this output"):
+        _train_bigram(configs, csvs, plots, groups, group_size, lr, budget, seed)
+
+
+def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: int, group_size: int, lr: float,
+                  budget: int, seed: int) -> None:  # fmt: skip
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from train.bigram import iterate, summarize_dynamics, write_history
+
     runs: list[tuple[str, list]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
                TimeRemainingColumn())  # fmt: skip
@@ -158,7 +168,8 @@ def prepare_countdown_cmd(
         parsed = [int(s) for s in sizes.split(",")]
     except ValueError:
         raise UserError(f"--sizes {sizes!r}: expected comma-separated numbers such as 3,6") from None
-    paths = prepare_countdown(out, parsed, train, test, seed)
+    with output_lock(out, "e3train prepare", what="this folder"):
+        paths = prepare_countdown(out, parsed, train, test, seed)
     console.print(f"wrote {len(paths)} files to {out}")
 
 
@@ -178,7 +189,8 @@ def prepare_mult_cmd(
         n, m = (int(x) for x in digits.lower().split("x"))
     except ValueError:
         raise UserError(f"--digits {digits!r}: expected NxM such as 5x5") from None
-    paths = prepare_mult(out, (n, m), train, test, seed, verify)
+    with output_lock(out, "e3train prepare", what="this folder"):
+        paths = prepare_mult(out, (n, m), train, test, seed, verify)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
@@ -200,8 +212,9 @@ def prepare_math_cmd(
 
     rule = SplitRule(easy_above, hard_at_most)
     check_output_dir(out)
-    counts = prepare_math(out, resolve_problems(dataset), pass_rates(from_run), rule, check_template(template),
-                          resolve_problems(val_dataset))  # fmt: skip
+    with output_lock(out, "e3train prepare", what="this folder"):
+        counts = prepare_math(out, resolve_problems(dataset), pass_rates(from_run), rule, check_template(template),
+                              resolve_problems(val_dataset))  # fmt: skip
     console.print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
