@@ -20,6 +20,7 @@ from e3eval.datasets import demo_problems
 from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
+from e3eval.outputs import FOLDER_MARKER, claim_folder, write_output
 from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
@@ -40,8 +41,13 @@ class SyntheticOutcome:
     plots: tuple[Path, ...]
 
 
+# What the demo writes in its folder (`--out`): a folder holding anything else is not the demo's.
+DEMO_LAYOUT = frozenset({"tiny-model", "sweep", "synthetic", "pool.jsonl", ".pool.jsonl.e3eval", FOLDER_MARKER})
+
+
 def tiny_model(out: Path, log: Callable[[str], None] = lambda _: None) -> Path:
-    """The demo's tiny model under `out`, built once."""
+    """The demo's tiny model under `out`, built once (the folder is claimed first: see `outputs.claim_folder`)."""
+    claim_folder(out, "--out", DEMO_LAYOUT)
     model_dir = out / "tiny-model"
     if not (model_dir / "tokenizer.json").is_file():
         from e3eval.tiny_model import build_tiny_model
@@ -71,7 +77,11 @@ def run_synthetic_demo(
     """Import and score a synthetic pool whose accuracy rises with the budget."""
     model_dir = tiny_model(out, log)
     pool = out / "pool.jsonl"
-    count = write_pool(pool, demo_problems(), PoolSpec(samples=8, max_tokens=2048), load_tokenizer(str(model_dir)))
+    counts: list[int] = []
+    tokenizer, spec = load_tokenizer(str(model_dir)), PoolSpec(samples=8, max_tokens=2048)
+    # The folder is the demo's (claimed above): its pool is replaced like the rest of it.
+    write_output(pool, lambda temp: counts.append(write_pool(temp, demo_problems(), spec, tokenizer)), force=True)
+    count = counts[0]
     log(f"wrote {count} synthetic rollouts to {pool}")
     run_dir = out / "synthetic"
     import_run(

@@ -63,13 +63,15 @@ def write_output(path: Path, write: Callable[[Path], object], force: bool = Fals
         sidecar(path).write_text(json.dumps({"sha256": digest}) + "\n", encoding="utf-8")
 
 
-def claim_folder(folder: Path, flag: str) -> None:
-    """Make `folder` an output folder of e3eval's: created with a marker, or already marked, or empty; an existing
+def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) -> None:
+    """Make `folder` an output folder of e3eval's: created with a marker, or already marked, or empty, or holding
+    only the entries a command of this kind writes (`layout`: its folders from before markers existed); an existing
     folder holding anything else is refused (nothing in it is replaced)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {folder}: exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / FOLDER_MARKER).is_file():
+    foreign = [p.name for p in folder.iterdir() if p.name not in layout] if folder.is_dir() else []
+    if foreign and not (folder / FOLDER_MARKER).is_file():
         raise UserError(
             f"{flag} {folder}: a folder e3eval did not create, and not empty; give a new or empty folder (nothing "
             "in it was touched)"

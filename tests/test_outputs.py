@@ -60,3 +60,13 @@ def test_dev_commands_claim_only_what_they_own(tmp_path):
     with pytest.raises(UserError, match="not a folder"):
         claim_folder(pool, "OUT_DIR")
     assert Path(pool).read_text() == "keep me\n"
+
+
+def test_the_demo_writes_only_into_its_own_folder(tmp_path):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "pool.jsonl").write_text("my data\n")
+    (mine / "thesis.tex").write_text("\\begin{document}\n")
+    refused = run_cli("e3eval", "demo", "--synthetic", "--out", str(mine))
+    assert refused.returncode == 2 and "did not create" in refused.stderr
+    assert (mine / "pool.jsonl").read_text() == "my data\n"
