@@ -56,12 +56,15 @@ from e3eval.store import (
     write_table,
 )
 from e3eval.tokenizers import fingerprint, load_tokenizer
+from e3eval.weights import model_fingerprint, model_path
 
 # Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design). `forcing` is
 # recorded only for forced runs, so a plain run matches runs made before forcing existed.
-FIXED_SETTINGS = ("model", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing")
+# `model` is compared as `model_path` (the resolved folder) where the run records it: two spellings of one folder are
+# one model; `model_fingerprint` (`weights.py`) refuses new weights exported to the run's model path.
+FIXED_SETTINGS = ("model", "model_fingerprint", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing")
 # Settings recorded only by later versions: a run made before records none, and is not refused for it.
-_RECORDED_LATER = frozenset({"dtype"})
+_RECORDED_LATER = frozenset({"dtype", "model_fingerprint"})
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 MAX_SAMPLES = 100_000  # per problem; the paper's sweeps use 16-256
 
@@ -157,6 +160,8 @@ def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None
     del sampling["stop_token_ids"]  # a mechanism of one engine call, not a run setting (older runs do not record it)
     settings = {
         "model": config.model,
+        "model_path": model_path(config.model),
+        "model_fingerprint": model_fingerprint(config.model),
         "dataset": config.dataset,
         "prompt": config.prompt.describe(),
         "sampling": sampling,
@@ -182,6 +187,8 @@ def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> boo
     """Whether a fixed setting differs (a setting older runs did not record yet matches anything)."""
     if key in _RECORDED_LATER and recorded.get(key) is None:
         return False
+    if key == "model" and recorded.get("model_path") and settings.get("model_path"):
+        return recorded["model_path"] != settings["model_path"]
     return recorded.get(key) != settings.get(key)
 
 
@@ -421,6 +428,12 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         if previous is None:
             raise UserError(f"{out}: an imported run; generate into a new directory")
         diffs = [k for k in FIXED_SETTINGS if differs(previous, settings, k)]
+        if diffs == ["model_fingerprint"]:
+            raise UserError(
+                f"{out}: the weights at {settings.get('model_path')} changed since this run was generated (weights "
+                f"fingerprint {previous.get('model_fingerprint')}, now {settings.get('model_fingerprint')}); samples "
+                "of two models in one run would be averaged as one: generate into a new --out"
+            )
         if diffs:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")

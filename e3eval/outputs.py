@@ -1,12 +1,12 @@
 """Outputs outside a run directory: files and folders e3eval writes without ever replacing what it did not write.
 
-A single-file output (`count-asymmetries --out`, `report --out`, `dev synthetic-pool`) is written atomically under a
-lock and recorded in a hidden sidecar beside it, `.NAME.e3eval`, holding the sha256 of what was written. A later
-write replaces the file only when that sidecar exists and the file still has that content: e3eval wrote it and nobody
-changed it since. Any other existing file (the user's own `summary.csv`, a file e3eval wrote and the user edited) is
-refused unless `force`. A folder output (`dev tiny-model DIR`) is created with a marker file; an existing non-empty
-folder without the marker is refused. Run directories have their own rules (`run.py`, `store.py`); this module
-knows nothing of what the files hold.
+A single-file output (`count-asymmetries --out`, `report --out`, `probe --out`, `dev example-pool`) is written
+atomically under a lock and recorded in a hidden sidecar beside it, `.NAME.e3eval`, holding the sha256 of what was
+written. A later write replaces the file only when that sidecar exists and the file still has that content: e3eval
+wrote it and nobody changed it since. Any other existing file (the user's own `summary.csv`, a file e3eval wrote and
+the user edited) is refused unless `force`. A folder output (`dev tiny-model DIR`, `demo`) is created with a marker
+file; an existing non-empty folder without the marker is refused. Run directories have their own rules (`run.py`,
+`store.py`); this module knows nothing of what the files hold.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def check_replaceable(path: Path, force: bool = False, flag: str = "--out") -> N
         if (folder / MANIFEST).is_file():
             raise UserError(f"{flag} {path}: inside the run directory {folder}, where only e3eval's own tables "
                             "belong; write it elsewhere")  # fmt: skip
-    if path.exists() and not force and not _written_by_e3eval(path):
+    if path.exists() and not force and not written_by_e3eval(path):
         raise UserError(
             f"{flag} {path}: exists and was not written by e3eval (or was changed since); choose another name, or "
             "pass --force to replace it"
@@ -60,7 +60,12 @@ def write_output(path: Path, write: Callable[[Path], object], force: bool = Fals
             os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
-        sidecar(path).write_text(json.dumps({"sha256": digest}) + "\n", encoding="utf-8")
+        record_written(path, digest)
+
+
+def record_written(path: Path, digest: str | None = None) -> None:
+    """Record `path` (just written by e3eval) as e3eval's, with the sha256 of its content."""
+    sidecar(path).write_text(json.dumps({"sha256": digest or file_sha256(path)}) + "\n", encoding="utf-8")
 
 
 def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) -> None:
@@ -80,7 +85,8 @@ def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) 
     (folder / FOLDER_MARKER).write_text("written by e3eval; it may replace the files in this folder\n")
 
 
-def _written_by_e3eval(path: Path) -> bool:
+def written_by_e3eval(path: Path) -> bool:
+    """Whether e3eval wrote `path` and nobody changed it since (its sidecar holds its sha256)."""
     try:
         recorded = json.loads(sidecar(path).read_text(encoding="utf-8")).get("sha256")
     except (OSError, ValueError, AttributeError):

@@ -35,6 +35,7 @@ from e3eval.budgets import format_budget
 from e3eval.errors import UserError
 from e3eval.run import Run
 from e3eval.samples import successful_keys
+from e3eval.store import MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -302,7 +303,8 @@ def check_csv_target(path: Path, force: bool = False) -> None:
 
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"--out {path}: a directory; give a file name such as {path / 'summary.csv'}")
+        example = path.with_name(f"{path.name}-report.csv") if (path / MANIFEST).is_file() else path / "report.csv"
+        raise UserError(f"--out {path}: a directory; give a file name such as {example}")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

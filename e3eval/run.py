@@ -170,11 +170,10 @@ class Run:
     def _with_current_grades(self, table: pa.Table) -> pa.Table:
         """Probe rows with `correct` joined from the grades as they are now: a scoring after the probe (other budgets,
         another policy) is what they show, never the grades of the scoring they were written under."""
-        from e3eval.probes.table import current_grades, with_grades
+        from e3eval.probes.table import run_grades, with_grades
 
-        grades = self.table("grades", ["problem_id", "sample_idx", "budget", "correct"]) if self.has("grades") else None
         own = {self.run_id, *([self._manifest["legacy_run_id"]] if self._manifest.get("legacy_run_id") else [])}
-        return with_grades(table, own, current_grades(grades))
+        return with_grades(table, own, run_grades(self))
 
     def _check_unit(self, name: str, path: Path, table: pa.Table) -> None:
         """A table written with its section (`commit`) must name the same unit as run.json does."""

@@ -241,3 +241,47 @@ def test_a_checkpoint_folder_with_two_experiments_says_so(tmp_path):
 def test_a_tokenizer_mismatch_names_the_first_differing_position():
     assert job._first_difference([1, 2, 3], [1, 5, 3]) == "re-tokenizes to id 2 at position 1, where the run stores 5"
     assert job._first_difference([1, 2], [1, 2, 3]) == "re-tokenizes to 2 ids, the run stores 3 (the first 2 agree)"
+
+
+def test_a_run_grows_only_with_the_weights_it_was_generated_with(tiny_model_dir, tmp_path, monkeypatch):
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+    run = _generate(model, tmp_path / "grow")
+    monkeypatch.chdir(tmp_path)
+    grown = run_cli("e3eval", "generate", "--model", "./m/", "--backend", "hf", "--dataset",
+                    str(tmp_path / "grow-problems.jsonl"), "--n", "3", "--max-tokens", "32", "--dtype", "float32",
+                    "--out", str(run), cwd=tmp_path)  # fmt: skip
+    assert grown.returncode == 0, "another spelling of the same folder is the same model: " + grown.stderr
+    _perturb(model)
+    refused = run_cli("e3eval", "generate", "--model", str(model), "--backend", "hf", "--dataset",
+                      str(tmp_path / "grow-problems.jsonl"), "--n", "4", "--max-tokens", "32", "--dtype", "float32",
+                      "--out", str(run))  # fmt: skip
+    assert refused.returncode == 2 and "changed since this run was generated" in refused.stderr, refused.stderr
+    assert len(e3eval.load_run(run).rollouts) == 6, "nothing of the new weights was added"
+
+
+def test_a_shared_probe_table_edited_by_hand_is_not_trusted(run_dir, tiny_model_dir, tmp_path):
+    shared = tmp_path / "shared.parquet"
+    assert _probe(run_dir, tiny_model_dir, out=shared).computed == 4
+    table = pq.read_table(shared)
+    index = table.schema.get_field_index("mean_entropy")
+    pq.write_table(table.set_column(index, "mean_entropy", pa.array([123.0] * table.num_rows)), shared)
+    with pytest.raises(UserError, match="was not written by e3eval"):
+        _probe(run_dir, tiny_model_dir, out=shared)
+    assert _probe(run_dir, tiny_model_dir, out=shared, force=True).reused == 4, "--force takes it as it is"
+    assert _probe(run_dir, tiny_model_dir, out=shared).reused == 4, "written by e3eval again"
+
+
+def test_probe_rows_say_which_scoring_their_grades_come_from(run_dir, tiny_model_dir, tmp_path):
+    assert run_cli("e3eval", "score", str(run_dir), "--budgets", "32", "--workers", "1").returncode == 0
+    shared = tmp_path / "shared.parquet"
+    _probe(run_dir, tiny_model_dir, out=shared)
+    unit = e3eval.load_run(run_dir).section("scoring")["unit"]
+    stored = pq.read_table(shared).to_pylist()
+    assert {(r["grade_policy"], r["graded_by"]) for r in stored} == {("prefix", unit)}
+    assert run_cli("e3eval", "score", str(run_dir), "--budgets", "32", "--policy", "strict",
+                   "--workers", "1").returncode == 0  # fmt: skip
+    _probe(run_dir, tiny_model_dir)
+    now = e3eval.load_run(run_dir)
+    shown = set(zip(now.probes["grade_policy"], now.probes["graded_by"], strict=True))
+    assert shown == {("strict", now.section("scoring")["unit"])}, "read through the run: the current scoring"
+    assert {r["graded_by"] for r in pq.read_table(shared).to_pylist()} == {unit}, "the file says which one it had"

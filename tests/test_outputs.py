@@ -1,5 +1,5 @@
 """Outputs outside a run never replace a file e3eval did not write (`e3eval/outputs.py`): count-asymmetries --out,
-dev synthetic-pool, dev tiny-model. Real commands as a user runs them."""
+dev example-pool, dev tiny-model. Real commands as a user runs them."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def test_dev_commands_claim_only_what_they_own(tmp_path):
     assert (model_dir / "config.json").read_text() == "{}"
     pool = tmp_path / "pool.jsonl"
     pool.write_text("keep me\n")
-    done = run_cli("e3eval", "dev", "synthetic-pool", str(pool), "--tokenizer", str(tmp_path / "missing"))
-    assert done.returncode == 2 and pool.read_text() == "keep me\n"
+    done = run_cli("e3eval", "dev", "example-pool", str(pool), "--tokenizer", str(tmp_path / "missing"))
+    assert done.returncode == 2 and "was not written by e3eval" in done.stderr and pool.read_text() == "keep me\n"
     fresh = tmp_path / "fresh"
     claim_folder(fresh, "OUT_DIR")
     claim_folder(fresh, "OUT_DIR")  # its own folder again

@@ -215,7 +215,10 @@ def test_later_calls_keep_rows_refresh_grades_and_key_on_run_and_dtype(tiny_mode
     again = job.run_probe(job.ProbeConfig(run_dir=a, models=(str(tiny_model_dir),), budgets=(24,),
                                           ref=str(perturbed_model)))  # fmt: skip
     assert again.computed == 4, "another ref is another measurement"
-    assert rows(a / "attempt_probes.parquet") == [{**r, "correct": False} for r in attempts_before]
+    unit = e3eval.load_run(a).section("scoring")["unit"]
+    assert rows(a / "attempt_probes.parquet") == [
+        {**r, "correct": False, "grade_policy": "prefix", "graded_by": unit} for r in attempts_before
+    ]
     assert all(r["correct"] is False for r in rows(a / "probes.parquet")), "grades joined after scoring"
     shared = tmp_path / "shared.parquet"
     for run in (a, b):

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from e3eval.commands.output import console, progress, say
+from e3eval.commands.output import console, progress, say, warnings_shown
 from e3eval.errors import UserError
 
 PAPER_DATA_ENV = "E3EVAL_PAPER_DATA"
@@ -47,7 +47,8 @@ def figures_cmd(
     command = shlex.join(["e3eval", *sys.argv[1:]])
     from e3eval.store import output_lock
 
-    with output_lock(out, "figures", what="this figures folder"):  # two galleries never interleave in one folder
+    # Two galleries never interleave in one folder; library warnings (a run that grew after scoring) are one line each.
+    with output_lock(out, "figures", what="this figures folder"), warnings_shown():
         if paper_data:
             entries = _paper(out, command, force)
         else:

@@ -55,6 +55,9 @@ def probe(
         str, typer.Option(help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32.")
     ] = "auto",
     out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
+    force: Annotated[
+        bool, typer.Option(help="Take an --out table e3eval did not write (or that was changed since) as it is.")
+    ] = False,
 ) -> None:
     """Teacher-force a run's stored token ids through models: log-prob, entropy, KL per (sample, budget)."""
     import pyarrow as pa
@@ -66,7 +69,7 @@ def probe(
     config = ProbeConfig(
         run_dir=run_dir, models=tuple(model), ref=ref, budgets=tuple(parse_budgets(budgets)) if budgets else (),
         chunk=chunk, per_token=per_token, attempts=attempts, max_attempts=max_attempts, device=device, dtype=dtype,
-        out=out,
+        out=out, force=force,
     )  # fmt: skip
     with warnings_shown(), progress() as bar:
         outcome = run_probe(config, bar, lambda line: console.print(line, markup=False, highlight=False))
@@ -85,10 +88,12 @@ def probe(
     keep = [b in wanted and m in models and r == outcome.run_id and ref == outcome.ref and d == outcome.dtype
             for b, m, r, ref, d in zip(*(table[c].to_pylist() for c in ("budget", "model", "run_id", "ref", "dtype")),
                                        strict=True)]  # fmt: skip
-    _show(summarize(table.filter(pa.array(keep))))
+    shown = table.filter(pa.array(keep))
+    policies = sorted({p for p in shown["grade_policy"].to_pylist() if p})
+    _show(summarize(shown), outcome.ref is not None, policies)
 
 
-def _show(rows: list) -> None:
+def _show(rows: list, with_ref: bool, policies: list[str]) -> None:
     """One table per model: budget x split, each metric as mean [CI] and the n it rests on."""
     from rich.table import Table
     from rich.text import Text
@@ -115,11 +120,17 @@ def _show(rows: list) -> None:
                 str(budget), split, *(_cell(found.get(m)) for m in metrics), f"{first.n_problems} / {first.n_samples}"
             )
         console.print(table)
+    kl = "; KL = exact full-vocabulary KL(model || ref)" if with_ref else ""
+    split = (
+        f"; correct / incorrect split by the grade at that budget under the run's last scoring ({', '.join(policies)})"
+        if policies
+        else "; the run is not scored: no correct / incorrect split"
+    )
     console.print(
         "token means over the policy's own tokens of each budget's response prefix (tokens budget forcing inserted are "
-        "left out), averaged per problem, then over problems (95% bootstrap CI); "
-        "entropy and log-prob at temperature 1, nats per token; KL = exact full-vocabulary KL(model || ref); "
-        "correct / incorrect split by the grade at that budget"
+        "left out), averaged per problem, then over problems (95% bootstrap CI); entropy and log-prob at temperature "
+        f"1, nats per token{kl}{split}",
+        highlight=False,
     )
 
 

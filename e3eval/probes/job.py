@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
+from e3eval.outputs import record_written, written_by_e3eval
 from e3eval.probes.checkpoints import Checkpoint, checkpoints, describe_checkpoints
 from e3eval.probes.table import (
     ATTEMPT_KEY,
@@ -34,14 +35,13 @@ from e3eval.probes.table import (
     PROBE_KEY,
     PROBE_SCHEMA,
     PROBE_SLOT,
-    Grades,
     attempt_rows,
     budget_rows,
     conform,
-    current_grades,
     done_keys,
     latest,
     read_parts,
+    run_grades,
     with_grades,
 )
 from e3eval.run import Run
@@ -68,6 +68,7 @@ class ProbeConfig:
     device: str | None = None
     dtype: str = "auto"
     out: Path | None = None  # default RUN/probes.parquet (and RUN/attempt_probes.parquet)
+    force: bool = False  # take an --out table e3eval did not write (or that was changed since) as a probe table
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
     if len(models) > 1:
         log(describe_checkpoints(models))
     run = Run.open(config.run_dir)
-    out = output_path(run, config.out)
+    out = output_path(run, config.out, config.force)
     with ExitStack() as held:
         held.enter_context(run.lock("probe"))
         if out != run.path / PROBES:  # a table shared by several runs' probes: one writer at a time
@@ -123,9 +124,10 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
         return _probe(run, config, models, out, progress, log)
 
 
-def output_path(run: Run, out: Path | None) -> Path:
+def output_path(run: Run, out: Path | None, force: bool = False) -> Path:
     """Where the probe table goes: RUN/probes.parquet, or a `--out` file outside every run directory (a file inside
-    one would sit among the run's own tables, e.g. as a rollout shard, and break the commands that read them)."""
+    one would sit among the run's own tables, e.g. as a rollout shard, and break the commands that read them) that
+    is new, or that e3eval wrote and nobody changed since (`outputs.py`; `force` takes any probe table)."""
     if out is None or out.absolute().resolve() == (run.path / PROBES).resolve():
         return run.path / PROBES  # the run's own table, however the path was spelled
     out = out.absolute()
@@ -137,7 +139,13 @@ def output_path(run: Run, out: Path | None) -> Path:
         if (folder / MANIFEST).is_file():
             raise UserError(
                 f"--out {out}: inside the run directory {folder}, where only e3eval's own tables belong; write "
-                f"outside it, or leave --out out to write {folder / PROBES}"
+                f"outside it, or leave --out out to write {run.path / PROBES}"
+            )
+    for path in (out, _attempts_path(out, run)):
+        if path.exists() and not force and not written_by_e3eval(path):
+            raise UserError(
+                f"--out {out}: {path.name} exists and was not written by e3eval (or was changed since), so its "
+                "rows cannot be trusted as measurements; give a new file, or pass --force to take it as it is"
             )
     return out
 
@@ -321,11 +329,6 @@ def _budgets(run: Run, config: ProbeConfig) -> tuple[int, ...]:
     return (max(longest, 1),)
 
 
-def _grades(run: Run) -> Grades:
-    return current_grades(run.table("grades", ["problem_id", "sample_idx", "budget", "correct"]) if run.has("grades")
-                          else None)  # fmt: skip
-
-
 def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, tokenizer: Any,
                 warnings: list[str]) -> dict[str, list[int]]:  # fmt: skip
     """Each problem's prompt ids, after checking that `model`'s tokenizer is the run's: the same fingerprint, or
@@ -451,7 +454,7 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
     """Fold earlier tables and this call's parts (oldest first) into the final tables (one write), with `correct`
     from the run's current grades, then drop the parts; returns the probes table. Attempt probes of earlier calls
     are carried over when this call made none, so the two tables always belong to one unit."""
-    grades = _grades(run)
+    grades = run_grades(run)
     probes = _sorted(with_grades(latest(probes_in, [*PROBE_SLOT, "budget"], PROBE_SCHEMA), run.run_id, grades))
     attempts = _sorted(with_grades(latest(attempts_in, ATTEMPT_SLOT, ATTEMPT_SCHEMA), run.run_id, grades))
     models = sorted({(m, s) for m, s in zip(probes["model"].to_pylist(), probes["step"].to_pylist(), strict=True)},
@@ -468,6 +471,7 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
         for name, path in (("probes", out), ("attempt_probes", attempts_out)):
             if name in tables:
                 write_table(path, tables[name])
+                record_written(path)
     for part in sorted(parts.glob("*.parquet")) if parts.is_dir() else []:
         part.unlink()
     if parts.is_dir():

@@ -18,14 +18,18 @@ and shapes tables; it runs no model.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
+
+if TYPE_CHECKING:
+    from e3eval.run import Run
 
 # Where a measurement lives (its slot): the run (its uuid), the model and reference (paths), the weights' dtype and
 # the sample (probes add the budget; attempt probes the preset and the attempt cap instead of the reference, which
@@ -36,7 +40,7 @@ ATTEMPT_SLOT = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset"
 # same token ids read (a regenerated sample, or another run's sample under a reused id, is measured again).
 _VALID = ("model_fingerprint", "ref_fingerprint", "ids_sha1")
 PROBE_KEY = (*PROBE_SLOT, *_VALID)
-_ADDED = (*_VALID, "n_inserted")  # columns newer than the first probe tables
+_ADDED = (*_VALID, "n_inserted", "grade_policy", "graded_by")  # columns newer than the first probe tables
 ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1")
 Key = tuple[Any, ...]
 
@@ -58,6 +62,8 @@ PROBE_SCHEMA = pa.schema(
         ("kl_k1", pa.float64()),
         ("kl_k3", pa.float64()),
         ("correct", pa.bool_()),
+        ("grade_policy", pa.string()),  # the policy of the scoring `correct` comes from
+        ("graded_by", pa.string()),  # that scoring's unit id (run.json `scoring.unit`): a later scoring differs
         ("token_logprob", pa.list_(pa.float32())),
         ("token_entropy", pa.list_(pa.float32())),
         ("token_kl", pa.list_(pa.float32())),
@@ -83,6 +89,8 @@ ATTEMPT_SCHEMA = pa.schema(
         ("fig13b_per_token", pa.float64()),
         ("fig13c_per_token", pa.float64()),
         ("correct", pa.bool_()),
+        ("grade_policy", pa.string()),
+        ("graded_by", pa.string()),
         ("error", pa.string()),  # why this sample's attempts could not be probed; null otherwise
     ]
 )
@@ -187,37 +195,58 @@ def latest(tables: Sequence[pa.Table], unique: Sequence[str], schema: pa.Schema)
 Grades = dict[tuple[str, int, int | None], bool | None]
 
 
-def current_grades(grades: pa.Table | None) -> Grades:
-    """A run's current grades per (problem, sample, budget) (None: timeout or error), plus (problem, sample, None):
-    the grade at the largest scored budget, which attempt rows (whole responses) carry."""
-    if grades is None:
-        return {}
+@dataclass(frozen=True)
+class RunGrades:
+    """A run's grades as they are now: per (problem, sample, budget) (None: timeout or error), plus (problem, sample,
+    None), the grade at the largest scored budget, which attempt rows (whole responses) carry; and which scoring they
+    come from (its policy and unit id, written beside `correct` so a table read without its run can be checked)."""
+
+    grades: Grades = field(default_factory=dict)
+    policy: str | None = None
+    unit: str | None = None
+
+
+def run_grades(run: Run) -> RunGrades:
+    """The run's current grades (`grades.parquet`: its last scoring); empty when it was never scored."""
+    if not run.has("grades"):
+        return RunGrades()
+    table = run.table("grades", ["problem_id", "sample_idx", "budget", "correct", "policy"])
     found: Grades = {}
     largest: dict[tuple[str, int], int] = {}
-    columns = (grades.column(c).to_pylist() for c in ("problem_id", "sample_idx", "budget", "correct"))
+    columns = (table.column(c).to_pylist() for c in ("problem_id", "sample_idx", "budget", "correct"))
     for pid, idx, budget, ok in zip(*columns, strict=True):
         found[(pid, idx, budget)] = ok
         if budget >= largest.get((pid, idx), -1):
             largest[(pid, idx)] = budget
             found[(pid, idx, None)] = ok
-    return found
+    policy = table["policy"][0].as_py() if table.num_rows else None
+    return RunGrades(found, policy, (run.section("scoring") or {}).get("unit"))
 
 
-def with_grades(table: pa.Table, run_ids: str | Collection[str], grades: Grades) -> pa.Table:
+def with_grades(table: pa.Table, run_ids: str | Collection[str], current: RunGrades) -> pa.Table:
     """`correct` from the run's current grades for this run's rows (a probe made before scoring, or before a new
-    scoring, must not keep a stale grade). Keys are (problem, sample, budget); attempt rows use budget None."""
+    scoring, must not keep a stale grade), with `grade_policy` and `graded_by` (the scoring unit) saying which
+    scoring that is. Keys are (problem, sample, budget); attempt rows use budget None."""
     needed = ("run_id", "problem_id", "sample_idx", "correct")
     if table.num_rows == 0 or any(c not in table.column_names for c in needed):
         return table
     own = {run_ids} if isinstance(run_ids, str) else set(run_ids)
     budgets = table["budget"].to_pylist() if "budget" in table.column_names else [None] * table.num_rows
     mine = [r in own for r in table["run_id"].to_pylist()]
-    old = table["correct"].to_pylist()
-    fresh = [grades.get((p, s, b)) if own else was
-             for p, s, b, own, was in zip(table["problem_id"].to_pylist(), table["sample_idx"].to_pylist(), budgets,
-                                         mine, old, strict=True)]  # fmt: skip
-    index = table.schema.get_field_index("correct")
-    return table.set_column(index, "correct", pa.array(fresh, pa.bool_()))
+    columns = {"correct": (current.grades, pa.bool_()), "grade_policy": (current.policy, pa.string()),
+               "graded_by": (current.unit, pa.string())}  # fmt: skip
+    for name, (value, kind) in columns.items():
+        old = table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
+        keys = zip(table["problem_id"].to_pylist(), table["sample_idx"].to_pylist(), budgets, strict=True)
+        fresh = [
+            (value.get(key) if isinstance(value, dict) else value) if is_mine else was
+            for key, is_mine, was in zip(keys, mine, old, strict=True)
+        ]
+        if name in table.column_names:
+            table = table.set_column(table.schema.get_field_index(name), name, pa.array(fresh, kind))
+        else:
+            table = table.append_column(name, pa.array(fresh, kind))
+    return table
 
 
 def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
