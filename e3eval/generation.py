@@ -51,6 +51,7 @@ from e3eval.store import (
     read_manifest,
     rollout_shards,
     run_lock,
+    run_origin,
     with_identity,
     write_manifest,
     write_table,
@@ -441,7 +442,7 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: exists and is not a run directory")
     out.mkdir(parents=True, exist_ok=True)
-    return {"run_id": new_run_id(), "created_at": now(), "kind": "generated"}
+    return {"run_id": new_run_id(), "origin": run_origin(out), "created_at": now(), "kind": "generated"}
 
 
 def _write_problems(

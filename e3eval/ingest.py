@@ -25,7 +25,16 @@ from e3eval.outputs import file_sha256
 from e3eval.provenance import environment, now
 from e3eval.records import Problem, Rollout
 from e3eval.run import replacing
-from e3eval.store import PROBLEMS, RolloutWriter, new_run_id, problems_table, run_lock, write_manifest, write_table
+from e3eval.store import (
+    PROBLEMS,
+    RolloutWriter,
+    new_run_id,
+    problems_table,
+    run_lock,
+    run_origin,
+    write_manifest,
+    write_table,
+)
 from e3eval.tokenizers import fingerprint, load_tokenizer
 
 __all__ = ["FORMATS", "ImportConfig", "ImportResult", "detect_format", "import_run"]
@@ -169,6 +178,7 @@ def _import(
     token_source = "retokenized" if retokenized == total else "imported" if retokenized == 0 else "mixed"
     manifest = {
         "run_id": run_id,
+        "origin": run_origin(building),  # the folder keeps its inode when it is swapped into place
         **({"name": config.name} if config.name else {}),
         "created_at": now(),
         "kind": "imported",

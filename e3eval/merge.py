@@ -26,6 +26,7 @@ from e3eval.store import (
     new_run_id,
     rollout_shards,
     run_lock,
+    run_origin,
     write_manifest,
     write_table,
 )
@@ -75,10 +76,10 @@ def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
             write_table(building / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
             part += 1
     write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
-    manifest = {**runs[0].manifest, "run_id": run_id, "created_at": now(), "kind": "merged",
-                "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
-    manifest.pop("name", None)
-    manifest.pop("legacy_run_id", None)
+    manifest = {**runs[0].manifest, "run_id": run_id, "origin": run_origin(building), "created_at": now(),
+                "kind": "merged", "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
+    for inherited in ("name", "legacy_run_id", "copied_from"):
+        manifest.pop(inherited, None)
     manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
     if "insertions" in base:  # budget forcing's counts are of all the merged samples, not of the first shard's
         manifest["generation"]["insertions"] = count_insertions(building).record()

@@ -34,10 +34,9 @@ def check_replaceable(path: Path, force: bool = False, flag: str = "--out") -> N
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{flag} {path}: a folder; give a file name inside it")
-    for folder in path.absolute().resolve().parents:
-        if (folder / MANIFEST).is_file():
-            raise UserError(f"{flag} {path}: inside the run directory {folder}, where only e3eval's own tables "
-                            "belong; write it elsewhere")  # fmt: skip
+    check_outside_runs(path, flag)
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"{flag} {path}: a link to nothing; give a real file name")
     if path.exists() and not force and not written_by_e3eval(path):
         raise UserError(
             f"{flag} {path}: exists and was not written by e3eval (or was changed since); choose another name, or "
@@ -45,11 +44,24 @@ def check_replaceable(path: Path, force: bool = False, flag: str = "--out") -> N
         )
 
 
+def check_outside_runs(path: Path, flag: str = "--out") -> None:
+    """Refuse an output that is, or lies inside, a run directory: its files belong to the stages that write them."""
+    resolved = Path(path).absolute().resolve()
+    for folder in (resolved, *resolved.parents):
+        if (folder / MANIFEST).is_file():
+            where = "is" if folder == resolved else f"lies inside {folder}, which is"
+            raise UserError(f"{flag} {path}: {where} a run directory, where only e3eval's own tables belong; write "
+                            "it elsewhere")  # fmt: skip
+
+
 def write_output(path: Path, write: Callable[[Path], object], force: bool = False, flag: str = "--out") -> None:
     """Write one output file through `write(temp_path)`, atomically and under a lock, after `check_replaceable`;
     then record it as e3eval's."""
     path = Path(path)
     check_replaceable(path, force, flag)
+    side = sidecar(path)
+    if (side.is_symlink() or side.exists()) and not _is_sidecar(side):
+        raise UserError(f"{side}: a file e3eval did not write has the name of {path.name}'s record; move it away")
     if not path.parent.exists():
         path.parent.mkdir(parents=True)
     with output_lock(path, "write"):
@@ -64,8 +76,16 @@ def write_output(path: Path, write: Callable[[Path], object], force: bool = Fals
 
 
 def record_written(path: Path, digest: str | None = None) -> None:
-    """Record `path` (just written by e3eval) as e3eval's, with the sha256 of its content."""
-    sidecar(path).write_text(json.dumps({"sha256": digest or file_sha256(path)}) + "\n", encoding="utf-8")
+    """Record `path` (just written by e3eval) as e3eval's, with the sha256 of its content: written to a temporary
+    name and renamed over the sidecar, so a link or a file at the sidecar's name is replaced, never written through."""
+    text = json.dumps({"sha256": digest or file_sha256(path)}) + "\n"
+    target = sidecar(path)
+    temp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) -> None:
@@ -75,6 +95,7 @@ def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {folder}: exists and is not a folder")
+    check_outside_runs(folder, flag)
     foreign = [p.name for p in folder.iterdir() if p.name not in layout] if folder.is_dir() else []
     if foreign and not (folder / FOLDER_MARKER).is_file():
         raise UserError(
@@ -85,13 +106,22 @@ def claim_folder(folder: Path, flag: str, layout: frozenset[str] = frozenset()) 
     (folder / FOLDER_MARKER).write_text("written by e3eval; it may replace the files in this folder\n")
 
 
+def _is_sidecar(path: Path) -> bool:
+    """Whether `path` is a regular file holding one of e3eval's records (never a link)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8"))) == {"sha256"}
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def written_by_e3eval(path: Path) -> bool:
     """Whether e3eval wrote `path` and nobody changed it since (its sidecar holds its sha256)."""
-    try:
-        recorded = json.loads(sidecar(path).read_text(encoding="utf-8")).get("sha256")
-    except (OSError, ValueError, AttributeError):
+    side = sidecar(path)
+    if not _is_sidecar(side) or path.is_symlink():
         return False
-    return recorded == file_sha256(path)
+    return json.loads(side.read_text(encoding="utf-8"))["sha256"] == file_sha256(path)
 
 
 def file_sha256(path: Path) -> str:

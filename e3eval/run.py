@@ -107,7 +107,8 @@ class Run:
         return str(self._manifest.get("name") or self.path.name)
 
     def ensure_identity(self) -> str:
-        """Give a run written before identities were uuids its uuid now (call under `lock`); returns the run_id."""
+        """Before a write (call under `lock`): give a run written before identities were uuids its uuid, and a copy of
+        another run a new one (`store.with_identity`); returns the run_id."""
         current = read_manifest(self.path)
         updated = with_identity(current, self.path)
         if updated is not current:

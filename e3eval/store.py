@@ -166,8 +166,15 @@ def output_lock(target: Path, command: str, what: str = "this output") -> Iterat
     run_dir = target
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+", encoding="utf-8")
+    try:  # never through a link, never over a file of someone else's that happens to bear the lock's name
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be used as e3eval's lock file ({exc.strerror}); move it away") from None
+    handle = os.fdopen(descriptor, "r+", encoding="utf-8", errors="replace")
     try:
+        owner = handle.read(64)
+        if owner and not owner.startswith("pid "):
+            raise UserError(f"{path}: a file e3eval did not write has the name of its lock file; move it away")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -201,14 +208,45 @@ def is_run_id(value: object) -> bool:
 
 
 def with_identity(manifest: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """`manifest` with a uuid `run_id`: unchanged when it has one; a run written before identities were uuids gets
-    one now (its first write), its old id kept as its `name` (the label reports use) when that was not its folder's
-    name, and as `legacy_run_id`."""
+    """`manifest` with a uuid `run_id` that no other folder holds, for a write into `run_dir`.
+
+    - A run written before identities were uuids gets one now (its first write), its old id kept as its `name` (the
+      label reports use) when that was not its folder's name, and as `legacy_run_id`.
+    - A copy (`cp -r`) has its original's id: run.json's `origin` names the folder (path, device, inode) the id was
+      given in; written in another folder while the original still holds the same id, the copy gets a new id
+      (`copied_from` names the original). A moved run (the original folder is gone) keeps its id.
+    The manifest is returned unchanged (the same object) when nothing is to be written.
+    """
     old = manifest.get("run_id")
-    if is_run_id(old):
+    here = run_origin(run_dir)
+    if not is_run_id(old):
+        named = {"name": str(old)} if old and old != Path(run_dir).name and not manifest.get("name") else {}
+        return {**manifest, "run_id": new_run_id(), **named, "legacy_run_id": old, "origin": here}
+    origin = manifest.get("origin") if isinstance(manifest.get("origin"), dict) else None
+    if origin == here:
         return manifest
-    named = {"name": str(old)} if old and old != Path(run_dir).name and not manifest.get("name") else {}
-    return {**manifest, "run_id": new_run_id(), **named, "legacy_run_id": old}
+    same_folder = origin is not None and (origin.get("device"), origin.get("inode")) == (here["device"], here["inode"])
+    if origin is not None and not same_folder and _holds(origin.get("path"), old, run_dir):
+        return {**manifest, "run_id": new_run_id(), "copied_from": {"path": origin.get("path"), "run_id": old},
+                "origin": here}  # fmt: skip
+    return {**manifest, "origin": here}
+
+
+def run_origin(run_dir: Path) -> dict[str, Any]:
+    """Where a run's id was given: its folder's resolved path, device and inode (a copy has another inode)."""
+    resolved = Path(run_dir).resolve()
+    stat = resolved.stat()
+    return {"path": str(resolved), "device": stat.st_dev, "inode": stat.st_ino}
+
+
+def _holds(path: Any, run_id: str, here: Path) -> bool:
+    """Whether the folder at `path` (not `here`) is a run with this id."""
+    if not isinstance(path, str) or Path(path).resolve() == Path(here).resolve():
+        return False
+    try:
+        return json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8")).get("run_id") == run_id
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:

@@ -108,7 +108,7 @@ def test_report_writes_nothing_without_out_and_never_replaces_a_users_file(stopp
     assert {line.split(",")[0] for line in mine.read_text().splitlines()[1:]} == {'"a"'}
 
     inside = run_cli("e3eval", "report", str(a), "--out", str(a / "summary.csv"))
-    assert inside.returncode == 2 and "inside the run directory" in inside.stderr
+    assert inside.returncode == 2 and "which is a run directory" in inside.stderr
 
 
 # 3. A run that grew after it was scored ------------------------------------------------------------------------------

@@ -71,20 +71,28 @@ def test_two_runs_of_one_folder_name_are_two_runs_in_a_shared_table(tiny_model_d
     assert set(table["run_id"].to_pylist()) == ids and table.num_rows == 8
 
 
-def test_a_copied_run_reuses_rows_only_for_the_ids_it_holds(run_dir, tiny_model_dir, tmp_path):
-    """A copy keeps the uuid; a probe row is valid only for the token ids it read (ids_sha1), so a copy whose
-    samples were regenerated is probed again."""
+def test_a_copied_run_becomes_its_own_run_and_rows_hold_only_for_the_ids_read(run_dir, tiny_model_dir, tmp_path):
+    """`cp -r` copies the uuid: the copy gets its own on its first write while the original still holds it (a moved
+    run keeps it); a probe row is valid only for the token ids it read (ids_sha1): a regenerated sample is probed
+    again."""
     shared = tmp_path / "shared.parquet"
     assert _probe(run_dir, tiny_model_dir, out=shared).computed == 4
+    original = e3eval.load_run(run_dir).run_id  # run_dir is itself a copy: its first write gave it its own id
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
-    assert _probe(copy, tiny_model_dir, out=shared).reused == 4, "the same samples: the same measurement"
-    shard = sorted((copy / "rollouts").glob("part-*.parquet"))[0]
+    assert e3eval.load_run(copy).run_id == original, "reading writes nothing"
+    assert _probe(copy, tiny_model_dir, out=shared).computed == 4, "the copy is another run"
+    copied = e3eval.load_run(copy)
+    assert copied.run_id != original and copied.manifest["copied_from"]["run_id"] == original
+    assert e3eval.load_run(run_dir).run_id == original and pq.read_table(shared).num_rows == 8
+    moved = Path(shutil.move(str(copy), tmp_path / "moved"))
+    assert _probe(moved, tiny_model_dir, out=shared).reused == 4, "a moved run keeps its id"
+    shard = sorted((run_dir / "rollouts").glob("part-*.parquet"))[0]
     table = pq.read_table(shard)
     ids = [list(reversed(t)) for t in table["token_ids"].to_pylist()]
     pq.write_table(table.set_column(table.schema.get_field_index("token_ids"), "token_ids",
                                     pa.array(ids, pa.list_(pa.int32()))), shard)  # fmt: skip
-    again = _probe(copy, tiny_model_dir, out=shared)
-    assert again.computed == 4 and pq.read_table(shared).num_rows == 4, "new ids replace the rows of their slots"
+    again = _probe(run_dir, tiny_model_dir, out=shared)
+    assert again.computed == 4 and pq.read_table(shared).num_rows == 8, "new ids replace the rows of their slots"
 
 
 def test_a_run_from_before_uuids_gets_one_on_its_first_write(run_dir, tiny_model_dir):

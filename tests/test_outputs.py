@@ -31,7 +31,7 @@ def test_single_file_outputs_are_refused_inside_runs_and_folders(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "run.json").write_text("{}")
-    with pytest.raises(UserError, match="inside the run directory"):
+    with pytest.raises(UserError, match="which is a run directory"):
         check_replaceable(run / "rollouts" / "part-00009.parquet")
     with pytest.raises(UserError, match="a folder"):
         check_replaceable(tmp_path)
@@ -70,3 +70,44 @@ def test_the_demo_writes_only_into_its_own_folder(tmp_path):
     refused = run_cli("e3eval", "demo", "--synthetic", "--out", str(mine))
     assert refused.returncode == 2 and "did not create" in refused.stderr
     assert (mine / "pool.jsonl").read_text() == "my data\n"
+
+
+def test_records_and_locks_are_never_written_through_links_or_over_foreign_files(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("MY PRECIOUS\n")
+    (tmp_path / ".out.csv.e3eval").symlink_to(precious)
+    with pytest.raises(UserError, match=r"has the name of out\.csv's record"):
+        write_output(tmp_path / "out.csv", lambda temp: temp.write_text("x"))
+    (tmp_path / ".out.csv.e3eval").unlink()
+    (tmp_path / ".out.csv.e3eval-lock").symlink_to(precious)
+    with pytest.raises(UserError, match="cannot be used as e3eval's lock file"):
+        write_output(tmp_path / "out.csv", lambda temp: temp.write_text("x"))
+    (tmp_path / ".out.csv.e3eval-lock").unlink()
+    (tmp_path / ".out.csv.e3eval-lock").write_text("my notes\n")
+    with pytest.raises(UserError, match="has the name of its lock file"):
+        write_output(tmp_path / "out.csv", lambda temp: temp.write_text("x"))
+    assert precious.read_text() == "MY PRECIOUS\n" and not (tmp_path / "out.csv").exists()
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="a link to nothing"):
+        check_replaceable(tmp_path / "dangling.csv")
+
+
+def test_folders_inside_runs_are_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    for args in (("dev", "tiny-model", str(run / "tm")), ("figures", "--paper-data", "--out", str(run / "figures"))):
+        done = run_cli("e3eval", *args)
+        assert done.returncode == 2 and "which is a run directory" in done.stderr, done.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+
+def test_probe_parts_folder_holding_other_files_is_refused(tmp_path):
+    from e3eval.probes.table import part_files
+
+    folder = tmp_path / ".t.parquet.parts"
+    folder.mkdir()
+    (folder / "mydata.parquet").write_text("mine")
+    with pytest.raises(UserError, match="which no probe wrote"):
+        part_files(folder)
+    assert (folder / "mydata.parquet").read_text() == "mine"

@@ -162,12 +162,14 @@ def prepare_countdown_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Countdown problems, solvable by construction, one file per size and split."""
+    from train.outputs import check_output_dir
     from train.prepare import prepare_countdown
 
     try:
         parsed = [int(s) for s in sizes.split(",")]
     except ValueError:
         raise UserError(f"--sizes {sizes!r}: expected comma-separated numbers such as 3,6") from None
+    check_output_dir(out)  # before the lock, whose file would sit beside `out`
     with output_lock(out, "e3train prepare", what="this folder"):
         paths = prepare_countdown(out, parsed, train, test, seed)
     console.print(f"wrote {len(paths)} files to {out}")
@@ -183,12 +185,14 @@ def prepare_mult_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Multiplication problems (MULT, or MULT-V with --verify)."""
+    from train.outputs import check_output_dir
     from train.prepare import prepare_mult
 
     try:
         n, m = (int(x) for x in digits.lower().split("x"))
     except ValueError:
         raise UserError(f"--digits {digits!r}: expected NxM such as 5x5") from None
+    check_output_dir(out)
     with output_lock(out, "e3train prepare", what="this folder"):
         paths = prepare_mult(out, (n, m), train, test, seed, verify)
     console.print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -111,13 +111,27 @@ def _top_p_argmax(noisy: Any, probs: Any, top_p: float) -> Any:
     return noisy.masked_fill(probs < floor, float("-inf")).argmax(dim=-1)
 
 
+def load_causal_lm(path: str, dtype: str, flag: str = "--model") -> Any:
+    """A transformers causal LM from a local folder or hub id, in `dtype` (a torch dtype name). Weights that cannot
+    be read (a half-written checkpoint export, a file that is not safetensors) are one UserError naming the path."""
+    import safetensors
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    except (OSError, ValueError, KeyError, ImportError, safetensors.SafetensorError) as exc:
+        reason = " ".join(str(exc).split())
+        raise UserError(f"{flag} {path}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
+
+
 class HFBackend:
     name = "hf"
     token_ids_source = "engine"
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None, batch_size: int = 16) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
@@ -126,7 +140,7 @@ class HFBackend:
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         self.dtype = dtype
         self.model_name = model
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype)).to(self.device).eval()
+        self.model = load_causal_lm(model, dtype).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])

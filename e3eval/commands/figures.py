@@ -45,8 +45,10 @@ def figures_cmd(
     if out is None:
         raise UserError("--out DIR is required: the folder for the figures and their gallery")
     command = shlex.join(["e3eval", *sys.argv[1:]])
+    from e3eval.outputs import check_outside_runs
     from e3eval.store import output_lock
 
+    check_outside_runs(out)
     # Two galleries never interleave in one folder; library warnings (a run that grew after scoring) are one line each.
     with output_lock(out, "figures", what="this figures folder"), warnings_shown():
         if paper_data:

@@ -73,10 +73,10 @@ class ProbeModel:
     def load(cls, path: str, dtype: str = "auto", device: str | None = None, *, flag: str = "--model") -> ProbeModel:
         """Load a transformers causal LM from a local path or hub id (bfloat16 on cuda, float32 on cpu by default)."""
         import torch
-        from transformers import AutoModelForCausalLM
         from transformers.utils import logging as hf_logging
 
         from e3eval.backends import check_model
+        from e3eval.backends.hf import load_causal_lm
 
         if dtype not in DTYPES:
             raise UserError(f"--dtype {dtype}: expected one of {', '.join(DTYPES)}")
@@ -85,11 +85,7 @@ class ProbeModel:
         if dtype == "auto":
             dtype = "bfloat16" if device.startswith("cuda") else "float32"
         hf_logging.disable_progress_bar()
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-        except (OSError, ValueError, KeyError, ImportError) as exc:
-            reason = " ".join(str(exc).split())
-            raise UserError(f"{flag} {path}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
+        model = load_causal_lm(path, dtype, flag)
         try:
             model = model.to(device)
         except (RuntimeError, AssertionError) as exc:  # no such device, or the weights do not fit on it

@@ -40,6 +40,7 @@ from e3eval.probes.table import (
     conform,
     done_keys,
     latest,
+    part_files,
     read_parts,
     run_grades,
     with_grades,
@@ -472,9 +473,9 @@ def _finish(run: Run, out: Path, attempts_out: Path, parts: Path, settings: dict
             if name in tables:
                 write_table(path, tables[name])
                 record_written(path)
-    for part in sorted(parts.glob("*.parquet")) if parts.is_dir() else []:
+    for part in part_files(parts):
         part.unlink()
-    if parts.is_dir():
+    if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()
     return probes
 

@@ -17,6 +17,7 @@ and shapes tables; it runs no model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,12 +250,27 @@ def with_grades(table: pa.Table, run_ids: str | Collection[str], current: RunGra
     return table
 
 
-def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
-    """The part files an interrupted probe left, oldest first (a damaged part is named: remove it to redo it)."""
+_PART = re.compile(r"(probes|attempts)-\d+\.parquet")
+
+
+def part_files(folder: Path, kind: str | None = None) -> list[Path]:
+    """The part files a probe wrote in `folder` (`probes-<ns>.parquet`, `attempts-<ns>.parquet`), oldest first. A
+    folder at that place holding anything else was not made by e3eval: refused, nothing in it read or removed."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise UserError(f"{folder}: not the folder of probe parts e3eval makes; move it away")
     if not folder.is_dir():
         return []
+    entries = sorted(folder.iterdir())
+    foreign = [p.name for p in entries if not _PART.fullmatch(p.name) or p.is_symlink() or not p.is_file()]
+    if foreign:
+        raise UserError(f"{folder}: holds {foreign[0]!r}, which no probe wrote; move it (or the folder) away")
+    return [p for p in entries if kind is None or p.name.startswith(f"{kind}-")]
+
+
+def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
+    """The part files an interrupted probe left, oldest first (a damaged part is named: remove it to redo it)."""
     tables = []
-    for part in sorted(folder.glob(f"{kind}-*.parquet")):
+    for part in part_files(folder, kind):
         try:
             tables.append(conform(pq.read_table(part), schema))
         except (pa.ArrowException, OSError, ValueError) as exc:
