@@ -1,9 +1,11 @@
 """The folder `e3eval figures` writes into, and the rule that keeps it safe: figures writes only into a folder it owns.
 
-A folder is owned when it holds the marker `.e3eval-figures`, a JSON list of the files figures wrote there.
+A folder is owned when it holds the marker `.e3eval-figures`, a JSON record of the files figures wrote there with the
+sha256 of each as written.
 `FiguresFolder.open` takes a folder that does not exist yet, an empty one or a marked one; an existing non-empty folder
 without the marker (a project, a repository root given as `--out .`) is refused unless `force`. Even then, and in a
-marked folder too, a file is replaced only when the marker lists it: figures never replaces a file it did not write.
+marked folder too, a file is replaced only when the marker lists it with its content unchanged: figures never replaces
+a file it did not write, nor one edited (or swapped for another) since.
 A command checks every name it will write before it draws anything (`check`), and each write checks its names again;
 files are written through a temporary file and a rename, and the marker is rewritten (the same way) after each one,
 so it never lists a file figures did not finish. This module writes files; it draws nothing and reads no spec.
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e3eval.errors import UserError
+from e3eval.outputs import file_sha256
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,9 +32,11 @@ _WRITER = "e3eval figures"
 class FiguresFolder:
     """An output folder opened for `e3eval figures` (see the module text); nothing is written until the first file."""
 
-    def __init__(self, path: Path, written: Iterable[str] = ()) -> None:
+    def __init__(self, path: Path, written: dict[str, str | None] | None = None) -> None:
         self.path = Path(path)
-        self.written = set(written)  # names (in the folder) figures wrote: the only files it may replace
+        # name (in the folder) -> sha256 as figures wrote it (None: a marker from before hashes were kept): the only
+        # files it may replace, while they still hold what it wrote.
+        self.written: dict[str, str | None] = dict(written or {})
 
     @classmethod
     def open(cls, path: Path | str, force: bool = False) -> FiguresFolder:
@@ -50,13 +55,20 @@ class FiguresFolder:
 
     def check(self, names: Iterable[str]) -> None:
         """Refuse, before anything is written, names that are taken by files figures did not write."""
-        taken = [
-            name for name in dict.fromkeys(names) if name not in self.written and os.path.lexists(self.path / name)
-        ]
+        taken = [name for name in dict.fromkeys(names) if os.path.lexists(self.path / name) and not self._own(name)]
         if taken:
             more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
             raise UserError(f"--out {self.path}: {', '.join(taken[:3])}{more} already there and not written by e3eval "
-                            "figures, which never replaces such a file; move it, or choose another folder")  # fmt: skip
+                            "figures (or changed since), which never replaces such a file; move it, or choose another "
+                            "folder")  # fmt: skip
+
+    def _own(self, name: str) -> bool:
+        """Whether the file `name` is one figures wrote and still holds what it wrote."""
+        if name not in self.written:
+            return False
+        path = self.path / name
+        recorded = self.written[name]
+        return not path.is_symlink() and (recorded is None or (path.is_file() and file_sha256(path) == recorded))
 
     def save(self, figure: Figure, name: str) -> list[Path]:
         """Write the figure as NAME.png and NAME.pdf (`style.save`); returns [png, pdf]."""
@@ -87,23 +99,29 @@ class FiguresFolder:
             raise UserError(f"--out {self.path}: cannot write there ({exc.strerror or exc})") from None
 
     def _record(self, names: Iterable[str]) -> None:
-        self.written.update(names)
+        self.written.update({name: file_sha256(self.path / name) for name in names})
         self._write_marker()
 
     def _write_marker(self) -> None:
-        body = {"written_by": _WRITER, "files": sorted(self.written)}
+        body = {"written_by": _WRITER, "files": dict(sorted(self.written.items()))}
         _write_atomically(self.path / MARKER, json.dumps(body, indent=1) + "\n")
 
 
-def _read_marker(marker: Path) -> set[str]:
+def _read_marker(marker: Path) -> dict[str, str | None]:
     try:
         body = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         body = None
     files = body.get("files") if isinstance(body, dict) and body.get("written_by") == _WRITER else None
-    if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f and f != ".." for f in files):
+    if isinstance(files, list):  # a marker from before hashes were kept
+        files = dict.fromkeys(files)
+    valid = isinstance(files, dict) and all(
+        isinstance(name, str) and "/" not in name and name != ".." and (sha is None or isinstance(sha, str))
+        for name, sha in files.items()
+    )
+    if not valid:
         raise UserError(f"{marker}: not a marker written by e3eval figures; choose another folder for the figures")
-    return set(files)
+    return files
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -69,11 +69,24 @@ def split(table: pd.DataFrame, label: str, by: Sequence[str] = ("dtype",), key: 
     groups = []
     for (experiment, value), name in zip(members, names, strict=True):
         rows = table.iloc[sorted(members[(experiment, value)])]
+        _check_runs(rows, label, key)
         _check_weights(rows, label, key)
         rows, ref = _one_ref(rows, name, key)
         about = _about(rows, experiment, dict(zip(by, value, strict=True)), ref)
         groups.append(Group(name, about, rows))
     return groups
+
+
+def _check_runs(rows: pd.DataFrame, label: str, key: str) -> None:
+    """One series describes one run's samples: rows of several runs (a probe table several runs were probed into)
+    would average problems of different runs as if they were one."""
+    runs = sorted({str(r) for r in rows["run_id"].dropna()}) if "run_id" in rows.columns else []
+    if len(runs) > 1:
+        shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        raise UserError(
+            f"{key}: {label}: probe rows of {len(runs)} runs ({shown}) under one label would be averaged as one; "
+            "give each run its own label (probe each run into its own table, or give the run directories)"
+        )
 
 
 def display_name(series: str, labels: Mapping[str, str]) -> str:

@@ -113,8 +113,11 @@ def test_training_one_experiment_stays_one_series_and_old_tables_read(tmp_path):
          "step 10 of /ckpts/proj/A was probed as 2 models"),
         (probe_rows(checkpoint("A", 10), 10, 0.5) + probe_rows(checkpoint("A", 10), 10, 0.5, ref="/models/other"),
          "probed against several references (/models/base, /models/other)"),
+        (probe_rows(checkpoint("A", 10), 10, 0.5) + [{**r, "run_id": "other"}
+                                                     for r in probe_rows(checkpoint("A", 20), 20, 0.5)],
+         "probe rows of 2 runs (other, r) under one label would be averaged as one"),
     ],
-    ids=["two-sets-of-weights", "two-exports-of-one-step", "two-references"],
+    ids=["two-sets-of-weights", "two-exports-of-one-step", "two-references", "two-runs"],
 )  # fmt: skip
 def test_training_refuses_rows_it_cannot_tell_apart(tmp_path, rows, message):
     write(tmp_path / "mixed.parquet", rows, PROBE_SCHEMA)
@@ -225,7 +228,7 @@ def test_force_adds_beside_user_files_and_reruns_replace_only_own_files(tmp_path
     _with_user_files("docs", ("notes.txt",))(tmp_path, tmp_path)
     run_case(Case("force", ("figures", "spec.yaml", "--out", "docs", "--force"), code=0), tmp_path, tmp_path)
     assert (tmp_path / "docs" / "notes.txt").read_text() == "the user's own notes.txt\n"
-    written = FiguresFolder.open(tmp_path / "docs").written
+    written = set(FiguresFolder.open(tmp_path / "docs").written)
     assert written == {"grid.png", "grid.pdf", "index.html", "README.md"}, "the marker lists what figures wrote"
     again = ("figures", "spec.yaml", "--out", "docs")
     run_case(Case("rerun", again, code=0), tmp_path, tmp_path)  # a marked folder: no --force needed
@@ -240,7 +243,7 @@ def test_folder_marker_rules(tmp_path: Path):
     folder = FiguresFolder.open(tmp_path / "new")
     assert not (tmp_path / "new").exists(), "nothing is written before the first file"
     folder.write_text("README.md", "gallery\n")
-    assert (tmp_path / "new" / MARKER).is_file() and FiguresFolder.open(tmp_path / "new").written == {"README.md"}
+    assert (tmp_path / "new" / MARKER).is_file() and set(FiguresFolder.open(tmp_path / "new").written) == {"README.md"}
     (tmp_path / "new" / "index.html").write_text("mine\n")
     with pytest.raises(UserError, match=r"index\.html already there and not written by e3eval figures"):
         FiguresFolder.open(tmp_path / "new").write_text("index.html", "gallery\n")
@@ -359,3 +362,12 @@ def test_two_galleries_never_write_one_folder_at_once(tmp_path: Path):
         run_case(Case("locked", ("figures", "spec.yaml", "--out", "docs"), says="another e3eval command is writing"),
                  tmp_path, tmp_path)  # fmt: skip
     assert not (tmp_path / "docs" / "grid.png").exists()
+
+
+def test_a_file_edited_after_figures_wrote_it_is_never_replaced(tmp_path: Path):
+    _grid(tmp_path, tmp_path)
+    run_case(Case("first", ("figures", "spec.yaml", "--out", "docs"), code=0), tmp_path, tmp_path)
+    (tmp_path / "docs" / "index.html").write_text("my edited gallery\n")
+    run_case(Case("edited", ("figures", "spec.yaml", "--out", "docs"), says="index.html already there"), tmp_path,
+             tmp_path)  # fmt: skip
+    assert (tmp_path / "docs" / "index.html").read_text() == "my edited gallery\n"
