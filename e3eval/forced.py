@@ -105,7 +105,8 @@ class ForcedConfig:
     def describe(self) -> dict[str, Any]:
         """The settings for run.json (no API key)."""
         options = {k: v for k, v in self.backend_options.items() if v is not None and k != "api_key"}
-        return {"model": self.model, "backend": self.backend, "backend_options": options, "cue": self.cue,
+        return {"model": self.model, "model_path": model_path(self.model) if self.backend != "openai" else None,
+                "backend": self.backend, "backend_options": options, "cue": self.cue,
                 "answer_tokens": self.answer_tokens, "think_end": self.think_end, "batch": self.batch,
                 "sampling": GREEDY}  # fmt: skip
 
@@ -427,8 +428,7 @@ def _generate(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key], pr
 
     size = job.config.batch or default_batch(job.config.backend)
     spec = SamplingSpec(job.config.answer_tokens, logprobs=False, **GREEDY)
-    folder = job.run.path / FORCED_DIR
-    folder.mkdir(exist_ok=True)
+    folder = job.run.path / FORCED_DIR  # made with the first part: a scoring that fails before it leaves no folder
     task = progress.add_task("forced answers", total=len(todo)) if progress else None
     backend = None
     try:
@@ -504,6 +504,7 @@ def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec, f
             "finish_reason": "error" if failed else done.finish_reason, "created_at": now(),
             "context_sha1": item.context,
         })  # fmt: skip
+    folder.mkdir(exist_ok=True)
     write_table(_next_part(folder), pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))
 
 

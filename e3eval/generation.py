@@ -418,6 +418,18 @@ def count_insertions(run_dir: Path) -> Insertions:
     return total
 
 
+def _forcing_change(recorded: Any, now: Any) -> str:
+    """A change of budget forcing in the flags that set it."""
+
+    def flags(forcing: Any) -> str:
+        if not isinstance(forcing, dict):
+            return "no budget forcing"
+        return f"--wait {forcing.get('wait')} --wait-text {forcing.get('wait_text')!r} (ending thinking at " \
+               f"{forcing.get('think_end')!r})"  # fmt: skip
+
+    return f"this run was generated with {flags(recorded)}, now asked for {flags(now)}"
+
+
 def _local_or_name(model: str) -> str:
     return str(Path(model).resolve()) if Path(model).exists() else model
 
@@ -435,6 +447,9 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
                 f"fingerprint {previous.get('model_fingerprint')}, now {settings.get('model_fingerprint')}); samples "
                 "of two models in one run would be averaged as one: generate into a new --out"
             )
+        if diffs == ["forcing"]:
+            raise UserError(f"{out}: {_forcing_change(previous.get('forcing'), settings.get('forcing'))}; a run "
+                            "holds samples of one forcing only: use a new --out")  # fmt: skip
         if diffs:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")

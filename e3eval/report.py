@@ -177,8 +177,17 @@ def stale_warning(run: Run, name: str, table: pa.Table, held: int | None) -> str
     if policy != "prefix":
         command += f" --policy {policy}"
     forced = _as_dict(_policy_record(run, policy).get("forced"))
-    if forced.get("model"):
-        command += f" --model {shlex.quote(str(forced['model']))}"
+    if forced.get("model"):  # the flags that set the forced answers: another setting would be other answers
+        model = forced.get("model_path") or forced["model"]
+        command += f" --model {shlex.quote(str(model))}"
+        flags = {"backend": "--backend", "answer_tokens": "--answer-tokens", "cue": "--answer-cue",
+                 "think_end": "--think-end"}  # fmt: skip
+        for key, flag in flags.items():
+            if forced.get(key) is not None:
+                command += f" {flag} {shlex.quote(str(forced[key]))}"
+        base_url = _as_dict(forced.get("backend_options")).get("base_url")
+        if base_url:
+            command += f" --base-url {shlex.quote(str(base_url))}"
     if held > scored:
         what = f"{held - scored} samples were added after it was scored ({scored} scored, {held} now)"
     else:

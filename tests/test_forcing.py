@@ -280,11 +280,11 @@ def test_generate_run_stores_insertions_and_refuses_to_mix_forcing(stopping_dir,
     assert generation["forcing"] == forcing.settings()
     assert "stop_token_ids" not in generation["sampling"], "a per-call mechanism, not a run setting"
 
-    with pytest.raises(UserError, match=r"refusing to mix .*forcing: run has \{'wait': 2"):
+    with pytest.raises(UserError, match=r"generated with --wait 2 .*, now asked for --wait 3 .*use a new --out"):
         generate_run(_config(stopping_dir, tmp_path / "forced", wait=3))
-    with pytest.raises(UserError, match=r"refusing to mix .*forcing"):
+    with pytest.raises(UserError, match=r"now asked for --wait 2 --wait-text 'Hmm'"):
         generate_run(_config(stopping_dir, tmp_path / "forced", wait=2, wait_text="Hmm"))
-    with pytest.raises(UserError, match=r"refusing to mix .*forcing: run has .*, now None"):
+    with pytest.raises(UserError, match=r"generated with --wait 2 .*, now asked for no budget forcing"):
         generate_run(_config(stopping_dir, tmp_path / "forced", wait=0))
     grown = generate_run(_config(stopping_dir, tmp_path / "forced", n=3))
     assert (grown.generated, grown.skipped) == (3, 6), "same forcing: the run grows"
@@ -293,7 +293,7 @@ def test_generate_run_stores_insertions_and_refuses_to_mix_forcing(stopping_dir,
     plain = _rows(tmp_path / "plain")
     assert all(r["inserted"] is None for r in plain.values()), "null for runs that did not force"
     assert "forcing" not in read_manifest(tmp_path / "plain")["generation"]
-    with pytest.raises(UserError, match=r"refusing to mix .*forcing: run has None"):
+    with pytest.raises(UserError, match=r"generated with no budget forcing, now asked for --wait 1"):
         generate_run(_config(stopping_dir, tmp_path / "plain", wait=1))
     with pytest.raises(UserError, match=r"settings differ .*\(forcing\); cannot merge"):
         merge_runs(tmp_path / "merged", [tmp_path / "plain", tmp_path / "forced"])
