@@ -11,7 +11,8 @@ import pytest
 from conftest import run_cli
 
 from e3eval.errors import UserError
-from train.curriculum import checkpoint_dir, load_spec, render_commands, stage_commands, validate_spec
+from train.curriculum import checkpoint_dir, load_spec, stage_commands, validate_spec
+from train.launch import render_commands
 from train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
 from train.reward import compute_score
 
@@ -23,7 +24,7 @@ def test_all_four_presets_exist_and_validate():
     for preset in PRESETS:
         spec = load_spec(preset)
         header = preset.read_text().splitlines()[:6]
-        assert any("e3train run train/presets/" + preset.name in line for line in header), "launch command in header"
+        assert any(f"e3train run {preset.stem} " in line for line in header), "launch command in header"
         assert stage_commands(spec)
 
 
@@ -151,6 +152,7 @@ def test_train_imports_without_verl_or_torch():
         "import sys\n"
         "for name in ('verl', 'torch', 'ray', 'vllm'): sys.modules[name] = None\n"
         "import train, train.reward, train.curriculum, train.prepare, train.budget, train.cli, train.grpo_mask\n"
+        "import train.catalog, train.launch, train.preflight, train.topology, train.trainer_config\n"
         "from train.reward import compute_score\n"
         "assert compute_score('countdown', '<answer>(3+5)*3</answer>', {'target': 24, 'numbers': [3, 5, 3]}) == 1.0\n"
         "print('ok')\n"
@@ -184,30 +186,32 @@ def test_run_checks_every_input_before_launching(tmp_path):
     assert not (tmp_path / "out").exists(), "nothing was launched"
 
 
-def test_run_resumes_by_skipping_finished_steps(tmp_path):
+def test_run_resumes_by_skipping_finished_steps(tmp_path, monkeypatch):
     pytest.importorskip("verl")
+    monkeypatch.chdir(tmp_path)  # checkpoint_dir is absolute, from the working directory as `e3train run` sees it
     prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
     (tmp_path / "spec.yaml").write_text(SPEC.replace("test-missing", "test-6"))
     spec = load_spec(tmp_path / "spec.yaml")
     for stage in spec.stages:  # as verl and e3eval leave them when a stage has finished
-        (tmp_path / checkpoint_dir(spec, stage)).mkdir(parents=True)
+        Path(checkpoint_dir(spec, stage)).mkdir(parents=True)
     (tmp_path / "out/s2/eval/figures").mkdir(parents=True)
     (tmp_path / "out/s2/eval/figures/sweep.png").write_bytes(b"\x89PNG")
     proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("skipping") == 3
+    assert proc.stdout.count("already done (") == 3
     assert "tiny: done (0 step(s) run, 3 already done)" in proc.stdout
 
 
-def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path):
+def test_run_stops_at_a_failed_step_with_a_clear_error(tmp_path, monkeypatch):
     """Both stages are trained; stage 2's real `e3eval sweep` fails (on a validation set that does not exist). verl
     is not launched: without its runtime dependencies the preflight refuses a training step (test_hostile_train)."""
     pytest.importorskip("verl")
+    monkeypatch.chdir(tmp_path)
     prepare_countdown(tmp_path / "data", [3, 6], train=4, test=2, seed=0)
     (tmp_path / "spec.yaml").write_text(SPEC.replace("test-missing", "test-6").replace("demo", "missing.jsonl"))
     spec = load_spec(tmp_path / "spec.yaml")
     for stage in spec.stages:
-        (tmp_path / checkpoint_dir(spec, stage)).mkdir(parents=True)
+        Path(checkpoint_dir(spec, stage)).mkdir(parents=True)
     proc = run_cli("e3train", "run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr.split("error:")[-1]
     assert "s1: train already done" in proc.stdout and "s2: eval: " in proc.stdout

@@ -279,10 +279,11 @@ def test_hydra_reads_every_path_back_exactly():
     overrides = command[command.index("verl.trainer.main_ppo") + 1 :]
     with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
         config = compose(config_name="ppo_trainer", overrides=overrides)
-    assert list(config.data.train_files) == HOSTILE_PATHS
-    assert list(config.data.val_files) == list(reversed(HOSTILE_PATHS))
-    assert config.actor_rollout_ref.model.path == "my model,v2"
-    assert config.trainer.project_name == "x,y ${z}" and config.trainer.default_local_dir == "out dir,2/s1"
+    assert list(config.data.train_files) == [os.path.abspath(p) for p in HOSTILE_PATHS]
+    assert list(config.data.val_files) == [os.path.abspath(p) for p in reversed(HOSTILE_PATHS)]
+    assert config.actor_rollout_ref.model.path == os.path.abspath("my model,v2")
+    assert config.trainer.project_name == "x,y ${z}"
+    assert config.trainer.default_local_dir == os.path.abspath("out dir,2/s1")
     assert "data.train_files=[data/a,b.parquet" not in " ".join(command)
 
 

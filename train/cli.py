@@ -55,25 +55,42 @@ def select_budget_cmd(
 
 @app.command()
 def run(
-    spec: Annotated[Path, typer.Argument(help="Curriculum YAML (see train/presets/).")],
-    dry_run: Annotated[bool, typer.Option(help="Print the commands instead of running them.")] = False,
+    spec: Annotated[str, typer.Argument(help="A curriculum YAML file, or a preset's name (`e3train presets`).")],
+    dry_run: Annotated[
+        bool, typer.Option(help="Print every command, then check everything a real run here would (exit 2 if refused).")
+    ] = False,
 ) -> None:
     """Run a curriculum: one verl GRPO/GRPOMask run per stage, each from the previous stage's checkpoint.
 
     Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
+    The GPUs are the spec's n_gpus_per_node and nnodes, else this machine's (torch.cuda.device_count()).
     """
-    from train.curriculum import load_spec, render_commands, run_steps, stage_steps
+    from train.catalog import find_spec
+    from train.curriculum import load_spec, stage_steps
+    from train.launch import dry_run as print_dry_run
+    from train.launch import run_steps
     from train.preflight import check_inputs
+    from train.topology import count_gpus, needs_count
 
-    parsed = load_spec(spec)
-    steps = stage_steps(parsed)
+    parsed = load_spec(find_spec(spec))
+    gpus = count_gpus() if needs_count(parsed) else None
+    steps = stage_steps(parsed, gpus)
     if dry_run:
-        print(render_commands([step.command for step in steps]))
+        print_dry_run(parsed, steps, gpus)
         return
-    check_inputs(parsed, steps)
+    check_inputs(parsed, steps, gpus)
     with output_lock(Path(parsed.output_dir), "e3train run", what="this curriculum's output_dir"):
         ran = run_steps(steps, log=console.print)
     console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
+
+
+@app.command()
+def presets() -> None:
+    """List the shipped curricula, one line each; `e3train run NAME` runs one (`--dry-run` prints its commands)."""
+    from train.catalog import list_presets
+
+    for line in list_presets():
+        print(line)
 
 
 @app.command()

@@ -5,17 +5,21 @@ A spec names a base model, an output directory and a list of stages. Each stage 
 e3 reward function, the stage's budget as `data.max_response_length`), starting from the previous stage's exported
 Hugging Face checkpoint (`init: previous`, the default) or from the base model (`init: base`, for ablations run side
 by side), and is followed by an `e3eval sweep` of the stage's checkpoint at the training budget and twice it.
-verl's training metrics go to `OUTPUT_DIR/STAGE/metrics.jsonl` (its `file` logger, beside the console), where the
-figures read them (`figures/metrics_log.py`); a rerun of an interrupted stage first moves that file to
-`metrics-N.jsonl`, since verl's file logger starts its file afresh.
+Every stage saves its final checkpoint where the next one starts from (`trainer.save_freq` defaults to the stage's
+steps; verl also saves on the last step whenever save_freq > 0) and validates about five times (`test_freq`
+ceil(steps / 5), plus the last step); its GPUs come from the spec or this machine (`train/topology.py`). Every path
+in a command is absolute: verl's workers are Ray actors whose working directory need not be ours.
+verl's training metrics go to `OUTPUT_DIR/STAGE/metrics.jsonl` (its `file` logger, beside the console; `logger:`
+names the backends), where the figures read them (`figures/metrics_log.py`); a rerun of an interrupted stage first
+moves that file to `metrics-N.jsonl` (`train/launch.py`), since verl's file logger starts its file afresh.
 `validate_spec` reports every problem of a spec at once, naming the field (and its YAML line): unknown fields
 (a typo such as `stepz:` would otherwise be ignored), hyper-parameters of the wrong type (they become verl
 overrides) and stage names that are not simple folder names (`../x` would put checkpoints outside output_dir).
-Paths and names go into the overrides quoted for Hydra's grammar (`_hydra_value`), so a comma in a data path is not
-a second list item; `train/preflight.py` checks the files, verl and the output folder before anything is launched.
-`load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand into billions of nodes
-(the "billion laughs" document). This module runs nothing itself except in `run_steps`, which skips steps
-whose output already exists so that a rerun resumes; `e3train run SPEC --dry-run` prints the commands.
+Paths and names go into the overrides quoted for Hydra's grammar (`train/overrides.py`), so a comma in a data path
+is not a second list item; `train/preflight.py` checks the files, verl, the GPUs and the output folder before
+anything is launched. `load_spec` reads only small UTF-8 files and refuses YAML aliases, so a spec cannot expand
+into billions of nodes (the "billion laughs" document). This module builds commands and runs nothing;
+`train/launch.py` runs them.
 """
 
 from __future__ import annotations
@@ -24,16 +28,15 @@ import difflib
 import math
 import os
 import re
-import shlex
-import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from e3eval.errors import UserError
 from e3eval.specfile import read_spec
+from train.overrides import hydra_list, hydra_value
+from train.topology import GpuCount, stage_topology
 
 ALGORITHMS = ("grpo", "grpo_mask")
 HYPER = {  # spec key -> verl override
@@ -42,16 +45,22 @@ HYPER = {  # spec key -> verl override
     "lr": "actor_rollout_ref.actor.optim.lr",
     "ppo_mini_batch_size": "actor_rollout_ref.actor.ppo_mini_batch_size",
     "ppo_micro_batch_size_per_gpu": "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
+    "log_prob_micro_batch_size_per_gpu": "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu",
     "kl_coef": "actor_rollout_ref.actor.kl_loss_coef",
     "entropy_coeff": "actor_rollout_ref.actor.entropy_coeff",
     "temperature": "actor_rollout_ref.rollout.temperature",
     "rollout_n": "actor_rollout_ref.rollout.n",
     "rollout_name": "actor_rollout_ref.rollout.name",
+    "rollout_tensor_parallel": "actor_rollout_ref.rollout.tensor_model_parallel_size",
     "n_gpus_per_node": "trainer.n_gpus_per_node",
     "nnodes": "trainer.nnodes",
     "save_freq": "trainer.save_freq",
     "test_freq": "trainer.test_freq",
 }
+# One spec key sets both log-prob micro batches verl requires: the rollout's and the reference policy's (the KL term).
+HYPER_ALSO = {"log_prob_micro_batch_size_per_gpu": "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu"}
+# Placed by `stage_steps` itself, with their defaults, rather than in the sorted list of the others.
+PLACED = ("n_gpus_per_node", "nnodes", "save_freq", "test_freq")
 # What each hyper-parameter's value must be; "word" keeps override syntax (`,` sweeps, `=`, spaces) out of the command.
 _HYPER_KINDS = {
     "train_batch_size": "count",
@@ -59,11 +68,13 @@ _HYPER_KINDS = {
     "lr": "positive",
     "ppo_mini_batch_size": "count",
     "ppo_micro_batch_size_per_gpu": "count",
+    "log_prob_micro_batch_size_per_gpu": "count",
     "kl_coef": "non_negative",
     "entropy_coeff": "non_negative",
     "temperature": "positive",
     "rollout_n": "count",
     "rollout_name": "word",
+    "rollout_tensor_parallel": "count",
     "n_gpus_per_node": "count",
     "nnodes": "count",
     "save_freq": "every",
@@ -76,7 +87,11 @@ _KIND_TEXT = {
     "every": "a positive integer, or -1 for never",
     "word": "a plain name such as vllm",
 }
-SPEC_FIELDS = ("name", "model", "output_dir", "algorithm", "defaults", "stages", "extra_overrides")
+SPEC_FIELDS = ("name", "description", "model", "output_dir", "algorithm", "logger", "defaults", "stages",
+               "extra_overrides")  # fmt: skip
+# verl's `trainer.logger` backends a spec may name; wandb needs an account, tensorboard the tensorboard package.
+LOGGERS = ("console", "file", "wandb", "tensorboard")
+DEFAULT_LOGGER = ("console", "file")
 STAGE_FIELDS = ("name", "data", "budget", "steps", "algorithm", "init", "hyper", "val_dataset")
 DATA_FIELDS = ("train", "val")
 # A stage's name is a folder of output_dir: no separators, no `..`, no leading `-` or `.` (hidden, or read as a flag).
@@ -105,6 +120,8 @@ class Spec:
     output_dir: str
     stages: tuple[Stage, ...]
     extra_overrides: tuple[str, ...] = ()
+    description: str = ""
+    logger: tuple[str, ...] = DEFAULT_LOGGER
 
 
 def load_spec(path: Path) -> Spec:
@@ -131,6 +148,13 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
     for key in ("name", "model", "output_dir"):
         if not isinstance(data.get(key), str) or not data.get(key):
             errors.append(f"{key}: required string")
+    if not isinstance(data.get("description", ""), str):
+        errors.append("description: must be one line of text")
+    logger = data.get("logger", list(DEFAULT_LOGGER))
+    logger = [logger] if isinstance(logger, str) else logger
+    if not isinstance(logger, list) or not logger or any(x not in LOGGERS or logger.count(x) > 1 for x in logger):
+        errors.append(f"logger: must be a list of distinct backends from {', '.join(LOGGERS)}, not {logger!r}")
+        logger = list(DEFAULT_LOGGER)
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         errors.append("defaults: must be a mapping of hyper-parameters")
@@ -197,7 +221,8 @@ def validate_spec(data: Any, where: str = "spec", lines: dict[str, int] | None =
     if errors:
         located = [_locate(e, lines) for e in errors] if lines else errors
         raise UserError(f"{where}: {len(errors)} problem(s):\n  " + "\n  ".join(located))
-    return Spec(data["name"], data["model"], data["output_dir"], tuple(stages), tuple(extra))
+    return Spec(data["name"], data["model"], data["output_dir"], tuple(stages), tuple(extra),
+                " ".join(str(data.get("description", "")).split()), tuple(logger))  # fmt: skip
 
 
 def _unknown_fields(mapping: dict[Any, Any], known: tuple[str, ...], prefix: str) -> list[str]:
@@ -237,42 +262,37 @@ def _fits(value: Any, kind: str) -> bool:
 
 
 def stage_dir(spec: Spec, stage: Stage) -> str:
-    """The stage's folder in output_dir: verl's checkpoints and metrics, the sweep of its checkpoint."""
+    """The stage's folder in output_dir, as the spec writes it (messages name it so); commands get it absolute."""
     return f"{spec.output_dir}/{stage.name}"
 
 
 def checkpoint_dir(spec: Spec, stage: Stage) -> str:
-    """Where verl leaves the stage's final Hugging Face export (`save_contents` includes hf_model)."""
-    return f"{stage_dir(spec, stage)}/global_step_{stage.steps}/actor/huggingface"
+    """Where verl leaves the stage's final Hugging Face export, absolute: `_save_checkpoint` writes
+    default_local_dir/global_step_{N}/actor, and the FSDP checkpoint manager its `huggingface` folder in that
+    (the weights too, as `save_contents` includes hf_model); N is the last step, `total_training_steps`."""
+    return os.path.abspath(f"{stage_dir(spec, stage)}/global_step_{stage.steps}/actor/huggingface")
 
 
 def metrics_path(spec: Spec, stage: Stage) -> str:
-    """Where verl's file logger writes the stage's training metrics (absolute: see `stage_steps`)."""
+    """Where verl's file logger writes the stage's training metrics (absolute)."""
     return os.path.abspath(f"{stage_dir(spec, stage)}/metrics.jsonl")
 
 
-_HYDRA_NON_STRINGS = {"null", "true", "false", "inf", "nan"}
+HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # `name` or `org/name`; anything else can only be a path
 
 
-def _hydra_value(text: str) -> str:
-    """A string as a Hydra override value that Hydra reads back as exactly that string.
-
-    Left bare only when it is plainly a path or a name (Hydra would read `123`, `1e5`, `null` or `true` as another
-    type); otherwise single-quoted. Inside quotes, `${` would still be an OmegaConf interpolation, so it is written
-    `\\${`, and backslashes are doubled where they precede a quote, `${` or the closing quote (elsewhere they are
-    literal). `tests/test_hostile_train.py` checks the round trip through verl's real Hydra config.
-    """
-    if re.fullmatch(r"[A-Za-z0-9_./-]+", text) and (
-        "/" in text or (text[0].isalpha() and text.lower() not in _HYDRA_NON_STRINGS)
-    ):
-        return text
-    body = re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", text)
-    body = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), body)
-    return "'" + body + "'"
+def model_reference(model: str) -> str:
+    """The spec's model as verl gets it: a Hub id as written, a folder as an absolute path. The reading of
+    `e3eval.tokenizers.resolve_model_source`, which the preflight asks: a name is a folder when it exists, starts
+    with `/`, `.` or `~`, sits in an existing folder, or cannot be a Hub id."""
+    path = Path(model).expanduser()
+    local = path.exists() or model.startswith(("/", ".", "~")) or (path.parent != Path(".") and path.parent.is_dir())
+    return os.path.abspath(path) if local or not HUB_ID.fullmatch(model) else model
 
 
-def _list(values: tuple[str, ...]) -> str:
-    return "[" + ",".join(_hydra_value(v) for v in values) + "]"
+def schedule(stage: Stage) -> tuple[int, int]:
+    """(save_freq, test_freq): the spec's, else one save at the last step and about five validations."""
+    return int(stage.hyper.get("save_freq", stage.steps)), int(stage.hyper.get("test_freq", math.ceil(stage.steps / 5)))
 
 
 @dataclass(frozen=True)
@@ -284,48 +304,68 @@ class Step:
     command: list[str]
     output: str
     metrics: str | None = None  # train: verl's metrics file, kept aside (not overwritten) when the step reruns
+    requires: str | None = None  # train: the previous stage's checkpoint this one starts from
 
 
-def stage_steps(spec: Spec) -> list[Step]:
-    """Every step of the curriculum, in order: per stage a verl run, then an e3eval sweep at B and 2B."""
+def stage_steps(spec: Spec, gpus: GpuCount | None = None) -> list[Step]:
+    """Every step of the curriculum, in order: per stage a verl run, then an e3eval sweep at B and 2B.
+
+    `gpus` is this machine's count, for stages whose spec leaves n_gpus_per_node out (0 when not given)."""
     steps: list[Step] = []
     previous: Stage | None = None
     for stage in spec.stages:
-        model = checkpoint_dir(spec, previous) if stage.init == "previous" and previous is not None else spec.model
-        metrics = metrics_path(spec, stage)
+        chained = checkpoint_dir(spec, previous) if stage.init == "previous" and previous is not None else None
+        model = chained or model_reference(spec.model)
+        metrics = metrics_path(spec, stage) if "file" in spec.logger else None
+        topology = stage_topology(stage, gpus)
+        save_freq, test_freq = schedule(stage)
+        folder = os.path.abspath(stage_dir(spec, stage))
         overrides = [
             "algorithm.adv_estimator=grpo",
-            f"data.train_files={_list(stage.train_files)}",
-            f"data.val_files={_list(stage.val_files)}",
+            f"data.train_files={hydra_list(tuple(os.path.abspath(f) for f in stage.train_files))}",
+            f"data.val_files={hydra_list(tuple(os.path.abspath(f) for f in stage.val_files))}",
             f"data.max_response_length={stage.budget}",
-            f"actor_rollout_ref.model.path={_hydra_value(model)}",
+            f"actor_rollout_ref.model.path={hydra_value(model)}",
             "actor_rollout_ref.actor.use_kl_loss=True",
             "actor_rollout_ref.actor.loss_agg_mode=token-mean",
             "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
-            f"custom_reward_function.path={_hydra_value(str(REWARD_PATH))}",
+            f"custom_reward_function.path={hydra_value(str(REWARD_PATH))}",
             "custom_reward_function.name=compute_score",
             f"trainer.total_training_steps={stage.steps}",
-            f"trainer.default_local_dir={_hydra_value(stage_dir(spec, stage))}",
-            f"trainer.project_name={_hydra_value(spec.name)}",
-            f"trainer.experiment_name={_hydra_value(stage.name)}",
+            # verl also stops after total_epochs passes over the data (30 by default), which could come before the
+            # last step and its checkpoint; a pass is at least one step, so `steps` passes never do.
+            f"trainer.total_epochs={stage.steps}",
+            f"trainer.save_freq={save_freq}",
+            f"trainer.test_freq={test_freq}",
+            f"trainer.n_gpus_per_node={topology.n_gpus_per_node}",
+            f"trainer.nnodes={topology.nnodes}",
+            f"trainer.default_local_dir={hydra_value(folder)}",
+            f"trainer.project_name={hydra_value(spec.name)}",
+            f"trainer.experiment_name={hydra_value(stage.name)}",
             # wandb (verl's default) needs an account; the file logger leaves the metrics beside the checkpoints.
-            "trainer.logger=[console,file]",
-            # The logger runs in a Ray actor, which gets the variable from the runtime env, not from this process;
-            # an absolute path, because an actor's working directory need not be ours.
-            f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={_hydra_value(metrics)}",
+            f"trainer.logger=[{','.join(spec.logger)}]",
         ]
+        # The loggers run in a Ray actor, which gets variables from the runtime env, not from this process.
+        if metrics is not None:
+            overrides.append(f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={hydra_value(metrics)}")
+        if "tensorboard" in spec.logger:
+            tensorboard = hydra_value(f"{folder}/tensorboard")
+            overrides.append(f"+ray_kwargs.ray_init.runtime_env.env_vars.TENSORBOARD_DIR={tensorboard}")
         if stage.algorithm == "grpo_mask":
             overrides += [
                 "actor_rollout_ref.actor.policy_loss.loss_mode=grpo_mask",
                 "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=train.grpo_mask.register",
             ]
-        overrides += [f"{HYPER[key]}={value}" for key, value in sorted(stage.hyper.items())]
+        hyper = sorted((key, value) for key, value in stage.hyper.items() if key not in PLACED)
+        overrides += [f"{HYPER[key]}={value}" for key, value in hyper]
+        overrides += [f"{HYPER_ALSO[key]}={value}" for key, value in hyper if key in HYPER_ALSO]
         overrides += list(spec.extra_overrides)
         steps.append(Step(stage.name, "train", [sys.executable, "-m", "verl.trainer.main_ppo", *overrides],
-                          checkpoint_dir(spec, stage), metrics))  # fmt: skip
+                          checkpoint_dir(spec, stage), metrics, chained))  # fmt: skip
         if stage.val_dataset:
-            eval_dir = f"{stage_dir(spec, stage)}/eval"
-            sweep = ["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset", stage.val_dataset,
+            eval_dir = f"{folder}/eval"
+            sweep = ["e3eval", "sweep", "--model", checkpoint_dir(spec, stage), "--dataset",
+                     _dataset_reference(stage.val_dataset),
                      "--budgets", f"{stage.budget},{2 * stage.budget}", "--n", "8",
                      "--train-budget", str(stage.budget), "--out", eval_dir]  # fmt: skip
             steps.append(Step(stage.name, "eval", sweep, f"{eval_dir}/figures/sweep.png"))  # the sweep's last write
@@ -333,58 +373,13 @@ def stage_steps(spec: Spec) -> list[Step]:
     return steps
 
 
-def stage_commands(spec: Spec) -> list[list[str]]:
+def _dataset_reference(dataset: str) -> str:
+    """A named benchmark as written, a file as an absolute path."""
+    from e3eval.datasets import BENCHMARKS, DEMO
+
+    return dataset if dataset in BENCHMARKS or dataset == DEMO else os.path.abspath(dataset)
+
+
+def stage_commands(spec: Spec, gpus: GpuCount | None = None) -> list[list[str]]:
     """The commands of `stage_steps`, in order."""
-    return [step.command for step in stage_steps(spec)]
-
-
-def render_commands(commands: list[list[str]]) -> str:
-    """Shell text, one override or option (with its value) per line."""
-    blocks = []
-    for command in commands:
-        lines: list[str] = []
-        for part in command:
-            quoted = shlex.quote(part)
-            starts_line = "=" in part or part.startswith("--")
-            if lines and not starts_line and lines[-1].lstrip().startswith("--") and " " not in lines[-1].strip():
-                lines[-1] += f" {quoted}"  # an option's value stays with it
-            elif lines and (starts_line or len(lines) > 1):
-                lines.append(f"    {quoted}")
-            elif lines:
-                lines[-1] += f" {quoted}"
-            else:
-                lines.append(quoted)
-        blocks.append(" \\\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-def run_steps(steps: list[Step], log: Callable[[str], None] = print) -> int:
-    """Run the steps whose output is missing, in order; return how many ran. A failed step stops the curriculum."""
-    ran = 0
-    for step in steps:
-        if Path(step.output).exists():
-            log(f"{step.stage}: {step.kind} already done ({step.output} exists), skipping")
-            continue
-        if step.metrics is not None:
-            _keep_earlier_metrics(Path(step.metrics), log)
-        log(f"{step.stage}: {step.kind}: {shlex.join(step.command[:3])} ...")
-        completed = subprocess.run(step.command, check=False)
-        if completed.returncode != 0:
-            raise UserError(f"{step.stage}: {step.kind} step failed with exit code {completed.returncode}; "
-                            "fix the cause and rerun: finished steps are skipped")  # fmt: skip
-        if not Path(step.output).exists():
-            raise UserError(f"{step.stage}: {step.kind} step finished but {step.output} is missing")
-        ran += 1
-    return ran
-
-
-def _keep_earlier_metrics(path: Path, log: Callable[[str], None]) -> None:
-    """Move an interrupted attempt's metrics file to `metrics-N.jsonl`: verl's file logger truncates its file, and
-    a resumed run logs only the steps after its checkpoint (`figures/metrics_log.py` reads the attempts in order)."""
-    if not path.is_file():
-        return
-    number = 1
-    while (kept := path.with_name(f"{path.stem}-{number}{path.suffix}")).exists():
-        number += 1
-    path.rename(kept)
-    log(f"kept the metrics of the earlier attempt as {kept}")
+    return [step.command for step in stage_steps(spec, gpus)]
