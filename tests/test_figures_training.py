@@ -490,7 +490,8 @@ def test_stage_commands_send_verl_metrics_to_the_stage_folder(tmp_path):
 
 
 def test_a_rerun_keeps_the_interrupted_attempts_metrics(tmp_path):
-    from train.curriculum import Step, run_steps
+    from train.curriculum import Step
+    from train.launch import run_steps
 
     metrics = tmp_path / "stage" / "metrics.jsonl"
     done = tmp_path / "stage" / "done"
