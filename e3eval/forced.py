@@ -324,11 +324,6 @@ def _answer(tokenizer: Any, cue: Sequence[int], ids: Sequence[int], finish: str,
     return ForcedAnswer(tokenizer.decode([*cue, *ids], skip_special_tokens=True), finish == "stop", None, context)
 
 
-def context_sha1(ids: Sequence[int]) -> str:
-    """The fingerprint of the token ids a continuation continued (int32, as the rollouts store them)."""
-    return ids_sha1(ids)
-
-
 def _unended(run: Run, ledger: SampleLedger, budgets: Sequence[int]) -> Iterator[Key]:
     """(problem_id, sample_idx, budget) of every sample whose response had not ended within a budget."""
     start = 0
@@ -409,7 +404,7 @@ def _pending(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key]) -> 
                 appended = (*(delimiter.token_ids if open_ else ()), *job.outcome.cue_ids)
                 context = (*prompts[pid], *prefix, *appended)
                 request = GenerationRequest(f"{pid}\x1f{idx}\x1f{budget}", "", context, (_SEED,))
-                yield _Pending((pid, idx, budget), request, len(prefix), appended, context_sha1(context))
+                yield _Pending((pid, idx, budget), request, len(prefix), appended, ids_sha1(context))
 
 
 def _chunks(items: Iterator[_Pending], size: int) -> Iterator[list[_Pending]]:

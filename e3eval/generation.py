@@ -354,7 +354,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         generation={**plan.settings, "n": max(config.n, manifest.get("generation", {}).get("n", 0)),
                     "engine": backend.describe(), "token_ids_source": backend.token_ids_source,
                     "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
-        tokenizer={"name_or_path": _local_or_name(config.backend_options.get("tokenizer") or config.model),
+        tokenizer={"name_or_path": model_path(config.backend_options.get("tokenizer") or config.model),
                    "fingerprint": fingerprint(backend.tokenizer)},
         token_ids_source=backend.token_ids_source,
         environment=environment(),
@@ -428,10 +428,6 @@ def _forcing_change(recorded: Any, now: Any) -> str:
                f"{forcing.get('think_end')!r})"  # fmt: skip
 
     return f"this run was generated with {flags(recorded)}, now asked for {flags(now)}"
-
-
-def _local_or_name(model: str) -> str:
-    return str(Path(model).resolve()) if Path(model).exists() else model
 
 
 def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:

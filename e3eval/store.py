@@ -163,7 +163,6 @@ def run_lock(run_dir: Path, command: str) -> Iterator[None]:
 def output_lock(target: Path, command: str, what: str = "this output") -> Iterator[None]:
     """The exclusive writer lock of any file or folder e3eval writes (a run, a probe table shared by several runs);
     a second writer is refused at once with one line naming the holder."""
-    run_dir = target
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # never through a link, never over a file of someone else's that happens to bear the lock's name
@@ -181,7 +180,7 @@ def output_lock(target: Path, command: str, what: str = "this output") -> Iterat
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise UserError(
-                f"{run_dir}: another e3eval command is writing to {what} ({holder}); wait for it to finish "
+                f"{target}: another e3eval command is writing to {what} ({holder}); wait for it to finish "
                 "or stop it, then rerun"
             ) from None
         handle.seek(0)
@@ -468,10 +467,18 @@ OPTIONAL_ROLLOUT_COLUMNS = ("logprobs", "source_score", "inserted")
 def shard_columns(shard: Path) -> list[str]:
     """The columns of a rollout shard; a damaged file, or a Parquet file that is not a rollout shard (another table
     put in rollouts/), is a UserError naming it."""
+    return _checked_columns(shard, _open_shard(shard))
+
+
+def _open_shard(shard: Path) -> pq.ParquetFile:
     try:
-        names = pq.ParquetFile(shard).schema_arrow.names
+        return pq.ParquetFile(shard)
     except (pa.ArrowException, OSError) as exc:
         raise _unreadable(shard, exc) from None
+
+
+def _checked_columns(shard: Path, file: pq.ParquetFile) -> list[str]:
+    names = file.schema_arrow.names
     missing = [c for c in ROLLOUT_SCHEMA.names if c not in names and c not in OPTIONAL_ROLLOUT_COLUMNS]
     if missing:
         raise UserError(
@@ -484,15 +491,14 @@ def shard_columns(shard: Path) -> list[str]:
 def iter_shard_batches(shard: Path, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
     """Stream one shard's rows, reading only `columns` (optional ones it lacks come as nulls); a damaged or foreign
     file is a UserError naming it."""
-    present = shard_columns(shard)
+    file = _open_shard(shard)  # one footer read per shard: the schema check and the batches share it
+    present = _checked_columns(shard, file)
     absent = [c for c in columns if c not in present]
     unknown = [c for c in absent if c not in OPTIONAL_ROLLOUT_COLUMNS]
     if unknown:
         raise UserError(f"{shard}: no column {', '.join(unknown)}")
     try:
-        for batch in pq.ParquetFile(shard).iter_batches(
-            batch_size=batch_rows, columns=[c for c in columns if c in present]
-        ):
+        for batch in file.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in present]):
             if absent:
                 arrays = [
                     batch.column(c) if c in present else pa.nulls(batch.num_rows, ROLLOUT_SCHEMA.field(c).type)

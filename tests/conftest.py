@@ -46,6 +46,20 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
+def generate_small(model: Path, out: Path, max_tokens: int, n: int = 2, **config) -> Path:
+    """A hf float32 run of `model` on two arithmetic problems (answers 7 and 8), their JSONL beside `out`."""
+    from e3eval.generation import GenerateConfig, generate_run
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dataset = write_jsonl(out.parent / f"{out.name}-problems.jsonl", [
+        {"id": "seven", "problem": "What is 3 + 4?", "answer": "7"},
+        {"id": "eight", "problem": "What is 4 + 4 + 0?", "answer": "8"},
+    ])  # fmt: skip
+    generate_run(GenerateConfig(model=str(model), dataset=str(dataset), out=out, n=n, max_tokens=max_tokens,
+                                backend="hf", backend_options={"dtype": "float32"}, **config))  # fmt: skip
+    return out
+
+
 def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run an installed command (`e3eval`, `e3train`) as a user would: a real process, offline, wide output."""
     bin_dir = Path(sys.executable).parent

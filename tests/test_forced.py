@@ -16,11 +16,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_cli, send_json, write_jsonl
+from conftest import REPO, generate_small, run_cli, send_json
 
 from e3eval.errors import UserError
 from e3eval.forced import DEFAULT_CUE, FORCED_DIR, forced_config
-from e3eval.generation import GenerateConfig, generate_run
 from e3eval.policy import SampleAtBudget, get_policy
 from e3eval.prompts import PromptSpec
 from e3eval.records import GenerationRequest, SamplingSpec
@@ -50,14 +49,7 @@ def stop_tokenizer(stopping_dir):
 
 
 def _generate(stopping_dir: Path, out: Path, thinking: bool | None = None, n: int = 2) -> Path:
-    dataset = write_jsonl(out.parent / f"{out.name}-problems.jsonl", [
-        {"id": "seven", "problem": "What is 3 + 4?", "answer": "7"},
-        {"id": "eight", "problem": "What is 4 + 4 + 0?", "answer": "8"},
-    ])  # fmt: skip
-    generate_run(GenerateConfig(model=str(stopping_dir), dataset=str(dataset), out=out, n=n, max_tokens=64,
-                                backend="hf", prompt=PromptSpec(thinking=thinking),
-                                backend_options={"dtype": "float32"}))  # fmt: skip
-    return out
+    return generate_small(stopping_dir, out, 64, n, prompt=PromptSpec(thinking=thinking))
 
 
 @pytest.fixture(scope="module")

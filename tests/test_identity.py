@@ -12,13 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli, write_jsonl
+from conftest import generate_small, run_cli, write_jsonl
 
 import e3eval
 from e3eval.errors import UserError
-from e3eval.generation import GenerateConfig, generate_run
 from e3eval.probes import job
-from e3eval.prompts import PromptSpec
 from e3eval.store import is_run_id, output_lock
 from e3eval.weights import model_fingerprint
 
@@ -33,14 +31,7 @@ def stopping_dir(tmp_path_factory) -> Path:
 
 
 def _generate(model: Path, out: Path, **kwargs) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    dataset = write_jsonl(out.parent / f"{out.name}-problems.jsonl", [
-        {"id": "seven", "problem": "What is 3 + 4?", "answer": "7"},
-        {"id": "eight", "problem": "What is 4 + 4 + 0?", "answer": "8"},
-    ])  # fmt: skip
-    generate_run(GenerateConfig(model=str(model), dataset=str(dataset), out=out, n=2, max_tokens=32, backend="hf",
-                                prompt=PromptSpec(), backend_options={"dtype": "float32"}, **kwargs))  # fmt: skip
-    return out
+    return generate_small(model, out, 32, **kwargs)
 
 
 @pytest.fixture(scope="module")
