@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from e3eval.commands import dev, figures, generation, probes, runs, traces
 from e3eval.commands.output import err_console
-from e3eval.errors import UserError
+from e3eval.errors import EngineFailure, UserError
 
 app = typer.Typer(
     help="Measure whether reasoning LLMs extrapolate: exact budget sweeps, grading, pass@k with CIs.",
@@ -49,6 +49,9 @@ def main() -> None:
         # The message quotes paths and values the user typed: print it as text, never as markup.
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except EngineFailure as exc:
+        err_console.print(f"[bold red]failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

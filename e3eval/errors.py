@@ -8,3 +8,7 @@ escapes is a bug in e3eval and keeps its traceback.
 
 class UserError(Exception):
     """A mistake in the user's input; the message names the file and line at fault where there is one."""
+
+
+class EngineFailure(Exception):
+    """Work that failed for a reason outside the user's input (an engine that did not start): one line, exit 1."""

@@ -25,6 +25,7 @@ generates and stores; which answer counts at a budget is `policy.py`'s, grading 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from e3eval.errors import UserError
+from e3eval.backends.logs import EngineLog
+from e3eval.backends.settings import EngineSettings, check_bounds, check_settings
+from e3eval.context import context_limit, read_model_config
+from e3eval.errors import EngineFailure, UserError
 from e3eval.provenance import now
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 from e3eval.store import ids_sha1, write_table
@@ -95,20 +99,22 @@ class ForcedConfig:
     """Who writes the forced answers and how: model and backend (with its options), cue, length, delimiter."""
 
     model: str
-    backend: str
+    backend: str | None  # None: the run's recorded backend (`with_run_engine`), else the one installed
     backend_options: dict[str, Any] = field(default_factory=dict)
     cue: str = DEFAULT_CUE
     answer_tokens: int = DEFAULT_ANSWER_TOKENS
     think_end: str | None = None  # None: the tokenizer's `</think>`, else none (see `thinking.think_end`)
     batch: int | None = None  # requests per engine call and per stored part; None: the backend's default
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --engine-arg, ... (`backends.settings`)
+    verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
 
     def describe(self) -> dict[str, Any]:
         """The settings for run.json (no API key)."""
         options = {k: v for k, v in self.backend_options.items() if v is not None and k != "api_key"}
         return {"model": self.model, "model_path": model_path(self.model) if self.backend != "openai" else None,
-                "backend": self.backend, "backend_options": options, "cue": self.cue,
-                "answer_tokens": self.answer_tokens, "think_end": self.think_end, "batch": self.batch,
-                "sampling": GREEDY}  # fmt: skip
+                "backend": self.backend, "backend_options": options, "engine_settings": self.engine.record(),
+                "cue": self.cue, "answer_tokens": self.answer_tokens, "think_end": self.think_end,
+                "batch": self.batch, "sampling": GREEDY}  # fmt: skip
 
 
 def forced_config(
@@ -119,9 +125,12 @@ def forced_config(
     answer_tokens: int = DEFAULT_ANSWER_TOKENS,
     think_end: str | None = None,
     batch: int | None = None,
+    engine: EngineSettings | None = None,
+    verbose: bool = False,
 ) -> ForcedConfig:
-    """A ForcedConfig with every flag checked (all problems in one error); the backend is picked when not given."""
-    from e3eval.backends import BACKENDS, check_options, pick_backend
+    """A ForcedConfig with every flag checked (all problems in one error). Without `backend`, the backend is the
+    run's (`with_run_engine`, once the run is known), else the installed one; its options are checked then."""
+    from e3eval.backends import BACKENDS, check_options
     from e3eval.generation import DTYPES
 
     options = {k: v for k, v in (backend_options or {}).items() if v is not None}
@@ -140,11 +149,51 @@ def forced_config(
         problems.append(f"--dtype must be one of {', '.join(DTYPES)}")
     if backend is not None and backend not in BACKENDS:
         problems.append(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    engine = engine or EngineSettings()
+    problems += check_bounds(engine)
     if problems:
         raise UserError("; ".join(problems))
-    name = backend or pick_backend(options.get("base_url"))[0]
+    if backend is not None:
+        check_options(backend, options)
+    return ForcedConfig(model, backend, options, cue, answer_tokens, think_end, batch, engine, verbose)
+
+
+def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
+    """`config` with what it leaves unset taken from how `run` was generated, and a line saying what is used.
+
+    The backend is the run's unless `--backend` (or `--base-url`) names another; with the run's backend come its
+    engine settings (`--tp`, `--gpu-memory-utilization`, `--engine-arg` ...; each flag given overrides its own) and,
+    for the run's own model, its dtype. `--max-model-len` is never inherited: forced requests are sized anew.
+    Everything chosen is checked against the backend before any engine starts.
+    """
+    from e3eval.backends import BACKENDS, check_options, pick_backend
+
+    generated = run.section("generation") or {}
+    recorded = generated.get("backend")
+    options = dict(config.backend_options)
+    if config.backend is not None:
+        name, why = config.backend, "asked for"
+    elif recorded in BACKENDS and recorded != "openai" and not options.get("base_url"):
+        name, why = recorded, "the run's, from run.json"
+    else:
+        name, why = pick_backend(options.get("base_url"))
+    engine = config.engine
+    inherited = []
+    if name == recorded and config.backend is None:
+        base = EngineSettings.from_record(generated.get("engine_settings"))
+        base = dataclasses.replace(base, max_model_len=None)
+        engine = config.engine.over(base)
+        if base.record():
+            inherited.append(f"engine {base.describe()}")
+        same_model = generated.get("model_path") and generated.get("model_path") == model_path(config.model)
+        if options.get("dtype") is None and same_model and generated.get("dtype") not in (None, "auto"):
+            options["dtype"] = generated["dtype"]
+            inherited.append(f"--dtype {generated['dtype']}")
     check_options(name, options)
-    return ForcedConfig(model, name, options, cue, answer_tokens, think_end, batch)
+    check_settings(name, engine, read_model_config(config.model) if name == "hf" else None)
+    note = f"forced answers: backend {name} ({why}" + (f"; {', '.join(inherited)} as the run was generated" if
+                                                        inherited else "") + "; flags override)"  # fmt: skip
+    return dataclasses.replace(config, backend=name, backend_options=options, engine=engine), note
 
 
 @dataclass(frozen=True)
@@ -208,6 +257,7 @@ class _Job:
     tokenizer_name: str
     setting: dict[str, Any]  # the key columns of this setting (`_KEY_FIELDS`)
     outcome: ForcedOutcome
+    longest: int = 0  # positions the longest request needs (the engine's context when --max-model-len is not given)
 
 
 def ensure_answers(
@@ -233,8 +283,13 @@ def ensure_answers(
         log(f"forced answers: {outcome.other_weights} stored continuation(s) were written by other weights at "
             f"{setting['model']} (its files changed since): made again with the weights there now")  # fmt: skip
     setting = {**setting, "model_fingerprint": weights}
-    job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome)
     prompts = _prompt_ids(run, problems, tokenizer)
+    longest = max(map(len, prompts.values()), default=0) + max(budgets, default=0) + config.answer_tokens + len(
+        outcome.cue_ids) + len(delimiter.token_ids)  # fmt: skip
+    limit = context_limit(read_model_config(config.model)) if config.backend != "openai" else None
+    # A request beyond the model's context fails alone (`complete`); the engine is not asked for more than it has.
+    job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome,
+               min(longest, limit.tokens) if limit else longest)  # fmt: skip
     todo: set[Key] = set()
     candidates: set[Key] = set()
     for key in _unended(run, ledger, budgets):
@@ -447,7 +502,11 @@ def _open(job: _Job, size: int) -> Any:
     options = {**config.backend_options, "batch_size": size}
     if config.backend == "openai":
         options.setdefault("tokenizer", job.tokenizer_name)  # the server's model name is no tokenizer to load
-    backend = open_backend(config.backend, config.model, options)
+    engine = config.engine
+    if config.backend in ("vllm", "sglang") and engine.max_model_len is None:
+        engine = dataclasses.replace(engine, max_model_len=job.longest)
+    backend = open_backend(config.backend, config.model, options, engine,
+                           EngineLog(job.run.path / "logs", config.backend, config.verbose))  # fmt: skip
     try:
         if fingerprint(backend.tokenizer) != fingerprint(job.tokenizer):
             raise UserError(
@@ -467,7 +526,7 @@ def complete(backend: Any, requests: Sequence[GenerationRequest], spec: Sampling
     context length) raises for the whole batch: then each request is tried once alone, so only that one fails."""
     try:
         return [completions[0] for completions in backend.generate(requests, spec)]
-    except UserError:
+    except (UserError, EngineFailure):  # a mistake, or an engine that died: no request of it can succeed
         raise
     except Exception as exc:
         if len(requests) == 1:

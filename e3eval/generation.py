@@ -21,6 +21,7 @@ them, and warns when `--wait N` inserted nothing), and run.json's generation sec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -33,6 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
+from e3eval.backends.logs import EngineLog
+from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, fixed_args
+from e3eval.context import context_for, longest_prompt, read_model_config
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
 from e3eval.forcing import DEFAULT_WAIT_TEXT, MAX_WAIT, Forcing, Insertions, forcing_for, generate_forced
@@ -63,7 +67,10 @@ from e3eval.weights import model_fingerprint, model_path
 # recorded only for forced runs, so a plain run matches runs made before forcing existed.
 # `model` is compared as `model_path` (the resolved folder) where the run records it: two spellings of one folder are
 # one model; `model_fingerprint` (`weights.py`) refuses new weights exported to the run's model path.
-FIXED_SETTINGS = ("model", "model_fingerprint", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing")
+# `engine_args` are the --engine-arg pairs that may change what is sampled (`settings.fixed_args`), recorded only when
+# there are some; parallelism, memory and batch settings may change between invocations.
+FIXED_SETTINGS = ("model", "model_fingerprint", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing",
+                  "engine_args")  # fmt: skip
 # Settings recorded only by later versions: a run made before records none, and is not refused for it.
 _RECORDED_LATER = frozenset({"dtype", "model_fingerprint"})
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -93,6 +100,9 @@ class GenerateConfig:
     wait: int = 0  # budget forcing: end-of-thinking suppressions per sample (0: plain sampling)
     wait_text: str = DEFAULT_WAIT_TEXT
     think_end: str | None = None  # the delimiter's text; None: `</think>`, else EOS (`thinking.think_end`)
+    engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --max-model-len, --engine-arg, ...
+    context_check: bool = True  # refuse prompts + the largest budget beyond the model's context (`context.py`)
+    verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
 
 
 @dataclass
@@ -173,14 +183,15 @@ def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None
     }
     if forcing is not None:
         settings["forcing"] = forcing.settings()
+    if fixed_args(config.engine):
+        settings["engine_args"] = fixed_args(config.engine)
     return settings
 
 
-def _forcing(config: GenerateConfig) -> Forcing | None:
+def _forcing(config: GenerateConfig, tokenizer: Any) -> Forcing | None:
     """The run's budget forcing, its delimiter and wait text as ids of the model's tokenizer (None for `--wait 0`)."""
     if not config.wait:
         return None
-    tokenizer = load_tokenizer(config.backend_options.get("tokenizer") or config.model)
     return forcing_for(tokenizer, config.wait, config.wait_text, config.think_end)
 
 
@@ -235,7 +246,8 @@ def check_config(config: GenerateConfig) -> None:
     options = config.backend_options
     if (options.get("dtype") or "auto") not in DTYPES:
         problems.append(f"--dtype {options['dtype']!r}: choose one of {', '.join(DTYPES)}")
-    for key, flag in (("batch_size", "--batch"), ("concurrency", "--concurrency"), ("dp_size", "--dp-size")):
+    problems += check_bounds(config.engine)
+    for key, flag in (("batch_size", "--batch"), ("concurrency", "--concurrency")):
         if options.get(key) is not None and options[key] < 1:
             problems.append(f"{flag} must be at least 1")
     timeout = options.get("timeout_s")
@@ -268,6 +280,7 @@ class GenerationPlan:
     todo: list[tuple[Problem, int]]
     done: int
     forcing: Forcing | None = None
+    tokenizer: Any = None  # the model's tokenizer, loaded before any engine (prompts, forcing, the context check)
 
     @property
     def wanted(self) -> int:
@@ -276,7 +289,8 @@ class GenerationPlan:
 
 def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan:
     """Open (or prepare) the run, refuse changed settings, and list the (problem, sample_idx) pairs still missing."""
-    forcing = _forcing(config)
+    tokenizer = load_tokenizer(config.backend_options.get("tokenizer") or config.model)
+    forcing = _forcing(config, tokenizer)
     settings = _settings(config, backend_name, forcing)
     out = Path(config.out)
     manifest = _open_or_create(out, settings)
@@ -287,7 +301,9 @@ def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan
     problems = [p for i, p in enumerate(problems) if i % count == index]
     done = done_samples(out)
     todo = [(p, s) for p in problems for s in range(config.n) if (p.problem_id, s) not in done]
-    return GenerationPlan(out, settings, manifest, problems, todo, len(problems) * config.n - len(todo), forcing)
+    return GenerationPlan(
+        out, settings, manifest, problems, todo, len(problems) * config.n - len(todo), forcing, tokenizer
+    )
 
 
 @dataclass(frozen=True)
@@ -336,6 +352,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         (config.backend, "asked for") if config.backend else pick_backend(config.backend_options.get("base_url"))
     )
     check_options(backend_name, config.backend_options)
+    check_settings(backend_name, config.engine, read_model_config(config.model) if backend_name == "hf" else None)
     plan = plan_generation(config, backend_name)
     out, manifest = plan.out, plan.manifest
     started = time.monotonic()
@@ -343,16 +360,23 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         log(f"nothing to generate: all {plan.wanted} samples are in {out}")
         return GenerateResult(out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
 
-    log(f"backend: {backend_name} ({reason})")
+    log(f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")")
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
-    backend = open_backend(backend_name, config.model, options)
-    rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
+    rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
+    engine, context = engine_for(config, backend_name, rendered, config.max_tokens)
+    log(f"engine: {engine.describe()}" + (f"; context: {context['needed']:,} of {context['limit']:,} positions"
+                                          if context.get("limit") else ""))  # fmt: skip
+    backend = open_backend(backend_name, config.model, options, engine,
+                           EngineLog(out / "logs", backend_name, config.verbose))  # fmt: skip
+    if fingerprint(backend.tokenizer) != fingerprint(plan.tokenizer):  # the engine's own tokenizer decides
+        rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
     _write_problems(out, manifest["run_id"], plan.problems, rendered)
     index, count = config.shard
     manifest.update(
         generation={**plan.settings, "n": max(config.n, manifest.get("generation", {}).get("n", 0)),
-                    "engine": backend.describe(), "token_ids_source": backend.token_ids_source,
+                    "engine": backend.describe(), "engine_settings": engine.record(), "context": context,
+                    "token_ids_source": backend.token_ids_source,
                     "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
         tokenizer={"name_or_path": model_path(config.backend_options.get("tokenizer") or config.model),
                    "fingerprint": fingerprint(backend.tokenizer)},
@@ -404,6 +428,21 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     return GenerateResult(out, generated, plan.done, plan.wanted, seconds, tokens, backend_name, reason,
                           summarize_errors(errors), stopped, plan.forcing,
                           insertions if plan.forcing is not None else None)  # fmt: skip
+
+
+def engine_for(
+    config: GenerateConfig, backend_name: str, rendered: dict[str, tuple[str, list[int]]], budget: int
+) -> tuple[EngineSettings, dict[str, Any]]:
+    """The engine settings to start with and the context preflight's record: every prompt plus `budget` must fit
+    the model (unless `--no-context-check`), and vLLM / SGLang reserve what the longest request needs when
+    `--max-model-len` is not given (not the model's whole context)."""
+    served = backend_name == "openai"  # the config of the tokenizer's folder, where it is the model's
+    source = (config.backend_options.get("tokenizer") or config.model) if served else config.model
+    context = context_for(source, longest_prompt(rendered), budget, config.engine.max_model_len, config.context_check)
+    engine = config.engine
+    if backend_name in ("vllm", "sglang") and engine.max_model_len is None:
+        engine = dataclasses.replace(engine, max_model_len=context["needed"])
+    return engine, context
 
 
 def count_insertions(run_dir: Path) -> Insertions:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from e3eval.errors import UserError
-from e3eval.forced import ForcedConfig, ForcedOutcome, ended, ensure_answers
+from e3eval.forced import ForcedConfig, ForcedOutcome, ended, ensure_answers, with_run_engine
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
 from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
@@ -132,9 +132,11 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
         tokenizer = load_tokenizer(tokenizer_name)
         warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
         decoder = PrefixDecoder(tokenizer)
-        forced = None
+        forced = forced_config = None
         if config.forced is not None:  # the continuations come first: grading reads them
-            forced = ensure_answers(run, problems, samples, budgets, config.forced, tokenizer, tokenizer_name,
+            forced_config, note = with_run_engine(config.forced, run)
+            log(note)
+            forced = ensure_answers(run, problems, samples, budgets, forced_config, tokenizer, tokenizer_name,
                                     progress, log)  # fmt: skip
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
@@ -189,7 +191,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     scoring = {
         **{k: v for k, v in asdict(config).items() if k not in ("budgets", "forced")},
         "budgets": budgets,
-        "forced": forced.describe(config.forced) if forced is not None and config.forced is not None else None,
+        "forced": forced.describe(forced_config) if forced is not None and forced_config is not None else None,
         "tokenizer": tokenizer_name,
         "tokenizer_fingerprint": fingerprint(tokenizer),
         "decode_path": decoder.path,

@@ -333,12 +333,14 @@ def test_vllm_writes_the_same_forced_answers_and_its_refusals_fail_alone(
     _score(hf_run, _forced(stopping_dir))
     # vLLM refuses a prompt over max_model_len (and shortens max_tokens to what fits): room for `7}` + EOS and one
     # more after the budget-4 prompts, none for the budget-14 ones.
-    options = {"dtype": "float32", "max_model_len": _context(run_dir, stop_tokenizer) - 8 + 4}
+    length = _context(run_dir, stop_tokenizer) - 8 + 4
     script = (
         "import sys; from pathlib import Path\n"
         "from e3eval.forced import forced_config\nfrom e3eval.score import ScoreConfig, score_run\n"
+        "from e3eval.backends.settings import EngineSettings\n"
         "if __name__ == '__main__':\n"
-        f"    f = forced_config(sys.argv[2], 'vllm', {options!r}, answer_tokens=8)\n"
+        f"    f = forced_config(sys.argv[2], 'vllm', {{'dtype': 'float32'}}, answer_tokens=8, "
+        f"engine=EngineSettings(max_model_len={length}))\n"
         "    r = score_run(Path(sys.argv[1]), ScoreConfig(budgets=(4, 14, 64), policy='forced', workers=1, "
         "resamples=0, forced=f))\n"
         "    print(r.forced.generated, r.forced.failed)\n"

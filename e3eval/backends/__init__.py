@@ -10,12 +10,15 @@ inside their backend module, so `import e3eval.backends` stays light. `open_back
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from e3eval import dependencies
-from e3eval.errors import UserError
+from e3eval.backends.logs import EngineLog, root_cause
+from e3eval.backends.settings import EngineSettings, engine_kwargs
+from e3eval.errors import EngineFailure, UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
 BACKENDS = ("sglang", "vllm", "hf", "openai")
@@ -55,21 +58,21 @@ def pick_backend(base_url: str | None) -> tuple[str, str]:
     return "hf", "neither sglang nor vllm is installed"
 
 
-# Which options each backend takes; `batch_size` is the generation batch for engines that batch on their own.
+# Which of e3eval's own options each backend takes (`batch_size`: the generation batch, for engines that batch on
+# their own); engine settings (--tp, --engine-arg, ...) are checked by `settings.check_settings`.
 _OPTIONS: dict[str, set[str]] = {
     "hf": {"dtype", "batch_size", "device"},
-    "vllm": {"dtype", "batch_size", "tensor_parallel_size", "max_model_len", "enforce_eager",
-             "gpu_memory_utilization", "enable_chunked_prefill", "long_prefill_token_threshold"},
-    "sglang": {"dtype", "batch_size", "dp_size", "tp_size"},
+    "vllm": {"dtype", "batch_size"},
+    "sglang": {"dtype", "batch_size"},
     "openai": {"base_url", "api_key", "concurrency", "timeout_s", "retries", "backoff_s", "tokenizer", "batch_size",
                "dtype"},
 }  # fmt: skip
-_FLAGS = {"dp_size": "--dp-size", "base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
+_FLAGS = {"base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
           "timeout_s": "--request-timeout", "tokenizer": "--tokenizer", "dtype": "--dtype"}  # fmt: skip
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Refuse options that the backend actually used would ignore (`--dp-size` with vllm, `--base-url` with hf...)."""
+    """Refuse options that the backend actually used would ignore (`--base-url` with hf, `--concurrency` with vllm)."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     ignored = sorted(k for k, v in options.items() if v is not None and k not in _OPTIONS[name])
@@ -80,27 +83,85 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         raise UserError(f"{flags} do(es) not apply to the {name} backend; drop it or choose another --backend")
 
 
-def open_backend(name: str, model: str, options: dict[str, Any]) -> Backend:
-    """Instantiate backend `name` for `model`; `options` are backend-specific (dtype, dp_size, base_url, ...)."""
+def open_backend(
+    name: str, model: str, options: dict[str, Any], engine: EngineSettings | None = None, log: EngineLog | None = None
+) -> Backend:
+    """Instantiate backend `name` for `model`; `options` are e3eval's backend options (dtype, base_url, ...),
+    `engine` the engine settings (`settings.py`, checked with `check_settings` before), `log` where vLLM's and
+    SGLang's output goes while the engine lives (default: the console)."""
     if name not in BACKENDS:
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
     dependencies.require(_ENGINE_MODULE[name], f"backend {name!r}")
+    engine = engine or EngineSettings()
+    kwargs = {**_given(options), **engine_kwargs(name, engine)}
     if name == "hf":
         from e3eval.backends.hf import HFBackend
 
-        return HFBackend(model, **_given(options))
-    if name == "vllm":
-        from e3eval.backends.vllm import VLLMBackend
+        return HFBackend(model, **kwargs)
+    if name == "openai":
+        from e3eval.backends.openai import OpenAIBackend
 
-        return VLLMBackend(model, **_given(options))
-    if name == "sglang":
-        from e3eval.backends.sglang import SGLangBackend
+        # The server chose its dtype and batches requests itself.
+        return OpenAIBackend(model, **{k: v for k, v in kwargs.items() if k not in ("dtype", "batch_size")})
+    log = log or EngineLog(None, name)
+    log.start()
+    try:
+        importlib.import_module(_ENGINE_MODULE[name])  # its log handlers exist from here on: into the log with them
+        log.adopt_handlers()
+        if name == "vllm":
+            from e3eval.backends.vllm import VLLMBackend
 
-        return SGLangBackend(model, **_given(options))
-    from e3eval.backends.openai import OpenAIBackend
+            backend: Backend = VLLMBackend(model, **kwargs)
+        else:
+            from e3eval.backends.sglang import SGLangBackend
 
-    # The server chose its dtype and batches requests itself.
-    return OpenAIBackend(model, **{k: v for k, v in _given(options).items() if k not in ("dtype", "batch_size")})
+            backend = SGLangBackend(model, **kwargs)
+    except (UserError, KeyboardInterrupt):
+        log.stop()
+        raise
+    except Exception as exc:
+        failure = log.start_failure(exc, settings_given=bool(engine.record()))
+        log.stop()
+        raise failure from None
+    return LoggedEngine(backend, log)
+
+
+class LoggedEngine:
+    """A vLLM or SGLang backend whose engine output goes to its `EngineLog` until `close`; a failure while it
+    generates is one line naming the engine's own error and the log."""
+
+    def __init__(self, backend: Backend, log: EngineLog) -> None:
+        self.backend = backend
+        self.log = log
+        self.name = backend.name
+        self.token_ids_source = backend.token_ids_source
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
+        try:
+            return self.backend.generate(requests, spec)
+        except (UserError, KeyboardInterrupt, ValueError, TypeError):
+            raise  # a refused request (a prompt over the context) leaves the engine running: callers handle it
+        except Exception as exc:
+            message = root_cause(self.log.tail()) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            where = f" (log: {self.log.path})" if self.log.path is not None else ""
+            raise EngineFailure(f"{self.name} failed while generating: {message[:400]}{where}; the batches "
+                                "stored before it are kept: rerun the same command to go on") from None  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        described = self.backend.describe()
+        if self.log.path is not None:
+            described["log"] = str(self.log.path)
+        return described
+
+    def close(self) -> None:
+        try:
+            self.backend.close()
+        finally:
+            self.log.stop()
 
 
 def _given(options: dict[str, Any]) -> dict[str, Any]:

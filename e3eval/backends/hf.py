@@ -111,16 +111,17 @@ def _top_p_argmax(noisy: Any, probs: Any, top_p: float) -> Any:
     return noisy.masked_fill(probs < floor, float("-inf")).argmax(dim=-1)
 
 
-def load_causal_lm(path: str, dtype: str, flag: str = "--model") -> Any:
-    """A transformers causal LM from a local folder or hub id, in `dtype` (a torch dtype name). Weights that cannot
-    be read (a half-written checkpoint export, a file that is not safetensors) are one UserError naming the path."""
+def load_causal_lm(path: str, dtype: str, flag: str = "--model", **pretrained: Any) -> Any:
+    """A transformers causal LM from a local folder or hub id, in `dtype` (a torch dtype name), with `pretrained`
+    passed on to `from_pretrained` (`--engine-arg`, e.g. attn_implementation). Weights that cannot be read (a
+    half-written checkpoint export, a file that is not safetensors) are one UserError naming the path."""
     import safetensors
     import torch
     from transformers import AutoModelForCausalLM
 
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    except (OSError, ValueError, KeyError, ImportError, safetensors.SafetensorError) as exc:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **pretrained)
+    except (OSError, ValueError, KeyError, ImportError, TypeError, safetensors.SafetensorError) as exc:
         reason = " ".join(str(exc).split())
         raise UserError(f"{flag} {path}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
 
@@ -129,7 +130,9 @@ class HFBackend:
     name = "hf"
     token_ids_source = "engine"
 
-    def __init__(self, model: str, dtype: str = "auto", device: str | None = None, batch_size: int = 16) -> None:
+    def __init__(
+        self, model: str, dtype: str = "auto", device: str | None = None, batch_size: int = 16, **pretrained: Any
+    ) -> None:
         import torch
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -140,7 +143,13 @@ class HFBackend:
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
         self.dtype = dtype
         self.model_name = model
-        self.model = load_causal_lm(model, dtype).to(self.device).eval()
+        self.pretrained = pretrained
+        self.model = load_causal_lm(model, dtype, **pretrained)
+        if "device_map" in pretrained:  # transformers placed the layers; inputs go where the first one is
+            self.device = str(self.model.device)
+        else:
+            self.model = self.model.to(self.device)
+        self.model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -163,7 +172,8 @@ class HFBackend:
         gpu = torch.cuda.get_device_name(0) if self.device.startswith("cuda") else None
         return {"engine": "transformers", "version": transformers.__version__, "torch": torch.__version__,
                 "dtype": self.dtype, "device": self.device, "gpu": gpu, "batch_size": self.batch_size,
-                "sampler": "gumbel-max, splitmix64(seed, step, token)"}  # fmt: skip
+                "sampler": "gumbel-max, splitmix64(seed, step, token)",
+                **({"from_pretrained": self.pretrained} if self.pretrained else {})}  # fmt: skip
 
     def close(self) -> None:
         del self.model

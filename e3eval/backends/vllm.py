@@ -18,6 +18,7 @@ forced settings are recorded in `describe()` (run.json). This module does not ch
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,19 +43,25 @@ class VLLMBackend:
         tensor_parallel_size: int = 1,
         max_model_len: int | None = None,
         enforce_eager: bool = False,
-        gpu_memory_utilization: float = 0.9,
+        gpu_memory_utilization: float | None = None,
         **engine_kwargs: Any,
     ) -> None:
         from vllm import LLM
         from vllm.platforms import current_platform
 
-        engine_kwargs.pop("batch_size", None)
+        batch = engine_kwargs.pop("batch_size", None)
         self.dtype = dtype
         self.forced: dict[str, Any] = whole_prefill_settings(engine_kwargs) if current_platform.is_cpu() else {}
+        self.kv_cache: dict[str, Any] | None = None
+        if gpu_memory_utilization is not None:
+            engine_kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        elif current_platform.is_cpu() and max_model_len and not _kv_cache_set(engine_kwargs):
+            self.kv_cache = cpu_kv_cache(model, max_model_len, batch or 256, engine_kwargs.get("max_num_seqs"))
+            if self.kv_cache is not None:
+                engine_kwargs["kv_cache_memory_bytes"] = self.kv_cache["bytes"]
         self.llm = LLM(
             model=model, dtype=dtype, tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization,
-            **{**engine_kwargs, **self.forced},
+            enforce_eager=enforce_eager, **{**engine_kwargs, **self.forced},
         )  # fmt: skip
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -79,6 +86,8 @@ class VLLMBackend:
         }  # fmt: skip
         if self.forced:
             described["forced"] = {**self.forced, "reason": CPU_WHOLE_PREFILL_REASON}
+        if self.kv_cache is not None:
+            described["kv_cache"] = self.kv_cache
         return described
 
     def close(self) -> None:
@@ -114,6 +123,52 @@ def whole_prefill_settings(engine_kwargs: dict[str, Any]) -> dict[str, Any]:
                 f"vllm on CPU cannot use {option} (it prefills prompts in parts): {CPU_WHOLE_PREFILL_REASON}"
             )
     return {"enable_chunked_prefill": False}
+
+
+def _kv_cache_set(engine_kwargs: dict[str, Any]) -> bool:
+    """Whether the user sized the KV cache (an engine argument, or vLLM's legacy CPU variable)."""
+    return engine_kwargs.get("kv_cache_memory_bytes") is not None or bool(os.environ.get("VLLM_CPU_KVCACHE_SPACE"))
+
+
+def cpu_kv_cache(model: str, max_model_len: int, batch: int, max_num_seqs: int | None) -> dict[str, Any] | None:
+    """The KV cache the CPU engine needs for this work, instead of vLLM's default share of the machine.
+
+    Left alone, the CPU build reserves `gpu_memory_utilization` (0.9) of the memory node and refuses to start when
+    less is free, which depends on the page cache. An explicit `kv_cache_memory_bytes` skips that check: it is sized
+    here for the sequences one engine step can hold (the batch, at most `max_num_seqs`, 256 by default) at
+    `max_model_len` tokens each, in float32, and capped at half the memory free now (never below one sequence, which
+    vLLM needs). None when the model's config does not say how big a token's cache is.
+    """
+    from e3eval.context import read_model_config
+
+    config = read_model_config(model) or {}
+    config = config.get("text_config", config) if "num_hidden_layers" not in config else config
+    layers, heads = config.get("num_hidden_layers"), config.get("num_attention_heads")
+    kv_heads = config.get("num_key_value_heads") or heads
+    head_dim = config.get("head_dim") or (config.get("hidden_size", 0) // heads if heads else None)
+    if not (isinstance(layers, int) and isinstance(kv_heads, int) and isinstance(head_dim, int) and head_dim > 0):
+        return None
+    per_token = 2 * layers * kv_heads * head_dim * 4  # keys and values, float32
+    sequences = max(1, min(batch, max_num_seqs or 256))
+    block = 128  # the CPU build's default block size: a sequence holds whole blocks
+    one = per_token * (-(-max_model_len // block) + 1) * block
+    free = _available_memory()
+    wanted = one * sequences
+    size = max(one, min(wanted, free // 2)) if free else wanted
+    return {"bytes": int(size), "sequences": sequences, "per_token_bytes": per_token, "reason": (
+        "CPU build: KV cache sized for the batch at max_model_len (kv_cache_memory_bytes) instead of "
+        "gpu_memory_utilization of the memory node, which fails when the page cache is full")}  # fmt: skip
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def _completion(output: Any, want_logprobs: bool) -> Completion:

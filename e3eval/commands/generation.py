@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.forcing import DEFAULT_WAIT_TEXT
 
@@ -35,6 +36,7 @@ _HELP = {
     "wait_text": "Budget forcing: the text appended in place of the end of thinking.",
     "think_end": "Budget forcing and --policy forced: the end-of-thinking delimiter (default: </think> if the "
     "tokenizer has it, else EOS).",
+    **ENGINE_HELP,
 }
 
 
@@ -56,7 +58,13 @@ def _shared_options(
     limit: Annotated[int | None, typer.Option(help="Only the first N problems.")] = None,
     logprobs: Annotated[bool, typer.Option(help="Store sampled-token logprobs.")] = False,
     dtype: Annotated[str, typer.Option(help="Model dtype: auto | bfloat16 | float16 | float32.")] = "auto",
-    dp_size: Annotated[int | None, typer.Option(help="sglang: data-parallel engine replicas [default: 1].")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help=ENGINE_HELP["tp"])] = None,
+    dp: Annotated[int | None, typer.Option("--dp", "--dp-size", help=ENGINE_HELP["dp"])] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option(help=ENGINE_HELP["gpu_memory_utilization"])] = None,
+    max_model_len: Annotated[str | None, typer.Option(help=ENGINE_HELP["max_model_len"])] = None,
+    engine_arg: Annotated[list[str] | None, typer.Option(help=ENGINE_HELP["engine_arg"])] = None,
+    context_check: Annotated[bool, typer.Option(help=ENGINE_HELP["context_check"])] = True,
+    verbose: Annotated[bool, typer.Option(help=ENGINE_HELP["verbose"])] = False,
     base_url: Annotated[str | None, typer.Option(help="openai: server URL, e.g. http://127.0.0.1:8000/v1")] = None,
     api_key: Annotated[str | None, typer.Option(help="openai: API key (default: $OPENAI_API_KEY).")] = None,
     concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight [default: 32].")] = None,
@@ -89,7 +97,13 @@ class GenerationOptions:
     limit: int | None
     logprobs: bool
     dtype: str
-    dp_size: int | None
+    tp: int | None
+    dp: int | None
+    gpu_memory_utilization: float | None
+    max_model_len: str | None
+    engine_arg: list[str] | None
+    context_check: bool
+    verbose: bool
     base_url: str | None
     api_key: str | None
     concurrency: int | None
@@ -131,7 +145,7 @@ def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens
     from e3eval.sweep import default_out
 
     backend_options = {
-        "dtype": options.dtype, "batch_size": options.batch, "dp_size": options.dp_size, "base_url": options.base_url,
+        "dtype": options.dtype, "batch_size": options.batch, "base_url": options.base_url,
         "api_key": options.api_key, "concurrency": options.concurrency, "timeout_s": options.request_timeout,
         "tokenizer": options.tokenizer,
     }  # fmt: skip
@@ -143,6 +157,9 @@ def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens
         shard=parse_shard(options.shard), limit=options.limit, logprobs=options.logprobs,
         id_field=options.id_field, problem_field=options.problem_field, answer_field=options.answer_field,
         wait=options.wait, wait_text=options.wait_text, think_end=options.think_end,
+        engine=engine_settings(options.tp, options.dp, options.gpu_memory_utilization, options.max_model_len,
+                               options.engine_arg),
+        context_check=options.context_check, verbose=options.verbose,
     )  # fmt: skip
     check_config(config)
     return config
@@ -206,9 +223,11 @@ def sweep(
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
     forced = None
     if policy == "forced":  # the sampled model writes the forced answers, with the same engine settings
+        engine = engine_settings(options.tp, options.dp, options.gpu_memory_utilization, None, options.engine_arg)
         forced = forced_flags(policy, options.model, options.backend, think_end=options.think_end,
                               dtype=options.dtype if options.dtype != "auto" else None, batch=options.batch,
-                              base_url=options.base_url, api_key=options.api_key)  # fmt: skip
+                              base_url=options.base_url, api_key=options.api_key, engine=engine,
+                              verbose=options.verbose)  # fmt: skip
     score = scoring_config(budgets, policy, workers, bootstrap=bootstrap, forced=forced)
     if policy == "forced" and not options.wait:  # --think-end then names the forced answers' delimiter only
         options = dataclasses.replace(options, think_end=None)

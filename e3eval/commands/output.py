@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -21,8 +21,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 if TYPE_CHECKING:
     from e3eval.report import Comparison
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _Output:
+    """stdout (0) or stderr (1) as `backends.logs.terminal` names it: the process's own, or the terminal while an
+    engine's output goes to its log file."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __getattr__(self, name: str) -> Any:
+        from e3eval.backends.logs import terminal
+
+        return getattr(terminal(self.index), name)
+
+    def write(self, text: str) -> int:
+        from e3eval.backends.logs import terminal
+
+        return terminal(self.index).write(text)
+
+    def flush(self) -> None:
+        from e3eval.backends.logs import terminal
+
+        terminal(self.index).flush()
+
+
+console = Console(file=_Output(0))  # type: ignore[arg-type]
+err_console = Console(file=_Output(1), stderr=True)  # type: ignore[arg-type]
 
 
 def progress() -> Progress:
@@ -35,6 +59,9 @@ def progress() -> Progress:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
+        # print() of other code (an engine's) is not taken over: while an engine runs it goes to the engine's log.
+        redirect_stdout=False,
+        redirect_stderr=False,
     )
 
 
@@ -52,6 +79,9 @@ def warnings_shown() -> Iterator[None]:
     """Show library warnings (the hf backend halving its batch on out-of-memory) as one `warning:` line each."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        # Notices to developers (deprecations in torch or an engine, unclosed sockets at exit): nothing to act on.
+        for category in (ResourceWarning, DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
         previous = warnings.showwarning
         warnings.showwarning = lambda message, *_, **__: warn(str(message))
         try:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, err_console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
 
 if TYPE_CHECKING:
+    from e3eval.backends.settings import EngineSettings
     from e3eval.forced import ForcedConfig
     from e3eval.score import ScoreConfig
 
@@ -108,12 +110,28 @@ def score(
     batch: Annotated[int | None, typer.Option(help="forced: requests per engine call and per stored part.")] = None,
     base_url: Annotated[str | None, typer.Option(help="forced, openai: server URL.")] = None,
     api_key: Annotated[str | None, typer.Option(help="forced, openai: API key (default: $OPENAI_API_KEY).")] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="forced: " + ENGINE_HELP["tp"])] = None,
+    dp: Annotated[int | None, typer.Option("--dp", "--dp-size", help="forced: " + ENGINE_HELP["dp"])] = None,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(help="forced: " + ENGINE_HELP["gpu_memory_utilization"])
+    ] = None,
+    max_model_len: Annotated[
+        str | None,
+        typer.Option(help="forced: vllm / sglang: context the engine reserves [default: the longest forced request]."),
+    ] = None,
+    engine_arg: Annotated[list[str] | None, typer.Option(help="forced: " + ENGINE_HELP["engine_arg"])] = None,
+    verbose: Annotated[bool, typer.Option(help="forced: " + ENGINE_HELP["verbose"])] = False,
 ) -> None:
-    """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv."""
+    """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv.
+
+    With --policy forced, the forced answers' engine is the run's (backend, engine settings, and dtype for the run's
+    own model, as run.json records them) unless these flags say otherwise."""
     from e3eval.report import comparison_of
     from e3eval.score import score_run
 
-    forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key)
+    engine = engine_settings(tp, dp, gpu_memory_utilization, max_model_len, engine_arg)
+    forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key,
+                          engine, verbose)  # fmt: skip
     config = scoring_config(budgets, policy, workers, timeout, bootstrap, seed, tokenizer, forced)
     with progress() as bar, warnings_shown():
         result = score_run(run_dir, config, bar, log=say)
@@ -148,14 +166,19 @@ def forced_flags(
     batch: int | None = None,
     base_url: str | None = None,
     api_key: str | None = None,
+    engine: EngineSettings | None = None,
+    verbose: bool = False,
 ) -> ForcedConfig | None:
     """The forced-answer settings of `--policy forced` (which needs --model); these flags with another policy are
     refused rather than ignored."""
+    from e3eval.backends.settings import FLAGS, EngineSettings
     from e3eval.forced import DEFAULT_ANSWER_TOKENS, DEFAULT_CUE, forced_config
 
+    engine = engine or EngineSettings()
     given = {"--model": model, "--backend": backend, "--answer-cue": answer_cue, "--answer-tokens": answer_tokens,
              "--think-end": think_end, "--dtype": dtype, "--batch": batch, "--base-url": base_url,
-             "--api-key": api_key}  # fmt: skip
+             "--api-key": api_key, "--engine-arg": engine.engine_args or None, "--verbose": verbose or None,
+             **{FLAGS[name]: value for name, value in engine.given().items()}}  # fmt: skip
     if policy != "forced":
         extra = [flag for flag, value in given.items() if value is not None]
         if extra:
@@ -166,7 +189,7 @@ def forced_flags(
     options = {"dtype": dtype, "base_url": base_url, "api_key": api_key}
     return forced_config(model, backend, options, DEFAULT_CUE if answer_cue is None else answer_cue,
                          DEFAULT_ANSWER_TOKENS if answer_tokens is None else answer_tokens, think_end,
-                         batch)  # fmt: skip
+                         batch, engine, verbose)  # fmt: skip
 
 
 def scoring_config(
