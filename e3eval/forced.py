@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from e3eval.backends.logs import EngineLog
+from e3eval.backends.logs import ENGINE_LOGS, EngineLog
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings
 from e3eval.context import context_limit, read_model_config
 from e3eval.errors import EngineFailure, UserError
@@ -506,7 +506,7 @@ def _open(job: _Job, size: int) -> Any:
     if config.backend in ("vllm", "sglang") and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=job.longest)
     backend = open_backend(config.backend, config.model, options, engine,
-                           EngineLog(job.run.path / "logs", config.backend, config.verbose))  # fmt: skip
+                           EngineLog(job.run.path / ENGINE_LOGS, config.backend, config.verbose))  # fmt: skip
     try:
         if fingerprint(backend.tokenizer) != fingerprint(job.tokenizer):
             raise UserError(

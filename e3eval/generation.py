@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
-from e3eval.backends.logs import EngineLog
+from e3eval.backends.logs import ENGINE_LOGS, EngineLog
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, fixed_args
 from e3eval.context import context_for, longest_prompt, read_model_config
 from e3eval.datasets import resolve_problems
@@ -368,7 +368,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     log(f"engine: {engine.describe()}" + (f"; context: {context['needed']:,} of {context['limit']:,} positions"
                                           if context.get("limit") else ""))  # fmt: skip
     backend = open_backend(backend_name, config.model, options, engine,
-                           EngineLog(out / "logs", backend_name, config.verbose))  # fmt: skip
+                           EngineLog(out / ENGINE_LOGS, backend_name, config.verbose))  # fmt: skip
     if fingerprint(backend.tokenizer) != fingerprint(plan.tokenizer):  # the engine's own tokenizer decides
         rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
     _write_problems(out, manifest["run_id"], plan.problems, rendered)
@@ -489,7 +489,7 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
         return with_identity(manifest, out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != ENGINE_LOGS for p in out.iterdir()):  # logs/: of an engine that did not start
         raise UserError(f"{out}: exists and is not a run directory")
     out.mkdir(parents=True, exist_ok=True)
     return {"run_id": new_run_id(), "origin": run_origin(out), "created_at": now(), "kind": "generated"}

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from e3eval.errors import EngineFailure, UserError
 
+ENGINE_LOGS = "logs"  # the folder of a run that holds its engine logs
 LOGGERS = ("vllm", "sglang", "ray", "torch", "transformers")
 _VLLM_STREAM = "VLLM_LOGGING_STREAM"
 _terminal: tuple[TextIO | None, TextIO | None] = (None, None)  # while an engine log is active

@@ -52,8 +52,12 @@ def probe(
     ] = None,
     device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
     dtype: Annotated[
-        str, typer.Option(help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32.")
-    ] = "auto",
+        str | None,
+        typer.Option(
+            help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32 [default: the dtype "
+            "the run was generated in, else auto]."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
     force: Annotated[
         bool, typer.Option(help="Take an --out table e3eval did not write (or that was changed since) as it is.")

@@ -14,6 +14,7 @@ wires; it computes nothing itself (`forward.py`, `attempts.py`) and prints nothi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -67,7 +68,7 @@ class ProbeConfig:
     attempts: str | None = None  # an analysis preset (countdown, math, ...) for Fig. 13 probes
     max_attempts: int | None = None
     device: str | None = None
-    dtype: str = "auto"
+    dtype: str | None = None  # None: the run's recorded dtype (`with_run_dtype`), else auto
     out: Path | None = None  # default RUN/probes.parquet (and RUN/attempt_probes.parquet)
     force: bool = False  # take an --out table e3eval did not write (or that was changed since) as a probe table
 
@@ -104,7 +105,7 @@ def check_config(config: ProbeConfig) -> None:
 
         if config.attempts not in PRESETS:
             raise UserError(f"--attempts {config.attempts!r}: choose one of {', '.join(PRESETS)}")
-    if config.dtype not in ("auto", "float32", "bfloat16", "float16"):
+    if config.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
         raise UserError(f"--dtype {config.dtype!r}: choose auto, float32, bfloat16 or float16")
 
 
@@ -122,7 +123,19 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
             held.enter_context(output_lock(out, "probe"))
         run = Run.open(config.run_dir)
         run.ensure_identity()
-        return _probe(run, config, models, out, progress, log)
+        return _probe(run, with_run_dtype(config, run, log), models, out, progress, log)
+
+
+def with_run_dtype(config: ProbeConfig, run: Run, log: Callable[[str], None] = lambda _: None) -> ProbeConfig:
+    """Without `--dtype`, the weights are loaded in the dtype the run was generated in (as run.json records it; `auto`
+    when it records none: bfloat16 on CUDA, float32 on CPU), and the log says which it is."""
+    if config.dtype is not None:
+        return config
+    recorded = (run.section("generation") or {}).get("dtype")
+    if recorded in ("float32", "bfloat16", "float16"):
+        log(f"dtype: {recorded} (the run's, from run.json; --dtype overrides)")
+        return dataclasses.replace(config, dtype=recorded)
+    return dataclasses.replace(config, dtype="auto")
 
 
 def output_path(run: Run, out: Path | None, force: bool = False) -> Path:
