@@ -53,7 +53,7 @@ check() {
     elif ((status != 0)); then
         line=$(last_error "$log")
     elif line=$("$summary" "$log"); then
-        echo "PASS $name: $line ($((SECONDS - started))s)"
+        echo "PASS $name ($((SECONDS - started))s): $line"
         passed=$((passed + 1))
         return
     fi
@@ -90,11 +90,16 @@ hf_sweep() {
 }
 
 sweep_summary() {
-    local device
-    device=$("$PY" -c 'import json, sys; e = json.load(open(sys.argv[1]))["generation"]["engine"]
-print(e["device"], e["gpu"] or "", sep=", ")' "$TMP/sweep/run.json")
-    echo "$(grep -m 1 '^generated ' "$1") on $device"
-    [[ $device == cuda* ]]
+    local device generated
+    device=$("$PY" -c 'import json, sys; e = json.load(open(sys.argv[1]))["generation"]["engine"]; gpu = e["gpu"]
+print(e["device"] + (f" ({gpu})" if gpu else ""))' "$TMP/sweep/run.json")
+    generated=$(sed -n 's/^generated \(.*\); .*/\1/p' "$1")
+    if [[ $device == cuda* ]]; then
+        echo "$generated on $device"
+    else
+        echo "$generated on $device, not cuda"
+        return 1
+    fi
 }
 
 check "gpu tests" pytest_summary "$PY" -m pytest -q -p no:cacheprovider -m gpu tests

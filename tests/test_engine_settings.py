@@ -262,3 +262,37 @@ def test_a_vllm_start_failure_is_one_line_with_the_log(tiny_model_dir, tmp_path)
     again = run_cli("e3eval", "generate", "--model", str(tiny_model_dir), "--dataset", "demo", "--max-tokens", "16",
                     "--n", "1", "--limit", "1", "--backend", "hf", "--out", str(out))  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_dir, tmp_path):
+    from e3eval.forced import forced_config, with_run_engine
+    from e3eval.probes.job import ProbeConfig, with_run_dtype
+    from e3eval.run import Run
+
+    run_dir = generate_small(tiny_model_dir, tmp_path / "run", max_tokens=8, n=1)
+    run = Run.open(run_dir)
+    resolved, note = with_run_engine(forced_config(str(tiny_model_dir)), run)
+    assert (resolved.backend, resolved.backend_options.get("dtype")) == ("hf", "float32")
+    assert note == "forced answers: backend hf (the run's, from run.json; --dtype float32 as the run was generated; " \
+        "flags override)"  # fmt: skip
+    flagged, note = with_run_engine(forced_config(str(tiny_model_dir), None, {"dtype": "bfloat16"}), run)
+    assert flagged.backend_options["dtype"] == "bfloat16" and "--dtype" not in note
+    lines: list[str] = []
+    probe = with_run_dtype(ProbeConfig(run_dir, (str(tiny_model_dir),)), run, lines.append)
+    assert probe.dtype == "float32" and lines == ["dtype: float32 (the run's, from run.json; --dtype overrides)"]
+    assert with_run_dtype(ProbeConfig(run_dir, ("m",), dtype="auto"), run).dtype == "auto"
+
+
+@needs_vllm
+def test_forced_answers_inherit_the_runs_engine_settings_but_not_its_context(tiny_model_dir, tmp_path):
+    from e3eval.forced import forced_config, with_run_engine
+    from e3eval.run import Run
+
+    run_dir = generate_small(tiny_model_dir, tmp_path / "run", max_tokens=8, n=1)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    manifest["generation"].update(backend="vllm", engine_settings={
+        "tp": 2, "max_model_len": 999, "engine_args": {"max_num_seqs": 8}})  # fmt: skip
+    (run_dir / "run.json").write_text(json.dumps(manifest))
+    resolved, note = with_run_engine(forced_config(str(tiny_model_dir), engine=EngineSettings(tp=1)), Run.open(run_dir))
+    assert resolved.backend == "vllm" and resolved.engine == EngineSettings(tp=1, engine_args={"max_num_seqs": 8})
+    assert "engine --tp 2 --max-model-len" not in note and "--engine-arg max_num_seqs=8" in note
