@@ -93,7 +93,7 @@ class _Lent:
 def lend(backend: Any) -> Iterator[None]:
     # generate_run has no parameter for an open engine; timing engine start-up would measure vLLM, not e3eval.
     original = generation.open_backend
-    generation.open_backend = lambda name, model, options: _Lent(backend)
+    generation.open_backend = lambda *_, **__: _Lent(backend)
     try:
         yield
     finally:

@@ -9,10 +9,12 @@
 #   hf sweep    `e3eval sweep --backend hf` on the tiny model with default engine settings; run.json must say cuda
 # Run from the repository root: bash benchmarks/gpu_check.sh   (PYTHON=.venv/bin/python picks the interpreter)
 # Needs a CUDA GPU, torch and e3eval installed with math-verify (`pip install -e '.[model]'` with a CUDA torch).
-# About 5-10 minutes on one H100. The naive probe holds about 60 GB at 32k tokens: on a smaller GPU set
-# PROBE_LENGTHS=4096,8192. Each check is stopped after CHECK_TIMEOUT seconds (default 1800). Every check's full
-# output is a log in the temporary folder named on the first line.
+# About 5-10 minutes on one H100 (estimated; sglang's first start compiles kernels). The probe's naive pass holds
+# float32 logits, tens of GB at 32k tokens: on a GPU under 80 GB set PROBE_LENGTHS=4096,8192. Each check is stopped
+# after CHECK_TIMEOUT seconds (default 1800). Every check's full output is a log in the temporary folder named on the
+# first line.
 set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."  # the tests and benchmarks are named from the repository root
 
 PY=${PYTHON:-python3}
 LIMIT=${CHECK_TIMEOUT:-1800}
@@ -51,7 +53,7 @@ check() {
     if ((status == 124)); then
         line="stopped after ${LIMIT}s (CHECK_TIMEOUT)"
     elif ((status != 0)); then
-        line=$(last_error "$log")
+        line="exit $status: $(last_error "$log")"
     elif line=$("$summary" "$log"); then
         echo "PASS $name ($((SECONDS - started))s): $line"
         passed=$((passed + 1))

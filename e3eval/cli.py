@@ -2,7 +2,7 @@
 
 Each command parses arguments, builds a config, calls one library function and prints the outcome. User mistakes
 raise `UserError` anywhere below; `main()` prints them as one `error:` line and exits with code 2. Work that failed
-(failed samples) exits with code 1 and one `failed:` line (`commands/output.py`).
+(failed samples, an engine that did not start: `EngineFailure`) exits with code 1 and one `failed:` line.
 """
 
 from __future__ import annotations

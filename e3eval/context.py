@@ -108,10 +108,12 @@ def check_fits(
         f" plus the forced answer ({extra:,})" if extra else ""
     )
     if limit is not None and needed > limit.tokens:
+        fits = limit.tokens - longest.tokens - extra
+        lower = f"the largest budget that fits is {fits:,}" if fits > 0 else "no budget fits"
         raise UserError(
             f"{what} needs {needed:,} positions; {model} has {limit.tokens:,} ({limit.source} in its config.json): "
-            "lower the largest budget, or pass --no-context-check if the engine extends the context "
-            "(e.g. rope scaling set with --engine-arg)"
+            f"{lower}; or extend the context (rope scaling, e.g. vLLM --engine-arg hf_overrides=...) or pass "
+            "--no-context-check"
         )
     if max_model_len is not None and needed > max_model_len:
         raise UserError(f"{what} needs {needed:,} positions, more than --max-model-len {max_model_len:,}: raise it "
@@ -123,11 +125,21 @@ def check_fits(
 
 
 def context_for(
-    model: str, longest: Longest, budget: int, max_model_len: int | None, check: bool = True, extra: int = 0
+    model: str,
+    longest: Longest,
+    budget: int,
+    max_model_len: int | None,
+    check: bool = True,
+    extra: int = 0,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The context preflight of one generation (`check`: refuse what does not fit), as run.json records it: the
-    longest prompt, the positions needed, the model's limit and where it was read."""
-    limit = context_limit(read_model_config(model))
+    longest prompt, the positions needed, the model's limit and where it was read (`overrides`: config values an
+    engine argument sets, such as a rope scaling)."""
+    config = read_model_config(model)
+    limit = context_limit({**config, **overrides} if config is not None and overrides else config)
+    if limit is not None and overrides and limit != context_limit(config):
+        limit = ContextLimit(limit.tokens, f"{limit.source}, as --engine-arg overrides it")
     needed = longest.tokens + budget + extra
     if check:
         check_fits(longest, budget, limit, max_model_len, model, extra)

@@ -14,6 +14,11 @@ generates it again. The result counts the failures and quotes their first distin
 non-zero; when every sample of a batch fails (a server that refuses connections, a model that cannot load a prompt)
 the run stops after that batch instead of failing every remaining request the same way.
 
+Before any engine loads, the engine settings (`--tp`, `--engine-arg`, ...) are checked against the backend used and
+the context preflight (`context.py`) refuses prompts plus the largest budget beyond the model's context; vLLM and
+SGLang then reserve what the longest request needs (`engine_for`) and write their output to RUN/logs. run.json
+records `engine_settings` and `context`; an `--engine-arg` that may change what is sampled is fixed for the run.
+
 A forced run also counts what the forcing did: the result carries this invocation's `Insertions` (the command prints
 them, and warns when `--wait N` inserted nothing), and run.json's generation section records the run's totals under
 `insertions` (recounted from the stored `inserted` spans, so a killed and resumed run is counted exactly).
@@ -35,7 +40,7 @@ import pyarrow.parquet as pq
 
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.backends.logs import ENGINE_LOGS, EngineLog
-from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, fixed_args
+from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, config_overrides, fixed_args
 from e3eval.context import context_for, longest_prompt, read_model_config
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
@@ -438,7 +443,9 @@ def engine_for(
     `--max-model-len` is not given (not the model's whole context)."""
     served = backend_name == "openai"  # the config of the tokenizer's folder, where it is the model's
     source = (config.backend_options.get("tokenizer") or config.model) if served else config.model
-    context = context_for(source, longest_prompt(rendered), budget, config.engine.max_model_len, config.context_check)
+    overrides = config_overrides(backend_name, config.engine)
+    context = context_for(source, longest_prompt(rendered), budget, config.engine.max_model_len, config.context_check,
+                          overrides=overrides)  # fmt: skip
     engine = config.engine
     if backend_name in ("vllm", "sglang") and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=context["needed"])

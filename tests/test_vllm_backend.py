@@ -77,7 +77,7 @@ def test_generate_run_with_vllm(vllm_backend, tiny_model_dir, tmp_path, monkeypa
     from e3eval.generation import GenerateConfig, generate_run
 
     # Reuse the module's engine instead of starting a second one in this process.
-    monkeypatch.setattr(generation, "open_backend", lambda name, model, options: _Borrowed(vllm_backend))
+    monkeypatch.setattr(generation, "open_backend", lambda *_, **__: _Borrowed(vllm_backend))
     config = GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=tmp_path / "v", n=3, max_tokens=8,
                             backend="vllm", limit=2)  # fmt: skip
     result = generate_run(config)
@@ -155,7 +155,7 @@ def test_generate_run_on_aime25_same_samples_whatever_the_batch(
     from e3eval.store import rollout_shards
 
     monkeypatch.setenv("E3EVAL_DATA_DIR", str(shared_data / "benchmarks"))
-    monkeypatch.setattr(generation, "open_backend", lambda name, model, options: _Borrowed(vllm_backend))
+    monkeypatch.setattr(generation, "open_backend", lambda *_, **__: _Borrowed(vllm_backend))
     samples = []
     for batch in (64, 5):
         # The first 12 aime25 prompts hold 5,137 tokens, more than one engine step's 4,096.

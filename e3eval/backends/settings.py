@@ -233,3 +233,21 @@ def engine_kwargs(backend: str, settings: EngineSettings) -> dict[str, Any]:
 def fixed_args(settings: EngineSettings) -> dict[str, Any]:
     """The --engine-arg pairs that may change the sampled distribution: fixed for a run, like its dtype."""
     return {key: value for key, value in sorted(settings.engine_args.items()) if key not in THROUGHPUT_ARGS}
+
+
+def config_overrides(backend: str, settings: EngineSettings) -> dict[str, Any]:
+    """The model-config values an `--engine-arg` overrides (vLLM `hf_overrides`, SGLang `json_model_override_args`,
+    a config attribute given to hf's `from_pretrained`), so that the context preflight sees a rope scaling set there."""
+    args = settings.engine_args
+    if backend == "vllm":
+        overrides = args.get("hf_overrides")
+    elif backend == "sglang":
+        overrides = args.get("json_model_override_args")
+        if isinstance(overrides, str):
+            try:
+                overrides = json.loads(overrides)
+            except ValueError:
+                overrides = None
+    else:
+        overrides = dict(args) if backend == "hf" else None
+    return dict(overrides) if isinstance(overrides, Mapping) else {}

@@ -14,6 +14,10 @@ request's seeded generator with `Generator.set_offset` (`GPUModelRunner._bookkee
 runner). CUDA's Philox generator can rewind; CPU torch generators cannot and raise "CPU Generator does not use offset",
 and even a silent skip would leave a sample depending on how its batch was cut rather than only on its seed. The
 forced settings are recorded in `describe()` (run.json). This module does not choose seeds or batch sizes.
+
+On CPU the KV cache is also sized to the work (`cpu_kv_cache`: the batch at `max_model_len`, as
+`kv_cache_memory_bytes`) unless the user sized it (`--gpu-memory-utilization`, `kv_cache_memory_bytes`,
+`VLLM_CPU_KVCACHE_SPACE`): vLLM's own default reserves 0.92 of the memory node and refuses to start when less is free.
 """
 
 from __future__ import annotations

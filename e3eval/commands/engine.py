@@ -12,12 +12,12 @@ ENGINE_HELP = {
     "tp": "vllm / sglang: tensor-parallel GPUs per model copy (vLLM tensor_parallel_size, SGLang tp_size).",
     "dp": "sglang: data-parallel model copies (dp_size). vLLM: run one --shard per GPU group and `e3eval merge`.",
     "gpu_memory_utilization": "vllm / sglang: fraction of GPU memory the engine may take (SGLang mem_fraction_static).",
-    "max_model_len": "vllm / sglang: context the engine reserves, e.g. 41k [default: longest prompt + largest budget].",
+    "max_model_len": "vllm / sglang: context the engine reserves, e.g. 41k (default: longest prompt + largest budget).",
     "engine_arg": "KEY=VALUE for the engine constructor (vLLM LLM/EngineArgs, SGLang ServerArgs, hf from_pretrained); "
     "VALUE is JSON when it parses (4, true, {...}), else text; repeatable; unknown keys are refused.",
     "context_check": "Refuse, before loading anything, a prompt plus the largest budget beyond the model's context "
     "(config.json max_position_embeddings and rope scaling).",
-    "verbose": "Show the engine's own log (vllm / sglang) instead of writing it to RUN/logs/engine-<time>.log.",
+    "verbose": "vllm / sglang: the engine's own log on the console instead of in RUN/logs/engine-<time>.log.",
 }
 
 

@@ -117,7 +117,7 @@ def score(
     ] = None,
     max_model_len: Annotated[
         str | None,
-        typer.Option(help="forced: vllm / sglang: context the engine reserves [default: the longest forced request]."),
+        typer.Option(help="forced: vllm / sglang: context the engine reserves (default: the longest forced request)."),
     ] = None,
     engine_arg: Annotated[list[str] | None, typer.Option(help="forced: " + ENGINE_HELP["engine_arg"])] = None,
     verbose: Annotated[bool, typer.Option(help="forced: " + ENGINE_HELP["verbose"])] = False,
