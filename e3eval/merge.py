@@ -32,8 +32,11 @@ from e3eval.store import (
 )
 
 
-def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
+def merge_runs(out: Path, sources: list[Path], force: bool = False, allow_missing: bool = False) -> int:
     """Join shard runs with identical settings into `out`; returns the number of samples (failed rows are kept).
+
+    Shards of one split (`--shard i/N`) must all be there, unless `allow_missing`: a SLURM task that died would
+    otherwise leave its problems out of every number without a word.
 
     The merged run is built beside `out` and swapped in only when complete (`run.replacing`): a refused or failed
     merge leaves `out` as it was, `--force` replaces only an e3eval run, and `out` may not be one of the inputs.
@@ -47,10 +50,27 @@ def merge_runs(out: Path, sources: list[Path], force: bool = False) -> int:
     runs = [Run.open(s) for s in sources]
     with run_lock(out, "merge"), replacing(out, inputs=sources, force=force) as building:
         ids = {r.run_id for r in runs}
-        return _merge(building, ids.pop() if len(ids) == 1 and is_run_id(runs[0].run_id) else new_run_id(), runs)
+        run_id = ids.pop() if len(ids) == 1 and is_run_id(runs[0].run_id) else new_run_id()
+        return _merge(building, run_id, runs, allow_missing)
 
 
-def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
+def check_complete(runs: list[Run]) -> None:
+    """Refuse a split (`--shard i/N`) with shards missing, naming them."""
+    split: dict[int, set[int]] = {}
+    for run in runs:
+        shard = str((run.section("generation") or {}).get("shard") or "")
+        index, _, count = shard.partition("/")
+        if index.isdigit() and count.isdigit():
+            split.setdefault(int(count), set()).add(int(index))
+    for count, indices in split.items():
+        missing = [f"{i}/{count}" for i in range(count) if i not in indices]
+        if count > 1 and missing:
+            raise UserError(f"shard(s) {', '.join(missing)} of the {count}-way split are not among the runs to merge: "
+                            "their problems would be missing from every number; merge all of them, or pass "
+                            "--allow-missing")  # fmt: skip
+
+
+def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = False) -> int:
     base = runs[0].section("generation")
     if base is None:
         raise UserError(f"{runs[0].path}: not a generated run")
@@ -59,6 +79,8 @@ def _merge(building: Path, run_id: str, runs: list[Run]) -> int:
         diffs = [k for k in FIXED_SETTINGS if differs(base, other, k) or differs(other, base, k)]
         if diffs:
             raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
+    if not allow_missing:
+        check_complete(runs)
     (building / ROLLOUTS_DIR).mkdir(parents=True)
     problems: dict[str, dict[str, Any]] = {}
     seen: set[tuple[str, int]] = set()

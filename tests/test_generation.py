@@ -88,6 +88,10 @@ def test_shards_and_merge(tiny_model_dir, tmp_path):
     assert [m["run_id"] for m in merged.manifest["merged_from"]] == sources
     with pytest.raises(UserError, match="shards must not overlap"):
         merge_runs(tmp_path / "bad", [tmp_path / "s0", tmp_path / "s0"])
+    with pytest.raises(UserError, match=r"shard\(s\) 1/2 of the 2-way split are not among the runs to merge"):
+        merge_runs(tmp_path / "half", [tmp_path / "s0"])
+    assert not (tmp_path / "half").exists()
+    assert merge_runs(tmp_path / "half", [tmp_path / "s0"], allow_missing=True) == len(rows(tmp_path / "s0"))
     with pytest.raises(UserError, match="settings differ"):
         generate_run(config(tiny_model_dir, tmp_path / "t", temperature=1.0))
         merge_runs(tmp_path / "bad2", [tmp_path / "s0", tmp_path / "t"])

@@ -274,11 +274,15 @@ def merge(
     out: Annotated[Path, typer.Argument(help="Run directory to create.")],
     runs: Annotated[list[Path], typer.Argument(help="Shard run directories with identical settings.")],
     force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(help="Merge although shards of the --shard i/N split are missing (their problems are left out)."),
+    ] = False,
 ) -> None:
-    """Join shard runs (`--shard i/N`) into one run."""
+    """Join shard runs (`--shard i/N`) into one run; every shard of the split must be there."""
     from e3eval.merge import merge_runs
 
-    count = merge_runs(out, runs, force)
+    count = merge_runs(out, runs, force, allow_missing)
     say(f"merged {count} samples from {len(runs)} runs into {out}")
 
 
