@@ -192,7 +192,7 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
     check_options(name, options)
     check_settings(name, engine, read_model_config(config.model) if name == "hf" else None)
     note = f"forced answers: backend {name} ({why}" + (f"; {', '.join(inherited)} as the run was generated" if
-                                                        inherited else "") + "; flags override)"  # fmt: skip
+                                                        inherited else "") + "; pass flags to override)"  # fmt: skip
     return dataclasses.replace(config, backend=name, backend_options=options, engine=engine), note
 
 
@@ -258,6 +258,7 @@ class _Job:
     setting: dict[str, Any]  # the key columns of this setting (`_KEY_FIELDS`)
     outcome: ForcedOutcome
     longest: int = 0  # positions the longest request needs (the engine's context when --max-model-len is not given)
+    log: Callable[[str], None] = lambda _: None
 
 
 def ensure_answers(
@@ -289,7 +290,7 @@ def ensure_answers(
     limit = context_limit(read_model_config(config.model)) if config.backend != "openai" else None
     # A request beyond the model's context fails alone (`complete`); the engine is not asked for more than it has.
     job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome,
-               min(longest, limit.tokens) if limit else longest)  # fmt: skip
+               min(longest, limit.tokens) if limit else longest, log)  # fmt: skip
     todo: set[Key] = set()
     candidates: set[Key] = set()
     for key in _unended(run, ledger, budgets):
@@ -505,8 +506,12 @@ def _open(job: _Job, size: int) -> Any:
     engine = config.engine
     if config.backend in ("vllm", "sglang") and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=job.longest)
-    backend = open_backend(config.backend, config.model, options, engine,
-                           EngineLog(job.run.path / ENGINE_LOGS, config.backend, config.verbose))  # fmt: skip
+    engine_log = EngineLog(job.run.path / ENGINE_LOGS, config.backend, config.verbose)
+    if config.backend in ("vllm", "sglang"):
+        where = f"; engine log: {engine_log.path}" if engine_log.path is not None else ""
+        reserve = "--max-model-len" if config.engine.max_model_len is not None else "the longest forced request"
+        job.log(f"forced answers: the engine reserves {engine.max_model_len:,} positions ({reserve}){where}")
+    backend = open_backend(config.backend, config.model, options, engine, engine_log)
     try:
         if fingerprint(backend.tokenizer) != fingerprint(job.tokenizer):
             raise UserError(

@@ -365,15 +365,16 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         log(f"nothing to generate: all {plan.wanted} samples are in {out}")
         return GenerateResult(out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
 
-    log(f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")")
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
     engine, context = engine_for(config, backend_name, rendered, config.max_tokens)
-    log(f"engine: {engine.describe()}" + (f"; context: {context['needed']:,} of {context['limit']:,} positions"
-                                          if context.get("limit") else ""))  # fmt: skip
-    backend = open_backend(backend_name, config.model, options, engine,
-                           EngineLog(out / ENGINE_LOGS, backend_name, config.verbose))  # fmt: skip
+    engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
+    where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_name in ("vllm", "sglang") else ""
+    chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
+    log(f"{chosen}; {config.engine.describe()}{where}")
+    log(describe_context(context, engine.max_model_len, given=config.engine.max_model_len is not None))
+    backend = open_backend(backend_name, config.model, options, engine, engine_log)
     if fingerprint(backend.tokenizer) != fingerprint(plan.tokenizer):  # the engine's own tokenizer decides
         rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
     _write_problems(out, manifest["run_id"], plan.problems, rendered)
@@ -450,6 +451,20 @@ def engine_for(
     if backend_name in ("vllm", "sglang") and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=context["needed"])
     return engine, context
+
+
+def describe_context(context: dict[str, Any], reserved: int | None, given: bool) -> str:
+    """`context: longest request 171 positions (prompt 107 + budget 64); the engine reserves 171 (what the longest
+    request needs); the model allows 65,536`."""
+    prompt = context["longest_prompt"]["tokens"]
+    line = (
+        f"context: longest request {context['needed']:,} positions (prompt {prompt:,} + budget {context['budget']:,})"
+    )
+    if reserved is not None:
+        line += f"; the engine reserves {reserved:,} (" + ("--max-model-len" if given else "what it needs") + ")"
+    if context.get("limit"):
+        line += f"; the model allows {context['limit']:,}" + ("" if context.get("checked") else " (not checked)")
+    return line
 
 
 def count_insertions(run_dir: Path) -> Insertions:

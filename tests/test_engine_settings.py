@@ -45,7 +45,8 @@ needs_vllm = pytest.mark.skipif(
 def test_engine_args_parse_json_values_and_text():
     parsed = parse_engine_args(["max_num_seqs=64", "enforce_eager=true", "quantization=fp8", 'hf_overrides={"a": 1}'])
     assert parsed == {"max_num_seqs": 64, "enforce_eager": True, "quantization": "fp8", "hf_overrides": {"a": 1}}
-    for bad in (["max_num_seqs"], ["=4"], ["a-b=1"]):
+    assert parse_engine_args(["max-num-seqs=8"]) == {"max_num_seqs": 8}, "as engines' command lines spell it"
+    for bad in (["max_num_seqs"], ["=4"], ["a.b=1"]):
         with pytest.raises(UserError, match="KEY=VALUE"):
             parse_engine_args(bad)
     with pytest.raises(UserError, match="given twice"):
@@ -102,6 +103,8 @@ def test_vllm_engine_args_are_checked_against_engine_args_and_llm():
     assert "max_num_seq: not an argument" in message and "did you mean max_num_seqs?" in message
     with pytest.raises(UserError, match="--engine-arg tensor_parallel_size: set it with --tp"):
         check_settings("vllm", EngineSettings(engine_args={"tensor_parallel_size": 2}))
+    with pytest.raises(UserError, match=r"data_parallel_size: set it with --shard i/N"):
+        check_settings("vllm", EngineSettings(engine_args={"data_parallel_size": 2}))
 
 
 def test_sglang_receives_the_flags_under_its_names(monkeypatch, tiny_model_dir):
@@ -253,6 +256,7 @@ def test_a_vllm_start_failure_is_one_line_with_the_log(tiny_model_dir, tmp_path)
     assert done.returncode == 1, done.stderr[-3000:]
     shown = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(shown) <= 3 and "Traceback" not in done.stderr, shown
+    assert [line for line in done.stderr.splitlines() if line.strip()] == [shown[-1]], "one line on stderr"
     failure = shown[-1]
     assert failure.startswith("failed: vllm could not start: ValueError: Available memory"), failure
     log = Path(failure.split("(log: ")[1].split(")")[0])
@@ -274,7 +278,7 @@ def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_di
     resolved, note = with_run_engine(forced_config(str(tiny_model_dir)), run)
     assert (resolved.backend, resolved.backend_options.get("dtype")) == ("hf", "float32")
     assert note == "forced answers: backend hf (the run's, from run.json; --dtype float32 as the run was generated; " \
-        "flags override)"  # fmt: skip
+        "pass flags to override)"  # fmt: skip
     flagged, note = with_run_engine(forced_config(str(tiny_model_dir), None, {"dtype": "bfloat16"}), run)
     assert flagged.backend_options["dtype"] == "bfloat16" and "--dtype" not in note
     lines: list[str] = []

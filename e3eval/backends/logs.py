@@ -42,10 +42,12 @@ def terminal(index: int) -> TextIO:
 _EXCEPTION_LINE = re.compile(r"(?:^|\s)((?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception)): (.+)$")
 _GENERIC = ("Engine core initialization failed", "See root cause above", "Engine process failed to start")
 _HINTS = (
+    (re.compile(r"Available memory|less than desired|free memory on device", re.I),
+     "less memory is free than --gpu-memory-utilization asks for: lower it, or free the memory other processes hold"),
+    (re.compile(r"KV cache|max seq len .* larger than|out of memory|OutOfMemory|CUDA error: out", re.I),
+     "the model and its KV cache do not fit: raise --gpu-memory-utilization or --tp, or lower --max-model-len"),
     (re.compile(r"max_model_len|max seq len|context length|maximum model length|max_position_embeddings", re.I),
      "--max-model-len must fit the model's context (the preflight checks it unless --no-context-check)"),
-    (re.compile(r"memory|KV cache|out of memory|OutOfMemory|CUDA error: out", re.I),
-     "lower --max-model-len or --gpu-memory-utilization, raise --tp, or free memory; --backend hf needs no engine"),
     (re.compile(r"tensor_parallel|tp_size|number of GPUs|device count|world size", re.I),
      "--tp must divide the model's attention heads and not exceed the GPUs here"),
 )  # fmt: skip

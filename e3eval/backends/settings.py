@@ -118,7 +118,7 @@ def parse_engine_args(pairs: Sequence[str]) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        key = key.strip()
+        key = key.strip().replace("-", "_")  # max-num-seqs, as engines' own command lines spell it
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise UserError(f"--engine-arg {pair!r}: expected KEY=VALUE, e.g. --engine-arg max_num_seqs=64")
         if key in parsed:
@@ -165,6 +165,8 @@ def _check_keys(backend: str, settings: EngineSettings, model_config: Mapping[st
     problems = []
     flags_by_key = {key: FLAGS[name] for name, key in NATIVE[backend].items()}
     accepted = accepted_keys(backend, model_config)
+    if backend == "vllm":  # vLLM's offline LLM refuses data_parallel_size > 1 (see `--dp`)
+        flags_by_key["data_parallel_size"] = "--shard i/N and `e3eval merge` (one vLLM engine per process)"
     for key in settings.engine_args:
         if key in flags_by_key:
             problems.append(f"--engine-arg {key}: set it with {flags_by_key[key]}")

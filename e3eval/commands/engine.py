@@ -9,10 +9,12 @@ from __future__ import annotations
 from e3eval.backends.settings import EngineSettings, parse_engine_args
 
 ENGINE_HELP = {
-    "tp": "vllm / sglang: tensor-parallel GPUs per model copy (vLLM tensor_parallel_size, SGLang tp_size).",
+    "tp": "vllm / sglang: tensor-parallel GPUs per model copy (vLLM tensor_parallel_size, SGLang tp_size; default: "
+    "the engine's, 1).",
     "dp": "sglang: data-parallel model copies (dp_size). vLLM: run one --shard per GPU group and `e3eval merge`.",
-    "gpu_memory_utilization": "vllm / sglang: fraction of GPU memory the engine may take (SGLang mem_fraction_static).",
-    "max_model_len": "vllm / sglang: context the engine reserves, e.g. 41k (default: longest prompt + largest budget).",
+    "gpu_memory_utilization": "vllm / sglang: fraction of GPU memory the engine may take (SGLang mem_fraction_static; "
+    "default: the engine's).",
+    "max_model_len": "vllm / sglang: context the engine reserves, e.g. 36k (default: longest prompt + largest budget).",
     "engine_arg": "KEY=VALUE for the engine constructor (vLLM LLM/EngineArgs, SGLang ServerArgs, hf from_pretrained); "
     "VALUE is JSON when it parses (4, true, {...}), else text; repeatable; unknown keys are refused.",
     "context_check": "Refuse, before loading anything, a prompt plus the largest budget beyond the model's context "

@@ -52,7 +52,7 @@ def _shared_options(
     thinking: Annotated[bool | None, typer.Option(help=_HELP["thinking"])] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     batch: Annotated[
-        int | None, typer.Option(help="Samples per engine call and per saved shard [default: hf 64, others 256].")
+        int | None, typer.Option(help="Samples per engine call and per saved shard (default: hf 64, others 256).")
     ] = None,
     shard: Annotated[str, typer.Option(help=_HELP["shard"])] = "0/1",
     limit: Annotated[int | None, typer.Option(help="Only the first N problems.")] = None,
@@ -67,8 +67,8 @@ def _shared_options(
     verbose: Annotated[bool, typer.Option(help=ENGINE_HELP["verbose"])] = False,
     base_url: Annotated[str | None, typer.Option(help="openai: server URL, e.g. http://127.0.0.1:8000/v1")] = None,
     api_key: Annotated[str | None, typer.Option(help="openai: API key (default: $OPENAI_API_KEY).")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight [default: 32].")] = None,
-    request_timeout: Annotated[float | None, typer.Option(help="openai: seconds per request [default: 3600].")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="openai: requests in flight (default: 32).")] = None,
+    request_timeout: Annotated[float | None, typer.Option(help="openai: seconds per request (default: 3600).")] = None,
     tokenizer: Annotated[str | None, typer.Option(help=_HELP["tokenizer"])] = None,
     id_field: Annotated[str, typer.Option(help="Local dataset file: id field.")] = "id",
     problem_field: Annotated[str, typer.Option(help="Local dataset file: problem field.")] = "problem",
@@ -205,7 +205,7 @@ def sweep(
     dataset: Annotated[str, typer.Option(help=_HELP["dataset"])] = "aime25",
     budgets: Annotated[
         str, typer.Option(help="Token budgets; generation runs once at the largest (with --wait: forced there).")
-    ] = "4k..40k",
+    ] = "4k..32k",
     n: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
     train_budget: Annotated[str | None, typer.Option(help="Training budget: shades the extrapolation region.")] = None,
     policy: Annotated[

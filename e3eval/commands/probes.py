@@ -54,8 +54,8 @@ def probe(
     dtype: Annotated[
         str | None,
         typer.Option(
-            help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32 [default: the dtype "
-            "the run was generated in, else auto]."
+            help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32 (default: the dtype "
+            "the run was generated in, else auto)."
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
