@@ -12,6 +12,7 @@ sweep needs, not the model's whole context (128k for R1-Distill-Qwen).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +80,14 @@ def context_limit(config: Mapping[str, Any] | None) -> ContextLimit | None:
     if isinstance(rope, Mapping):
         kind = rope.get("rope_type") or rope.get("type")
         factor = rope.get("factor")
-        if kind in _EXTENDING and isinstance(factor, (int, float)) and factor > 1:
+        finite = isinstance(factor, (int, float)) and not isinstance(factor, bool) and math.isfinite(factor)
+        if kind in _EXTENDING and finite and 1 < factor < 2**20:
             original = rope.get("original_max_position_embeddings")
             if kind == "yarn" and _positive_int(original):
                 key, positions = "original_max_position_embeddings", original
             source = f"{key} {positions} x {kind} factor {factor}"
             positions = int(positions * factor)
-    return ContextLimit(int(positions), source)
+    return ContextLimit(min(int(positions), 2**31 - 1), source)
 
 
 def _positive_int(value: Any) -> bool:

@@ -179,8 +179,8 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
         name, why = pick_backend(options.get("base_url"))
     engine = config.engine
     inherited = []
-    if name == recorded and config.backend is None:
-        base = EngineSettings.from_record(generated.get("engine_settings"))
+    if name == recorded:  # the run's engine, named or not: its settings unless flags say otherwise
+        base = EngineSettings.from_record(generated.get("engine_settings"), str(run.path / "run.json"))
         base = dataclasses.replace(base, max_model_len=None)
         engine = config.engine.over(base)
         if base.record():

@@ -511,7 +511,9 @@ def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
             detail = "; ".join(f"{k}: run has {previous.get(k)!r}, now {settings.get(k)!r}" for k in diffs)
             raise UserError(f"{out}: refusing to mix sampling settings in one run ({detail}); use a new --out")
         return with_identity(manifest, out)
-    if out.exists() and any(p.name != ENGINE_LOGS for p in out.iterdir()):  # logs/: of an engine that did not start
+    if out.exists() and any(
+        p.name != ENGINE_LOGS or p.is_symlink() or not p.is_dir() for p in out.iterdir()
+    ):  # logs/: of an engine that did not start
         raise UserError(f"{out}: exists and is not a run directory")
     out.mkdir(parents=True, exist_ok=True)
     return {"run_id": new_run_id(), "origin": run_origin(out), "created_at": now(), "kind": "generated"}

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from e3eval.backends.logs import ENGINE_LOGS
 from e3eval.errors import UserError
 from e3eval.records import Problem
 from e3eval.store import (
@@ -312,7 +313,8 @@ def replacing(target: Path, inputs: Sequence[Path] = (), force: bool = False) ->
     if target.exists():
         if not target.is_dir():
             raise UserError(f"{target}: exists and is not a directory")
-        if any(target.iterdir()):
+        left = [p for p in target.iterdir() if p.name != ENGINE_LOGS or p.is_symlink() or not p.is_dir()]
+        if left:  # (the logs/ of an engine that did not start is not a run's content)
             if not force:
                 raise UserError(f"{target}: already exists and is not empty (pass --force to replace it)")
             if not (target / MANIFEST).is_file():

@@ -279,6 +279,8 @@ def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_di
     assert (resolved.backend, resolved.backend_options.get("dtype")) == ("hf", "float32")
     assert note == "forced answers: backend hf (the run's, from run.json; --dtype float32 as the run was generated; " \
         "pass flags to override)"  # fmt: skip
+    named, note = with_run_engine(forced_config(str(tiny_model_dir), "hf"), run)
+    assert named.backend_options["dtype"] == "float32", "naming the run's own backend keeps its settings"
     flagged, note = with_run_engine(forced_config(str(tiny_model_dir), None, {"dtype": "bfloat16"}), run)
     assert flagged.backend_options["dtype"] == "bfloat16" and "--dtype" not in note
     lines: list[str] = []
@@ -300,3 +302,29 @@ def test_forced_answers_inherit_the_runs_engine_settings_but_not_its_context(tin
     resolved, note = with_run_engine(forced_config(str(tiny_model_dir), engine=EngineSettings(tp=1)), Run.open(run_dir))
     assert resolved.backend == "vllm" and resolved.engine == EngineSettings(tp=1, engine_args={"max_num_seqs": 8})
     assert "engine --tp 2 --max-model-len" not in note and "--engine-arg max_num_seqs=8" in note
+
+
+def test_hostile_values_are_one_line_refusals(tiny_model_dir, tmp_path):
+    with pytest.raises(UserError, match="NaN and Infinity"):
+        parse_engine_args(["rms_norm_eps=NaN"])
+    assert parse_engine_args(["x=" + "[" * 5000 + "]" * 5000])["x"].startswith("[["), "too deep for JSON: text"
+    infinite = {"max_position_embeddings": 512, "rope_scaling": {"rope_type": "linear", "factor": float("inf")}}
+    assert context_limit(infinite).tokens == 512, "a factor that is not finite extends nothing"
+    with pytest.raises(UserError, match=r"engine_settings.tp is 'x', not a number"):
+        EngineSettings.from_record({"tp": "x"})
+    with pytest.raises(UserError, match="engine_settings is not a mapping"):
+        EngineSettings.from_record(["tp", 2])
+    done = run_cli("e3eval", "generate", "--model", str(tiny_model_dir), "--dataset", "demo", "--max-tokens", "8",
+                   "--n", "1", "--limit", "1", "--backend", "hf", "--out", str(tmp_path / "r"),
+                   "--engine-arg", "num_hidden_layers=abc")  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "--engine-arg num_hidden_layers='abc': cannot load the model" in done.stderr
+
+
+def test_a_file_named_logs_is_refused_in_one_line(tiny_model_dir, tmp_path):
+    from e3eval.backends.logs import EngineLog
+
+    (tmp_path / "logs").write_text("mine")
+    with pytest.raises(UserError, match="cannot hold the engine's log"):
+        EngineLog(tmp_path / "logs", "vllm").start()
+    assert (tmp_path / "logs").read_text() == "mine"

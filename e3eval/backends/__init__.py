@@ -104,8 +104,8 @@ def open_backend(
         # The server chose its dtype and batches requests itself.
         return OpenAIBackend(model, **{k: v for k, v in kwargs.items() if k not in ("dtype", "batch_size")})
     log = log or EngineLog(None, name)
-    log.start()
     try:
+        log.start()
         importlib.import_module(_ENGINE_MODULE[name])  # its log handlers exist from here on: into the log with them
         log.adopt_handlers()
         if name == "vllm":

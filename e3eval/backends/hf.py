@@ -119,11 +119,17 @@ def load_causal_lm(path: str, dtype: str, flag: str = "--model", **pretrained: A
     import torch
     from transformers import AutoModelForCausalLM
 
+    given = "".join(f" --engine-arg {key}={value!r}" for key, value in pretrained.items())
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **pretrained)
     except (OSError, ValueError, KeyError, ImportError, TypeError, safetensors.SafetensorError) as exc:
         reason = " ".join(str(exc).split())
-        raise UserError(f"{flag} {path}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
+        raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
+    except Exception as exc:  # a config value of the wrong type or size (huggingface_hub's strict dataclass checks)
+        if not pretrained:
+            raise
+        reason = " ".join(str(exc).split())
+        raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
 
 
 class HFBackend:

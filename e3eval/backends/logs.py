@@ -68,9 +68,14 @@ class EngineLog:
     def start(self) -> None:
         if self.path is None or self._file is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self.path.parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            raise UserError(f"{folder}: cannot hold the engine's log ({exc.strerror}); it must be a folder: move "
+                            "what is there away") from None  # fmt: skip
         _flush()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o644)
         self._file = open(fd, "a", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed in stop)
         terminal = [_on_fd(sys.stdout, 1), _on_fd(sys.stderr, 2)]
         for target in (1, 2):

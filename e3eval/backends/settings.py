@@ -91,13 +91,23 @@ class EngineSettings:
         return recorded
 
     @classmethod
-    def from_record(cls, recorded: Mapping[str, Any] | None) -> EngineSettings:
-        """Settings read back from run.json (a run made before they were recorded has none)."""
-        if not isinstance(recorded, Mapping):
+    def from_record(cls, recorded: Any, where: str = "run.json") -> EngineSettings:
+        """Settings read back from run.json (a run made before they were recorded has none); a value that is not
+        one of a setting's is a UserError naming it."""
+        if recorded is None:
             return cls()
+        if not isinstance(recorded, Mapping):
+            raise UserError(f"{where}: generation.engine_settings is not a mapping; fix or remove it")
         values = {name: recorded.get(name) for name in FLAGS}
+        for name, value in values.items():
+            number = (int, float) if name == "gpu_memory_utilization" else (int,)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, number)):
+                raise UserError(f"{where}: generation.engine_settings.{name} is {value!r}, not a number; fix or "
+                                "remove it")  # fmt: skip
         args = recorded.get("engine_args")
-        return cls(**values, engine_args=dict(args) if isinstance(args, Mapping) else {})
+        if args is not None and not isinstance(args, Mapping):
+            raise UserError(f"{where}: generation.engine_settings.engine_args is not a mapping; fix or remove it")
+        return cls(**values, engine_args=dict(args or {}))
 
     def describe(self) -> str:
         """`--tp 2 --engine-arg max_num_seqs=64`, or `engine defaults`."""
@@ -124,10 +134,20 @@ def parse_engine_args(pairs: Sequence[str]) -> dict[str, Any]:
         if key in parsed:
             raise UserError(f"--engine-arg {key} is given twice")
         try:
-            parsed[key] = json.loads(text)
-        except ValueError:
+            parsed[key] = json.loads(text, parse_constant=_no_constant)
+        except _NotANumber:
+            raise UserError(f"--engine-arg {key}={text}: NaN and Infinity are not values an engine can use") from None
+        except (ValueError, RecursionError):
             parsed[key] = text
     return parsed
+
+
+class _NotANumber(Exception):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotANumber(name)
 
 
 def check_bounds(settings: EngineSettings) -> list[str]:

@@ -60,7 +60,9 @@ class VLLMBackend:
         if gpu_memory_utilization is not None:
             engine_kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         elif current_platform.is_cpu() and max_model_len and not _kv_cache_set(engine_kwargs):
-            self.kv_cache = cpu_kv_cache(model, max_model_len, batch or 256, engine_kwargs.get("max_num_seqs"))
+            seqs = engine_kwargs.get("max_num_seqs")  # vLLM validates it; only a number sizes the cache here
+            seqs = seqs if isinstance(seqs, int) and not isinstance(seqs, bool) and seqs > 0 else None
+            self.kv_cache = cpu_kv_cache(model, max_model_len, batch or 256, seqs)
             if self.kv_cache is not None:
                 engine_kwargs["kv_cache_memory_bytes"] = self.kv_cache["bytes"]
         self.llm = LLM(
