@@ -260,7 +260,7 @@ def test_a_vllm_start_failure_is_one_line_with_the_log(tiny_model_dir, tmp_path)
     failure = shown[-1]
     assert failure.startswith("failed: vllm could not start: ValueError: Available memory"), failure
     log = Path(failure.split("(log: ")[1].split(")")[0])
-    assert "gpu_memory_utilization" in failure or "--gpu-memory-utilization" in failure
+    assert "desired CPU memory utilization (1.0," in failure, "--gpu-memory-utilization reached the engine"
     assert log.is_file() and "Available memory" in log.read_text()
     # The folder the failed start left holds only its log: the same command starts the run once fixed.
     again = run_cli("e3eval", "generate", "--model", str(tiny_model_dir), "--dataset", "demo", "--max-tokens", "16",
