@@ -270,7 +270,7 @@ def test_a_vllm_start_failure_is_one_line_with_the_log(tiny_model_dir, tmp_path)
 
 def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_dir, tmp_path):
     from e3eval.forced import forced_config, with_run_engine
-    from e3eval.probes.job import ProbeConfig, with_run_dtype
+    from e3eval.probes.job import ProbeConfig, with_run_settings
     from e3eval.run import Run
 
     run_dir = generate_small(tiny_model_dir, tmp_path / "run", max_tokens=8, n=1)
@@ -284,9 +284,14 @@ def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_di
     flagged, note = with_run_engine(forced_config(str(tiny_model_dir), None, {"dtype": "bfloat16"}), run)
     assert flagged.backend_options["dtype"] == "bfloat16" and "--dtype" not in note
     lines: list[str] = []
-    probe = with_run_dtype(ProbeConfig(run_dir, (str(tiny_model_dir),)), run, lines.append)
-    assert probe.dtype == "float32" and lines == ["dtype: float32 (the run's, from run.json; --dtype overrides)"]
-    assert with_run_dtype(ProbeConfig(run_dir, ("m",), dtype="auto"), run).dtype == "auto"
+    probe = with_run_settings(ProbeConfig(run_dir, (str(tiny_model_dir),)), run, lines.append)
+    assert (probe.dtype, probe.temperature) == ("float32", 0.6)
+    assert lines == [
+        "dtype: float32 (the run's, from run.json; --dtype overrides)",
+        "temperature: 0.6 (the run's sampling temperature, from run.json; --temperature overrides)",
+    ]
+    chosen = with_run_settings(ProbeConfig(run_dir, ("m",), dtype="auto", temperature=1.0), run)
+    assert (chosen.dtype, chosen.temperature) == ("auto", 1.0)
 
 
 @needs_vllm

@@ -83,8 +83,9 @@ def test_probe_end_to_end_with_ref_and_attempts(scored_run, tiny_model_dir, pert
 
 def test_probe_means_match_generation_logprobs_and_self_kl_is_zero(scored_run, tiny_model_dir, tmp_path):
     out = tmp_path / "self.parquet"
+    # Generation stores the raw model's logprobs (temperature 1), so the probe runs at temperature 1 too.
     result = run_cli("e3eval", "probe", str(scored_run), "--model", str(tiny_model_dir), "--ref", str(tiny_model_dir),
-                     "--out", str(out), "--budgets", "4,32")  # fmt: skip
+                     "--out", str(out), "--budgets", "4,32", "--temperature", "1")  # fmt: skip
     assert result.returncode == 0, result.stderr
     stored = {}
     for shard in sorted((scored_run / "rollouts").glob("*.parquet")):

@@ -58,6 +58,20 @@ def probe(
             "the run was generated in, else auto)."
         ),
     ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            help="Probe softmax(logits / T) (default: the run's sampling temperature, as verl's logged actor metrics "
+            "use the rollout temperature; 1 for the model's own distribution)."
+        ),
+    ] = None,
+    aggregate: Annotated[
+        str,
+        typer.Option(
+            help="sample: per-sample token means, averaged per problem, then over problems | token: one mean over "
+            "all tokens (verl's token-mean)."
+        ),
+    ] = "sample",
     out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
     force: Annotated[
         bool, typer.Option(help="Take an --out table e3eval did not write (or that was changed since) as it is.")
@@ -67,13 +81,16 @@ def probe(
     import pyarrow as pa
 
     from e3eval.budgets import parse_budgets
+    from e3eval.errors import UserError
     from e3eval.probes.job import ProbeConfig, run_probe
-    from e3eval.probes.summary import summarize
+    from e3eval.probes.summary import AGGREGATES, summarize
 
+    if aggregate not in AGGREGATES:
+        raise UserError(f"--aggregate {aggregate!r}: choose {' or '.join(AGGREGATES)}")
     config = ProbeConfig(
         run_dir=run_dir, models=tuple(model), ref=ref, budgets=tuple(parse_budgets(budgets)) if budgets else (),
         chunk=chunk, per_token=per_token, attempts=attempts, max_attempts=max_attempts, device=device, dtype=dtype,
-        out=out, force=force,
+        temperature=temperature, out=out, force=force,
     )  # fmt: skip
     with warnings_shown(), progress() as bar:
         outcome = run_probe(config, bar, lambda line: console.print(line, markup=False, highlight=False))
@@ -89,15 +106,16 @@ def probe(
         say(f"attempt probes -> {outcome.attempts_out}")
     table = outcome.table
     wanted, models = set(outcome.budgets), {c.model for c in outcome.models}
+    columns = ("budget", "model", "run_id", "ref", "dtype", "temperature")
     keep = [b in wanted and m in models and r == outcome.run_id and ref == outcome.ref and d == outcome.dtype
-            for b, m, r, ref, d in zip(*(table[c].to_pylist() for c in ("budget", "model", "run_id", "ref", "dtype")),
-                                       strict=True)]  # fmt: skip
+            and t == outcome.temperature
+            for b, m, r, ref, d, t in zip(*(table[c].to_pylist() for c in columns), strict=True)]  # fmt: skip
     shown = table.filter(pa.array(keep))
     policies = sorted({p for p in shown["grade_policy"].to_pylist() if p})
-    _show(summarize(shown), outcome.ref is not None, policies)
+    _show(summarize(shown, aggregate=aggregate), outcome.ref is not None, policies, outcome.temperature, aggregate)
 
 
-def _show(rows: list, with_ref: bool, policies: list[str]) -> None:
+def _show(rows: list, with_ref: bool, policies: list[str], temperature: float, aggregate: str) -> None:
     """One table per model: budget x split, each metric as mean [CI] and the n it rests on."""
     from rich.table import Table
     from rich.text import Text
@@ -130,10 +148,15 @@ def _show(rows: list, with_ref: bool, policies: list[str]) -> None:
         if policies
         else "; the run is not scored: no correct / incorrect split"
     )
+    averaged = (
+        "token means per sample, averaged per problem, then over problems"
+        if aggregate == "sample"
+        else "one token mean over all samples' tokens (verl's token-mean)"
+    )
     console.print(
-        "token means over the policy's own tokens of each budget's response prefix (tokens budget forcing inserted are "
-        "left out), averaged per problem, then over problems (95% bootstrap CI); entropy and log-prob at temperature "
-        f"1, nats per token{kl}{split}",
+        "over the policy's own tokens of each budget's response prefix (tokens budget forcing inserted are left out): "
+        f"{averaged} (95% bootstrap CI over problems); entropy and log-prob of softmax(logits / {temperature:g}), nats "
+        f"per token{kl}{split}",
         highlight=False,
     )
 

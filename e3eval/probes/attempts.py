@@ -135,6 +135,7 @@ def attempt_probes(
     tokenizer: Any,
     chunk: int = 4096,
     max_attempts: int | None = None,
+    temperature: float = 1.0,
 ) -> list[AttemptProbe]:
     """One `AttemptProbe` per attempt index k = 2..K of a response (k <= max_attempts + 1 when capped); none when it
     has fewer than two attempts. `text` is the decode of `response_ids` (`skip_special_tokens=True`, as runs store
@@ -152,7 +153,8 @@ def attempt_probes(
     prompt, response = list(prompt_ids), list(response_ids)
     base = len(prompt)
     needed = spans[last - 1][1]
-    real = np.asarray(token_stats(model, prompt + response[:needed], base, chunk).logprob, dtype=np.float64)
+    real = np.asarray(token_stats(model, prompt + response[:needed], base, chunk, temperature=temperature).logprob,
+                      dtype=np.float64)  # fmt: skip
     cumulative = np.concatenate([[0.0], np.cumsum(real[:needed])])
     probes = []
     for k in range(2, last + 1):
@@ -168,9 +170,9 @@ def attempt_probes(
                 tokens_k=k_end - k_start,
                 tokens_prev=prev_end - prev_start,
                 lp_k_given_prev=float(cumulative[k_end] - cumulative[k_start]),
-                lp_k_skip_prev=span_logprob(model, skip, base + prev_start, len(skip), chunk),
+                lp_k_skip_prev=span_logprob(model, skip, base + prev_start, len(skip), chunk, temperature),
                 lp_prev_given_before=float(cumulative[prev_end] - cumulative[prev_start]),
-                lp_repeat_prev=span_logprob(model, repeat, base + prev_end, len(repeat), chunk),
+                lp_repeat_prev=span_logprob(model, repeat, base + prev_end, len(repeat), chunk, temperature),
             )
         )
     return probes

@@ -5,11 +5,13 @@ App. E.3 token KL to the base model, Fig. 13 / App. F.1 attempt log-probs). The 
 (O(length x hidden)); only the vocabulary projection and a float32 log-softmax run in chunks of `chunk` positions, so
 logits never take O(length x vocab) memory. When the body itself does not fit (`torch.OutOfMemoryError`), or when
 `body_chunk` asks for it, the body runs in chunks that carry the KV cache instead; the numbers are the same. Token t
-(t >= start) is scored with the distribution at position t - 1, at temperature 1 over the whole logit dimension (which
-may be padded beyond the tokenizer's vocabulary). The head is rebuilt from `get_output_embeddings()` plus the logit
-transforms the config names (Gemma's soft-capping, Cohere's scale, Granite's divisor) and checked once per model
-against `model(...)`'s own logits: a head that cannot be reproduced is refused, never approximated. This module does
-not read runs, choose budgets, segment attempts or write tables.
+(t >= start) is scored with the distribution at position t - 1, softmax(logits / temperature) over the whole logit
+dimension (which may be padded beyond the tokenizer's vocabulary): at temperature 1 the model's own distribution, at
+the rollout temperature the one verl's actor and reference compute their log-probs, entropy and KL with. The head
+is rebuilt from `get_output_embeddings()` plus the logit transforms the config names (Gemma's soft-capping, Cohere's
+scale, Granite's divisor) and checked once per model against `model(...)`'s own logits: a head that cannot be
+reproduced is refused, never approximated. This module does not read runs, choose budgets, segment attempts or
+write tables.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ _K3_CLAMP = 10.0
 class TokenStats:
     """Per scored token (`len(ids) - start` entries, float32): log-prob, entropy and, with a ref, three KLs."""
 
-    logprob: np.ndarray  # log pi(token_t | ids[:t]) at temperature 1
+    logprob: np.ndarray  # log pi(token_t | ids[:t]), pi = softmax(logits / temperature)
     entropy: np.ndarray  # full-vocabulary entropy of pi(. | ids[:t]), nats
     kl_exact: np.ndarray | None  # sum_v pi(v) (log pi(v) - log ref(v))
     kl_k1: np.ndarray | None  # log pi(token) - log ref(token) (verl "kl"/"k1")
@@ -231,8 +233,9 @@ def _prepare(model: ProbeModel, ids: Sequence[int], start: int, end: int) -> tup
     return tensor[: end - 1], tensor[start:end]
 
 
-def _log_softmax(model: ProbeModel, hidden: Any, tokens: Any) -> tuple[Any, Any, Any]:
-    """(log pi floored at float32's min, pi, log pi of `tokens`) of a chunk of positions, in float32.
+def _log_softmax(model: ProbeModel, hidden: Any, tokens: Any, temperature: float = 1.0) -> tuple[Any, Any, Any]:
+    """(log pi floored at float32's min, pi, log pi of `tokens`) of a chunk of positions, in float32, for
+    pi = softmax(logits / temperature).
 
     One exp gives both pi and log pi (log_softmax then exp takes two; exp dominates the head's time besides the
     matmul). A model and its ref go through the same arithmetic, so the KL of a model with itself is exactly 0.
@@ -240,6 +243,8 @@ def _log_softmax(model: ProbeModel, hidden: Any, tokens: Any) -> tuple[Any, Any,
     import torch
 
     logits = model.logits(hidden).float()
+    if temperature != 1.0:
+        logits.div_(temperature)
     top = logits.amax(dim=-1, keepdim=True)
     probs = torch.sub(logits, top).exp_()
     total = probs.sum(dim=-1, keepdim=True)
@@ -265,12 +270,15 @@ def token_stats(
     chunk: int = 4096,
     ref: ProbeModel | None = None,
     body_chunk: int | None = None,
+    temperature: float = 1.0,
 ) -> TokenStats:
-    """Teacher-force `ids` and score tokens start .. len(ids) - 1; with `ref`, also KL(model || ref) per token."""
+    """Teacher-force `ids` and score tokens start .. len(ids) - 1 under softmax(logits / temperature); with `ref`,
+    also KL(model || ref) per token (the ref's logits divided by the same temperature, as verl does)."""
     import torch
 
     if chunk < 1 or (body_chunk is not None and body_chunk < 1):
         raise ValueError(f"chunk and body_chunk must be >= 1, got {chunk} and {body_chunk}")
+    _check_temperature(temperature)
     if ref is not None:
         if ref.vocab_size != model.vocab_size:
             raise UserError(
@@ -295,9 +303,9 @@ def token_stats(
         for begin in range(0, count, chunk):
             span = slice(begin, begin + chunk)
             tokens = targets[span, None]
-            logp, probs, logprob[span] = _log_softmax(model, hidden[span], tokens)
+            logp, probs, logprob[span] = _log_softmax(model, hidden[span], tokens, temperature)
             if ref is not None:
-                logq, ref_probs, ref_logprob[span] = _log_softmax(ref, ref_hidden[span], tokens)
+                logq, ref_probs, ref_logprob[span] = _log_softmax(ref, ref_hidden[span], tokens, temperature)
                 del ref_probs
                 # In place: log p - log q, then p * (log p - log q); no further chunk x vocab buffer.
                 kl[span] = logq.neg_().add_(logp).mul_(probs).sum(dim=-1)
@@ -316,12 +324,16 @@ def _to_stats(logprob: Any, entropy: Any, kl: Any, k1: Any, k3: Any) -> TokenSta
     return TokenStats(host(logprob), host(entropy), host(kl), host(k1), host(k3))
 
 
-def span_logprob(model: ProbeModel, ids: Sequence[int], start: int, end: int, chunk: int = 4096) -> float:
-    """sum over t in [start, end) of log pi(ids[t] | ids[:t]); the head runs only over that span, ids[end:] unused."""
+def span_logprob(
+    model: ProbeModel, ids: Sequence[int], start: int, end: int, chunk: int = 4096, temperature: float = 1.0
+) -> float:
+    """sum over t in [start, end) of log pi(ids[t] | ids[:t]), pi = softmax(logits / temperature); the head runs
+    only over that span, ids[end:] unused."""
     import torch
 
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
+    _check_temperature(temperature)
     with torch.inference_mode():
         inputs, targets = _prepare(model, ids, start, end)
         if len(targets) == 0:
@@ -329,7 +341,12 @@ def span_logprob(model: ProbeModel, ids: Sequence[int], start: int, end: int, ch
         hidden = _hidden_states(model, inputs, start - 1, None)
         total = 0.0
         for begin in range(0, len(targets), chunk):
-            logits = model.logits(hidden[begin : begin + chunk]).float()
+            logits = model.logits(hidden[begin : begin + chunk]).float() / temperature
             picked = logits.gather(1, targets[begin : begin + chunk, None])[:, 0] - logits.logsumexp(dim=-1)
             total += math.fsum(picked.double().cpu().tolist())
         return total
+
+
+def _check_temperature(temperature: float) -> None:
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")

@@ -15,6 +15,7 @@ wires; it computes nothing itself (`forward.py`, `attempts.py`) and prints nothi
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -68,7 +69,8 @@ class ProbeConfig:
     attempts: str | None = None  # an analysis preset (countdown, math, ...) for Fig. 13 probes
     max_attempts: int | None = None
     device: str | None = None
-    dtype: str | None = None  # None: the run's recorded dtype (`with_run_dtype`), else auto
+    dtype: str | None = None  # None: the run's recorded dtype (`with_run_settings`), else auto
+    temperature: float | None = None  # softmax(logits / T); None: the run's sampling temperature, else 1
     out: Path | None = None  # default RUN/probes.parquet (and RUN/attempt_probes.parquet)
     force: bool = False  # take an --out table e3eval did not write (or that was changed since) as a probe table
 
@@ -88,6 +90,7 @@ class ProbeOutcome:
     ref: str | None = None  # as the tables name it
     dtype: str = ""
     table: pa.Table | None = None  # the probe table as written (every call's rows)
+    temperature: float = 1.0  # the probe's softmax temperature
 
 
 def check_config(config: ProbeConfig) -> None:
@@ -107,6 +110,8 @@ def check_config(config: ProbeConfig) -> None:
             raise UserError(f"--attempts {config.attempts!r}: choose one of {', '.join(PRESETS)}")
     if config.dtype not in (None, "auto", "float32", "bfloat16", "float16"):
         raise UserError(f"--dtype {config.dtype!r}: choose auto, float32, bfloat16 or float16")
+    if config.temperature is not None and not (math.isfinite(config.temperature) and 0 < config.temperature <= 100):
+        raise UserError(f"--temperature {config.temperature}: a positive number (the logits are divided by it)")
 
 
 def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None) -> ProbeOutcome:
@@ -123,19 +128,34 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
             held.enter_context(output_lock(out, "probe"))
         run = Run.open(config.run_dir)
         run.ensure_identity()
-        return _probe(run, with_run_dtype(config, run, log), models, out, progress, log)
+        return _probe(run, with_run_settings(config, run, log), models, out, progress, log)
 
 
-def with_run_dtype(config: ProbeConfig, run: Run, log: Callable[[str], None] = lambda _: None) -> ProbeConfig:
-    """Without `--dtype`, the weights are loaded in the dtype the run was generated in (as run.json records it; `auto`
-    when it records none: bfloat16 on CUDA, float32 on CPU), and the log says which it is."""
-    if config.dtype is not None:
-        return config
-    recorded = (run.section("generation") or {}).get("dtype")
-    if recorded in ("float32", "bfloat16", "float16"):
-        log(f"dtype: {recorded} (the run's, from run.json; --dtype overrides)")
-        return dataclasses.replace(config, dtype=recorded)
-    return dataclasses.replace(config, dtype="auto")
+def with_run_settings(config: ProbeConfig, run: Run, log: Callable[[str], None] = lambda _: None) -> ProbeConfig:
+    """What the flags leave unset, from how the run was generated (run.json), each choice logged:
+    - dtype: the run's (`auto` when it records none: bfloat16 on CUDA, float32 on CPU);
+    - temperature: the run's sampling temperature, so that the numbers are those of the distribution the samples
+      were drawn from (verl divides the logits by the rollout temperature too); 1 when the run records none or
+      sampled greedily."""
+    generation = run.section("generation") or {}
+    dtype, temperature = config.dtype, config.temperature
+    if dtype is None:
+        recorded = generation.get("dtype")
+        dtype = recorded if recorded in ("float32", "bfloat16", "float16") else "auto"
+        if dtype != "auto":
+            log(f"dtype: {dtype} (the run's, from run.json; --dtype overrides)")
+    if temperature is None:
+        sampled = (generation.get("sampling") or {}).get("temperature")
+        if isinstance(sampled, (int, float)) and not isinstance(sampled, bool) and 0 < sampled <= 100:
+            temperature = float(sampled)
+            log(
+                f"temperature: {temperature:g} (the run's sampling temperature, from run.json; --temperature overrides)"
+            )
+        else:
+            temperature = 1.0
+            why = "sampled greedily" if sampled == 0 else "records no sampling temperature"
+            log(f"temperature: 1 (the run {why}; --temperature overrides)")
+    return dataclasses.replace(config, dtype=dtype, temperature=temperature)
 
 
 def output_path(run: Run, out: Path | None, force: bool = False) -> Path:
@@ -217,11 +237,11 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, p
                         raise UserError(f"{run.path}: rollouts name problem {pid!r}, which problems.parquet lacks")
                     read = ids_sha1([*prompt_ids[pid], *(sample["token_ids"] or [])])
                     need_probe = (run.run_id, checkpoint.model, ref_name, dtype, pid, idx, weights, ref_fingerprint,
-                                  read) not in done_probes  # fmt: skip
+                                  read, config.temperature) not in done_probes  # fmt: skip
                     need_attempts = (
                         done_attempts is not None
                         and (run.run_id, checkpoint.model, dtype, pid, idx, config.attempts, config.max_attempts,
-                             weights, read) not in done_attempts
+                             weights, read, config.temperature) not in done_attempts
                     )  # fmt: skip
                     if not (need_probe or need_attempts):
                         reused += 1
@@ -230,7 +250,7 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, p
                         base = {"run_id": run.run_id, "model": checkpoint.model, "step": checkpoint.step,
                                 "ref": ref_name, "dtype": dtype, "problem_id": pid, "sample_idx": idx,
                                 "model_fingerprint": weights, "ref_fingerprint": ref_fingerprint,
-                                "ids_sha1": read}  # fmt: skip
+                                "ids_sha1": read, "temperature": config.temperature}  # fmt: skip
                         failed = _probe_sample(model, ref, decoder, base, ids, sample, config, budgets,
                                                need_probe, need_attempts, writer)  # fmt: skip
                         unplaced += failed
@@ -252,7 +272,8 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, p
                      [*earlier_attempts, *writer.written["attempts"]])  # fmt: skip
     excluded = None if ledger.complete else ledger.describe()
     return ProbeOutcome(out, attempts_out if config.attempts else None, tuple(models), budgets, computed, reused,
-                        ledger.samples, excluded, tuple(warnings), run.run_id, ref_name, dtype, probes)  # fmt: skip
+                        ledger.samples, excluded, tuple(warnings), run.run_id, ref_name, dtype, probes,
+                        config.temperature or 1.0)  # fmt: skip
 
 
 def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets,
@@ -264,7 +285,7 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
     ids = list(prompt_ids) + response
     start = len(prompt_ids)
     if need_probe:
-        stats = token_stats(model, ids, start, config.chunk, ref) if response else None
+        stats = token_stats(model, ids, start, config.chunk, ref, temperature=config.temperature) if response else None
         writer.probes.extend(budget_rows(base, stats, budgets, config.per_token, sample.get("inserted") or ()))
     if not need_attempts:
         return 0
@@ -274,7 +295,7 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
     text = decoder.decode_prefix(response, len(response))
     try:
         found = attempt_probes(model, prompt_ids, response, text, config.attempts, decoder,
-                               config.chunk, config.max_attempts)  # fmt: skip
+                               config.chunk, config.max_attempts, config.temperature)  # fmt: skip
     except UserError as exc:  # this sample's text cannot be cut into token spans: recorded, the others go on
         writer.attempts.extend(attempt_rows(base, [], config.attempts, config.max_attempts, None, str(exc)))
         return 1
@@ -425,7 +446,8 @@ def _settings(config: ProbeConfig, budgets: tuple[int, ...]) -> dict[str, Any]:
     import transformers
 
     return {"ref": config.ref, "budgets": list(budgets), "chunk": config.chunk, "dtype": config.dtype,
-            "device": config.device, "temperature": 1.0, "softmax": "float32", "per_token": config.per_token,
+            "device": config.device, "temperature": config.temperature, "softmax": "float32",
+            "per_token": config.per_token,
             "attempts": config.attempts, "max_attempts": config.max_attempts,
             "torch": torch.__version__, "transformers": transformers.__version__}  # fmt: skip
 

@@ -2,8 +2,8 @@
 
 `probes.parquet` has one row per (model, ref, problem, sample, budget): token means over the first `budget` response
 tokens (all of them when the response is shorter; `n_tokens` says how many) of
-- `mean_logprob`: log pi(y_t | x, y_<t) of the stored token, at temperature 1;
-- `mean_entropy`: -sum_v pi(v | x, y_<t) log pi(v | x, y_<t) over the full vocabulary, at temperature 1 (nats);
+- `mean_logprob`: log pi(y_t | x, y_<t) of the stored token, pi = softmax(logits / `temperature`);
+- `mean_entropy`: -sum_v pi(v | x, y_<t) log pi(v | x, y_<t) over the full vocabulary, same pi (nats);
 - `kl_exact`: sum_v pi(v) (log pi(v) - log ref(v)), full vocabulary; `kl_k1`: log pi(y_t) - log ref(y_t);
   `kl_k3`: exp(r) - r - 1 with r = log ref(y_t) - log pi(y_t), clamped to [-10, 10] as verl does (null without ref);
 - `correct`: the sample's grade at that budget from the run's last scoring (null when unscored or not graded).
@@ -37,18 +37,20 @@ if TYPE_CHECKING:
 # they never use). A sample probed again in the same slot replaces its older rows.
 PROBE_SLOT = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
 ATTEMPT_SLOT = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
-# What makes a stored measurement still valid for its slot: the same weights at those paths (`weights.py`) and the
-# same token ids read (a regenerated sample, or another run's sample under a reused id, is measured again).
-_VALID = ("model_fingerprint", "ref_fingerprint", "ids_sha1")
+# What makes a stored measurement still valid for its slot: the same weights at those paths (`weights.py`), the
+# same token ids read (a regenerated sample, or another run's sample under a reused id, is measured again) and the
+# same temperature (a probe at another temperature replaces the slot's rows).
+_VALID = ("model_fingerprint", "ref_fingerprint", "ids_sha1", "temperature")
 PROBE_KEY = (*PROBE_SLOT, *_VALID)
 _ADDED = (*_VALID, "n_inserted", "grade_policy", "graded_by")  # columns newer than the first probe tables
-ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1")
+ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1", "temperature")
 Key = tuple[Any, ...]
 
 _KEY = [("run_id", pa.string()), ("model", pa.string()), ("step", pa.int64()), ("ref", pa.string()),
         ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
         ("model_fingerprint", pa.string()), ("ref_fingerprint", pa.string()),
-        ("ids_sha1", pa.string())]  # fmt: skip
+        ("ids_sha1", pa.string()),
+        ("temperature", pa.float64())]  # softmax(logits / temperature); tables before it: 1  # fmt: skip
 PROBE_SCHEMA = pa.schema(
     [
         *_KEY,
@@ -286,6 +288,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     if missing:
         raise ValueError(f"not a probe table (no {', '.join(missing)})")
     for name in schema.names:
-        if name not in table.column_names:
+        if name == "temperature" and name not in table.column_names:  # every probe before it was at temperature 1
+            table = table.append_column(name, pa.array([1.0] * table.num_rows, pa.float64()))
+        elif name not in table.column_names:
             table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     return table.select(schema.names).cast(schema)
