@@ -40,7 +40,7 @@ QUANTITIES = {
 }
 UNITS = {"sum": "", "per-token": "_per_token"}
 # What separates rows beyond the model: a preset segments attempts differently, a cap stops at another k.
-SPLIT_BY = ("dtype", "preset", "max_attempts")
+SPLIT_BY = ("dtype", "temperature", "preset", "max_attempts")
 
 
 def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:

@@ -5,9 +5,10 @@ One probe table (`e3eval probe`) can hold many models: the checkpoints of a trai
 (`checkpoints/PROJECT/{A,B}/global_step_N`, which `--model checkpoints/PROJECT` probes together), a base model without a
 step, or one model in two dtypes. A row's *experiment* is its model path without the trailing `global_step_N/...` (the
 folder holding the steps: `e3eval.probes.checkpoints.experiment_of`). `split` cuts the rows of one spec label into
-groups, one per experiment and per value of the columns a family names (`dtype`; the attempt probes add `preset` and
-`max_attempts`), names them apart (`label (A, bfloat16)`) and says what each one is, for the footnote. A model without
-a step (a base model) joins every group of its label that shares those values: it is their common starting point.
+groups, one per experiment and per value of the columns a family names (`dtype`, `temperature`; the attempt probes
+add `preset` and `max_attempts`), names them apart (`label (A, bfloat16)`) and says what each one is, for the
+footnote. A model without a step (a base model) joins every group of its label that shares those values: it is their
+common starting point.
 `split` refuses what it cannot draw apart: one checkpoint with two sets of weights (two model paths, or two
 `model_fingerprint`s where the table has that column: older tables do not) and one group probed against several
 references (`ref`, `ref_fingerprint`), which would count every sample twice; rows probed without a reference are left
@@ -34,6 +35,7 @@ _SHOWN = {
     "dtype": lambda v: v or "dtype not recorded",
     "preset": lambda v: v or "preset not recorded",
     "max_attempts": lambda v: f"at most {v} attempts" if v else "all attempts",
+    "temperature": lambda v: f"temperature {float(v):g}",
 }
 
 
@@ -52,6 +54,8 @@ def split(table: pd.DataFrame, label: str, by: Sequence[str] = ("dtype",), key: 
     for column in {*_OPTIONAL, *by}:
         if column not in table.columns:
             table[column] = None
+    if "temperature" in table.columns:  # tables from before probes recorded it were all at temperature 1
+        table["temperature"] = table["temperature"].astype("float64").fillna(1.0)
     values = list(zip(*(table[c].map(_text) for c in by), strict=True)) if by else [()] * len(table)
     stepped = table["step"].notna().to_list()
     members: dict[tuple[str, tuple[str, ...]], list[int]] = {}

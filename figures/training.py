@@ -151,7 +151,7 @@ def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
         if table.empty:
             raise UserError(f"probes: {label}: no row has a checkpoint step (probe checkpoints saved as "
                             "global_step_N, or give the step)")  # fmt: skip
-        for group in identity.split(table, label, by=("dtype",)):
+        for group in identity.split(table, label, by=("dtype", "temperature")):
             for (step, budget), at_step in group.rows.groupby(["step", "budget"], sort=True):
                 per_problem = at_step.groupby("problem_id")[["mean_entropy", "kl_exact"]].mean()
                 for column, panel in (("mean_entropy", "probe_entropy"), ("kl_exact", "probe_kl")):

@@ -83,7 +83,7 @@ def test_training_never_averages_two_experiments_or_dtypes(tmp_path):
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert legend == ["Ours (A)", "Ours (B)"]
     note = " ".join(figure.texts[-1].get_text().split())
-    assert "Ours (A) = checkpoints of /ckpts/proj/A, float32, KL to /models/base" in note, note
+    assert "Ours (A) = checkpoints of /ckpts/proj/A, float32, temperature 1, KL to /models/base" in note, note
     from figures.style import save
 
     save(figure, tmp_path / "training-two-experiments")
