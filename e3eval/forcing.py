@@ -1,5 +1,6 @@
-"""Budget forcing (`--wait N`): s1's minimum-thinking protocol (Muennighoff et al. 2025), the baseline of the e3 paper's
-Fig. 6, as a loop above the backends.
+"""Budget forcing (`--wait N`): e3eval's version of s1's minimum-thinking protocol (Muennighoff et al. 2025), the
+baseline of the e3 paper's Fig. 6, as a loop above the backends; where it differs from s1's evaluation harness is
+listed at the end of the rules.
 
 Whenever a sample ends its thinking (emits the end-of-thinking delimiter of `thinking.py`) before its budget and fewer
 than N insertions were made, the delimiter and anything after it are dropped, the wait text's token ids are appended
@@ -21,7 +22,14 @@ Rules, each chosen so that a forced rollout is as exact as a plain one:
   completion.
 - A multi-token delimiter (`--think-end` text of several tokens) cannot be a stop id: such rounds run on to EOS or the
   budget and are cut at the delimiter's first occurrence (correct, but the tokens after it are generated in vain).
-- EOS that comes before the delimiter ends the sample: only the delimiter is suppressed, as in s1.
+- EOS that comes before the delimiter ends the sample: only the delimiter is suppressed.
+
+s1's evaluation harness (its lm-evaluation-harness fork, `vllm_causallms.py`, the code behind its published numbers)
+differs: every round may run to the whole thinking budget, and the thinking, inserted ids included, is cut at the
+budget once after the last round; any stop (EOS too) is sent to the insertion branch; every round has
+`min_tokens=1`; at the cap it appends the end of thinking and "Final Answer:" and runs a separate greedy answer
+phase. Those make a sample at budget B its own generation (no one generation serves every budget), so this module
+keeps to the rules above.
 
 One forced generation at the largest budget serves every smaller budget B, as a plain one does, with one exception.
 The budget enters the forcing only through the rule `p + len(wait ids) < budget` for a delimiter at position p, so
