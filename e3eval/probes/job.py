@@ -134,9 +134,8 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
 def with_run_settings(config: ProbeConfig, run: Run, log: Callable[[str], None] = lambda _: None) -> ProbeConfig:
     """What the flags leave unset, from how the run was generated (run.json), each choice logged:
     - dtype: the run's (`auto` when it records none: bfloat16 on CUDA, float32 on CPU);
-    - temperature: the run's sampling temperature, so that the numbers are those of the distribution the samples
-      were drawn from (verl divides the logits by the rollout temperature too); 1 when the run records none or
-      sampled greedily."""
+    - temperature: the run's sampling temperature, as verl divides the logits by the rollout temperature (the
+      samples were drawn from that distribution cut to top-p); 1 when the run records none or sampled greedily."""
     generation = run.section("generation") or {}
     dtype, temperature = config.dtype, config.temperature
     if dtype is None:

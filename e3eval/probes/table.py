@@ -5,7 +5,8 @@ tokens (all of them when the response is shorter; `n_tokens` says how many) of
 - `mean_logprob`: log pi(y_t | x, y_<t) of the stored token, pi = softmax(logits / `temperature`);
 - `mean_entropy`: -sum_v pi(v | x, y_<t) log pi(v | x, y_<t) over the full vocabulary, same pi (nats);
 - `kl_exact`: sum_v pi(v) (log pi(v) - log ref(v)), full vocabulary; `kl_k1`: log pi(y_t) - log ref(y_t);
-  `kl_k3`: exp(r) - r - 1 with r = log ref(y_t) - log pi(y_t), clamped to [-10, 10] as verl does (null without ref);
+  `kl_k3`: exp(r) - r - 1 with r = log ref(y_t) - log pi(y_t) clamped to [-20, 20] and the result to [-10, 10], as
+  verl does (null without ref);
 - `correct`: the sample's grade at that budget from the run's last scoring (null when unscored or not graded).
 With `--per-token`, the row of the largest budget carries the per-token lists (`token_logprob`, `token_entropy`,
 `token_kl`); a smaller budget's values are their prefix. `attempt_probes.parquet` has one row per (model, problem,
