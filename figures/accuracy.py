@@ -1,4 +1,4 @@
-"""Family "accuracy": pass@k against the test-time budget, one curve per run or model (Fig. 4a, 5, 6, 7, 9, 16, 17).
+"""Family "accuracy": pass@k against the test-time budget, one curve per run or model (Fig. 1, 2c, 4a, 4b, 5-7, 9, 16).
 
 Two loaders build the same tidy frame (series, budget, metric, k, value, ci_low, ci_high, n problems, n_samples per
 budget, flag): `frame_from_runs` from scored run directories (their summaries, through `e3eval.compare`; never
@@ -354,7 +354,8 @@ def draw_sweep(
 
 FAMILY = Family(
     name="accuracy",
-    paper_figures=("4a", "5", "6", "7", "9", "16", "17"),
+    # Fig. 17 is the curricula's reward (the `training` family), not an accuracy-vs-budget figure.
+    paper_figures=("1", "2c", "4a", "4b", "5", "6", "7", "9", "16"),
     summary="pass@k vs test-time budget, one curve per run or model, CI bands, extrapolation region shaded",
     inputs={
         "runs": Input("paths", "scored run directories, one curve each (globs allowed)", required=False),

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 # Family name -> module under figures/. Listed in paper order of their first figure.
 FAMILY_MODULES: Mapping[str, str] = {
     "training": "figures.training",  # Fig. 2, 3, 11, 14, 17
-    "accuracy": "figures.accuracy",  # Fig. 4a, 5, 6, 7, 9, 16, 17
+    "accuracy": "figures.accuracy",  # Fig. 1, 2c, 4a, 4b, 5, 6, 7, 9, 16
     "bigram": "figures.bigram",  # Fig. 8
     "chained": "figures.chained",  # Fig. 10
     "exploration": "figures.exploration",  # Fig. 12
