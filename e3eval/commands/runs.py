@@ -117,9 +117,14 @@ def score(
     ] = None,
     max_model_len: Annotated[
         str | None,
-        typer.Option(help="forced: vllm / sglang: context the engine reserves (default: the longest forced request)."),
+        typer.Option(
+            metavar="TOKENS",
+            help="forced: vllm / sglang: context the engine reserves (default: the longest forced request).",
+        ),
     ] = None,
-    engine_arg: Annotated[list[str] | None, typer.Option(help="forced: " + ENGINE_HELP["engine_arg"])] = None,
+    engine_arg: Annotated[
+        list[str] | None, typer.Option(metavar="KEY=VALUE", help="forced: " + ENGINE_HELP["engine_arg"])
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="forced: " + ENGINE_HELP["verbose"])] = False,
 ) -> None:
     """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv.
