@@ -9,7 +9,8 @@
 - `forced` (s1-style forced answer at budget): a sample that ended (EOS) within B offers its answer as under
   `prefix`; any other offers the answer its forced continuation wrote (the first B tokens, the end-of-thinking
   delimiter when still thinking, an answer cue, a short greedy continuation: `forced.py`), read from the decode of
-  cue + continuation (only complete boxes count when the continuation ran out of tokens).
+  cue + continuation (only complete boxes count when the continuation ran out of tokens); a continuation with no
+  box at all (s1's cue "Final Answer:" asks for none) offers the first line after its last "Answer:".
 
 Answers in several boxes (the same rule under every policy, and in the math reward of `train/reward.py`): when the
 gold answer names several values (`extract.is_answer_list`: a top-level comma-separated list such as HMMT February
@@ -166,7 +167,24 @@ class ForcedPolicy:
             return PrefixPolicy().answer(sample)
         if sample.forced_text is None:
             return None
-        return final_answer(sample.forced_text, final=sample.forced_final, gold=sample.gold)
+        boxed = final_answer(sample.forced_text, final=sample.forced_final, gold=sample.gold)
+        if boxed is not None or "\\boxed" in sample.forced_text:
+            return boxed
+        return labelled_answer(sample.forced_text)
+
+
+_ANSWER_LABEL = re.compile(r"answer\s*:\s*", re.IGNORECASE)
+
+
+def labelled_answer(text: str) -> str | None:
+    """An unboxed forced answer (the s1 cue "Final Answer:" asks for none): the first line after the last "Answer:",
+    without `$` and a final period; None when there is none. s1's scorer takes everything after it instead (and asks
+    an LLM judge when that is not a number); a line is what a grader can compare."""
+    found = list(_ANSWER_LABEL.finditer(text))
+    if not found:
+        return None
+    line = text[found[-1].end() :].strip().split("\n", 1)[0].strip().removesuffix(".").strip()
+    return line.strip("$").strip()[:MAX_ANSWER_CHARS] or None
 
 
 REGISTERED: dict[str, ScoringPolicy] = {

@@ -406,3 +406,34 @@ def test_forced_answers_that_all_fail_exit_1_with_every_budget_shown(run_dir, st
     summary = pq.read_table(run_dir / "summary.parquet").to_pylist()
     shown = {r["budget"]: r["n_failed"] for r in summary if r["metric"] == "pass@k" and r["k"] == 1}
     assert shown == {4: 4, 14: 4, 64: 0}, "budgets where every forced answer failed are shown, with their failures"
+
+
+def test_the_s1_cue_has_s1s_newlines_and_reads_unboxed_answers(run_dir, stopping_dir, stop_tokenizer):
+    from e3eval.forced import S1_CUE
+    from e3eval.policy import labelled_answer
+
+    config = _forced(stopping_dir, cue="s1")
+    assert config.cue == S1_CUE == "\nFinal Answer:"
+    _score(run_dir, config)
+    rows = pq.read_table(run_dir / FORCED_DIR).to_pylist()
+    stored = pa.concat_tables(pq.read_table(p) for p in sorted((run_dir / "rollouts").glob("*.parquet")))
+    responses = {(r["problem_id"], r["sample_idx"]): r["token_ids"] for r in stored.to_pylist()}
+    think_end, cue, bare = (
+        _ids(stop_tokenizer, "</think>"),
+        _ids(stop_tokenizer, S1_CUE),
+        _ids(stop_tokenizer, "Final Answer:"),
+    )
+    for row in rows:
+        prefix = responses[(row["problem_id"], row["sample_idx"])][: row["budget"]]
+        ends_line = stop_tokenizer.decode(prefix[-2:]).endswith("\n")
+        if row["budget"] == 4:  # still thinking: [newline] + end of thinking + the cue, as s1's harness appends them
+            expected = ([] if ends_line else _ids(stop_tokenizer, "\n")) + think_end + cue
+        else:  # the model closed its thinking: the cue, its newline only where the text lacks one
+            expected = bare if ends_line else cue
+        assert row["appended_ids"] == expected and row["cue"] == S1_CUE, row
+    assert labelled_answer("\nFinal Answer: $42$.") == "42"
+    assert labelled_answer("Answer: 7\nmore text") == "7" and labelled_answer("no label") is None
+    policy = get_policy("forced")
+    unboxed = SampleAtBudget("x", "", 100, False, 8, "42", "\nFinal Answer: 42", True)
+    unclosed = SampleAtBudget("x", "", 100, False, 8, "42", "\n\nFinal Answer: \\boxed{42", False)
+    assert policy.answer(unboxed) == "42" and policy.answer(unclosed) is None, "an open box is no answer"

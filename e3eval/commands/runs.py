@@ -97,7 +97,8 @@ def score(
     answer_cue: Annotated[
         str | None,
         typer.Option(
-            help="forced: text appended after the end of thinking (default: a blank line, then Final Answer: \\boxed{)."
+            help="forced: text appended after the end of thinking (default: a blank line, then Final Answer: "
+            "\\boxed{); s1: s1's cue, a newline then Final Answer:, with unboxed answers read after it."
         ),
     ] = None,
     answer_tokens: Annotated[
