@@ -375,7 +375,8 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     log(f"{chosen}; {config.engine.describe()}{where}")
     log(describe_context(context, engine.max_model_len, given=config.engine.max_model_len is not None))
     backend = open_backend(backend_name, config.model, options, engine, engine_log)
-    if fingerprint(backend.tokenizer) != fingerprint(plan.tokenizer):  # the engine's own tokenizer decides
+    tokenizer_fingerprint = fingerprint(backend.tokenizer)
+    if tokenizer_fingerprint != fingerprint(plan.tokenizer):  # the engine's own tokenizer decides
         rendered = {p.problem_id: render_prompt(p, config.prompt, backend.tokenizer) for p in plan.problems}
     _write_problems(out, manifest["run_id"], plan.problems, rendered)
     index, count = config.shard
@@ -385,7 +386,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
                     "token_ids_source": backend.token_ids_source,
                     "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
         tokenizer={"name_or_path": model_path(config.backend_options.get("tokenizer") or config.model),
-                   "fingerprint": fingerprint(backend.tokenizer)},
+                   "fingerprint": tokenizer_fingerprint},
         token_ids_source=backend.token_ids_source,
         environment=environment(),
     )  # fmt: skip

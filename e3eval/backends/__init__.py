@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from e3eval import dependencies
-from e3eval.backends.logs import EngineLog, root_cause
+from e3eval.backends.logs import EngineLog
 from e3eval.backends.settings import EngineSettings, engine_kwargs
 from e3eval.errors import EngineFailure, UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
@@ -146,7 +146,7 @@ class LoggedEngine:
         except (UserError, KeyboardInterrupt, ValueError, TypeError):
             raise  # a refused request (a prompt over the context) leaves the engine running: callers handle it
         except Exception as exc:
-            message = root_cause(self.log.tail()) or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            message = self.log.cause(exc)
             where = f" (log: {self.log.path})" if self.log.path is not None else ""
             raise EngineFailure(f"{self.name} failed while generating: {message[:400]}{where}; the batches "
                                 "stored before it are kept: rerun the same command to go on") from None  # fmt: skip

@@ -122,11 +122,11 @@ def load_causal_lm(path: str, dtype: str, flag: str = "--model", **pretrained: A
     given = "".join(f" --engine-arg {key}={value!r}" for key, value in pretrained.items())
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), **pretrained)
-    except (OSError, ValueError, KeyError, ImportError, TypeError, safetensors.SafetensorError) as exc:
-        reason = " ".join(str(exc).split())
-        raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
-    except Exception as exc:  # a config value of the wrong type or size (huggingface_hub's strict dataclass checks)
-        if not pretrained:
+    except Exception as exc:
+        # Unreadable weights, or a config value of the wrong type or size given with --engine-arg (huggingface_hub's
+        # strict dataclass checks): the user's to fix. Anything else without --engine-arg is a bug: its traceback.
+        readable = (OSError, ValueError, KeyError, ImportError, TypeError, safetensors.SafetensorError)
+        if not (isinstance(exc, readable) or pretrained):
             raise
         reason = " ".join(str(exc).split())
         raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None

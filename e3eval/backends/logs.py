@@ -132,9 +132,13 @@ class EngineLog:
             handle.seek(max(0, self.path.stat().st_size - limit))
             return handle.read().decode("utf-8", "replace")
 
+    def cause(self, exc: BaseException) -> str:
+        """Why the engine failed: its own last error in the log, else `exc` in one line."""
+        return root_cause(self.tail()) or _one_line(exc)
+
     def start_failure(self, exc: BaseException, settings_given: bool) -> Exception:
         """The one-line error for an engine that failed to start (to raise `from None`)."""
-        message = root_cause(self.tail()) or _one_line(exc)
+        message = self.cause(exc)
         where = f" (log: {self.path})" if self.path is not None else ""
         hint = next((fix for pattern, fix in _HINTS if pattern.search(message)), None)
         hint = hint or f"the log has the details; --backend hf runs without {self.engine}"
