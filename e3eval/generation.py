@@ -44,7 +44,18 @@ from e3eval.backends.settings import EngineSettings, check_bounds, check_setting
 from e3eval.context import context_for, longest_prompt, read_model_config
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
-from e3eval.forcing import DEFAULT_WAIT_TEXT, MAX_WAIT, Forcing, Insertions, forcing_for, generate_forced
+from e3eval.forcing import (
+    DEFAULT_S1_ANSWER_TOKENS,
+    DEFAULT_WAIT_TEXT,
+    FORCING_MODES,
+    MAX_S1_ANSWER_TOKENS,
+    MAX_WAIT,
+    Forcing,
+    Insertions,
+    forcing_for,
+    generate_forced,
+    generate_s1,
+)
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
@@ -105,6 +116,9 @@ class GenerateConfig:
     wait: int = 0  # budget forcing: end-of-thinking suppressions per sample (0: plain sampling)
     wait_text: str = DEFAULT_WAIT_TEXT
     think_end: str | None = None  # the delimiter's text; None: `</think>`, else EOS (`thinking.think_end`)
+    forcing_mode: str = "e3eval"  # `--forcing`: e3eval (truncation serves every budget) or s1 (its harness, one budget)
+    answer_tokens: int = DEFAULT_S1_ANSWER_TOKENS  # --forcing s1: the answer phase's token limit
+    answer_temperature: float = 0.0  # --forcing s1: the answer phase's temperature (greedy, as s1's tasks)
     engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --max-model-len, --engine-arg, ...
     context_check: bool = True  # refuse prompts + the largest budget beyond the model's context (`context.py`)
     verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
@@ -173,7 +187,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None) -> dict[str, Any]:
     sampling = asdict(SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs))
-    del sampling["stop_token_ids"]  # a mechanism of one engine call, not a run setting (older runs do not record it)
+    del sampling["stop_token_ids"], sampling["min_tokens"]  # mechanisms of one engine call, not run settings
     settings = {
         "model": config.model,
         "model_path": model_path(config.model),
@@ -194,10 +208,22 @@ def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None
 
 
 def _forcing(config: GenerateConfig, tokenizer: Any) -> Forcing | None:
-    """The run's budget forcing, its delimiter and wait text as ids of the model's tokenizer (None for `--wait 0`)."""
-    if not config.wait:
+    """The run's budget forcing, its delimiter and wait text as ids of the model's tokenizer (None for `--wait 0` in
+    e3eval mode; s1 mode always forces the end of thinking)."""
+    if not config.wait and config.forcing_mode == "e3eval":
         return None
-    return forcing_for(tokenizer, config.wait, config.wait_text, config.think_end)
+    return forcing_for(tokenizer, config.wait, config.wait_text, config.think_end, config.forcing_mode,
+                       config.answer_tokens, config.answer_temperature)  # fmt: skip
+
+
+def thinking_positions(config: GenerateConfig, wait_ids: int = 1) -> int:
+    """The most positions after the prompt that one request of the run can hold: the budget; in s1 mode N + 1 rounds
+    of up to the budget each with N waits between them (before the cut), or the cut thinking with its appended end
+    and answer phase (a few ids for the end: `len("\n</think>\nFinal Answer:")` is under 16 ids for any BPE)."""
+    if config.forcing_mode != "s1":
+        return config.max_tokens
+    rounds = (config.wait + 1) * config.max_tokens + config.wait * wait_ids
+    return max(rounds, config.max_tokens + 16 + config.answer_tokens)
 
 
 def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
@@ -244,8 +270,21 @@ def check_config(config: GenerateConfig) -> None:
         problems.append("--limit must be at least 1 (it takes the first N problems)")
     if not 0 <= config.wait <= MAX_WAIT:
         problems.append(f"--wait must be between 0 and {MAX_WAIT}")
-    elif not config.wait and (config.wait_text != DEFAULT_WAIT_TEXT or config.think_end is not None):
+    elif (
+        not config.wait
+        and config.forcing_mode == "e3eval"
+        and (config.wait_text != DEFAULT_WAIT_TEXT or config.think_end is not None)
+    ):
         problems.append("--wait-text and --think-end apply only to budget forcing: add --wait N (N >= 1)")
+    if config.forcing_mode not in FORCING_MODES:
+        problems.append(f"--forcing {config.forcing_mode!r}: choose one of {', '.join(FORCING_MODES)}")
+    elif config.forcing_mode == "s1":
+        if not 1 <= config.answer_tokens <= MAX_S1_ANSWER_TOKENS:
+            problems.append(f"--answer-tokens must be between 1 and {MAX_S1_ANSWER_TOKENS:,}")
+        if not 0 <= config.answer_temperature <= 10:
+            problems.append("need 0 <= --answer-temperature <= 10")
+    elif config.answer_tokens != DEFAULT_S1_ANSWER_TOKENS or config.answer_temperature != 0.0:
+        problems.append("--answer-tokens and --answer-temperature set s1's answer phase: add --forcing s1")
     if not config.wait_text:
         problems.append("--wait-text must not be empty")
     options = config.backend_options
@@ -338,7 +377,10 @@ def run_batches(
         errors: list[str] = []
         tokens = 0
         insertions = Insertions()
-        outputs = generate_forced(backend, requests, spec, forcing) if forcing else backend.generate(requests, spec)
+        if forcing is None:
+            outputs = backend.generate(requests, spec)
+        else:
+            outputs = (generate_s1 if forcing.s1 is not None else generate_forced)(backend, requests, spec, forcing)
         for request, indices, completions in zip(requests, samples, outputs, strict=True):
             for sample_idx, sample_seed_, done in zip(indices, request.seeds, completions, strict=True):
                 rollouts.append(Rollout(request.key, sample_idx, done.text, done.token_ids, done.finish_reason,
@@ -348,7 +390,7 @@ def run_batches(
                 else:
                     tokens += len(done.token_ids)
                 if forcing is not None:
-                    insertions += Insertions.of(done.inserted, done.finish_reason)
+                    insertions += Insertions.of(done.inserted, done.finish_reason, forcing.appended)
         yield BatchResult(rollouts, errors, tokens, insertions)
 
 
@@ -368,7 +410,8 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
-    engine, context = engine_for(config, backend_name, rendered, config.max_tokens)
+    wait_ids = len(plan.forcing.wait_ids) if plan.forcing is not None else 1
+    engine, context = engine_for(config, backend_name, rendered, thinking_positions(config, wait_ids))
     engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
     where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_name in ("vllm", "sglang") else ""
     chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
@@ -426,7 +469,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         manifest["generation"]["failed_last_run"] = len(errors)
         if plan.forcing is not None:  # the run's totals, beside `forcing` (a fixed setting a rerun must match)
             try:
-                manifest["generation"]["insertions"] = count_insertions(out).record()
+                manifest["generation"]["insertions"] = count_insertions(out, plan.forcing.appended).record()
             except UserError:  # a damaged shard: every reader names it; it must not hide why this run stopped
                 manifest["generation"].pop("insertions", None)
         manifest["generation"]["updated_at"] = now()
@@ -468,15 +511,16 @@ def describe_context(context: dict[str, Any], reserved: int | None, given: bool)
     return line
 
 
-def count_insertions(run_dir: Path) -> Insertions:
+def count_insertions(run_dir: Path, appended: int = 0) -> Insertions:
     """What budget forcing inserted into a run's stored samples (failed rows are not samples; runs written before
-    the `inserted` column count zero): reads two columns of every shard."""
+    the `inserted` column count zero; `appended` spans per sample are not waits, `Forcing.appended`): reads two
+    columns of every shard."""
     total = Insertions()
     if not rollout_shards(run_dir):
         return total
     for batch in iter_rollout_batches(run_dir, ("inserted", "finish_reason")):
         for spans, finish in zip(*(batch.column(c).to_pylist() for c in ("inserted", "finish_reason")), strict=True):
-            total += Insertions.of(spans, finish)
+            total += Insertions.of(spans, finish, appended)
     return total
 
 
@@ -486,8 +530,11 @@ def _forcing_change(recorded: Any, now: Any) -> str:
     def flags(forcing: Any) -> str:
         if not isinstance(forcing, dict):
             return "no budget forcing"
-        return f"--wait {forcing.get('wait')} --wait-text {forcing.get('wait_text')!r} (ending thinking at " \
-               f"{forcing.get('think_end')!r})"  # fmt: skip
+        s1 = "--forcing s1 " if forcing.get("mode") == "s1" else ""
+        answer = f" --answer-tokens {forcing.get('answer_tokens')} --answer-temperature " \
+                 f"{forcing.get('answer_temperature')}" if s1 else ""  # fmt: skip
+        return f"{s1}--wait {forcing.get('wait')} --wait-text {forcing.get('wait_text')!r}{answer} (ending thinking " \
+               f"at {forcing.get('think_end')!r})"  # fmt: skip
 
     return f"this run was generated with {flags(recorded)}, now asked for {flags(now)}"
 

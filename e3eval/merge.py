@@ -104,7 +104,8 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
         manifest.pop(inherited, None)
     manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
     if "insertions" in base:  # budget forcing's counts are of all the merged samples, not of the first shard's
-        manifest["generation"]["insertions"] = count_insertions(building).record()
+        appended = int((base.get("forcing") or {}).get("mode") == "s1")  # s1's appended end of thinking is no wait
+        manifest["generation"]["insertions"] = count_insertions(building, appended).record()
     manifest.pop("scoring", None)  # the merged run has not been scored
     write_manifest(building, manifest)
     return len(seen)

@@ -11,6 +11,10 @@
   delimiter when still thinking, an answer cue, a short greedy continuation: `forced.py`), read from the decode of
   cue + continuation (only complete boxes count when the continuation ran out of tokens); a continuation with no
   box at all (s1's cue "Final Answer:" asks for none) offers the first line after its last "Answer:".
+- `s1` (runs generated with `--forcing s1`, `forcing.py`: one run per thinking budget B): the sample at B is the whole
+  response (the thinking cut at B, the appended end of thinking, the answer phase), as s1's harness scores it: its
+  last complete box (only complete boxes count when the answer phase ran out of tokens), else the first line after
+  its last "Answer:" (s1 takes all the text after it, then asks an LLM judge when that is not a number).
 
 Answers in several boxes (the same rule under every policy, and in the math reward of `train/reward.py`): when the
 gold answer names several values (`extract.is_answer_list`: a top-level comma-separated list such as HMMT February
@@ -110,11 +114,12 @@ class SampleAtBudget:
 class ScoringPolicy(Protocol):
     """Which answer a sample offers at a budget. `reads` names the run's tables the policy needs (`forced` reads the
     stored forced continuations, which the scorer makes first); `needs_full_text` asks the scorer to decode whole
-    responses too."""
+    responses too; `whole_response` says the whole response is the sample at the run's one budget (`s1`)."""
 
     name: str
     reads: tuple[str, ...]
     needs_full_text: bool
+    whole_response: bool
 
     def answer(self, sample: SampleAtBudget) -> str | None: ...
 
@@ -124,6 +129,7 @@ class PrefixPolicy:
     name: str = "prefix"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = False
+    whole_response: bool = False
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         return final_answer(sample.prefix_text, final=sample.num_tokens <= sample.budget, gold=sample.gold)
@@ -134,6 +140,7 @@ class StrictPolicy:
     name: str = "strict"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = True
+    whole_response: bool = False
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         if not (sample.stopped and sample.num_tokens <= sample.budget):
@@ -151,6 +158,7 @@ class LengthPolicy:
     name: str = "length"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = True
+    whole_response: bool = False
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         return final_answer(sample.full_text, gold=sample.gold) if sample.num_tokens < sample.budget else None
@@ -161,6 +169,7 @@ class ForcedPolicy:
     name: str = "forced"
     reads: tuple[str, ...] = ("rollouts", "forced")
     needs_full_text: bool = False
+    whole_response: bool = False
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         if sample.stopped and sample.num_tokens <= sample.budget:
@@ -171,6 +180,20 @@ class ForcedPolicy:
         if boxed is not None or "\\boxed" in sample.forced_text:
             return boxed
         return labelled_answer(sample.forced_text)
+
+
+@dataclass(frozen=True)
+class S1Policy:
+    name: str = "s1"
+    reads: tuple[str, ...] = ("rollouts",)
+    needs_full_text: bool = True
+    whole_response: bool = True
+
+    def answer(self, sample: SampleAtBudget) -> str | None:
+        boxed = final_answer(sample.full_text, final=sample.stopped, gold=sample.gold)
+        if boxed is not None or "\\boxed" in sample.full_text:
+            return boxed
+        return labelled_answer(sample.full_text)
 
 
 _ANSWER_LABEL = re.compile(r"answer\s*:\s*", re.IGNORECASE)
@@ -188,7 +211,7 @@ def labelled_answer(text: str) -> str | None:
 
 
 REGISTERED: dict[str, ScoringPolicy] = {
-    p.name: p for p in (PrefixPolicy(), StrictPolicy(), LengthPolicy(), ForcedPolicy())
+    p.name: p for p in (PrefixPolicy(), StrictPolicy(), LengthPolicy(), ForcedPolicy(), S1Policy())
 }
 
 

@@ -65,6 +65,9 @@ class SamplingSpec:
     # Ids that end a completion like EOS does (kept as its last token, finish "stop"): budget forcing stops each round
     # at the end-of-thinking delimiter instead of generating past it. Not a run setting: a mechanism of one call.
     stop_token_ids: tuple[int, ...] = ()
+    # Tokens a completion must have before EOS or a stop id may end it (vLLM's `min_tokens`): s1-style forcing asks
+    # for one after each insertion, so an end right after "Wait" cannot use up an insertion. Also one call's mechanism.
+    min_tokens: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ scored at is `-`; grader timeouts and errors get columns when any run has them),
 with n beside it; both are rich markup in which every piece of user data (run names, flags, policies) is escaped.
 Printing them is the caller's business. Plots are `plot.py`'s.
 
+A folder that is not a run but holds the runs of `e3eval sweep --forcing s1` (one run per thinking budget,
+`s1_series`) is one entry named after the folder, its budgets' rows each from its own run.
+
 Runs are named by `Run.name` (the folder's name, or `import --name`), never by their uuid. A summary describes the
 samples the run held when it was scored: `compare` counts the samples a run holds now and, when that differs from
 what run.json's scoring section says was graded (more rollouts generated after `score`), says so in
@@ -117,12 +120,16 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
     in `Comparison.warnings`, also issued as a `StaleSummaryWarning`."""
     if not run_dirs:
         raise UserError("give at least one run directory")
-    runs = [Run.open(d) for d in run_dirs]
-    names = [r.name for r in runs]
+    series = {i: s1_series(Path(d)) for i, d in enumerate(run_dirs) if not (Path(d) / MANIFEST).is_file()}
+    runs = [series[i][0] if i in series else Run.open(d) for i, d in enumerate(run_dirs)]
+    names = [Path(d).name if i in series else r.name for i, (d, r) in enumerate(zip(run_dirs, runs, strict=True))]
     if len(set(names)) != len(names):
         names = [str(d) for d in run_dirs]
     summaries: list[RunSummary] = []
-    for run, name in zip(runs, names, strict=True):
+    for i, (run, name) in enumerate(zip(runs, names, strict=True)):
+        if i in series:
+            summaries.append(_stitched(series[i], name))
+            continue
         table = run.table("summary")
         policies = list(dict.fromkeys(table["policy"].to_pylist()))  # in the order they were kept and scored
         held = samples_held(run)
@@ -138,6 +145,45 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
             summaries.append(summary)
     combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
     return Comparison(tuple(summaries), combined)
+
+
+def s1_series(folder: Path) -> list[Run]:
+    """The runs `e3eval sweep --forcing s1` made in `folder`, one per thinking budget and in budget order; a folder
+    that holds none, or runs of other settings beside them, is a UserError (it is not one curve)."""
+    from e3eval.generation import FIXED_SETTINGS, differs
+    from e3eval.score import s1_budget
+
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such run directory")
+    runs = [Run.open(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
+    budgets = [s1_budget(r) for r in runs]
+    if not runs or None in budgets:
+        held = "; it holds runs, but not only those of one `sweep --forcing s1`: name the runs" if runs else ""
+        raise UserError(f"{folder}: not a run directory (no {MANIFEST}){held}")
+    first = runs[0].section("generation") or {}
+    for run in runs[1:]:
+        generation = run.section("generation") or {}
+        other = [k for k in FIXED_SETTINGS if k != "sampling" and differs(first, generation, k)]
+        sampling = {**(generation.get("sampling") or {}), "max_tokens": None}
+        if other or sampling != {**(first.get("sampling") or {}), "max_tokens": None}:
+            raise UserError(f"{folder}: {runs[0].path.name} and {run.path.name} differ in "
+                            f"{', '.join(other) or 'sampling'}: they are not budgets of one s1 sweep")  # fmt: skip
+    return [run for _, run in sorted(zip(budgets, runs, strict=True), key=lambda pair: pair[0] or 0)]
+
+
+def _stitched(runs: list[Run], name: str) -> RunSummary:
+    """One entry from the runs of an s1 sweep: each budget's summary rows from the run generated at that budget."""
+    from e3eval.score import s1_budget
+
+    tables = []
+    for run in runs:
+        table = run.table("summary")
+        tables.append(table.filter(pc.equal(table["budget"], s1_budget(run))))
+    summary = summarize_run(runs[0], name, pa.concat_tables(tables, promote_options="default"))
+    stale = [w for run in runs if (w := stale_warning(run, run.name, run.table("summary"), samples_held(run)))]
+    for warning in stale:
+        warnings.warn(warning, StaleSummaryWarning, stacklevel=3)
+    return replace(summary, warnings=tuple(stale))
 
 
 def samples_held(run: Run) -> int | None:

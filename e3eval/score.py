@@ -104,7 +104,41 @@ def score_run(
     with Run.open(run_dir).lock("score"):
         run = Run.open(run_dir)  # reopened under the lock: the latest run.json
         run.ensure_identity()
+        _check_s1(run, config, policy)
         return _score(run, config, progress, log)
+
+
+def s1_budget(run: Run) -> int | None:
+    """The thinking budget of a run generated with `--forcing s1` (its one budget), else None."""
+    generation = run.section("generation") or {}
+    forcing = generation.get("forcing")
+    if not (isinstance(forcing, dict) and forcing.get("mode") == "s1"):
+        return None
+    return int((generation.get("sampling") or {})["max_tokens"])
+
+
+def default_policy(run_dir: Path) -> str:
+    """The policy `score` uses when none is given: `s1` for a run generated with `--forcing s1`, else `prefix`."""
+    return "s1" if s1_budget(Run.open(run_dir)) is not None else "prefix"
+
+
+def _check_s1(run: Run, config: ScoreConfig, policy: ScoringPolicy) -> None:
+    """An s1-forced run is read by the `s1` policy at its thinking budget, and only it and only there."""
+    budget = s1_budget(run)
+    if budget is None:
+        if policy.whole_response:
+            raise UserError(f"{run.path}: --policy {policy.name} scores runs generated with --forcing s1, and this run "
+                            "was not: score it with prefix, strict, length or forced")  # fmt: skip
+        return
+    if not policy.whole_response:
+        raise UserError(f"{run.path} was generated with --forcing s1: each response holds its thinking cut at "
+                        f"{budget:,} tokens, then an appended end of thinking and an answer phase; --policy "
+                        f"{config.policy} would cut that at the budget. Score it with --policy s1")  # fmt: skip
+    if sorted(set(config.budgets)) != [budget]:
+        raise UserError(f"{run.path} was generated with --forcing s1 at a thinking budget of {budget:,} tokens: it is "
+                        f"scored at that budget only (--budgets {budget}). Under s1's forcing the sample at another "
+                        "budget is another generation: `e3eval sweep --forcing s1 --budgets ...` makes one run per "
+                        "budget")  # fmt: skip
 
 
 def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], None]) -> ScoreResult:
@@ -162,7 +196,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     warnings += [
         f"budget {b} is above the longest response ({longest} tokens): every sample is complete there"
         for b in budgets
-        if b > longest
+        if b > longest and not policy.whole_response
     ]
     grades = _grades_table(rows, verdicts, run.run_id, config.policy)
     note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
@@ -349,8 +383,10 @@ def _extract_batch(
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
             rows.budget.append(budget)
-            rows.tokens_used.append(min(num_tokens, budget))
-            rows.finished.append(finish == "stop" and num_tokens <= budget)
+            # The whole response of an s1 run is its sample at its budget (its answer phase comes after the budget).
+            whole = policy.whole_response
+            rows.tokens_used.append(num_tokens if whole else min(num_tokens, budget))
+            rows.finished.append(finish == "stop" and (whole or num_tokens <= budget))
             rows.answer.append(answer)
             rows.fixed.append(verdict)
             rows.left_out.append(verdict is not None and fixed is None)

@@ -6,6 +6,10 @@ region beyond `train_budget`. When some samples failed, the successful ones are 
 is left out) and the outcome carries the failures so the command exits non-zero; when none succeeded, nothing is
 scored. Returns what happened; printing it is the caller's business. This module adds no logic of its own beyond
 wiring and defaults.
+
+With `--forcing s1` the sample at budget B is its own generation (`forcing.py`): the sweep makes one run per budget,
+`OUT/s1-<B>` (4k, 8k, ...), each generated at thinking budget B and scored with `--policy s1` at B, and draws the runs
+as one curve (`report.s1_series`; `e3eval report OUT` shows them the same way).
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from e3eval.budgets import format_budget
+from e3eval.errors import UserError
+from e3eval.forcing import Insertions
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
-from e3eval.report import Comparison, comparison_of
+from e3eval.report import Comparison, compare, comparison_of
+from e3eval.samples import Failures
 from e3eval.score import ScoreConfig, ScoreResult, score_run
+from e3eval.store import MANIFEST
 from figures.accuracy import draw_sweep
 
 
@@ -46,6 +55,8 @@ def default_out(model: str, dataset: str) -> Path:
 def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None) -> SweepOutcome:
     """Generate what is missing, score every budget, plot; `progress` is an optional rich Progress, `log` gets
     the generation's notes (the backend chosen) as they happen."""
+    if config.generate.forcing_mode == "s1":
+        return _run_s1_sweep(config, progress, log)
     generate = replace(config.generate, max_tokens=max(config.score.budgets))
     generated = generate_run(generate, progress, log)
     run_dir = generated.run_dir
@@ -59,3 +70,50 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}"
     plots = draw_sweep(comparison, run_dir / "figures" / "sweep", config.train_budget, title)
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))
+
+
+def s1_run_dir(out: Path, budget: int) -> Path:
+    """Where `sweep --forcing s1` keeps its run for thinking budget `budget`."""
+    return out / f"s1-{format_budget(budget)}"
+
+
+def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]) -> SweepOutcome:
+    """One generation and one `s1` scoring per budget, then the runs as one curve."""
+    out = config.generate.out
+    if (out / MANIFEST).is_file():
+        raise UserError(f"{out} is a run directory: --forcing s1 makes one run per budget inside --out, so give a "
+                        "folder that is not a run")  # fmt: skip
+    generations: list[GenerateResult] = []
+    scorings: list[tuple[int, ScoreResult]] = []
+    for budget in sorted(set(config.score.budgets)):
+        run_dir = s1_run_dir(out, budget)
+        log(f"budget {format_budget(budget)}: {run_dir}")
+        generated = generate_run(replace(config.generate, max_tokens=budget, out=run_dir), progress, log)
+        generations.append(generated)
+        if generated.failed and not (generated.generated or generated.skipped):
+            continue
+        scorings.append((budget, score_run(run_dir, replace(config.score, budgets=(budget,), policy="s1"), progress)))
+    generated = _together(out, generations)
+    if not scorings:
+        return SweepOutcome(out, generated)
+    warnings = [f"budget {format_budget(budget)}: {w}" for budget, result in scorings for w in result.warnings]
+    scored = replace(scorings[-1][1], warnings=warnings)
+    comparison = compare([out])
+    generation = comparison.runs[0].run.section("generation") or {}
+    model = Path(generation.get("model", "")).name or generation.get("model", "?")
+    title = f"{model} on {generation.get('dataset', '?')}, s1 budget forcing (one run per budget)"
+    plots = draw_sweep(comparison, out / "figures" / "sweep", config.train_budget, title)
+    return SweepOutcome(out, generated, scored, comparison, tuple(plots))
+
+
+def _together(out: Path, results: list[GenerateResult]) -> GenerateResult:
+    """The generations of an s1 sweep's runs as one: counts and failures added, forcing's insertions too."""
+    first = results[0]
+    examples = tuple(e for r in results for e in r.failures.examples)[:3]
+    insertions = sum((r.insertions or Insertions() for r in results), Insertions())
+    stopped = "; ".join(r.stopped for r in results if r.stopped) or None
+    return GenerateResult(out, sum(r.generated for r in results), sum(r.skipped for r in results),
+                          sum(r.total for r in results), sum(r.seconds for r in results),
+                          sum(r.tokens for r in results), first.backend, first.backend_reason,
+                          Failures(sum(r.failed for r in results), examples), stopped, first.forcing,
+                          insertions)  # fmt: skip

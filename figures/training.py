@@ -9,8 +9,10 @@ Three inputs, each a mapping from a run's label to its files, so one label is on
   (`actor/kl_loss`); `metric_keys` maps a panel to another metric name, or adds a panel.
 - `asymmetries`: `e3eval count-asymmetries --out` tables (or their folder), one per training step, the step read from
   the file name (`40.parquet`, `step_40.csv`: the last number in it; verl dumps its rollouts as `{step}.jsonl`). Per
-  step and correctness (correct solid, incorrect dashed): mean verification steps, attempts, chained asymmetries and
-  tokens per trace, with a 95% bootstrap CI over traces.
+  step: mean verification steps, attempts, chained asymmetries and tokens per trace and, from `--preset countdown`
+  tables, equations per attempt (each trace's `n_equations / n_attempts`, traces without an attempt left out: the
+  second panel of Fig. 17, whose first is the reward), each with a 95% bootstrap CI over traces. Drawn per
+  correctness (correct solid, incorrect dashed) or, with `responses: all`, over every response.
 - `probes`: `e3eval probe` output (run directories or probes.parquet files): per checkpoint step, token entropy and
   exact token KL to the reference, averaged per problem and then over problems, with a 95% bootstrap CI over problems.
   Rows of different experiments (checkpoint folders) or dtypes under one label are separate series (`identity.py`),
@@ -66,6 +68,7 @@ PANELS = {
     "verify": ("verification steps", "verifications per response"),
     "attempts": ("attempts", "attempts per response"),
     "chained": ("chained asymmetries", "chained steps per response"),
+    "equations": ("equations per attempt", "equations / attempt (mean)"),
     "entropy": ("entropy (training batch, verl)", "nats per token"),
     "probe_entropy": ("entropy (probe)", "nats per token"),
     "kl": ("KL loss to the reference (verl)", "nats per token"),
@@ -115,7 +118,8 @@ def frame_from_metrics(
 
 
 def frame_from_asymmetries(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
-    """Mean counts per (series, step, correctness) from per-step count-asymmetries tables, with bootstrap CIs."""
+    """Mean per-trace values per (series, step, split) from per-step count-asymmetries tables, with bootstrap CIs
+    over traces. Splits: every response ("all") and, where the tables know correctness, correct and incorrect."""
     rows = []
     for label, paths in series.items():
         table = read_step_tables(paths)
@@ -123,21 +127,35 @@ def frame_from_asymmetries(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame
             continue
         known = table["correct"].notna().any()
         for step, at_step in table.groupby("step", sort=True):
-            groups = [("correct", at_step[at_step["correct"] == True]),  # noqa: E712 (object column of True/False/None)
-                      ("incorrect", at_step[at_step["correct"] == False])] if known else [("all", at_step)]  # noqa: E712  # fmt: skip
+            groups = [("all", at_step)]
+            if known:
+                groups += [("correct", at_step[at_step["correct"] == True]),  # noqa: E712 (object column of True/False/None)
+                           ("incorrect", at_step[at_step["correct"] == False])]  # noqa: E712  # fmt: skip
             for split, traces in groups:
-                if traces.empty:
-                    continue
-                for column, panel in TRACE_PANELS.items():
-                    values = pd.to_numeric(traces[column], errors="coerce").dropna().to_numpy(dtype=float)
+                for panel, values in per_trace_values(traces).items():
                     if not len(values):
-                        continue  # n_tokens is null without token ids or a tokenizer
+                        continue  # n_tokens is null without token ids, n_equations outside the countdown preset
                     ((mean, low, high),) = bootstrap_means(values[None, :])
                     rows.append((label, int(step), panel, split, mean, low, high, len(values)))
     if not rows:
         raise UserError(f"asymmetries: no traces in {_names(series)}")
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.assign(source="count-asymmetries", budget=np.nan)
+
+
+def per_trace_values(traces: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each count panel's values, one per trace: the counts, and equations per attempt (`n_equations / n_attempts`)
+    of the traces with an attempt. Nulls are left out (`n_equations` is null outside the countdown preset)."""
+    values = {panel: _numbers(traces[column]).dropna().to_numpy(dtype=float) for column, panel in TRACE_PANELS.items()}
+    if "n_equations" in traces.columns:
+        equations, attempts = _numbers(traces["n_equations"]), _numbers(traces["n_attempts"])
+        kept = equations.notna() & (attempts > 0)
+        values["equations"] = (equations[kept] / attempts[kept]).to_numpy(dtype=float)
+    return values
+
+
+def _numbers(column: pd.Series) -> pd.Series:
+    return pd.to_numeric(column, errors="coerce")
 
 
 def frame_from_probes(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
@@ -198,8 +216,8 @@ def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
 def panel_order(frame: pd.DataFrame) -> list[str]:
     """Every panel with data: the known ones in the paper's reading order, then accuracy per source, then others."""
     present = list(dict.fromkeys(frame["panel"]))
-    known = [p for p in ("reward", "length", "verify", "attempts", "chained", "entropy", "probe_entropy", "kl",
-                         "probe_kl") if p in present]  # fmt: skip
+    known = [p for p in ("reward", "length", "verify", "attempts", "equations", "chained", "entropy", "probe_entropy",
+                         "kl", "probe_kl") if p in present]  # fmt: skip
     accuracy = sorted(p for p in present if p.startswith("accuracy:"))
     others = [p for p in present if p not in known and p not in accuracy]
     return [*known[:1], *accuracy, *known[1:], *others]
@@ -216,12 +234,13 @@ def panel_text(panel: str) -> tuple[str, str]:
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     """One panel per quantity in a grid (at most four across); a colour per series, a line style per split."""
     require_rows(frame, "the training inputs (metrics, asymmetries, probes)")
-    frame = _with_probe_budget(frame, options.get("probe_budget"))
+    frame = _with_responses(_with_probe_budget(frame, options.get("probe_budget")), options.get("responses"))
     panels = list(options.get("panels") or panel_order(frame))
     unknown = [p for p in panels if p not in set(frame["panel"])]
     if unknown:
+        hint = "; equations needs count-asymmetries --preset countdown tables" if "equations" in unknown else ""
         raise UserError(f"training: no data for panel(s) {', '.join(unknown)} (the inputs give "
-                        f"{', '.join(panel_order(frame))})")  # fmt: skip
+                        f"{', '.join(panel_order(frame))}{hint})")  # fmt: skip
     smooth = int(options.get("smooth") or 1)
     if smooth < 1:
         raise UserError("training: smooth must be a window of at least 1 step")
@@ -267,6 +286,21 @@ def _with_probe_budget(frame: pd.DataFrame, budget: Any) -> pd.DataFrame:
     if chosen not in have:
         raise UserError(f"training: probe_budget {chosen} was not probed (budgets: {', '.join(map(str, have))})")
     return frame[~probes | (frame["budget"] == chosen)]
+
+
+def _with_responses(frame: pd.DataFrame, responses: Any) -> pd.DataFrame:
+    """Count rows of one kind: per correctness (default; "all" stays only where correctness is not known) or, with
+    `responses: all`, over every response."""
+    chosen = str(responses or "split")
+    if chosen not in ("split", "all"):
+        raise UserError(f"training: responses must be 'split' (correct / incorrect) or 'all', not {chosen!r}")
+    counts = (frame.get("source", pd.Series("", index=frame.index)) == "count-asymmetries").to_numpy()
+    whole = (frame["split"] == "all").to_numpy()
+    if chosen == "all":
+        return frame[~counts | whole]
+    keys = list(zip(frame["series"], frame["step"], frame["panel"], strict=True))
+    split = {key for key, count, all_ in zip(keys, counts, whole, strict=True) if count and not all_}
+    return frame[[not (count and all_ and key in split) for key, count, all_ in zip(keys, counts, whole, strict=True)]]
 
 
 def _draw_series(ax: Any, rows: pd.DataFrame, color: str, smooth: int) -> None:
@@ -322,6 +356,9 @@ def _note(frame: pd.DataFrame, smooth: int, labels: Mapping[str, str]) -> str:
             budget = f", first {int(rows['budget'].iloc[0]):,} response tokens"
         panel_names = sorted({panel_text(p)[0] for p in rows["panel"]})
         parts.append(f"{'; '.join(panel_names)}: n {unit} per point ({', '.join(per)}){budget}; {what}.")
+        if "equations" in set(rows["panel"]):
+            parts.append("Equations per attempt: each response's equations / attempts, averaged over the responses "
+                         "with an attempt (n counts those).")  # fmt: skip
         if source == "probes":
             abouts = rows.drop_duplicates("series")
             parts.append("Probed: " + "; ".join(f"{display_name(s, labels)} = {a}" for s, a in
@@ -348,7 +385,8 @@ def describe_n(frame: pd.DataFrame) -> str:
 FAMILY = Family(
     name="training",
     paper_figures=("2", "3", "11", "14", "17"),
-    summary="training dynamics vs gradient step: reward, length, verification/attempt/chained counts, entropy, KL",
+    summary="training dynamics vs gradient step: reward, length, verification/attempt/chained counts, equations "
+    "per attempt (Fig. 17's second panel), entropy, KL",
     inputs={
         "metrics": Input(
             "mapping",
@@ -372,7 +410,12 @@ FAMILY = Family(
         "panels": Input(
             "texts",
             "panels in order (default: all with data): reward, accuracy:SOURCE, length, "
-            "verify, attempts, chained, entropy, probe_entropy, kl, probe_kl",
+            "verify, attempts, equations, chained, entropy, probe_entropy, kl, probe_kl",
+            required=False,
+        ),
+        "responses": Input(
+            "text",
+            "count panels per correctness: 'split' (default: correct solid, incorrect dashed) or 'all'",
             required=False,
         ),
         "smooth": Input("number", "moving-average window in steps for verl metrics (default 1: none)", required=False),

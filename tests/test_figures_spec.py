@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -304,25 +305,47 @@ def test_paper_data_folder_is_found_beside_the_checkout(monkeypatch: pytest.Monk
             paper_data_dir()
 
 
-def test_example_specs_name_every_family():
-    from figures.registry import FAMILY_MODULES
+def _example_figures(name: str) -> list[dict[str, Any]]:
+    from e3eval.specfile import read_spec
+
+    data, _ = read_spec(REPO / "figures" / "examples" / f"{name}.yaml", "figure spec", 256 * 1024)
+    return data["figures"]
+
+
+def test_example_specs_give_every_paper_figure_a_layout():
+    """Each family's example spec has a figure named after every paper figure the family lists (`fig04a-...` for
+    "4a"), and all.yaml holds exactly the per-family specs' figures, so rendering those renders all.yaml's."""
+    from figures.registry import all_families
 
     examples = REPO / "figures" / "examples"
-    text = (examples / "all.yaml").read_text()
-    for name in FAMILY_MODULES:
-        assert f"family: {name}\n" in text, name
-        assert (examples / f"{name}.yaml").is_file(), name
+    union = []
+    for name, family in all_families().items():
+        figures = _example_figures(name)
+        assert {f["family"] for f in figures} == {name}, name
+        numbered = {m.group(1) for f in figures if (m := re.fullmatch(r"fig0*(\d+[a-z]?)-[\w.-]+", f["name"]))}
+        missing = [number for number in family.paper_figures if number not in numbered]
+        assert not missing, f"{name}.yaml has no figure for paper Fig. {', '.join(missing)}"
+        text = (examples / f"{name}.yaml").read_text()
+        assert all(f"# Fig. {number[:-1] if number[-1].isalpha() else number}" in text for number in numbered), name
+        union += figures
+    assert sorted(map(repr, _example_figures("all"))) == sorted(map(repr, union))
     assert os.access(examples / "make_data.py", os.R_OK)
 
 
 @pytest.mark.slow
 def test_example_specs_render_on_the_example_data(tmp_path: Path):
-    """The README's recipe: make_data.py, then every example spec (pointed at that data) renders every figure."""
+    """The README's recipe: make_data.py, then every per-family example spec (pointed at that data) renders every
+    figure; all.yaml (the same figures, checked above) resolves every input without drawing them twice."""
     proc = subprocess.run([sys.executable, str(REPO / "figures" / "examples" / "make_data.py"), str(tmp_path / "data")],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     for spec in sorted((REPO / "figures" / "examples").glob("*.yaml")):
         text = spec.read_text().replace("root: ../../results/example-data", f"root: {tmp_path / 'data'}")
         (tmp_path / spec.name).write_text(text)
-        entries = render_spec(load_spec(tmp_path / spec.name), tmp_path / "out" / spec.stem, f"e3eval figures {spec}")
-        assert entries and all((tmp_path / "out" / spec.stem / f"{e.name}.png").is_file() for e in entries)
+        loaded = load_spec(tmp_path / spec.name)
+        if spec.name == "all.yaml":
+            assert len(loaded.figures) == len(_example_figures("all"))
+            continue
+        entries = render_spec(loaded, tmp_path / "out" / spec.stem, f"e3eval figures {spec}")
+        assert [e.name for e in entries] == [f["name"] for f in _example_figures(spec.stem)]
+        assert all((tmp_path / "out" / spec.stem / f"{e.name}.png").is_file() for e in entries)

@@ -260,7 +260,7 @@ def test_training_draws_every_panel_from_all_three_sources(training_inputs, tmp_
     assert set(training.COLUMNS) <= set(frame.columns)
     asym = frame[(frame["source"] == "count-asymmetries") & (frame["series"] == "GRPO")]
     assert sorted(set(asym["step"])) == [0, 10, 20]
-    assert set(asym["split"]) == {"correct", "incorrect"} and (asym["n"] > 0).all()
+    assert set(asym["split"]) == {"all", "correct", "incorrect"} and (asym["n"] > 0).all()
     assert (asym["ci_low"] <= asym["value"]).all() and (asym["value"] <= asym["ci_high"]).all()
     verify = asym[(asym["panel"] == "attempts") & (asym["split"] == "incorrect")].sort_values("step")["value"]
     assert verify.is_monotonic_increasing, "the dumps lengthen with the step: more attempts"
@@ -271,11 +271,12 @@ def test_training_draws_every_panel_from_all_three_sources(training_inputs, tmp_
     axes = visible_axes(figure)
     titles = [ax.get_title() for ax in axes]
     assert titles == ["training reward", "validation accuracy: countdown", "response length", "verification steps",
-                      "attempts", "chained asymmetries", "entropy (training batch, verl)", "entropy (probe)",
-                      "KL loss to the reference (verl)", "token KL to the base model (probe, exact)"]  # fmt: skip
+                      "attempts", "equations per attempt", "chained asymmetries", "entropy (training batch, verl)",
+                      "entropy (probe)", "KL loss to the reference (verl)",
+                      "token KL to the base model (probe, exact)"]  # fmt: skip
     assert all(ax.get_xlabel() == "gradient step" and ax.get_ylabel() for ax in axes)
     attempts_ax = axes[titles.index("attempts")]
-    assert len(drawn_lines(attempts_ax)) == 4, "2 runs x (correct, incorrect)"
+    assert len(drawn_lines(attempts_ax)) == 4, "2 runs x (correct, incorrect): every response is not a third line"
     assert {line.get_linestyle() for line in drawn_lines(attempts_ax)} == {"-", "--"}
     assert len(attempts_ax.collections) == 4, "a CI band per line"
     reward_ax = axes[0]
@@ -333,9 +334,80 @@ def test_training_from_a_console_log_and_csv_tables(training_inputs, tmp_path):
     table = count_table(training_inputs / "grpo/rollouts/10.jsonl", tmp_path / "asym" / "step_10.csv")
     frame = training.FAMILY.load({"metrics": {"run": str(log)}, "asymmetries": {"run": str(table)}}, tmp_path)
     counts = frame[frame["source"] == "count-asymmetries"]
-    assert set(counts["step"]) == {10} and set(counts["split"]) == {"correct", "incorrect"}, "CSV booleans read back"
+    assert set(counts["step"]) == {10} and set(counts["split"]) == {"all", "correct", "incorrect"}, "CSV booleans"
     figure = training.FAMILY.draw(frame, {})
-    assert len(visible_axes(figure)) == 8
+    assert len(visible_axes(figure)) == 9
+
+
+def equations_dump(path: Path, step: int, rng: random.Random) -> list[tuple[float | None, bool]]:
+    """A verl rollout dump of Countdown traces with a known number of equations in each attempt (paragraph); returns
+    each trace's equations per attempt, worked out here from what was written (None: no attempt), and correctness."""
+    records, expected = [], []
+    for i in range(12):
+        per_attempt = [rng.randint(0, 1 + step // 10) for _ in range(rng.randint(1, 4) if i else 0)]
+        paragraphs = [", ".join(f"{a} + 1 = {a + 1}" for a in range(2, 2 + n)) or "Let me think." for n in per_attempt]
+        solved = rng.random() < 0.4
+        # The prompt opens the thinking (verl's dumps hold the response only): no paragraph, no attempt.
+        output = "\n\n".join(paragraphs) + f"</think><answer>{'4 * 6' if solved else 'none'}</answer>"
+        records.append({"input": f"Make {TARGET}", "output": output, "score": float(solved), "step": step,
+                        "gts": json.dumps({"target": TARGET, "numbers": [4, 6]})})  # fmt: skip
+        expected.append((sum(per_attempt) / len(per_attempt) if per_attempt else None, solved))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path, records)
+    return expected
+
+
+def test_equations_per_attempt_from_count_asymmetries_tables(tmp_path):
+    """Fig. 17's second panel from real count-asymmetries tables: per step, the mean over traces of equations /
+    attempts (traces without an attempt left out) with its n and CI, equal to the counts written into the traces."""
+    rng = random.Random(17)
+    expected = {}
+    for label in ("coupled", "data"):
+        for step in (0, 30):
+            dump = tmp_path / label / f"{step}.jsonl"
+            expected[(label, step)] = equations_dump(dump, step, rng)
+            count_table(dump, tmp_path / label / "asym" / f"{step}.parquet")
+    inputs = {"asymmetries": {"coupled": "coupled/asym/*.parquet", "data": "data/asym"}}
+    frame = training.FAMILY.load(inputs, tmp_path)
+    equations = frame[frame["panel"] == "equations"].set_index(["series", "step", "split"])
+    assert len(equations) == 2 * 2 * 3, "2 runs x 2 steps x (all, correct, incorrect)"
+    for (label, step), traces in expected.items():
+        assert traces[0][0] is None, "the first trace has no attempt: it is left out of the mean and of n"
+        for split in ("all", "correct", "incorrect"):
+            values = [v for v, ok in traces if v is not None and (split == "all" or ok == (split == "correct"))]
+            row = equations.loc[(label, step, split)]
+            assert row["n"] == len(values) and row["value"] == pytest.approx(np.mean(values)), (label, step, split)
+            assert row["ci_low"] <= row["value"] <= row["ci_high"]
+            if np.std(values) > 0:
+                half = 1.96 * np.std(values) / np.sqrt(len(values))  # the bootstrap's band is about the normal one
+                assert 0.5 * half < (row["ci_high"] - row["ci_low"]) / 2 < 1.5 * half
+
+    figure = training.FAMILY.draw(frame, {"panels": ["equations"], "responses": "all"})
+    (ax,) = visible_axes(figure)
+    assert (ax.get_title(), ax.get_xlabel()) == ("equations per attempt", "gradient step")
+    lines = drawn_lines(ax)
+    assert len(lines) == 2 and len(ax.collections) == 2, "one line and one CI band per run, over every response"
+    for line, label in zip(lines, ("coupled", "data"), strict=True):
+        assert list(line.get_ydata()) == pytest.approx([equations.loc[(label, s, "all"), "value"] for s in (0, 30)])
+    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["coupled", "data"]
+    note = " ".join(figure.texts[-1].get_text().split())
+    assert re.search(r"n traces per point \(coupled \(n=\d+(-\d+)?\), data \(n=\d+(-\d+)?\)\)", note)
+    assert "averaged over the responses with an attempt" in note
+    save_and_check(figure, tmp_path / "equations")
+    split = training.FAMILY.draw(frame, {"panels": ["equations"]})
+    assert len(drawn_lines(visible_axes(split)[0])) == 4, "2 runs x (correct, incorrect)"
+    with pytest.raises(UserError, match="responses must be 'split'"):
+        training.FAMILY.draw(frame, {"responses": "every"})
+
+    from analysis.asymmetries import CountConfig, count_asymmetries, write_rows
+
+    math_table = tmp_path / "math" / "30.parquet"  # the math preset counts no equations: no panel, and a hint
+    math_table.parent.mkdir()
+    write_rows(math_table, count_asymmetries(CountConfig(tmp_path / "data" / "30.jsonl", "math")).table)
+    math_frame = training.FAMILY.load({"asymmetries": {"math": str(math_table)}}, tmp_path)
+    assert "equations" not in set(math_frame["panel"])
+    with pytest.raises(UserError, match="equations needs count-asymmetries --preset countdown"):
+        training.FAMILY.draw(math_frame, {"panels": ["equations"]})
 
 
 # lengths ----------------------------------------------------------------------------------------------------------

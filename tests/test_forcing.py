@@ -477,6 +477,22 @@ def test_vllm_stop_token_ids_keep_the_stop_token_and_forcing_matches_hf(stop_vll
     ]
 
 
+def test_vllm_s1_forcing_matches_hf(stop_vllm, stop_hf):
+    """`--forcing s1` on vLLM (its own min_tokens and stop ids) gives hf's ids, which equal the harness transcription
+    (`test_forcing_s1.py`): with a budget that ends rounds by stops, one that cuts, and one that hits the cap."""
+    from e3eval.forcing import generate_s1
+
+    tokenizer = stop_vllm.tokenizer
+    forcing = forcing_for(tokenizer, 2, mode="s1", answer_tokens=24)
+    requests = demo_requests(tokenizer, [(1, 2), (3,)])
+    for budget in (64, 14, 3):
+        spec = SamplingSpec(max_tokens=budget)
+        mine, theirs = (generate_s1(b, requests, spec, forcing) for b in (stop_vllm, stop_hf))
+        assert [[(c.token_ids, c.inserted, c.finish_reason) for c in g] for g in mine] == [
+            [(c.token_ids, c.inserted, c.finish_reason) for c in g] for g in theirs
+        ], budget
+
+
 @pytest.fixture(scope="module")
 def stop_server(stopping_dir):
     with conftest.vllm_server(stopping_dir, "stopping") as base:

@@ -8,10 +8,11 @@ for the whole batch at once in wrapping int64 arithmetic, and a token is drawn b
 smallest prefix of tokens whose mass reaches top-p, as in vLLM. So the loop keeps no per-row generator state and makes
 no Python round trip per row per token: token ids, lengths and finish flags stay on the device and come to the CPU
 once per batch (a GPU is asked whether every row has finished once every `_SYNC_EVERY` steps). A row ends at EOS or
-at one of the spec's `stop_token_ids` (kept as its last token), or at its own request's token limit. Temperature 0 is
-greedy. Logprobs are those of the raw model distribution (log-softmax of the logits before temperature and top-p),
-matching vLLM's default `raw_logprobs`. When a batch runs out of GPU memory, the batch is halved for the rest of the
-backend's life (one `RuntimeWarning` via `warnings` says so); one sample that does not fit is a `UserError`.
+at one of the spec's `stop_token_ids` (kept as its last token), or at its own request's token limit; neither EOS nor
+a stop id is drawn before the spec's `min_tokens` (vLLM's rule). Temperature 0 is greedy. Logprobs are those of the
+raw model distribution (log-softmax of the logits before temperature and top-p), matching vLLM's default
+`raw_logprobs`. When a batch runs out of GPU memory, the batch is halved for the rest of the backend's life (one
+`RuntimeWarning` via `warnings` says so); one sample that does not fit is a `UserError`.
 """
 
 from __future__ import annotations
@@ -267,7 +268,9 @@ class HFBackend:
                                      use_cache=True)  # fmt: skip
                 past = out.past_key_values
                 logits = out.logits[:, -1, :].float()
-                chosen = choose_tokens(logits, spec.temperature, spec.top_p, keys, step)
+                # vLLM's min_tokens: no EOS or stop id before it (the logprobs stay those of the raw logits).
+                allowed = logits.index_fill(1, eos, float("-inf")) if step < spec.min_tokens else logits
+                chosen = choose_tokens(allowed, spec.temperature, spec.top_p, keys, step)
                 tokens[:, step] = chosen
                 if logprobs is not None:
                     logprobs[:, step] = logits.gather(1, chosen[:, None])[:, 0] - logits.logsumexp(dim=-1)

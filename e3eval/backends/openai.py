@@ -108,6 +108,8 @@ class OpenAIBackend:
             body["logprobs"] = 0
         if spec.stop_token_ids:
             body["stop_token_ids"] = list(spec.stop_token_ids)  # a vLLM and SGLang extension of the API
+        if spec.min_tokens:
+            body["min_tokens"] = spec.min_tokens  # a vLLM and SGLang extension too
         error = "no attempt made"
         for attempt in range(self.retries + 1):
             if attempt:

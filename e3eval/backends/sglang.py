@@ -29,6 +29,8 @@ def build_inputs(requests: Sequence[GenerationRequest], spec: SamplingSpec) -> t
                      "top_p": spec.top_p, "sampling_seed": seed, "skip_special_tokens": True}  # fmt: skip
             if spec.stop_token_ids:
                 entry["stop_token_ids"] = list(spec.stop_token_ids)
+            if spec.min_tokens:
+                entry["min_new_tokens"] = spec.min_tokens
             params.append(entry)
     return input_ids, params
 

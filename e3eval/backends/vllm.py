@@ -109,7 +109,7 @@ class VLLMBackend:
         params = [
             SamplingParams(n=1, max_tokens=r.max_tokens or spec.max_tokens, temperature=spec.temperature,
                            top_p=spec.top_p, seed=seed, logprobs=0 if spec.logprobs else None,
-                           stop_token_ids=list(spec.stop_token_ids) or None)
+                           stop_token_ids=list(spec.stop_token_ids) or None, min_tokens=spec.min_tokens)
             for r in requests
             for seed in r.seeds
         ]  # fmt: skip

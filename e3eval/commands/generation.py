@@ -21,7 +21,8 @@ import typer
 
 from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
-from e3eval.forcing import DEFAULT_WAIT_TEXT
+from e3eval.errors import UserError
+from e3eval.forcing import DEFAULT_S1_ANSWER_TOKENS, DEFAULT_WAIT_TEXT
 
 _HELP = {
     "model": "Model path or hub name (or the served model name with --backend openai).",
@@ -31,8 +32,15 @@ _HELP = {
     "thinking": "Chat templates that support it: --thinking / --no-thinking (default: the template's own).",
     "shard": "i/N: generate every N-th problem only (join shard runs with `e3eval merge`).",
     "tokenizer": "openai: tokenizer path or name for rendering prompts (default: --model).",
-    "wait": "Budget forcing (s1): when a sample ends its thinking early, drop the end and append --wait-text, up to N "
-    "times per sample; inserted tokens count toward the budget (--max-tokens). 0: plain sampling.",
+    "wait": "Budget forcing (s1's protocol): when a sample ends its thinking early, drop the end and append "
+    "--wait-text, up to N times per sample, as --forcing says. 0: plain sampling (with --forcing s1: only its end "
+    "of thinking at the budget).",
+    "forcing": "Budget forcing mode. e3eval: one generation at the largest budget serves every budget, inserted "
+    "tokens count toward it. s1: s1's evaluation harness exactly, one generation (run) per budget: rounds of up to "
+    "the budget each, the thinking cut at the budget, then the end of thinking (and Final Answer: at the cap) and "
+    "an answer phase; scored with --policy s1.",
+    "answer_tokens": "--forcing s1: most tokens of the answer phase (s1's tasks allow 32768).",
+    "answer_temperature": "--forcing s1: the answer phase's temperature (0: greedy, as s1's tasks decode).",
     "wait_text": "Budget forcing: the text appended in place of the end of thinking.",
     "think_end": "Budget forcing and --policy forced: the end-of-thinking delimiter (default: </think> if the "
     "tokenizer has it, else EOS).",
@@ -76,6 +84,9 @@ def _shared_options(
     wait: Annotated[int, typer.Option(help=_HELP["wait"])] = 0,
     wait_text: Annotated[str, typer.Option(help=_HELP["wait_text"])] = DEFAULT_WAIT_TEXT,
     think_end: Annotated[str | None, typer.Option(help=_HELP["think_end"])] = None,
+    forcing: Annotated[str, typer.Option(metavar="e3eval|s1", help=_HELP["forcing"])] = "e3eval",
+    answer_tokens: Annotated[int, typer.Option(help=_HELP["answer_tokens"])] = DEFAULT_S1_ANSWER_TOKENS,
+    answer_temperature: Annotated[float, typer.Option(help=_HELP["answer_temperature"])] = 0.0,
 ) -> None:
     """The flags `generate` and `sweep` share (never called: its signature is what `with_generation_options` adds)."""
 
@@ -115,6 +126,9 @@ class GenerationOptions:
     wait: int
     wait_text: str
     think_end: str | None
+    forcing: str
+    answer_tokens: int
+    answer_temperature: float
 
 
 def with_generation_options(command: Callable[..., None]) -> Callable[..., None]:
@@ -156,7 +170,8 @@ def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens
         prompt=prompt, backend=options.backend, backend_options=backend_options, batch_samples=options.batch,
         shard=parse_shard(options.shard), limit=options.limit, logprobs=options.logprobs,
         id_field=options.id_field, problem_field=options.problem_field, answer_field=options.answer_field,
-        wait=options.wait, wait_text=options.wait_text, think_end=options.think_end,
+        wait=options.wait, wait_text=options.wait_text, think_end=options.think_end, forcing_mode=options.forcing,
+        answer_tokens=options.answer_tokens, answer_temperature=options.answer_temperature,
         engine=engine_settings(options.tp, options.dp, options.gpu_memory_utilization, options.max_model_len,
                                options.engine_arg),
         context_check=options.context_check, verbose=options.verbose,
@@ -169,7 +184,9 @@ def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens
 def generate(
     options: GenerationOptions,
     dataset: Annotated[str, typer.Option(help=_HELP["dataset"])],
-    max_tokens: Annotated[str, typer.Option(help="Generation limit (the largest budget), e.g. 40k.")],
+    max_tokens: Annotated[
+        str, typer.Option(help="Generation limit (the largest budget), e.g. 40k; --forcing s1: the thinking budget.")
+    ],
     n: Annotated[int, typer.Option(help="Samples per problem (grow it later: only new samples are generated).")] = 16,
 ) -> None:
     """Generate samples into a run directory; resumable, sharded, never mixing settings."""
@@ -204,13 +221,20 @@ def sweep(
     options: GenerationOptions,
     dataset: Annotated[str, typer.Option(help=_HELP["dataset"])] = "aime25",
     budgets: Annotated[
-        str, typer.Option(help="Token budgets; generation runs once at the largest (with --wait: forced there).")
+        str,
+        typer.Option(
+            help="Token budgets; generation runs once at the largest (with --wait: forced there), or once per budget "
+            "with --forcing s1."
+        ),
     ] = "4k..32k",
     n: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
     train_budget: Annotated[str | None, typer.Option(help="Training budget: shades the extrapolation region.")] = None,
     policy: Annotated[
         str,
-        typer.Option(help="prefix | strict | length | forced (answers forced at each budget by --model, greedily)"),
+        typer.Option(
+            help="prefix | strict | length | forced (answers forced at each budget by --model, greedily); --forcing "
+            "s1 runs are scored with s1"
+        ),
     ] = "prefix",
     workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
@@ -221,6 +245,11 @@ def sweep(
     from e3eval.sweep import SweepConfig, run_sweep
 
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
+    if options.forcing == "s1":
+        if policy not in ("prefix", "s1"):
+            raise UserError(f"--forcing s1 runs are scored with --policy s1 (each response is its budget's own "
+                            f"generation, answer phase included), not --policy {policy}")  # fmt: skip
+        policy = "s1"
     forced = None
     if policy == "forced":  # the sampled model writes the forced answers, with the same engine settings
         engine = engine_settings(options.tp, options.dp, options.gpu_memory_utilization, None, options.engine_arg)

@@ -77,12 +77,13 @@ def score(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
     budgets: Annotated[str, typer.Option(help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192.")],
     policy: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="prefix (paper protocol) | strict | length (e3 scripts' rule) | forced (force an answer out of each "
-            "unfinished prefix with --model)."
+            "unfinished prefix with --model) | s1 (a run generated with --forcing s1, at its budget). Default: s1 "
+            "for such a run, else prefix."
         ),
-    ] = "prefix",
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Grader processes (default: cores - 1, at most 4).")] = None,
     timeout: Annotated[float, typer.Option(help="Hard deadline in seconds per distinct answer.")] = 10.0,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs (0 disables).")] = 1000,
@@ -133,8 +134,9 @@ def score(
     With --policy forced, the forced answers' engine is the run's (backend, engine settings, and dtype for the run's
     own model, as run.json records them) unless these flags say otherwise."""
     from e3eval.report import comparison_of
-    from e3eval.score import score_run
+    from e3eval.score import default_policy, score_run
 
+    policy = policy or default_policy(run_dir)
     engine = engine_settings(tp, dp, gpu_memory_utilization, max_model_len, engine_arg)
     forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key,
                           engine, verbose)  # fmt: skip
