@@ -19,7 +19,7 @@ define the presets (`steps.py` does), match phrases (`phrases.py` does), or map 
 from __future__ import annotations
 
 from analysis.phrases import match_sentences
-from analysis.steps import PRESETS, Lexicon, e3_flagged_lines, load_lexicon, mult_lines, thinking_part
+from analysis.steps import PRESETS, Lexicon, e3_flagged_lines, is_blank, load_lexicon, mult_lines, thinking_part
 from e3eval.errors import UserError
 
 
@@ -45,9 +45,9 @@ def attempt_spans(text: str, preset: str, lexicon: Lexicon | None = None) -> lis
 
 
 def _spans(region: str, starts: list[int]) -> list[tuple[int, int]]:
-    if not region.strip():
+    if is_blank(region):
         return []
-    cuts = [0, *(s for s in starts if region[:s].strip())]
+    cuts = [0, *(s for s in starts if not is_blank(region[:s]))]
     return [(a, b) for a, b in zip(cuts, [*cuts[1:], len(region)], strict=True)]
 
 
@@ -55,7 +55,7 @@ def _paragraph_starts(thinking: str) -> list[int]:
     starts: list[int] = []
     at = 0
     for paragraph in thinking.split("\n\n"):
-        if paragraph.strip():
+        if not is_blank(paragraph):
             starts.append(at)
         at += len(paragraph) + 2
     return starts

@@ -191,12 +191,18 @@ def thinking_part(text: str) -> str:
     return text[:close] if close >= 0 else text
 
 
+def is_blank(text: str) -> bool:
+    """No step can start in `text`: whitespace and the `<think>` tag only (a response that opens its thinking itself,
+    `<think></think>` included, has no attempt in that tag)."""
+    return not text.replace("<think>", "").strip()
+
+
 def _countdown(text: str, target: float | None) -> StepCounts:
     thinking = thinking_part(text)
     keys: list[tuple[str, ...]] = []
     equations = 0
     for paragraph in thinking.split("\n\n"):
-        if not paragraph.strip():
+        if is_blank(paragraph):
             continue
         found = [" ".join(m.group(0).split()) for m in EQUATION.finditer(paragraph)]
         equations += len(found)

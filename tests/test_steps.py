@@ -139,6 +139,17 @@ def test_countdown_preset_hand_labelled():
     assert count_steps(COUNTDOWN, "countdown").n_verify == 2, "without the target only the phrases count"
 
 
+def test_countdown_opening_think_tag_is_no_attempt():
+    """A response that opens its thinking itself: the `<think>` tag alone is no paragraph, an empty thinking none."""
+    from analysis.segments import attempt_spans
+
+    opened = count_steps("<think>\n\n" + COUNTDOWN, "countdown", target=24.0)
+    assert (opened.n_attempts, opened.n_equations) == (4, 7)
+    assert count_steps("<think></think>The answer is 24.", "countdown").n_attempts == 0
+    assert attempt_spans("<think></think>The answer is 24.", "countdown") == []
+    assert len(attempt_spans("<think>\n\n" + COUNTDOWN, "countdown")) == 4
+
+
 MULT = """Multiply 123 by 45.
 123 x 5 = 615
 Check: 615 / 5 = 123
