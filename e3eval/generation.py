@@ -407,11 +407,16 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         log(f"nothing to generate: all {plan.wanted} samples are in {out}")
         return GenerateResult(out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
 
+    if config.temperature == 0 and config.n > 1:
+        log(f"temperature 0 is greedy: the {config.n} samples of each problem will be the same response "
+            "(pass@k then equals pass@1)")  # fmt: skip
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
     wait_ids = len(plan.forcing.wait_ids) if plan.forcing is not None else 1
     engine, context = engine_for(config, backend_name, rendered, thinking_positions(config, wait_ids))
+    if config.forcing_mode == "s1":  # what the positions after the prompt are for (`describe_context`)
+        context["after_prompt"] = "s1's rounds or thinking + answer phase"
     engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
     where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_name in ("vllm", "sglang") else ""
     chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
@@ -501,9 +506,9 @@ def describe_context(context: dict[str, Any], reserved: int | None, given: bool)
     """`context: longest request 171 positions (prompt 107 + budget 64); the engine reserves 171 (what the longest
     request needs); the model allows 65,536`."""
     prompt = context["longest_prompt"]["tokens"]
-    line = (
-        f"context: longest request {context['needed']:,} positions (prompt {prompt:,} + budget {context['budget']:,})"
-    )
+    after = context.get("after_prompt", "budget")
+    line = f"context: longest request {context['needed']:,} positions (prompt {prompt:,} + {after} "
+    line += f"{context['budget']:,})"
     if reserved is not None:
         line += f"; the engine reserves {reserved:,} (" + ("--max-model-len" if given else "what it needs") + ")"
     if context.get("limit"):

@@ -37,7 +37,7 @@ from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
 from e3eval.samples import SampleLedger
-from e3eval.store import GRADE_SCHEMA, SUMMARY_SCHEMA
+from e3eval.store import GRADE_SCHEMA, MANIFEST, SUMMARY_SCHEMA
 from e3eval.summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.truncate import PrefixDecoder
@@ -115,6 +115,19 @@ def s1_budget(run: Run) -> int | None:
     if not (isinstance(forcing, dict) and forcing.get("mode") == "s1"):
         return None
     return int((generation.get("sampling") or {})["max_tokens"])
+
+
+def s1_folder_hint(folder: Path) -> None:
+    """A UserError naming the runs when `folder` is not a run but the folder of a `sweep --forcing s1` (one run per
+    budget inside it); nothing otherwise (opening the run then says what is wrong)."""
+    if (folder / MANIFEST).is_file() or not folder.is_dir():
+        return
+    runs = sorted(p.parent.name for p in folder.glob(f"*/{MANIFEST}"))
+    if runs:
+        shown = ", ".join(runs[:4]) + (", ..." if len(runs) > 4 else "")
+        raise UserError(f"{folder} is not a run but a folder of runs ({shown}): score each of them (a `sweep "
+                        f"--forcing s1` folder holds one run per budget; `e3eval report {folder}` shows them as one "
+                        "curve)")  # fmt: skip
 
 
 def default_policy(run_dir: Path) -> str:

@@ -67,9 +67,14 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     run = comparison.runs[0]
     generation = run.run.section("generation") or {}
     model = Path(generation.get("model", "")).name or generation.get("model", "?")
-    title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}"
+    title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}{_forced(config.generate)}"
     plots = draw_sweep(comparison, run_dir / "figures" / "sweep", config.train_budget, title)
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))
+
+
+def _forced(config: GenerateConfig) -> str:
+    """`, --wait 4` for a forced sweep's title; empty for plain sampling."""
+    return f", --wait {config.wait}" if config.wait else ""
 
 
 def s1_run_dir(out: Path, budget: int) -> Path:
@@ -101,7 +106,8 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
     comparison = compare([out])
     generation = comparison.runs[0].run.section("generation") or {}
     model = Path(generation.get("model", "")).name or generation.get("model", "?")
-    title = f"{model} on {generation.get('dataset', '?')}, s1 budget forcing (one run per budget)"
+    title = (f"{model} on {generation.get('dataset', '?')}, --forcing s1{_forced(config.generate)}: thinking budget "
+             "(the answer phase comes on top), one run per budget")  # fmt: skip
     plots = draw_sweep(comparison, out / "figures" / "sweep", config.train_budget, title)
     return SweepOutcome(out, generated, scored, comparison, tuple(plots))
 

@@ -256,7 +256,7 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     assert wrong.returncode == 2 and "scored at that budget only (--budgets 16)" in wrong.stderr
     cut = conftest.run_cli(E3EVAL, "score", str(run), "--budgets", "16", "--policy", "prefix")
     assert cut.returncode == 2 and "Score it with --policy s1" in cut.stderr
-    scored = conftest.run_cli(E3EVAL, "score", str(run), "--budgets", "16")
+    scored = conftest.run_cli(E3EVAL, "score", str(run))  # its one budget and --policy s1 by default
     assert scored.returncode == 0, scored.stderr
     grades = pq.read_table(run / "grades.parquet").to_pylist()
     assert {g["policy"] for g in grades} == {"s1"} and {g["answer"] for g in grades} == {"7"}
@@ -276,3 +276,7 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     assert report.returncode == 0, report.stderr
     assert "policy: s1" in report.stdout and f"{out.name}: n = 2 problems" in report.stdout
     assert conftest.run_cli(E3EVAL, "sweep", *common, "--budgets", "8", "--out", str(run)).returncode == 2
+    folder = conftest.run_cli(E3EVAL, "score", str(out), "--budgets", "8")
+    assert folder.returncode == 2 and "a folder of runs (s1-16, s1-8)" in folder.stderr
+    unscored = conftest.run_cli(E3EVAL, "score", str(plain))
+    assert unscored.returncode == 2 and "--budgets is required" in unscored.stderr

@@ -230,12 +230,12 @@ def sweep(
     n: Annotated[int, typer.Option(help="Samples per problem.")] = 32,
     train_budget: Annotated[str | None, typer.Option(help="Training budget: shades the extrapolation region.")] = None,
     policy: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="prefix | strict | length | forced (answers forced at each budget by --model, greedily); --forcing "
-            "s1 runs are scored with s1"
+            help="prefix | strict | length | forced (answers forced at each budget by --model, greedily). Default: "
+            "prefix; s1 (the only one) with --forcing s1."
         ),
-    ] = "prefix",
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 1000,
 ) -> None:
@@ -246,10 +246,11 @@ def sweep(
 
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
     if options.forcing == "s1":
-        if policy not in ("prefix", "s1"):
+        if policy not in (None, "s1"):
             raise UserError(f"--forcing s1 runs are scored with --policy s1 (each response is its budget's own "
                             f"generation, answer phase included), not --policy {policy}")  # fmt: skip
         policy = "s1"
+    policy = policy or "prefix"
     forced = None
     if policy == "forced":  # the sampled model writes the forced answers, with the same engine settings
         engine = engine_settings(options.tp, options.dp, options.gpu_memory_utilization, None, options.engine_arg)

@@ -75,7 +75,13 @@ def import_cmd(
 
 def score(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
-    budgets: Annotated[str, typer.Option(help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192.")],
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192. Required, except for a run generated "
+            "with --forcing s1 (its one budget)."
+        ),
+    ] = None,
     policy: Annotated[
         str | None,
         typer.Option(
@@ -134,9 +140,16 @@ def score(
     With --policy forced, the forced answers' engine is the run's (backend, engine settings, and dtype for the run's
     own model, as run.json records them) unless these flags say otherwise."""
     from e3eval.report import comparison_of
-    from e3eval.score import default_policy, score_run
+    from e3eval.run import Run
+    from e3eval.score import default_policy, s1_budget, s1_folder_hint, score_run
 
+    s1_folder_hint(run_dir)
     policy = policy or default_policy(run_dir)
+    if budgets is None:
+        budget = s1_budget(Run.open(run_dir))
+        if budget is None:
+            raise UserError("--budgets is required (e.g. --budgets 4k..32k)")
+        budgets = str(budget)
     engine = engine_settings(tp, dp, gpu_memory_utilization, max_model_len, engine_arg)
     forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key,
                           engine, verbose)  # fmt: skip
