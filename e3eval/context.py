@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,17 +100,35 @@ def longest_prompt(rendered: Mapping[str, tuple[str, list[int]] | tuple[str, tup
     return Longest(problem_id, len(ids))
 
 
+@dataclass(frozen=True)
+class AfterPrompt:
+    """What follows the prompt in the longest request when it is not just the budget (s1 forcing: its rounds or its
+    thinking + answer phase): `label` names it, `largest` maps the positions left after the prompt to the largest
+    budget that fits them."""
+
+    label: str
+    largest: Callable[[int], int]
+
+
 def check_fits(
-    longest: Longest, budget: int, limit: ContextLimit | None, max_model_len: int | None, model: str, extra: int = 0
+    longest: Longest,
+    budget: int,
+    limit: ContextLimit | None,
+    max_model_len: int | None,
+    model: str,
+    extra: int = 0,
+    after: AfterPrompt | None = None,
 ) -> int:
-    """Positions the longest request needs (prompt + budget + `extra`, e.g. a forced answer); refuses, in one line,
-    what does not fit the model's context or `--max-model-len`."""
+    """Positions the longest request needs (prompt + budget + `extra`, e.g. a forced answer; `after` says when the
+    budget stands for more); refuses, in one line, what does not fit the model's context or `--max-model-len`."""
     needed = longest.tokens + budget + extra
-    what = f"problem {longest.problem_id}'s prompt ({longest.tokens:,} tokens) plus the budget ({budget:,})" + (
+    label = after.label if after is not None else "the budget"
+    what = f"problem {longest.problem_id}'s prompt ({longest.tokens:,} tokens) plus {label} ({budget:,})" + (
         f" plus the forced answer ({extra:,})" if extra else ""
     )
     if limit is not None and needed > limit.tokens:
-        fits = limit.tokens - longest.tokens - extra
+        left = limit.tokens - longest.tokens - extra
+        fits = after.largest(left) if after is not None else left
         lower = f"the largest budget that fits is {fits:,}" if fits > 0 else "no budget fits"
         raise UserError(
             f"{what} needs {needed:,} positions; {model} has {limit.tokens:,} ({limit.source} in its config.json): "
@@ -134,6 +152,7 @@ def context_for(
     check: bool = True,
     extra: int = 0,
     overrides: Mapping[str, Any] | None = None,
+    after: AfterPrompt | None = None,
 ) -> dict[str, Any]:
     """The context preflight of one generation (`check`: refuse what does not fit), as run.json records it: the
     longest prompt, the positions needed, the model's limit and where it was read (`overrides`: config values an
@@ -144,7 +163,7 @@ def context_for(
         limit = ContextLimit(limit.tokens, f"{limit.source}, as --engine-arg overrides it")
     needed = longest.tokens + budget + extra
     if check:
-        check_fits(longest, budget, limit, max_model_len, model, extra)
+        check_fits(longest, budget, limit, max_model_len, model, extra, after)
     return {"longest_prompt": {"problem_id": longest.problem_id, "tokens": longest.tokens}, "budget": budget,
             "answer_tokens": extra, "needed": needed, "limit": limit.tokens if limit else None,
             "limit_source": limit.source if limit else None, "checked": check}  # fmt: skip

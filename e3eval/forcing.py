@@ -33,14 +33,16 @@ Rules, each chosen so that a forced rollout is as exact as a plain one:
   for a final answer; e3eval's `--policy forced` does that at scoring time, for every budget).
 
 `s1` mode (`generate_s1`), for a thinking budget B (`--max-tokens`) and N = `--wait`:
-- Rounds 0..N, each with `max_tokens` B (not what is left of B), `min_tokens` 1 and the stop ids delimiter + EOS. A
-  round that ends by length, and round N, are final. Any other round ends by a stop (EOS too): a trailing delimiter,
-  then a trailing EOS, is dropped, the wait ids are appended and the sample goes on with the next round.
+- Rounds 0..N, each with `max_tokens` B (not what is left of B), `min_tokens` 1 and the stop ids: the delimiter's
+  first id (the harness stops at "<|im_start|>" and appends "<|im_start|>answer"; `</think>` is one id) and EOS. A
+  round that ends by length, and round N, are final. Any other round ends by a stop (EOS too): a trailing delimiter
+  id, then a trailing EOS, is dropped, the wait ids are appended and the sample goes on with the next round.
 - After the rounds the thinking (inserted ids included) is cut to its first B ids and a trailing delimiter, then EOS,
   dropped once more. If the last round ended by length, "\n" (unless the thinking's text, the rounds' texts and wait
   texts joined, ends with one) + delimiter + "\nFinal Answer:" is appended, else the delimiter alone; both as ids.
-- Then an answer phase of up to `--answer-tokens`, greedy (`--answer-temperature 0`, as s1's tasks decode), that ends
-  at EOS. Its seed is `continuation_seed(seed, ANSWER_ROUND)`.
+- Then an answer phase of up to `--answer-tokens` that ends at EOS, sampled as the rounds are (the harness passes
+  one set of sampling arguments to both phases; s1's tasks decode greedily) unless `--answer-temperature` is given.
+  Its seed is `continuation_seed(seed, ANSWER_ROUND)`.
 - The record is the whole sequence (thinking, appended ids, answer), with the appended ids marked `inserted` like the
   wait ids; `Insertions` counts the waits only. Rounds use the seeds of `e3eval` mode. The thinking of one round may
   reach B, so a request may hold up to (N + 1) x B + N x len(wait ids) thinking positions before the cut.
@@ -91,12 +93,12 @@ ANSWER_ROUND = MAX_WAIT + 1  # the continuation index of the s1 answer phase's s
 class S1Answer:
     """What `--forcing s1` adds to the thinking rounds: the ids it strips and appends, and its answer phase."""
 
-    strip_ids: tuple[int, ...]  # dropped from a round's end, in this order: the delimiter, then EOS
+    strip_ids: tuple[int, ...]  # a round's stops, dropped from its end in this order: the delimiter's first id, EOS
     end_ids: tuple[int, ...]  # the delimiter's text, appended when the thinking ended by a stop
     final_ids: tuple[int, ...]  # delimiter + "\nFinal Answer:", appended when it ended by length
     newline_ids: tuple[int, ...]  # "\n", before `final_ids` when the thinking's text does not end a line
     answer_tokens: int
-    answer_temperature: float
+    answer_temperature: float | None  # None: the rounds' temperature and top-p (the harness's one set of arguments)
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def forcing_for(
     think_end_text: str | None = None,
     mode: str = "e3eval",
     answer_tokens: int = DEFAULT_S1_ANSWER_TOKENS,
-    answer_temperature: float = 0.0,
+    answer_temperature: float | None = None,
 ) -> Forcing:
     """The forcing of `tokenizer`'s model: the delimiter (`--think-end`, else `</think>`, else EOS) and the wait text's
     ids, and for `mode` s1 what it strips and appends. A wait text that is empty, or holds the delimiter or EOS (it
@@ -169,15 +171,14 @@ def forcing_for(
     if mode != "s1":
         raise UserError(f"--forcing {mode!r}: choose one of {', '.join(FORCING_MODES)}")
     if end.is_eos:
-        raise UserError("--forcing s1 appends the end of thinking before its answer phase, and this model's thinking "
-                        "ends with EOS (its tokenizer has no </think>): name the delimiter with --think-end TEXT, or "
-                        "use --forcing e3eval")  # fmt: skip
-    if len(end.token_ids) != 1:
-        raise UserError(f"--forcing s1 stops each thinking round at the delimiter's token id, as s1's harness does "
-                        f"(it accepts one-token stops only), and --think-end {end.text!r} is {len(end.token_ids)} "
-                        "tokens: name a one-token delimiter, or use --forcing e3eval")  # fmt: skip
-    strip = tuple(dict.fromkeys((*end.token_ids, *([int(tokenizer.eos_token_id)] if tokenizer.eos_token_id is not None
-                                                   else []))))  # fmt: skip
+        which = f"--think-end {think_end_text!r} is EOS" if think_end_text is not None else (
+            "this model's thinking ends with EOS (its tokenizer has no </think>)")  # fmt: skip
+        raise UserError(f"--forcing s1 appends the end of thinking before its answer phase, and {which}: name the "
+                        "text that ends the thinking with --think-end TEXT, or use --forcing e3eval")  # fmt: skip
+    # Rounds stop at the delimiter's first token, as the harness's `until_thinking` ("<|im_start|>") is the first
+    # token of its appended `thinking_end` ("<|im_start|>answer"); for `</think>` the two are one token.
+    eos = [int(tokenizer.eos_token_id)] if tokenizer.eos_token_id is not None else []
+    strip = tuple(dict.fromkeys((end.token_ids[0], *eos)))
     s1 = S1Answer(strip, _ids(tokenizer, end.text), _ids(tokenizer, end.text + S1_FINAL_ANSWER), _ids(tokenizer, "\n"),
                   answer_tokens, answer_temperature)  # fmt: skip
     return Forcing(wait, wait_text, ids, end, s1)
@@ -227,8 +228,8 @@ class Insertions:
         failure; but the usual cause is a delimiter the model never writes, and then the run is a plain generation
         recorded as a forced one.
         """
-        if not forcing.wait or self.waits or not self.samples:
-            return None
+        if not forcing.wait or self.waits or not self.samples or forcing.s1 is not None:
+            return None  # s1 mode forces every sample (its end of thinking) and turns EOS into a wait too
         ended = (f" ({self.ended} of them ended with EOS without writing it)"
                  if self.ended and not forcing.end.is_eos else "")  # fmt: skip
         return (
@@ -454,7 +455,9 @@ def generate_s1(
             sample.insert(s1.final_ids if sample.text.endswith("\n") else s1.newline_ids + s1.final_ids)
         else:
             sample.insert(s1.end_ids)
-    answer_spec = SamplingSpec(s1.answer_tokens, s1.answer_temperature, 1.0, spec.logprobs, spec.stop_token_ids)
+    answer_spec = replace(spec, max_tokens=s1.answer_tokens)
+    if s1.answer_temperature is not None:
+        answer_spec = replace(answer_spec, temperature=s1.answer_temperature)
     answers = backend.generate([s.request_after(ANSWER_ROUND, s1.answer_tokens) for s in answering], answer_spec)
     done: dict[int, Completion] = {}
     for sample, [completion] in zip(answering, answers, strict=True):

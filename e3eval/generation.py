@@ -41,7 +41,7 @@ import pyarrow.parquet as pq
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.backends.logs import ENGINE_LOGS, EngineLog
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, config_overrides, fixed_args
-from e3eval.context import context_for, longest_prompt, read_model_config
+from e3eval.context import AfterPrompt, context_for, longest_prompt, read_model_config
 from e3eval.datasets import resolve_problems
 from e3eval.errors import UserError
 from e3eval.forcing import (
@@ -117,8 +117,8 @@ class GenerateConfig:
     wait_text: str = DEFAULT_WAIT_TEXT
     think_end: str | None = None  # the delimiter's text; None: `</think>`, else EOS (`thinking.think_end`)
     forcing_mode: str = "e3eval"  # `--forcing`: e3eval (truncation serves every budget) or s1 (its harness, one budget)
-    answer_tokens: int = DEFAULT_S1_ANSWER_TOKENS  # --forcing s1: the answer phase's token limit
-    answer_temperature: float = 0.0  # --forcing s1: the answer phase's temperature (greedy, as s1's tasks)
+    answer_tokens: int | None = None  # --forcing s1: the answer phase's token limit (None: DEFAULT_S1_ANSWER_TOKENS)
+    answer_temperature: float | None = None  # --forcing s1: the answer phase's temperature (None: the run's)
     engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --max-model-len, --engine-arg, ...
     context_check: bool = True  # refuse prompts + the largest budget beyond the model's context (`context.py`)
     verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
@@ -213,7 +213,7 @@ def _forcing(config: GenerateConfig, tokenizer: Any) -> Forcing | None:
     if not config.wait and config.forcing_mode == "e3eval":
         return None
     return forcing_for(tokenizer, config.wait, config.wait_text, config.think_end, config.forcing_mode,
-                       config.answer_tokens, config.answer_temperature)  # fmt: skip
+                       config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS, config.answer_temperature)  # fmt: skip
 
 
 def thinking_positions(config: GenerateConfig, wait_ids: int = 1) -> int:
@@ -223,7 +223,7 @@ def thinking_positions(config: GenerateConfig, wait_ids: int = 1) -> int:
     if config.forcing_mode != "s1":
         return config.max_tokens
     rounds = (config.wait + 1) * config.max_tokens + config.wait * wait_ids
-    return max(rounds, config.max_tokens + 16 + config.answer_tokens)
+    return max(rounds, config.max_tokens + 16 + (config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS))
 
 
 def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
@@ -279,11 +279,11 @@ def check_config(config: GenerateConfig) -> None:
     if config.forcing_mode not in FORCING_MODES:
         problems.append(f"--forcing {config.forcing_mode!r}: choose one of {', '.join(FORCING_MODES)}")
     elif config.forcing_mode == "s1":
-        if not 1 <= config.answer_tokens <= MAX_S1_ANSWER_TOKENS:
+        if config.answer_tokens is not None and not 1 <= config.answer_tokens <= MAX_S1_ANSWER_TOKENS:
             problems.append(f"--answer-tokens must be between 1 and {MAX_S1_ANSWER_TOKENS:,}")
-        if not 0 <= config.answer_temperature <= 10:
+        if config.answer_temperature is not None and not 0 <= config.answer_temperature <= 10:
             problems.append("need 0 <= --answer-temperature <= 10")
-    elif config.answer_tokens != DEFAULT_S1_ANSWER_TOKENS or config.answer_temperature != 0.0:
+    elif config.answer_tokens is not None or config.answer_temperature is not None:
         problems.append("--answer-tokens and --answer-temperature set s1's answer phase: add --forcing s1")
     if not config.wait_text:
         problems.append("--wait-text must not be empty")
@@ -414,9 +414,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
     wait_ids = len(plan.forcing.wait_ids) if plan.forcing is not None else 1
-    engine, context = engine_for(config, backend_name, rendered, thinking_positions(config, wait_ids))
-    if config.forcing_mode == "s1":  # what the positions after the prompt are for (`describe_context`)
-        context["after_prompt"] = "s1's rounds or thinking + answer phase"
+    engine, context = engine_for(config, backend_name, rendered, wait_ids)
     engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
     where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_name in ("vllm", "sglang") else ""
     chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
@@ -486,20 +484,36 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
 
 
 def engine_for(
-    config: GenerateConfig, backend_name: str, rendered: dict[str, tuple[str, list[int]]], budget: int
+    config: GenerateConfig, backend_name: str, rendered: dict[str, tuple[str, list[int]]], wait_ids: int = 1
 ) -> tuple[EngineSettings, dict[str, Any]]:
-    """The engine settings to start with and the context preflight's record: every prompt plus `budget` must fit
-    the model (unless `--no-context-check`), and vLLM / SGLang reserve what the longest request needs when
-    `--max-model-len` is not given (not the model's whole context)."""
+    """The engine settings to start with and the context preflight's record: every prompt plus the budget (in s1
+    mode its rounds or thinking + answer phase, `thinking_positions`) must fit the model (unless
+    `--no-context-check`), and vLLM / SGLang reserve what the longest request needs when `--max-model-len` is not
+    given (not the model's whole context)."""
     served = backend_name == "openai"  # the config of the tokenizer's folder, where it is the model's
     source = (config.backend_options.get("tokenizer") or config.model) if served else config.model
     overrides = config_overrides(backend_name, config.engine)
-    context = context_for(source, longest_prompt(rendered), budget, config.engine.max_model_len, config.context_check,
-                          overrides=overrides)  # fmt: skip
+    after = _s1_positions(config, wait_ids) if config.forcing_mode == "s1" else None
+    context = context_for(source, longest_prompt(rendered), thinking_positions(config, wait_ids),
+                          config.engine.max_model_len, config.context_check, overrides=overrides,
+                          after=after)  # fmt: skip
+    if after is not None:  # what the positions after the prompt are for (`describe_context`)
+        context["after_prompt"] = after.label
     engine = config.engine
     if backend_name in ("vllm", "sglang") and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=context["needed"])
     return engine, context
+
+
+def _s1_positions(config: GenerateConfig, wait_ids: int) -> AfterPrompt:
+    """s1 mode's positions after the prompt: the largest thinking budget B whose N + 1 rounds (with N waits) and
+    whose cut thinking + end + answer phase fit what is left."""
+    waits, answer = config.wait, (config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS) + 16
+
+    def largest(left: int) -> int:
+        return min((left - waits * wait_ids) // (waits + 1), left - answer)
+
+    return AfterPrompt("s1's rounds or thinking + answer phase", largest)
 
 
 def describe_context(context: dict[str, Any], reserved: int | None, given: bool) -> str:

@@ -150,7 +150,6 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
 def s1_series(folder: Path) -> list[Run]:
     """The runs `e3eval sweep --forcing s1` made in `folder`, one per thinking budget and in budget order; a folder
     that holds none, or runs of other settings beside them, is a UserError (it is not one curve)."""
-    from e3eval.generation import FIXED_SETTINGS, differs
     from e3eval.score import s1_budget
 
     if not folder.is_dir():
@@ -160,15 +159,36 @@ def s1_series(folder: Path) -> list[Run]:
     if not runs or None in budgets:
         held = "; it holds runs, but not only those of one `sweep --forcing s1`: name the runs" if runs else ""
         raise UserError(f"{folder}: not a run directory (no {MANIFEST}){held}")
-    first = runs[0].section("generation") or {}
-    for run in runs[1:]:
-        generation = run.section("generation") or {}
-        other = [k for k in FIXED_SETTINGS if k != "sampling" and differs(first, generation, k)]
-        sampling = {**(generation.get("sampling") or {}), "max_tokens": None}
-        if other or sampling != {**(first.get("sampling") or {}), "max_tokens": None}:
-            raise UserError(f"{folder}: {runs[0].path.name} and {run.path.name} differ in "
-                            f"{', '.join(other) or 'sampling'}: they are not budgets of one s1 sweep")  # fmt: skip
+    first, problems = runs[0].section("generation") or {}, _problem_ids(runs[0])
+    for run, budget in zip(runs[1:], budgets[1:], strict=True):
+        other = s1_difference(first, run.section("generation") or {})
+        if other is None and _problem_ids(run) != problems:
+            other = "problems"
+        if other is None and budget in budgets[: runs.index(run)]:
+            other = f"nothing: both are budget {budget:,}"
+        if other is not None:
+            raise UserError(f"{folder}: {runs[0].path.name} and {run.path.name} differ in {other}; they are not "
+                            "budgets of one s1 sweep")  # fmt: skip
     return [run for _, run in sorted(zip(budgets, runs, strict=True), key=lambda pair: pair[0] or 0)]
+
+
+def s1_difference(one: dict[str, Any], other: dict[str, Any]) -> str | None:
+    """The first setting (fixed settings, sampling but its budget, n, shard) in which two s1 runs' generation sections
+    differ, or None: runs that differ in none are budgets of one curve."""
+    from e3eval.generation import FIXED_SETTINGS, differs
+
+    for key in (*FIXED_SETTINGS, "n", "shard"):
+        if key == "sampling":
+            mine, theirs = ({**(g.get("sampling") or {}), "max_tokens": None} for g in (one, other))
+            if mine != theirs:
+                return "sampling (" + ", ".join(k for k in sorted(mine) if mine.get(k) != theirs.get(k)) + ")"
+        elif differs(one, other, key):
+            return key
+    return None
+
+
+def _problem_ids(run: Run) -> list[str]:
+    return sorted(p.problem_id for p in run.problem_records())
 
 
 def _stitched(runs: list[Run], name: str) -> RunSummary:

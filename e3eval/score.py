@@ -187,12 +187,15 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
                                     progress, log)  # fmt: skip
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
-        for batch in run.rollout_batches(_COLUMNS):
+        # s1 runs: the appended end of thinking (the last `inserted` span) says where the thinking stopped, and how.
+        s1_end = len((run.section("generation") or {})["forcing"]["think_end_token_ids"]) if policy.whole_response \
+            else None  # fmt: skip
+        for batch in run.rollout_batches((*_COLUMNS, "inserted") if s1_end is not None else _COLUMNS):
             keep = samples.keep[start : start + batch.num_rows]
             start += batch.num_rows
             if not keep.all():
                 batch = batch.filter(keep)  # failed requests and superseded rows are not samples
-            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, forced)
+            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, forced, s1_end)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
             if progress:
@@ -357,8 +360,13 @@ def _extract_batch(
     quick: dict[int, Verdict],
     pool: GraderPool,
     forced: ForcedOutcome | None = None,
+    s1_end: int | None = None,
 ) -> None:
+    """Decode, extract and queue the grading of one batch of rollouts at every budget. `s1_end` (s1 runs: the length
+    of the end of thinking that the harness appends when the thinking stopped by itself) makes a row's tokens the
+    thinking kept and `finished` whether it stopped before the cap."""
     token_lists = batch.column("token_ids")
+    inserted = batch.column("inserted").to_pylist() if s1_end is not None else None
     offsets = token_lists.offsets.to_numpy()
     flat = token_lists.values.to_numpy(zero_copy_only=False)
     full = policy.needs_full_text
@@ -396,10 +404,13 @@ def _extract_batch(
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
             rows.budget.append(budget)
-            # The whole response of an s1 run is its sample at its budget (its answer phase comes after the budget).
-            whole = policy.whole_response
-            rows.tokens_used.append(num_tokens if whole else min(num_tokens, budget))
-            rows.finished.append(finish == "stop" and (whole or num_tokens <= budget))
+            if inserted is not None:  # the whole response is the s1 sample at its budget; the thinking is its cost
+                start, end = (inserted[i] or [num_tokens, num_tokens])[-2:]
+                rows.tokens_used.append(start)
+                rows.finished.append(end - start == s1_end)
+            else:
+                rows.tokens_used.append(min(num_tokens, budget))
+                rows.finished.append(finish == "stop" and num_tokens <= budget)
             rows.answer.append(answer)
             rows.fixed.append(verdict)
             rows.left_out.append(verdict is not None and fixed is None)

@@ -22,9 +22,9 @@ from typing import Any
 
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
-from e3eval.forcing import Insertions
+from e3eval.forcing import DEFAULT_S1_ANSWER_TOKENS, Insertions
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
-from e3eval.report import Comparison, compare, comparison_of
+from e3eval.report import Comparison, compare, comparison_of, s1_series
 from e3eval.samples import Failures
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.store import MANIFEST
@@ -88,6 +88,7 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
     if (out / MANIFEST).is_file():
         raise UserError(f"{out} is a run directory: --forcing s1 makes one run per budget inside --out, so give a "
                         "folder that is not a run")  # fmt: skip
+    _check_s1_folder(out, config.generate)
     generations: list[GenerateResult] = []
     scorings: list[tuple[int, ScoreResult]] = []
     for budget in sorted(set(config.score.budgets)):
@@ -110,6 +111,30 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
              "(the answer phase comes on top), one run per budget")  # fmt: skip
     plots = draw_sweep(comparison, out / "figures" / "sweep", config.train_budget, title)
     return SweepOutcome(out, generated, scored, comparison, tuple(plots))
+
+
+def _check_s1_folder(out: Path, config: GenerateConfig) -> None:
+    """Before any generation: the runs already in `out` are one s1 curve (`s1_series`) made with this sweep's flags,
+    so a new budget cannot join a curve it does not belong to (each run's own settings are checked as it grows)."""
+    if not any(out.glob(f"*/{MANIFEST}")):
+        return
+    recorded = s1_series(out)[0].section("generation") or {}
+    sampling, forcing = recorded.get("sampling") or {}, recorded.get("forcing") or {}
+    asked = {
+        "--dataset": (recorded.get("dataset"), config.dataset),
+        "--temperature": (sampling.get("temperature"), config.temperature),
+        "--top-p": (sampling.get("top_p"), config.top_p),
+        "--logprobs": (sampling.get("logprobs"), config.logprobs),
+        "--seed": (recorded.get("seed"), config.seed),
+        "--wait": (forcing.get("wait"), config.wait),
+        "--wait-text": (forcing.get("wait_text"), config.wait_text),
+        "--answer-tokens": (forcing.get("answer_tokens"), config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS),
+        "--answer-temperature": (forcing.get("answer_temperature"), config.answer_temperature),
+    }
+    for flag, (then, now) in asked.items():
+        if then != now:
+            raise UserError(f"{out} holds the runs of an s1 sweep made with {flag} {then}; this one asks for {now}: "
+                            "one folder is one curve, so use a new --out")  # fmt: skip
 
 
 def _together(out: Path, results: list[GenerateResult]) -> GenerateResult:

@@ -58,9 +58,12 @@ class _Output:
         self.finish_reason = completion.finish_reason
 
 
-def harness(backend, prompts, seeds, budget, n_ignore, ignore_str, thinking_end, answer_tokens, temperature=0.0):
+def harness(
+    backend, prompts, seeds, budget, n_ignore, ignore_str, thinking_end, answer_tokens, temperature=0.0, until=None
+):
     """s1's harness loop (see the module text); returns, per prompt, the ids after the prompt: the thinking as its
-    answer phase saw it, the appended end, and the answer."""
+    answer phase saw it, the appended end, and the answer. `until` is its `until_thinking` (a one-token stop; default
+    `thinking_end`, which must then be one token), `thinking_end` what it appends."""
     tokenizer = backend.tokenizer
 
     def tok_encode(text):
@@ -71,7 +74,8 @@ def harness(backend, prompts, seeds, budget, n_ignore, ignore_str, thinking_end,
         requests = [GenerationRequest(str(i), "", tuple(ids), (round_seeds[i],)) for i, ids in pairs]
         return [_Output(group[0]) for group in backend.generate(requests, spec)]
 
-    until_thinking_tok = [tok_encode(thinking_end), [tokenizer.eos_token_id]]  # [thinking stop] + until (= [EOS])
+    until_thinking_tok = [tok_encode(until or thinking_end), [tokenizer.eos_token_id]]  # [thinking stop] + [EOS]
+    assert all(len(t) == 1 for t in until_thinking_tok), "the harness asserts one-token stops with min_tokens"
     thinking_end_tok = tok_encode(thinking_end)
     thinking_end_max_tok = tok_encode(thinking_end + "\nFinal Answer:")
     newline_tok = tok_encode("\n")
@@ -121,7 +125,10 @@ def harness(backend, prompts, seeds, budget, n_ignore, ignore_str, thinking_end,
         requests[i] += cont + appended
         answered.append(cont + appended)
     answer_seeds = {i: continuation_seed(s, ANSWER_ROUND) for i, s in enumerate(seeds)}
-    answers = model_generate(requests, range(len(requests)), answer_seeds, SamplingSpec(answer_tokens, 0.0, 1.0))
+    # SamplingParams(max_tokens=max_tokens, stop=stop, **kwargs): the rounds' temperature and top-p, no min_tokens.
+    answers = model_generate(
+        requests, range(len(requests)), answer_seeds, SamplingSpec(answer_tokens, temperature, 0.95)
+    )
     return [(ids + a.token_ids, a.finish_reason) for ids, a in zip(answered, answers, strict=True)]
 
 
@@ -182,6 +189,49 @@ def test_s1_equals_the_harness_on_the_stopping_model(stop_hf, stopping_dir, wait
         assert all(lp != lp for lp in completion.logprobs[start:end]), "appended ids were not sampled: NaN"
 
 
+def test_s1_multi_token_delimiter_stops_at_its_first_token(stop_hf):
+    """s1's own models stop at "<|im_start|>" and append "<|im_start|>answer": here `</think>` + "The" (the model's
+    next token), so rounds stop at `</think>` and the answer phase continues after "The"."""
+    tokenizer = stop_hf.tokenizer
+    delimiter = "</think>The"
+    assert len(tokenizer(delimiter, add_special_tokens=False)["input_ids"]) > 1
+    forcing = forcing_for(tokenizer, 2, think_end_text=delimiter, mode="s1", answer_tokens=40)
+    prompts, seeds = _prompts(tokenizer, 2), [7, 8]
+    for budget in (64, 3):
+        mine = _s1(stop_hf, prompts, seeds, budget, forcing)
+        theirs = harness(stop_hf, prompts, seeds, budget, 2, "Wait", delimiter, 40, until="</think>")
+        assert [(list(c.token_ids), c.finish_reason) for c in mine] == theirs, budget
+    assert mine[0].text.endswith("\nFinal Answer:The answer is \\boxed{7}") or "Final Answer:" in mine[0].text
+
+
+def test_s1_newline_rule_reads_the_rounds_text(tmp_path, monkeypatch):
+    """A chain whose third token is "\n". The prompt ends with "\n", so round 0 thinks chain[3:], then `</think>`;
+    after "Wait" it starts the chain over. At budget 3, round 1 runs out of tokens right after its "\n": the joined
+    text ends a line while the thinking cut at 3 ids ("... Wait") does not, and the harness adds no newline. At
+    budget 2, round 0 runs out mid-chain: a newline goes before `</think>`."""
+    import e3eval.tiny_model as tiny
+
+    original = tiny.chain_candidates
+
+    def with_newline(tokenizer, seed):
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"][0]
+        rest = [t for t in original(tokenizer, seed) if t != newline]
+        return [rest[0], rest[1], newline, *rest[2:]]
+
+    monkeypatch.setattr(tiny, "chain_candidates", with_newline)
+    backend = HFBackend(str(build_stopping_model(tmp_path / "nl", STOP_AFTER)), dtype="float32", device="cpu")
+    tokenizer = backend.tokenizer
+    forcing = forcing_for(tokenizer, 1, mode="s1", answer_tokens=3)
+    prompts, seeds = _prompts(tokenizer, 1), [3]
+    for budget, appended in ((3, "</think>\nFinal Answer:"), (2, "\n</think>\nFinal Answer:")):
+        [mine] = _s1(backend, prompts, seeds, budget, forcing)
+        assert [(list(mine.token_ids), mine.finish_reason)] == harness(backend, prompts, seeds, budget, 1, "Wait",
+                                                                        "</think>", 3)  # fmt: skip
+        start, end = mine.inserted[-2:]
+        assert tokenizer.decode(list(mine.token_ids[start:end])) == appended, budget
+        assert mine.finish_reason == "length", "3 answer tokens: the answer phase ran out"
+
+
 def test_s1_replaces_eos_too_when_the_model_never_writes_the_delimiter(stop_hf, stopping_dir):
     tokenizer = stop_hf.tokenizer
     chain = json.loads((stopping_dir / "e3eval_tiny.json").read_text())["chain_token_ids"]
@@ -234,11 +284,11 @@ def test_s1_settings_are_checked(stop_hf, tiny_model_dir):
     tokenizer = stop_hf.tokenizer
     forcing = forcing_for(tokenizer, 2, mode="s1", answer_tokens=40)
     settings = forcing.settings()
-    assert settings["mode"] == "s1" and settings["answer_tokens"] == 40 and settings["answer_temperature"] == 0.0
+    assert settings["mode"] == "s1" and settings["answer_tokens"] == 40 and settings["answer_temperature"] is None
     assert tokenizer.decode(settings["final_answer_token_ids"]) == "</think>\nFinal Answer:"
     assert "mode" not in forcing_for(tokenizer, 2).settings(), "e3eval mode records what it always recorded"
-    with pytest.raises(UserError, match="is 3 tokens"):
-        forcing_for(tokenizer, 2, think_end_text="</think> ok", mode="s1")
+    with pytest.raises(UserError, match="--think-end '<\\|im_end\\|>' is EOS"):
+        forcing_for(tokenizer, 2, think_end_text="<|im_end|>", mode="s1")
     with pytest.raises(UserError, match="choose one of e3eval, s1"):
         forcing_for(tokenizer, 2, mode="s2")
 
@@ -260,7 +310,8 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     assert scored.returncode == 0, scored.stderr
     grades = pq.read_table(run / "grades.parquet").to_pylist()
     assert {g["policy"] for g in grades} == {"s1"} and {g["answer"] for g in grades} == {"7"}
-    assert all(g["finished"] and g["tokens_used"] > 16 for g in grades), "the answer phase comes after the budget"
+    # The thinking kept (the answer phase comes after it) and whether the model ended it itself (no Final Answer:).
+    assert all(g["finished"] and g["tokens_used"] == 16 for g in grades), grades
 
     plain = tmp_path / "plain"
     assert conftest.run_cli(E3EVAL, "generate", *common[:-6], "--max-tokens", "16", "--out", str(plain)).returncode == 0
@@ -276,7 +327,20 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     assert report.returncode == 0, report.stderr
     assert "policy: s1" in report.stdout and f"{out.name}: n = 2 problems" in report.stdout
     assert conftest.run_cli(E3EVAL, "sweep", *common, "--budgets", "8", "--out", str(run)).returncode == 2
+    other = conftest.run_cli(E3EVAL, "sweep", *common, "--budgets", "32", "--temperature", "0.3", "--out", str(out))
+    assert other.returncode == 2 and "made with --temperature 0.6; this one asks for 0.3" in other.stderr
+    assert not (out / "s1-32").exists(), "refused before generating"
+    grown = conftest.run_cli(E3EVAL, "generate", *common, "--max-tokens", "32", "--out", str(out / "s1-32"))
+    assert grown.returncode == 0, grown.stderr
+    conftest.run_cli(E3EVAL, "score", str(out / "s1-32"))
+    mixed = conftest.run_cli(E3EVAL, "report", str(out))
+    assert mixed.returncode == 0 and "32" in mixed.stdout, "a run made alike joins the curve"
+    more = conftest.run_cli(E3EVAL, "generate", *common, "--max-tokens", "32", "--n", "3", "--out", str(out / "s1-32"))
+    assert more.returncode == 0, more.stderr
+    conftest.run_cli(E3EVAL, "score", str(out / "s1-32"))
+    differ = conftest.run_cli(E3EVAL, "report", str(out))
+    assert differ.returncode == 2 and "differ in n" in differ.stderr, differ.stderr
     folder = conftest.run_cli(E3EVAL, "score", str(out), "--budgets", "8")
-    assert folder.returncode == 2 and "a folder of runs (s1-16, s1-8)" in folder.stderr
+    assert folder.returncode == 2 and "a folder of runs (s1-16, s1-32, s1-8)" in folder.stderr
     unscored = conftest.run_cli(E3EVAL, "score", str(plain))
     assert unscored.returncode == 2 and "--budgets is required" in unscored.stderr

@@ -39,8 +39,10 @@ _HELP = {
     "tokens count toward it. s1: s1's evaluation harness exactly, one generation (run) per budget: rounds of up to "
     "the budget each, the thinking cut at the budget, then the end of thinking (and Final Answer: at the cap) and "
     "an answer phase; scored with --policy s1.",
-    "answer_tokens": "--forcing s1: most tokens of the answer phase (s1's tasks allow 32768).",
-    "answer_temperature": "--forcing s1: the answer phase's temperature (0: greedy, as s1's tasks decode).",
+    "answer_tokens": f"--forcing s1: most tokens of the answer phase (default {DEFAULT_S1_ANSWER_TOKENS}; s1's tasks "
+    "allow 32768).",
+    "answer_temperature": "--forcing s1: the answer phase's temperature (default: the run's --temperature and "
+    "--top-p, as the harness samples both phases alike; s1's tasks use 0).",
     "wait_text": "Budget forcing: the text appended in place of the end of thinking.",
     "think_end": "Budget forcing and --policy forced: the end-of-thinking delimiter (default: </think> if the "
     "tokenizer has it, else EOS).",
@@ -85,8 +87,8 @@ def _shared_options(
     wait_text: Annotated[str, typer.Option(help=_HELP["wait_text"])] = DEFAULT_WAIT_TEXT,
     think_end: Annotated[str | None, typer.Option(help=_HELP["think_end"])] = None,
     forcing: Annotated[str, typer.Option(metavar="e3eval|s1", help=_HELP["forcing"])] = "e3eval",
-    answer_tokens: Annotated[int, typer.Option(help=_HELP["answer_tokens"])] = DEFAULT_S1_ANSWER_TOKENS,
-    answer_temperature: Annotated[float, typer.Option(help=_HELP["answer_temperature"])] = 0.0,
+    answer_tokens: Annotated[int | None, typer.Option(help=_HELP["answer_tokens"])] = None,
+    answer_temperature: Annotated[float | None, typer.Option(help=_HELP["answer_temperature"])] = None,
 ) -> None:
     """The flags `generate` and `sweep` share (never called: its signature is what `with_generation_options` adds)."""
 
@@ -127,8 +129,8 @@ class GenerationOptions:
     wait_text: str
     think_end: str | None
     forcing: str
-    answer_tokens: int
-    answer_temperature: float
+    answer_tokens: int | None
+    answer_temperature: float | None
 
 
 def with_generation_options(command: Callable[..., None]) -> Callable[..., None]:
