@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.steps import count_steps
-from analysis.traces import TraceFields, read_traces
+from e3eval.analysis.steps import count_steps
+from e3eval.analysis.traces import TraceFields, read_traces
+
 from e3eval.errors import UserError
 from e3eval.jsonl import BadLines
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from e3eval.train.reward import compute_score
 
 from e3eval.budgets import parse_budgets
 from e3eval.policy import SampleAtBudget, get_policy
 from e3eval.tiny_model import build_tiny_model
 from e3eval.tokenizers import load_tokenizer
 from e3eval.truncate import PrefixDecoder
-from train.reward import compute_score
 
 GT = {"target": 24, "numbers": [3, 5, 3]}
 MULT = {"a": 123, "b": 45}

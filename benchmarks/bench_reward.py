@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from e3eval.train.reward import compute_score
+
 from e3eval.extract import last_boxed
 from e3eval.grade_pool import GraderPool
-from train.reward import compute_score
 
 
 def _responses(calls: int) -> list[str]:

@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from analysis.phrases import sentences_matching
-from analysis.steps import count_steps, lexicon_from, load_lexicon
+from e3eval.analysis.phrases import sentences_matching
+from e3eval.analysis.steps import count_steps, lexicon_from, load_lexicon
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "labelled-traces"

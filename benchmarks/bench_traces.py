@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from analysis.asymmetries import CountConfig, count_asymmetries
-from analysis.traces import TraceFields
+from e3eval.analysis.asymmetries import CountConfig, count_asymmetries
+from e3eval.analysis.traces import TraceFields
+
 from e3eval.datasets import demo_problems
 from e3eval.synthetic import reasoning_trace
 

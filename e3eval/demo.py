@@ -23,10 +23,9 @@ from e3eval.ingest import ImportConfig, import_run
 from e3eval.outputs import FOLDER_MARKER, claim_folder, write_output
 from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
-from e3eval.sweep import SweepConfig, SweepOutcome, run_sweep
+from e3eval.sweep import PlotSweep, SweepConfig, SweepOutcome, run_sweep
 from e3eval.synthetic import PoolSpec, write_pool
 from e3eval.tokenizers import load_tokenizer
-from figures.accuracy import draw_sweep
 
 DEMO_BUDGETS = "32..256"
 SYNTHETIC_BUDGETS = "256..2k"
@@ -58,9 +57,13 @@ def tiny_model(out: Path, log: Callable[[str], None] = lambda _: None) -> Path:
 
 
 def run_demo(
-    out: Path, progress: Any = None, workers: int | None = None, log: Callable[[str], None] = lambda _: None
+    out: Path,
+    progress: Any = None,
+    workers: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    plot: PlotSweep | None = None,
 ) -> SweepOutcome:
-    """A real sweep of the tiny model on the bundled problems."""
+    """A real sweep of the tiny model on the bundled problems; `plot` draws it (`figures.accuracy.draw_sweep`)."""
     model_dir = tiny_model(out, log)
     budgets = tuple(parse_budgets(DEMO_BUDGETS))
     generation = GenerateConfig(
@@ -68,11 +71,15 @@ def run_demo(
         backend_options={"batch_size": 16, "dtype": "float32"}, batch_samples=16,
     )  # fmt: skip
     score = ScoreConfig(budgets=budgets, workers=workers or default_workers())
-    return run_sweep(SweepConfig(generation, score, train_budget=128), progress, log)
+    return run_sweep(SweepConfig(generation, score, train_budget=128, plot=plot), progress, log)
 
 
 def run_synthetic_demo(
-    out: Path, progress: Any = None, workers: int | None = None, log: Callable[[str], None] = lambda _: None
+    out: Path,
+    progress: Any = None,
+    workers: int | None = None,
+    log: Callable[[str], None] = lambda _: None,
+    plot: PlotSweep | None = None,
 ) -> SyntheticOutcome:
     """Import and score a synthetic pool whose accuracy rises with the budget."""
     model_dir = tiny_model(out, log)
@@ -94,5 +101,5 @@ def run_synthetic_demo(
     config = ScoreConfig(budgets=tuple(parse_budgets(SYNTHETIC_BUDGETS)), workers=workers or default_workers())
     scored = score_run(run_dir, config, progress)
     comparison = comparison_of(run_dir, scored.summary)
-    plots = draw_sweep(comparison, run_dir / "figures" / "sweep", 1024, "synthetic pool (demo)")
+    plots = plot(comparison, run_dir / "figures" / "sweep", 1024, "synthetic pool (demo)") if plot else []
     return SyntheticOutcome(run_dir, count, scored, comparison, tuple(plots))

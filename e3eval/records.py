@@ -91,3 +91,22 @@ class Completion:
     logprobs: tuple[float, ...] | None = None
     error: str | None = None
     inserted: tuple[int, ...] | None = None  # budget forcing's inserted spans, as in `Rollout.inserted`
+
+
+# `e3train bigram`'s per-iteration record and CSV columns: written by the training side, drawn by the figures side
+# (`figures/bigram.py`), so it lives below both.
+BIGRAM_CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy", "length_std")
+
+
+@dataclass(frozen=True)
+class IterationStats:
+    """One iteration of the p^k bigram simulation (`e3train bigram`)."""
+
+    iteration: int
+    mean_length: float
+    reward: float
+    p_stop: float
+    p_a_star: float
+    entropy: float
+    length_std: float  # spread of lengths across the iteration's rollouts, for confidence intervals
+    rollouts: int

@@ -28,7 +28,10 @@ from e3eval.report import Comparison, compare, comparison_of, s1_series
 from e3eval.samples import Failures
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.store import MANIFEST
-from figures.accuracy import draw_sweep
+
+# Draws a sweep's curves: (comparison, file stem, training budget, title) -> the files written. The CLI passes
+# `e3eval.figures.accuracy.draw_sweep`; the core never imports the figures layer itself.
+PlotSweep = Callable[[Comparison, Path, int | None, str], list[Path]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class SweepConfig:
     generate: GenerateConfig
     score: ScoreConfig
     train_budget: int | None = None
+    plot: PlotSweep | None = None  # None: no plot (a notebook draws `outcome.comparison` itself)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     generation = run.run.section("generation") or {}
     model = Path(generation.get("model", "")).name or generation.get("model", "?")
     title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}{_forced(config.generate)}"
-    plots = draw_sweep(comparison, run_dir / "figures" / "sweep", config.train_budget, title)
+    plots = config.plot(comparison, run_dir / "figures" / "sweep", config.train_budget, title) if config.plot else []
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))
 
 
@@ -109,7 +113,7 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
     model = Path(generation.get("model", "")).name or generation.get("model", "?")
     title = (f"{model} on {generation.get('dataset', '?')}, --forcing s1{_forced(config.generate)}: thinking budget "
              "(the answer phase comes on top), one run per budget")  # fmt: skip
-    plots = draw_sweep(comparison, out / "figures" / "sweep", config.train_budget, title)
+    plots = config.plot(comparison, out / "figures" / "sweep", config.train_budget, title) if config.plot else []
     return SweepOutcome(out, generated, scored, comparison, tuple(plots))
 
 

@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-
-from e3eval.errors import UserError
-from figures.family import Family, Input
-from figures.style import (
+from e3eval.figures.family import Family, Input
+from e3eval.figures.style import (
     apply_style,
     budget_ticks,
     footnote,
@@ -34,6 +32,8 @@ from figures.style import (
     series_label,
     shade_extrapolation,
 )
+
+from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -22,12 +22,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from e3eval.figures.family import Family, Input
+from e3eval.figures.identity import display_name, short_paths, split
+from e3eval.figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
+from e3eval.figures.style import (
+    HEATMAP_CMAP,
+    apply_style,
+    footnote,
+    legend_width,
+    new_figure,
+    require_rows,
+    series_label,
+)
 
 from e3eval.errors import UserError
-from figures.family import Family, Input
-from figures.identity import display_name, short_paths, split
-from figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
-from figures.style import HEATMAP_CMAP, apply_style, footnote, legend_width, new_figure, require_rows, series_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -20,15 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from e3eval.figures.family import Family, Input
+from e3eval.figures.style import (
+    apply_style,
+    footnote,
+    legend_width,
+    line_style,
+    new_figure,
+    require_rows,
+    save,
+    series_label,
+)
 
 from e3eval.errors import UserError
-from figures.family import Family, Input
-from figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, save, series_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from train.bigram import IterationStats
+    from e3eval.records import IterationStats
 
 COLUMNS = ("series", "iteration", "panel", "value", "ci_low", "ci_high", "n")
 # panel -> (title, y label, log scale)
@@ -45,7 +54,7 @@ Z95 = 1.959964
 
 def frame_from_csv(paths: Sequence[Path]) -> pd.DataFrame:
     """The tidy frame of `e3train bigram` CSVs (their provenance `CSV.json` gives the name and n per iteration)."""
-    from train.bigram import CSV_COLUMNS
+    from e3eval.records import BIGRAM_CSV_COLUMNS as CSV_COLUMNS
 
     runs = []
     for path in paths:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from e3eval.figures.family import Family, Input
+from e3eval.figures.readers import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
+from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, percent_axis, require_rows
 
 from e3eval.errors import UserError
-from figures.family import Family, Input
-from figures.readers import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
-from figures.style import apply_style, footnote, legend_width, line_style, new_figure, percent_axis, require_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,8 +36,8 @@ PANELS = {
 
 def frame_from_dumps(series: Mapping[str, Sequence[Path]], max_solve_rate: float = 0.5) -> pd.DataFrame:
     """Cumulative unique attempts per step and series (no CI: the count is a running total per problem)."""
-    from analysis.attempts import unique_attempts
-    from analysis.traces import TraceFields
+    from e3eval.analysis.attempts import unique_attempts
+    from e3eval.analysis.traces import TraceFields
 
     rows = []
     for label, paths in series.items():

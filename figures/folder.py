@@ -72,7 +72,7 @@ class FiguresFolder:
 
     def save(self, figure: Figure, name: str) -> list[Path]:
         """Write the figure as NAME.png and NAME.pdf (`style.save`); returns [png, pdf]."""
-        from figures.style import save
+        from e3eval.figures.style import save
 
         self.check([f"{name}.png", f"{name}.pdf"])
         self._claim()

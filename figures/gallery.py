@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from e3eval.figures.folder import FiguresFolder
+from e3eval.figures.spec import FigureSpec, check_frame
+
 from e3eval.errors import UserError
-from figures.folder import FiguresFolder
-from figures.spec import FigureSpec, check_frame
 
 if TYPE_CHECKING:
-    from figures.family import Family
+    from e3eval.figures.family import Family
 
 GALLERY_FILES = ("index.html", "README.md")
 
@@ -58,7 +59,7 @@ def render_spec(
     others are still written, and one UserError then lists the failures. `progress` is an optional rich Progress.
     """
     if families is None:
-        from figures.registry import get_family
+        from e3eval.figures.registry import get_family
 
         families = get_family
     import matplotlib

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 from e3eval.errors import UserError
 
 if TYPE_CHECKING:
-    from figures.family import Family
+    from e3eval.figures.family import Family
 
 # Family name -> module under figures/. Listed in paper order of their first figure.
 FAMILY_MODULES: Mapping[str, str] = {
-    "training": "figures.training",  # Fig. 2, 3, 11, 14, 17
-    "accuracy": "figures.accuracy",  # Fig. 1, 2c, 4a, 4b, 5, 6, 7, 9, 16
-    "bigram": "figures.bigram",  # Fig. 8
-    "chained": "figures.chained",  # Fig. 10
-    "exploration": "figures.exploration",  # Fig. 12
-    "attempts": "figures.attempts",  # Fig. 13
-    "lengths": "figures.lengths",  # Fig. 15
+    "training": "e3eval.figures.training",  # Fig. 2, 3, 11, 14, 17
+    "accuracy": "e3eval.figures.accuracy",  # Fig. 1, 2c, 4a, 4b, 5, 6, 7, 9, 16
+    "bigram": "e3eval.figures.bigram",  # Fig. 8
+    "chained": "e3eval.figures.chained",  # Fig. 10
+    "exploration": "e3eval.figures.exploration",  # Fig. 12
+    "attempts": "e3eval.figures.attempts",  # Fig. 13
+    "lengths": "e3eval.figures.lengths",  # Fig. 15
 }
 
 

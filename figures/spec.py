@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from e3eval.figures.globs import expand, is_glob
+
 from e3eval.errors import UserError
 from e3eval.specfile import read_spec
-from figures.globs import expand, is_glob
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from figures.family import Family, Input
+    from e3eval.figures.family import Family, Input
 
 MAX_SPEC_BYTES = 256 * 1024
 SPEC_KEYS = ("title", "root", "prepare", "figures")
@@ -83,7 +83,7 @@ def load_spec(path: Path, families: Callable[[str], Family] | None = None) -> Fi
     `families` maps a family name to its Family (raising UserError for an unknown one); default: the registry.
     """
     if families is None:
-        from figures.registry import get_family
+        from e3eval.figures.registry import get_family
 
         families = get_family
     data, lines = read_spec(Path(path), "figure spec", MAX_SPEC_BYTES)

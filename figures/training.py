@@ -32,19 +32,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-
-from e3eval.errors import UserError
-from figures import identity
-from figures.family import Family, Input
-from figures.identity import display_name
-from figures.readers import (
+from e3eval.figures import identity
+from e3eval.figures.family import Family, Input
+from e3eval.figures.identity import display_name
+from e3eval.figures.readers import (
     bootstrap_means,
     count_range,
     read_probe_table,
     read_step_tables,
     resolve_series,
 )
-from figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, series_label
+from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, series_label
+
+from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -84,7 +84,7 @@ def frame_from_metrics(
     """verl metrics rows per series; several files of one series are consecutive stages (steps continue)."""
     import difflib
 
-    from figures.metrics_log import read_metrics
+    from e3eval.figures.metrics_log import read_metrics
 
     asked = {str(panel): str(metric) for panel, metric in (metric_keys or {}).items()}
     wanted = {**VERL_METRICS, **asked}

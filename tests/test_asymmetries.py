@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
+from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
+from e3eval.analysis.attempts import unique_attempts
+from e3eval.analysis.steps import count_steps
+from e3eval.analysis.traces import TraceFields
 from tests_support import MATH_TRACE
 
-from analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
-from analysis.attempts import unique_attempts
-from analysis.steps import count_steps
-from analysis.traces import TraceFields
 from e3eval.errors import UserError
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
@@ -48,7 +48,7 @@ def test_jsonl_rows_in_input_order(tmp_path):
 
 
 def test_parallel_workers_match_sequential(tmp_path, monkeypatch):
-    from analysis import asymmetries
+    from e3eval.analysis import asymmetries
 
     monkeypatch.setattr(asymmetries, "_CHUNK_BYTES", 1024)  # several small chunks, and over the parallel threshold
     records = _records() * 40
@@ -127,7 +127,7 @@ def test_verl_dump_input(tmp_path):
 )
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_bad_lines_name_file_and_line_or_are_counted(tmp_path, line, message, jobs, monkeypatch):
-    from analysis import asymmetries
+    from e3eval.analysis import asymmetries
 
     monkeypatch.setattr(asymmetries, "_CHUNK_BYTES", 16)  # one line per chunk: jobs=2 really uses the workers
     good = json.dumps({"qid": "g", "response": "Wait."}).encode() + b"\n"

@@ -6,8 +6,7 @@ import json
 import numpy as np
 import pytest
 from conftest import run_cli
-
-from train.bigram import (
+from e3eval.train.bigram import (
     A_STAR,
     ACTIONS,
     CSV_COLUMNS,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
+from e3eval.train.curriculum import checkpoint_dir, load_spec, stage_commands, validate_spec
+from e3eval.train.launch import render_commands
+from e3eval.train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
+from e3eval.train.reward import compute_score
 
 from e3eval.errors import UserError
-from train.curriculum import checkpoint_dir, load_spec, stage_commands, validate_spec
-from train.launch import render_commands
-from train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
-from train.reward import compute_score
 
 PRESETS = sorted((Path(__file__).resolve().parent.parent / "train" / "presets").glob("*.yaml"))
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from conftest import REPO, run_cli
+from e3eval.figures.family import Family, Input
+from e3eval.figures.gallery import render_spec
+from e3eval.figures.spec import load_spec
 
 from e3eval.errors import UserError
-from figures.family import Family, Input
-from figures.gallery import render_spec
-from figures.spec import load_spec
 
 
 def _load_tables(inputs: Mapping[str, Any], base: Path):
@@ -32,9 +32,8 @@ def _load_tables(inputs: Mapping[str, Any], base: Path):
 
 
 def _draw(frame, options: Mapping[str, Any]):
+    from e3eval.figures.style import require_rows
     from matplotlib.figure import Figure
-
-    from figures.style import require_rows
 
     require_rows(frame, "tables")
     figure = Figure(figsize=(4, 3))
@@ -236,10 +235,10 @@ def _has_module(name: str) -> bool:
 
 
 def test_cli_renders_a_spec_end_to_end(tmp_path: Path):
-    if not _has_module("figures.bigram"):
+    if not _has_module("e3eval.figures.bigram"):
         pytest.skip("figures.bigram not written yet")
-    from figures.registry import get_family
-    from train.bigram import BigramConfig, train, write_history
+    from e3eval.figures.registry import get_family
+    from e3eval.train.bigram import BigramConfig, train, write_history
 
     inputs = get_family("bigram").inputs
     key = next(k for k, v in inputs.items() if v.required)
@@ -264,7 +263,7 @@ def test_cli_errors_exit_2_naming_the_line(tmp_path: Path):
 
 
 def test_cli_list_names_every_family():
-    from figures.registry import FAMILY_MODULES
+    from e3eval.figures.registry import FAMILY_MODULES
 
     missing = [name for name, module in FAMILY_MODULES.items() if not _has_module(module)]
     if missing:
@@ -276,7 +275,7 @@ def test_cli_list_names_every_family():
 
 
 def test_paper_data(tmp_path: Path, shared_data: Path):
-    if not _has_module("figures.paper"):
+    if not _has_module("e3eval.figures.paper"):
         pytest.skip("figures.paper not written yet")
     bin_dir = Path(sys.executable).parent
     env = {"COLUMNS": "200", "PATH": str(bin_dir), "E3EVAL_PAPER_DATA": str(shared_data / "e3-paper")}
@@ -315,7 +314,7 @@ def _example_figures(name: str) -> list[dict[str, Any]]:
 def test_example_specs_give_every_paper_figure_a_layout():
     """Each family's example spec has a figure named after every paper figure the family lists (`fig04a-...` for
     "4a"), and all.yaml holds exactly the per-family specs' figures, so rendering those renders all.yaml's."""
-    from figures.registry import all_families
+    from e3eval.figures.registry import all_families
 
     examples = REPO / "figures" / "examples"
     union = []

@@ -23,8 +23,8 @@ from e3eval.errors import UserError
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
-from figures import attempts, bigram, exploration, lengths, readers, training
-from figures.metrics_log import read_metrics
+from e3eval.figures import attempts, bigram, exploration, lengths, readers, training
+from e3eval.figures.metrics_log import read_metrics
 
 TARGET = 24
 
@@ -92,7 +92,7 @@ def rollout_dump(path: Path, step: int, problems: int = 3, samples: int = 4, exp
 
 def count_table(dump: Path, out: Path) -> Path:
     """`e3eval count-asymmetries DUMP --preset countdown --out OUT`, through the library."""
-    from analysis.asymmetries import CountConfig, count_asymmetries, write_rows
+    from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, write_rows
 
     out.parent.mkdir(parents=True, exist_ok=True)
     write_rows(out, count_asymmetries(CountConfig(dump, "countdown")).table)
@@ -189,7 +189,7 @@ def drawn_lines(ax):
 
 
 def save_and_check(figure, stem: Path) -> None:
-    from figures.style import save
+    from e3eval.figures.style import save
 
     png, pdf = save(figure, stem)
     assert png.stat().st_size > 10_000 and pdf.stat().st_size > 5_000
@@ -399,7 +399,7 @@ def test_equations_per_attempt_from_count_asymmetries_tables(tmp_path):
     with pytest.raises(UserError, match="responses must be 'split'"):
         training.FAMILY.draw(frame, {"responses": "every"})
 
-    from analysis.asymmetries import CountConfig, count_asymmetries, write_rows
+    from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, write_rows
 
     math_table = tmp_path / "math" / "30.parquet"  # the math preset counts no equations: no panel, and a hint
     math_table.parent.mkdir()
@@ -446,7 +446,7 @@ def test_lengths_from_runs_leave_failed_requests_out(tmp_path, tiny_model_dir, t
 
 
 def test_lengths_from_count_tables_with_token_counts(tmp_path, tiny_model_dir):
-    from analysis.asymmetries import CountConfig, count_asymmetries, write_rows
+    from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, write_rows
 
     dump = rollout_dump(tmp_path / "10.jsonl", 10)
     write_rows(
@@ -518,7 +518,7 @@ def test_attempts_one_line_per_checkpoint(tmp_path):
 
 
 def test_bigram_from_the_csvs_of_a_real_run(tmp_path):
-    from train.bigram import BigramConfig, train, write_history
+    from e3eval.train.bigram import BigramConfig, train, write_history
 
     paths = []
     for algo in ("grpo", "grpo_mask"):
@@ -548,7 +548,7 @@ def test_bigram_from_the_csvs_of_a_real_run(tmp_path):
 
 
 def test_stage_commands_send_verl_metrics_to_the_stage_folder(tmp_path):
-    from train.curriculum import load_spec, metrics_path, stage_steps
+    from e3eval.train.curriculum import load_spec, metrics_path, stage_steps
 
     spec_file = tmp_path / "spec.yaml"
     stage = "  - name: s1\n    data: {train: [t.parquet], val: [v.parquet]}\n    budget: 64\n    steps: 2\n"
@@ -562,8 +562,8 @@ def test_stage_commands_send_verl_metrics_to_the_stage_folder(tmp_path):
 
 
 def test_a_rerun_keeps_the_interrupted_attempts_metrics(tmp_path):
-    from train.curriculum import Step
-    from train.launch import run_steps
+    from e3eval.train.curriculum import Step
+    from e3eval.train.launch import run_steps
 
     metrics = tmp_path / "stage" / "metrics.jsonl"
     done = tmp_path / "stage" / "done"

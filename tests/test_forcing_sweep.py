@@ -92,7 +92,7 @@ def test_wait_sweeps_forced_answers_and_the_fig6_plot(stopping_dir, tmp_path):
     drawn = run_cli("e3eval", "figures", str(spec), "--out", str(tmp_path / "figs"))
     assert drawn.returncode == 0, drawn.stderr
     assert (tmp_path / "figs" / "fig6.png").stat().st_size > 10_000
-    from figures import accuracy
+    from e3eval.figures import accuracy
 
     figure = accuracy.draw(accuracy.frame_from_runs([runs[0], runs[2], runs[4]]), {"labels": {"wait4": "wait x4"}})
     legend = [t.get_text() for t in figure.legends[0].get_texts()]

@@ -23,11 +23,11 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 import pandas as pd
+from e3eval.figures import accuracy, attempts, readers, training
+from e3eval.figures.folder import MARKER, FiguresFolder
+from e3eval.figures.spec import load_spec
 
 from e3eval.probes.table import ATTEMPT_SCHEMA, PROBE_SCHEMA
-from figures import accuracy, attempts, readers, training
-from figures.folder import MARKER, FiguresFolder
-from figures.spec import load_spec
 
 EXPERIMENTS = {"A": 0.5, "B": 1.5}  # experiment folder -> its entropy level (far apart: a blend is obvious)
 
@@ -84,7 +84,7 @@ def test_training_never_averages_two_experiments_or_dtypes(tmp_path):
     assert legend == ["Ours (A)", "Ours (B)"]
     note = " ".join(figure.texts[-1].get_text().split())
     assert "Ours (A) = checkpoints of /ckpts/proj/A, float32, temperature 1, KL to /models/base" in note, note
-    from figures.style import save
+    from e3eval.figures.style import save
 
     save(figure, tmp_path / "training-two-experiments")
 
@@ -167,7 +167,7 @@ def test_attempts_split_experiments_and_keep_the_base_model_in_each(tmp_path):
     figure = attempts.FAMILY.draw(frame, {"min_n": 2, "labels": {"x": "GRPO"}})
     titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
     assert titles[0].startswith("GRPO (A): ") and titles[3].startswith("GRPO (B): ")
-    from figures.style import save
+    from e3eval.figures.style import save
 
     save(figure, tmp_path / "attempts-two-experiments")
 
@@ -263,7 +263,7 @@ def _one_budget(budget: int) -> pd.DataFrame:
 
 
 def test_single_budget_extrapolation_label_stays_inside_the_axes(tmp_path: Path):
-    from figures.style import save
+    from e3eval.figures.style import save
 
     past = accuracy.draw(_one_budget(32768), {"train_budget": 16384})
     (ax,) = [a for a in past.axes if a.get_title()]
@@ -294,7 +294,7 @@ def test_a_glob_of_the_whole_disk_is_refused_at_once(tmp_path: Path):
 
 
 def test_globs_stay_inside_the_root_and_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from figures import globs
+    from e3eval.figures import globs
 
     (tmp_path / "root").mkdir()
     (tmp_path / "elsewhere").mkdir()

@@ -313,7 +313,7 @@ def test_the_alias_bomb_is_refused_fast(tmp_path: Path) -> None:
     assert result.returncode == 2 and "aliases are not allowed" in result.stderr, result.stderr[-2000:]
     assert seconds < 5, f"took {seconds:.1f} s to refuse"
     # An anchor alone repeats nothing: it stays allowed.
-    from train.curriculum import load_spec
+    from e3eval.train.curriculum import load_spec
 
     (tmp_path / "anchored.yaml").write_text(SPEC.replace("name: x", "name: &spec_name x"))
     assert load_spec(tmp_path / "anchored.yaml").name == "x"

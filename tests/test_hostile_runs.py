@@ -86,7 +86,7 @@ def test_whole_trace_correctness_is_unknown_beyond_the_largest_scored_budget(tmp
 
 
 def test_budget_selection_refuses_a_sweep_that_never_solves_anything(tmp_path, tiny_model_dir):
-    from train.budget import select_budget
+    from e3eval.train.budget import select_budget
 
     run = _imported(tmp_path, tiny_model_dir, [{"id": "a", "s": 0, "response": "\\boxed{2}", "answer": "1"}])
     score_run(run, ScoreConfig(budgets=(8, 16, 32), workers=1, resamples=0))

@@ -18,14 +18,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from e3eval.train.catalog import PRESET_DIR, find_spec, list_presets, preset_names
+from e3eval.train.curriculum import checkpoint_dir, load_spec, stage_steps, validate_spec
+from e3eval.train.launch import run_steps
+from e3eval.train.preflight import model_problems, preflight_problems
+from e3eval.train.prepare import prepare_countdown
+from e3eval.train.topology import GpuCount
 
 from e3eval.errors import UserError
-from train.catalog import PRESET_DIR, find_spec, list_presets, preset_names
-from train.curriculum import checkpoint_dir, load_spec, stage_steps, validate_spec
-from train.launch import run_steps
-from train.preflight import model_problems, preflight_problems
-from train.prepare import prepare_countdown
-from train.topology import GpuCount
 
 PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
 GPU_COUNTS = (1, 2, 4, 8)
@@ -192,7 +192,7 @@ def test_save_test_freq_gpus_and_loggers_from_the_spec(tmp_path, monkeypatch):
 
 
 def test_the_gpus_a_stage_needs_are_checked_against_this_machine():
-    from train.topology import topology_problems
+    from e3eval.train.topology import topology_problems
 
     one_node = validate_spec({**SPEC, "defaults": {**SPEC["defaults"], "n_gpus_per_node": 8}})
     assert topology_problems(one_node, {"s1", "s2"}, GpuCount(2)) == [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from e3eval.analysis.phrases import literal_anchor, literal_anchors, sentences_matching
+from e3eval.analysis.repetition import e3_repeats, ngram_loop
+from e3eval.analysis.steps import count_steps, load_lexicon
 
-from analysis.phrases import literal_anchor, literal_anchors, sentences_matching
-from analysis.repetition import e3_repeats, ngram_loop
-from analysis.steps import count_steps, load_lexicon
 from e3eval.errors import UserError
 
 MATH = """Let me compute 2+2 = 4.
@@ -141,7 +141,7 @@ def test_countdown_preset_hand_labelled():
 
 def test_countdown_opening_think_tag_is_no_attempt():
     """A response that opens its thinking itself: the `<think>` tag alone is no paragraph, an empty thinking none."""
-    from analysis.segments import attempt_spans
+    from e3eval.analysis.segments import attempt_spans
 
     opened = count_steps("<think>\n\n" + COUNTDOWN, "countdown", target=24.0)
     assert (opened.n_attempts, opened.n_equations) == (4, 7)

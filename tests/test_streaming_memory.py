@@ -12,8 +12,8 @@ from e3eval.synthetic import reasoning_trace
 PROBE = """
 import resource, sys
 from pathlib import Path
-from analysis.asymmetries import CountConfig, count_asymmetries
-from analysis.traces import TraceFields
+from e3eval.analysis.asymmetries import CountConfig, count_asymmetries
+from e3eval.analysis.traces import TraceFields
 config = CountConfig(Path(sys.argv[1]), "math", TraceFields(correct_field="ok"))
 result = count_asymmetries(config, jobs=int(sys.argv[2]))
 children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

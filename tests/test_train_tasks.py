@@ -6,15 +6,14 @@ import threading
 from fractions import Fraction
 
 import pytest
+from e3eval.train.reward import compute_score
+from e3eval.train.tasks.arithmetic import ExpressionError, evaluate
+from e3eval.train.tasks.countdown import check, extract_answer, generate
+from e3eval.train.tasks.multiplication import check as check_mult
+from e3eval.train.tasks.multiplication import extract_answer as mult_answer
+from e3eval.train.tasks.multiplication import generate as generate_mult
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from train.reward import compute_score
-from train.tasks.arithmetic import ExpressionError, evaluate
-from train.tasks.countdown import check, extract_answer, generate
-from train.tasks.multiplication import check as check_mult
-from train.tasks.multiplication import extract_answer as mult_answer
-from train.tasks.multiplication import generate as generate_mult
 
 
 @settings(max_examples=40, deadline=None)
@@ -179,7 +178,7 @@ def _math_reward_off_main_thread(solution: str, truth: str) -> float:
 
 def test_math_reward_reuses_one_grader_process():
     """A pool per call cost ~0.4 s of start-up each; one pool per process serves every call and every thread."""
-    from train import reward
+    from e3eval.train import reward
 
     assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
     pool = reward._pool
@@ -198,7 +197,7 @@ def test_math_reward_reuses_one_grader_process():
 
 
 def test_math_reward_replaces_a_dead_grader_process():
-    from train import reward
+    from e3eval.train import reward
 
     assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
     old = reward._pool
@@ -212,7 +211,7 @@ def test_math_reward_after_fork_starts_its_own_grader():
     """A forked child (a verl/Ray worker) must not share its parent's grader pipes."""
     import multiprocessing
 
-    from train import reward
+    from e3eval.train import reward
 
     assert _math_reward_off_main_thread("\\boxed{\\frac{3}{6}}", "0.5") == 1.0
     parent_pool = reward._pool
@@ -224,19 +223,20 @@ def test_math_reward_after_fork_starts_its_own_grader():
 
 
 def _child_reward(solution: str, truth: str) -> tuple[float, int]:
-    from train import reward
+    from e3eval.train import reward
 
     score = _math_reward_off_main_thread(solution, truth)
     return score, reward._pool._workers[0].process.pid
 
 
 def test_budget_selection_on_a_scored_sweep(tmp_path, tiny_model_dir, tokenizer):
+    from e3eval.train.budget import mean_response_length, select_budget
+
     from e3eval.datasets import demo_problems
     from e3eval.errors import UserError
     from e3eval.ingest import ImportConfig, import_run
     from e3eval.score import ScoreConfig, score_run
     from e3eval.synthetic import PoolSpec, write_pool
-    from train.budget import mean_response_length, select_budget
 
     write_pool(tmp_path / "pool.jsonl", demo_problems(), PoolSpec(samples=4, min_tokens=100, max_tokens=800), tokenizer)
     run = tmp_path / "run"

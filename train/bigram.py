@@ -34,13 +34,14 @@ from typing import Literal
 import numpy as np
 
 from e3eval.errors import UserError
+from e3eval.records import BIGRAM_CSV_COLUMNS as CSV_COLUMNS
+from e3eval.records import IterationStats
 
 ACTIONS = 100
 STOP = ACTIONS  # column of the stop action; states are the 100 ordinary actions
 A_STAR = 0
 ALGOS = ("grpo", "grpo_mask")
 # length_std comes last: readers of the first six columns (by name or position) are unaffected.
-CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy", "length_std")
 MAX_ITERATIONS = 1_000_000
 MAX_ROLLOUTS = 1 << 20  # per iteration (256 times the default 4,096)
 MAX_TOKENS = 1 << 25  # rollouts x budget: the most tokens an iteration can hold (0.8 GiB of token arrays)
@@ -85,18 +86,6 @@ class BigramConfig:
     @property
     def rollouts(self) -> int:
         return self.group_size * self.groups
-
-
-@dataclass(frozen=True)
-class IterationStats:
-    iteration: int
-    mean_length: float
-    reward: float
-    p_stop: float
-    p_a_star: float
-    entropy: float
-    length_std: float  # spread of lengths across the iteration's rollouts, for confidence intervals
-    rollouts: int
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+from e3eval.train.curriculum import Spec, load_spec
+
 from e3eval.errors import UserError
-from train.curriculum import Spec, load_spec
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 

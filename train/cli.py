@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from e3eval.train.bigram import BigramConfig as BigramDefaults
 from rich.console import Console
 from rich.table import Table
 
 from e3eval.errors import UserError
 from e3eval.store import output_lock
-from train.bigram import BigramConfig as BigramDefaults
 
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)  # fmt: skip
@@ -34,8 +34,9 @@ def select_budget_cmd(
     ] = "prefix",
 ) -> None:
     """Pick the smallest budget B with J(2B) >= kappa * J(B) and B >= the mean response length (paper Eq. 3)."""
+    from e3eval.train.budget import select_budget
+
     from e3eval.budgets import format_budget, parse_budgets
-    from train.budget import select_budget
 
     chosen, rows = select_budget(run_dir, parse_budgets(candidates), kappa, policy)
     table = Table(title=f"budget selection (kappa {kappa:g}, J = pass@1 under {policy} from {run_dir})")
@@ -65,12 +66,12 @@ def run(
     Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
     The GPUs are the spec's n_gpus_per_node and nnodes, else this machine's (torch.cuda.device_count()).
     """
-    from train.catalog import find_spec
-    from train.curriculum import load_spec, stage_steps
-    from train.launch import dry_run as print_dry_run
-    from train.launch import run_steps
-    from train.preflight import check_inputs
-    from train.topology import count_gpus, needs_count
+    from e3eval.train.catalog import find_spec
+    from e3eval.train.curriculum import load_spec, stage_steps
+    from e3eval.train.launch import dry_run as print_dry_run
+    from e3eval.train.launch import run_steps
+    from e3eval.train.preflight import check_inputs
+    from e3eval.train.topology import count_gpus, needs_count
 
     parsed = load_spec(find_spec(spec))
     gpus = count_gpus() if needs_count(parsed) else None
@@ -87,7 +88,7 @@ def run(
 @app.command()
 def presets() -> None:
     """List the shipped curricula, one line each; `e3train run NAME` runs one (`--dry-run` prints its commands)."""
-    from train.catalog import list_presets
+    from e3eval.train.catalog import list_presets
 
     for line in list_presets():
         print(line)
@@ -106,8 +107,8 @@ def bigram(
     seed: Annotated[int, typer.Option(help="Seeds the initial logits and all sampling.")] = BigramDefaults.seed,
 ) -> None:
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
-    from train.bigram import BigramConfig
-    from train.outputs import bigram_targets
+    from e3eval.train.bigram import BigramConfig
+    from e3eval.train.outputs import bigram_targets
 
     if len(set(algo)) != len(algo):
         raise UserError(f"--algo given twice with the same value: {algo}")
@@ -122,9 +123,8 @@ def bigram(
 
 def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: int, group_size: int, lr: float,
                   budget: int, seed: int) -> None:  # fmt: skip
+    from e3eval.train.bigram import iterate, summarize_dynamics, write_history
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from train.bigram import iterate, summarize_dynamics, write_history
 
     runs: list[tuple[str, list]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
@@ -158,7 +158,7 @@ def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: in
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
     if plots:
-        from figures.bigram import plot_histories
+        from e3eval.figures.bigram import plot_histories
 
         stem = plots[0].with_name(plots[0].stem)
         title = f"$p^k$ bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)"
@@ -179,8 +179,8 @@ def prepare_countdown_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Countdown problems, solvable by construction, one file per size and split."""
-    from train.outputs import check_output_dir
-    from train.prepare import prepare_countdown
+    from e3eval.train.outputs import check_output_dir
+    from e3eval.train.prepare import prepare_countdown
 
     try:
         parsed = [int(s) for s in sizes.split(",")]
@@ -202,8 +202,8 @@ def prepare_mult_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Multiplication problems (MULT, or MULT-V with --verify)."""
-    from train.outputs import check_output_dir
-    from train.prepare import prepare_mult
+    from e3eval.train.outputs import check_output_dir
+    from e3eval.train.prepare import prepare_mult
 
     try:
         n, m = (int(x) for x in digits.lower().split("x"))
@@ -226,10 +226,11 @@ def prepare_math_cmd(
     val_dataset: Annotated[str, typer.Option(help="Validation problems written to val.parquet.")] = "aime25",
 ) -> None:
     """Split a math dataset into easy / medium / hard by a reference model's pass rates."""
+    from e3eval.train.outputs import check_output_dir
+    from e3eval.train.prepare import SplitRule, pass_rates, prepare_math
+
     from e3eval.datasets import resolve_problems
     from e3eval.prompts import check_template
-    from train.outputs import check_output_dir
-    from train.prepare import SplitRule, pass_rates, prepare_math
 
     rule = SplitRule(easy_above, hard_at_most)
     check_output_dir(out)

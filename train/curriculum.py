@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from e3eval.train.overrides import hydra_list, hydra_value
+from e3eval.train.topology import GpuCount, stage_topology
+
 from e3eval.errors import UserError
 from e3eval.specfile import read_spec
-from train.overrides import hydra_list, hydra_value
-from train.topology import GpuCount, stage_topology
 
 ALGORITHMS = ("grpo", "grpo_mask")
 HYPER = {  # spec key -> verl override

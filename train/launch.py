@@ -15,10 +15,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from e3eval.train.curriculum import Spec, Step
+from e3eval.train.preflight import check_inputs, checkpoint_problem
+from e3eval.train.topology import GpuCount, describe_topology
+
 from e3eval.errors import UserError
-from train.curriculum import Spec, Step
-from train.preflight import check_inputs, checkpoint_problem
-from train.topology import GpuCount, describe_topology
 
 
 def dry_run(spec: Spec, steps: list[Step], gpus: GpuCount | None, echo: Callable[[str], None] = print) -> None:

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from e3eval.train.curriculum import Spec, Step, stage_dir
+from e3eval.train.outputs import check_output_dir
+from e3eval.train.overrides import override_values
+from e3eval.train.topology import GpuCount, topology_problems
 
 from e3eval.dependencies import INSTALL_HINTS, installed
 from e3eval.errors import UserError
-from train.curriculum import Spec, Step, stage_dir
-from train.outputs import check_output_dir
-from train.overrides import override_values
-from train.topology import GpuCount, topology_problems
 
 # module verl's trainer imports at run time -> the pip distribution that provides it (verl 0.9.1's `verl-core` extra)
 VERL_RUNTIME = {
@@ -217,7 +217,7 @@ def _logger_problems(spec: Spec) -> list[str]:
 
 def _config_problems(spec: Spec, steps: list[Step], pending: set[str]) -> list[str]:
     """verl's own config checks on each stage still to train (`trainer_config.py`)."""
-    from train.trainer_config import config_problems
+    from e3eval.train.trainer_config import config_problems
 
     index = {stage.name: i for i, stage in enumerate(spec.stages)}
     problems = []

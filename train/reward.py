@@ -81,7 +81,7 @@ def _ground_truth(ground_truth: Any, data_source: str, keys: tuple[str, ...]) ->
 
 
 def _countdown(solution: str, ground_truth: Any, data_source: str) -> float:
-    from train.tasks.countdown import check
+    from e3eval.train.tasks.countdown import check
 
     truth = _ground_truth(ground_truth, data_source, ("target", "numbers"))
     numbers = truth["numbers"]
@@ -91,7 +91,7 @@ def _countdown(solution: str, ground_truth: Any, data_source: str) -> float:
 
 
 def _mult(solution: str, ground_truth: Any, data_source: str) -> float:
-    from train.tasks.multiplication import extract_answer
+    from e3eval.train.tasks.multiplication import extract_answer
 
     if isinstance(ground_truth, (int, str)) and str(ground_truth).lstrip("-").isdigit():
         product = int(ground_truth)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from train.curriculum import Spec, Stage
+    from e3eval.train.curriculum import Spec, Stage
 
 
 @dataclass(frozen=True)

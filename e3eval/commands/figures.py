@@ -54,8 +54,8 @@ def figures_cmd(
         if paper_data:
             entries = _paper(out, command, force)
         else:
-            from figures.gallery import render_spec
-            from figures.spec import load_spec
+            from e3eval.figures.gallery import render_spec
+            from e3eval.figures.spec import load_spec
 
             figure_spec = load_spec(spec)
             with progress() as bar:
@@ -84,9 +84,9 @@ def paper_data_dir() -> Path:
 
 
 def _paper(out: Path, command: str, force: bool) -> list:
-    from figures.folder import FiguresFolder
-    from figures.gallery import GALLERY_FILES, paper_entries, write_gallery
-    from figures.paper import paper_figures
+    from e3eval.figures.folder import FiguresFolder
+    from e3eval.figures.gallery import GALLERY_FILES, paper_entries, write_gallery
+    from e3eval.figures.paper import paper_figures
 
     folder = FiguresFolder.open(out, force)
     folder.check(GALLERY_FILES)  # the figures' own names are checked by paper_figures, before it draws
@@ -103,7 +103,7 @@ def _paper(out: Path, command: str, force: bool) -> list:
 def show_families() -> None:
     from rich.table import Table
 
-    from figures.registry import all_families
+    from e3eval.figures.registry import all_families
 
     table = Table(title="figure families (e3eval figures SPEC.yaml): * = required input")
     for column in ("family", "paper figures", "inputs", "options", "what it draws"):

@@ -244,6 +244,7 @@ def sweep(
     """Generate once at the largest budget, score every budget, print the table and plot the curves."""
     from e3eval.budgets import parse_size
     from e3eval.commands.runs import forced_flags, scoring_config
+    from e3eval.figures.accuracy import draw_sweep
     from e3eval.sweep import SweepConfig, run_sweep
 
     # Scoring flags are checked before generating: a bad one found after hours of sampling wastes them.
@@ -266,7 +267,7 @@ def sweep(
     generation = generate_config(options, dataset, n, max(score.budgets))
     trained = parse_size(train_budget, "--train-budget") if train_budget else None
     with progress() as bar, warnings_shown():
-        outcome = run_sweep(SweepConfig(generation, score, trained), bar, log=say)
+        outcome = run_sweep(SweepConfig(generation, score, trained, plot=draw_sweep), bar, log=say)
     show_sweep(outcome)
     if outcome.generation.failed:
         fail(outcome.generation.failure_line())
@@ -301,12 +302,13 @@ def demo(
 ) -> None:
     """The embedded default: a real sweep of the tiny model on the bundled problems, CPU only, no network."""
     from e3eval.demo import run_demo, run_synthetic_demo
+    from e3eval.figures.accuracy import draw_sweep
 
     with progress() as bar:
         if synthetic:
-            result = run_synthetic_demo(out, bar, workers, log=say)
+            result = run_synthetic_demo(out, bar, workers, log=say, plot=draw_sweep)
         else:
-            outcome = run_demo(out, bar, workers, log=say)
+            outcome = run_demo(out, bar, workers, log=say, plot=draw_sweep)
     if synthetic:
         console.print(
             f"scored {result.scoring.grades.num_rows} (sample, budget) rows, {result.scoring.distinct_pairs} "

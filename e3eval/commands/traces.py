@@ -38,8 +38,14 @@ def count_asymmetries_cmd(
     """Count verification and attempt steps (and chained asymmetries) in traces, by correctness and budget."""
     from rich.table import Table
 
-    from analysis.asymmetries import CountConfig, check_rows_target, count_asymmetries, summarize_steps, write_rows
-    from analysis.traces import TraceFields
+    from e3eval.analysis.asymmetries import (
+        CountConfig,
+        check_rows_target,
+        count_asymmetries,
+        summarize_steps,
+        write_rows,
+    )
+    from e3eval.analysis.traces import TraceFields
     from e3eval.budgets import format_budget, parse_budgets
 
     if by not in ("correct", "none"):
@@ -94,8 +100,8 @@ def unique_attempts_cmd(
     """Cumulative unique Countdown attempts per problem over training steps (incorrect traces, hard problems)."""
     from rich.table import Table
 
-    from analysis.attempts import unique_attempts
-    from analysis.traces import TraceFields
+    from e3eval.analysis.attempts import unique_attempts
+    from e3eval.analysis.traces import TraceFields
 
     fields = TraceFields(response_field, None, correct_field, None, None, target_field, group_field)
     table = Table(title="cumulative unique attempts per problem (incorrect traces)")

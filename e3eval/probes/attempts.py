@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.segments import attempt_spans
+from e3eval.analysis.segments import attempt_spans
 from e3eval.errors import UserError
 from e3eval.probes.forward import ProbeModel, span_logprob, token_stats
 from e3eval.truncate import PrefixDecoder

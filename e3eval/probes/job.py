@@ -104,7 +104,7 @@ def check_config(config: ProbeConfig) -> None:
     if config.max_attempts is not None and config.attempts is None:
         raise UserError("--max-attempts caps the attempt probes: it needs --attempts PRESET")
     if config.attempts is not None:
-        from analysis.steps import PRESETS
+        from e3eval.analysis.steps import PRESETS
 
         if config.attempts not in PRESETS:
             raise UserError(f"--attempts {config.attempts!r}: choose one of {', '.join(PRESETS)}")
@@ -300,7 +300,7 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
         return 1
     n_attempts = found[0].n_attempts if found else None
     if n_attempts is None:
-        from analysis.segments import attempt_spans
+        from e3eval.analysis.segments import attempt_spans
 
         n_attempts = min(len(attempt_spans(text, config.attempts)), 1)  # fewer than two: 0 or 1
     writer.attempts.extend(attempt_rows(base, found, config.attempts, config.max_attempts, n_attempts))

@@ -91,7 +91,7 @@ def make_paper_table(out: Path) -> Path:
 
 def make_bigram(out: Path) -> list[Path]:
     """A real, short p^k bigram run (paper App. C) of GRPO and GRPOMask; a step size large enough to find a* fast."""
-    from train.bigram import BigramConfig, train, write_history
+    from e3eval.train.bigram import BigramConfig, train, write_history
 
     paths = []
     for algo in ("grpo", "grpo_mask"):
@@ -177,7 +177,7 @@ def _write_dump(path: Path, records: list[dict]) -> Path:
 
 def _count(dump: Path, table: Path, preset: str, tokenizer_dir: Path) -> Path:
     """`e3eval count-asymmetries DUMP --preset PRESET --tokenizer T --out TABLE`, through the command's library."""
-    from analysis.asymmetries import CountConfig, count_asymmetries, write_rows
+    from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, write_rows
 
     table.parent.mkdir(parents=True, exist_ok=True)
     write_rows(table, count_asymmetries(CountConfig(dump, preset, tokenizer=str(tokenizer_dir))).table)

@@ -1,0 +1,70 @@
+"""How e3eval is installed and layered: the sibling folders `train/`, `analysis/` and `figures/` are the packages
+`e3eval.train`, `e3eval.analysis` and `e3eval.figures`, so a research folder holding its own `train.py`, `analysis.py`
+or `figures.py` (the working directory comes first on `sys.path`) changes nothing; and the core imports one way.
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import conftest
+
+ROOT = Path(__file__).resolve().parent.parent
+E3EVAL = str(Path(sys.executable).parent / "e3eval")
+
+
+def _shadowing_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "research"
+    folder.mkdir()
+    for name in ("train", "analysis", "figures"):
+        (folder / f"{name}.py").write_text(f"raise SystemExit('the user\\'s {name}.py was imported')\n")
+    return folder
+
+
+def test_user_files_named_like_the_siblings_change_nothing(tmp_path):
+    folder = _shadowing_folder(tmp_path)
+    code = (
+        "import e3eval, e3eval.figures.accuracy, e3eval.analysis.steps, e3eval.train.cli\n"
+        "from e3eval.figures.registry import all_families\n"
+        "print(len(all_families()), e3eval.figures.accuracy.__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[1] == "e3eval.figures.accuracy"
+    # A sweep plot from there: the synthetic demo scores a pool and draws it.
+    demo = conftest.run_cli(E3EVAL, "demo", "--synthetic", "--out", str(tmp_path / "demo"), "--workers", "1",
+                            cwd=folder)  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert (tmp_path / "demo" / "synthetic" / "figures" / "sweep.png").stat().st_size > 5_000
+
+
+def _imports(path: Path) -> set[str]:
+    """The modules `path` imports (absolute names), at any depth of the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_imports_run_one_way():
+    """The core never imports the figures or training layers (the CLI, `e3eval/commands/`, composes them); figures
+    never imports training; no module imports the siblings under their bare folder names."""
+    for path in sorted((ROOT / "e3eval").rglob("*.py")):
+        imported = _imports(path)
+        bare = {m for m in imported if m.split(".")[0] in ("train", "analysis", "figures")}
+        assert not bare, f"{path}: bare sibling imports {bare}"
+        if "commands" not in path.parts:
+            upward = {m for m in imported if m.startswith(("e3eval.figures", "e3eval.train"))}
+            assert not upward, f"{path}: the core imports {upward}"
+    for path in sorted((ROOT / "figures").rglob("*.py")):
+        if "examples" in path.parts:
+            continue
+        assert not {m for m in _imports(path) if m.startswith("e3eval.train")}, f"{path} imports the training side"
+    for folder in ("train", "analysis", "figures", "tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            bare = {m for m in _imports(path) if m.split(".")[0] in ("train", "analysis", "figures")}
+            assert not bare, f"{path}: bare sibling imports {bare}"
