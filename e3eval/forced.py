@@ -44,6 +44,7 @@ from e3eval.backends.logs import ENGINE_LOGS, EngineLog
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings
 from e3eval.context import context_limit, read_model_config
 from e3eval.errors import EngineFailure, UserError
+from e3eval.manifest import GenerationRecord
 from e3eval.provenance import now
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 from e3eval.store import ids_sha1, write_table
@@ -175,8 +176,8 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
     """
     from e3eval.backends import BACKENDS, check_options, pick_backend
 
-    generated = run.section("generation") or {}
-    recorded = generated.get("backend")
+    generated = run.record.generation or GenerationRecord()
+    recorded = generated.backend
     options = dict(config.backend_options)
     if config.backend is not None:
         name, why = config.backend, "asked for"
@@ -187,15 +188,15 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
     engine = config.engine
     inherited = []
     if name == recorded:  # the run's engine, named or not: its settings unless flags say otherwise
-        base = EngineSettings.from_record(generated.get("engine_settings"), str(run.path / "run.json"))
+        base = EngineSettings.from_record(generated.engine_settings, str(run.path / "run.json"))
         base = dataclasses.replace(base, max_model_len=None)
         engine = config.engine.over(base)
         if base.record():
             inherited.append(f"engine {base.describe()}")
-        same_model = generated.get("model_path") and generated.get("model_path") == model_path(config.model)
-        if options.get("dtype") is None and same_model and generated.get("dtype") not in (None, "auto"):
-            options["dtype"] = generated["dtype"]
-            inherited.append(f"--dtype {generated['dtype']}")
+        same_model = generated.model_path and generated.model_path == model_path(config.model)
+        if options.get("dtype") is None and same_model and generated.dtype not in (None, "auto"):
+            options["dtype"] = generated.dtype
+            inherited.append(f"--dtype {generated.dtype}")
     check_options(name, options)
     check_settings(name, engine, read_model_config(config.model) if name == "hf" else None)
     note = f"forced answers: backend {name} ({why}" + (f"; {', '.join(inherited)} as the run was generated" if

@@ -56,6 +56,7 @@ from e3eval.forcing import (
     generate_forced,
     generate_s1,
 )
+from e3eval.manifest import FIXED_SETTINGS, differs
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
@@ -79,16 +80,6 @@ from e3eval.store import (
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.weights import model_fingerprint, model_path
 
-# Settings that define a run: a rerun must match them exactly (n may grow; shards differ by design). `forcing` is
-# recorded only for forced runs, so a plain run matches runs made before forcing existed.
-# `model` is compared as `model_path` (the resolved folder) where the run records it: two spellings of one folder are
-# one model; `model_fingerprint` (`weights.py`) refuses new weights exported to the run's model path.
-# `engine_args` are the --engine-arg pairs that may change what is sampled (`settings.fixed_args`), recorded only when
-# there are some; parallelism, memory and batch settings may change between invocations.
-FIXED_SETTINGS = ("model", "model_fingerprint", "dataset", "prompt", "sampling", "seed", "backend", "dtype", "forcing",
-                  "engine_args")  # fmt: skip
-# Settings recorded only by later versions: a run made before records none, and is not refused for it.
-_RECORDED_LATER = frozenset({"dtype", "model_fingerprint"})
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 MAX_SAMPLES = 100_000  # per problem; the paper's sweeps use 16-256
 
@@ -224,15 +215,6 @@ def thinking_positions(config: GenerateConfig, wait_ids: int = 1) -> int:
         return config.max_tokens
     rounds = (config.wait + 1) * config.max_tokens + config.wait * wait_ids
     return max(rounds, config.max_tokens + 16 + (config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS))
-
-
-def differs(recorded: dict[str, Any], settings: dict[str, Any], key: str) -> bool:
-    """Whether a fixed setting differs (a setting older runs did not record yet matches anything)."""
-    if key in _RECORDED_LATER and recorded.get(key) is None:
-        return False
-    if key == "model" and recorded.get("model_path") and settings.get("model_path"):
-        return recorded["model_path"] != settings["model_path"]
-    return recorded.get(key) != settings.get(key)
 
 
 def done_samples(run_dir: Path) -> set[tuple[str, int]]:

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
-from e3eval.generation import FIXED_SETTINGS, count_insertions, differs, done_samples
+from e3eval.generation import count_insertions, done_samples
+from e3eval.manifest import GenerationRecord
 from e3eval.provenance import now
 from e3eval.run import Run, replacing
 from e3eval.store import (
@@ -58,7 +59,7 @@ def check_complete(runs: list[Run]) -> None:
     """Refuse a split (`--shard i/N`) with shards missing, naming them."""
     split: dict[int, set[int]] = {}
     for run in runs:
-        shard = str((run.section("generation") or {}).get("shard") or "")
+        shard = (run.record.generation.shard if run.record.generation is not None else None) or ""
         index, _, count = shard.partition("/")
         if index.isdigit() and count.isdigit():
             split.setdefault(int(count), set()).add(int(index))
@@ -71,12 +72,11 @@ def check_complete(runs: list[Run]) -> None:
 
 
 def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = False) -> int:
-    base = runs[0].section("generation")
-    if base is None:
+    first = runs[0].record.generation
+    if first is None:
         raise UserError(f"{runs[0].path}: not a generated run")
     for run in runs[1:]:
-        other = run.section("generation") or {}
-        diffs = [k for k in FIXED_SETTINGS if differs(base, other, k) or differs(other, base, k)]
+        diffs = first.differences(run.record.generation or GenerationRecord())
         if diffs:
             raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
     if not allow_missing:
@@ -102,9 +102,9 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
                 "kind": "merged", "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
     for inherited in ("name", "legacy_run_id", "copied_from"):
         manifest.pop(inherited, None)
-    manifest["generation"] = {**base, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
-    if "insertions" in base:  # budget forcing's counts are of all the merged samples, not of the first shard's
-        appended = int((base.get("forcing") or {}).get("mode") == "s1")  # s1's appended end of thinking is no wait
+    manifest["generation"] = {**first.fields, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
+    if first.forcing is not None:  # budget forcing's counts are of all the merged samples, not of the first shard's
+        appended = int(first.forcing.mode == "s1")  # s1's appended end of thinking is no wait
         manifest["generation"]["insertions"] = count_insertions(building, appended).record()
     manifest.pop("scoring", None)  # the merged run has not been scored
     write_manifest(building, manifest)

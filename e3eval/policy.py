@@ -52,7 +52,7 @@ def check_policy(policy: str) -> str:
     return policy
 
 
-def final_section(text: str) -> str | None:
+def answer_part(text: str) -> str | None:
     """The part of a response that may hold the final answer: after `</think>` when there is a thinking section."""
     close = text.rfind(THINK_CLOSE)
     if close >= 0:
@@ -145,7 +145,7 @@ class StrictPolicy:
     def answer(self, sample: SampleAtBudget) -> str | None:
         if not (sample.stopped and sample.num_tokens <= sample.budget):
             return None
-        section = final_section(sample.full_text)
+        section = answer_part(sample.full_text)
         if section is None:
             return None
         if sample.gold is not None and is_answer_list(sample.gold):

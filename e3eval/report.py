@@ -29,13 +29,14 @@ import shlex
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
+from e3eval.manifest import FIXED_SETTINGS, GenerationRecord
 from e3eval.run import Run
 from e3eval.samples import successful_keys
 from e3eval.store import MANIFEST
@@ -104,7 +105,7 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
     # Forced answers that failed are left out at their budget only: the most left out at any budget is shown.
     failed = max((n or 0 for n in table["n_failed"].to_pylist()), default=0) if "n_failed" in table.column_names else 0
     flags = {f for f in table["flag"].to_pylist() if f}
-    skipped = (run.section("source") or {}).get("skipped_lines", 0)
+    skipped = run.record.source.skipped_lines if run.record.source is not None else 0
     if skipped:
         flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
     # Summaries written before failures were counted lack n_failed / n_missing.
@@ -153,15 +154,15 @@ def s1_series(folder: Path) -> list[Run]:
     from e3eval.score import s1_budget
 
     if not folder.is_dir():
-        raise UserError(f"{folder}: no such run directory")
+        raise UserError(f"{folder}: not a run directory (no such folder)")
     runs = [Run.open(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
     budgets = [s1_budget(r) for r in runs]
     if not runs or None in budgets:
         held = "; it holds runs, but not only those of one `sweep --forcing s1`: name the runs" if runs else ""
         raise UserError(f"{folder}: not a run directory (no {MANIFEST}){held}")
-    first, problems = runs[0].section("generation") or {}, _problem_ids(runs[0])
+    first, problems = runs[0].record.generation, _problem_ids(runs[0])
     for run, budget in zip(runs[1:], budgets[1:], strict=True):
-        other = s1_difference(first, run.section("generation") or {})
+        other = s1_difference(first, run.record.generation)
         if other is None and _problem_ids(run) != problems:
             other = "problems"
         if other is None and budget in budgets[: runs.index(run)]:
@@ -172,19 +173,22 @@ def s1_series(folder: Path) -> list[Run]:
     return [run for _, run in sorted(zip(budgets, runs, strict=True), key=lambda pair: pair[0] or 0)]
 
 
-def s1_difference(one: dict[str, Any], other: dict[str, Any]) -> str | None:
-    """The first setting (fixed settings, sampling but its budget, n, shard) in which two s1 runs' generation sections
-    differ, or None: runs that differ in none are budgets of one curve."""
-    from e3eval.generation import FIXED_SETTINGS, differs
-
-    for key in (*FIXED_SETTINGS, "n", "shard"):
+def s1_difference(one: GenerationRecord | None, other: GenerationRecord | None) -> str | None:
+    """The first setting (fixed settings, sampling but its budget, n, shard) in which two s1 runs' generations differ,
+    or None: runs that differ in none are budgets of one curve."""
+    if one is None or other is None:
+        return "generation"
+    for key in FIXED_SETTINGS:
         if key == "sampling":
-            mine, theirs = ({**(g.get("sampling") or {}), "max_tokens": None} for g in (one, other))
+            mine, theirs = (replace(g.sampling, max_tokens=None) for g in (one, other))
             if mine != theirs:
-                return "sampling (" + ", ".join(k for k in sorted(mine) if mine.get(k) != theirs.get(k)) + ")"
-        elif differs(one, other, key):
+                changed = [k for k in ("temperature", "top_p", "logprobs") if getattr(mine, k) != getattr(theirs, k)]
+                return f"sampling ({', '.join(changed)})"
+        elif one.differences(other, (key,)):
             return key
-    return None
+    if one.n != other.n:
+        return "n"
+    return "shard" if one.shard != other.shard else None
 
 
 def _problem_ids(run: Run) -> list[str]:
@@ -220,10 +224,8 @@ def samples_held(run: Run) -> int | None:
 def scored_samples(run: Run, policy: str, table: pa.Table | None = None) -> int | None:
     """How many samples `policy`'s summary was computed from, as run.json's scoring section records it (summaries
     older than that record: the most samples counted at any budget of `table`); None when nothing says."""
-    scoring = run.section("scoring") or {}
-    graded = _policy_record(run, policy).get("samples_graded")
-    if graded is None and scoring.get("policy") == policy:
-        graded = _as_dict(scoring.get("samples")).get("graded")
+    scoring = run.record.scoring
+    graded = scoring.policy_record(policy).samples_graded if scoring is not None else None
     if graded is None and table is not None and table.num_rows and "n_samples" in table.column_names:
         graded = max((n for n in table["n_samples"].to_pylist() if n is not None), default=None)
     return graded if isinstance(graded, int) and not isinstance(graded, bool) else None
@@ -242,32 +244,20 @@ def stale_warning(run: Run, name: str, table: pa.Table, held: int | None) -> str
     command = f"e3eval score {shlex.quote(str(run.path))} --budgets {budgets}"
     if policy != "prefix":
         command += f" --policy {policy}"
-    forced = _as_dict(_policy_record(run, policy).get("forced"))
-    if forced.get("model"):  # the flags that set the forced answers: another setting would be other answers
-        model = forced.get("model_path") or forced["model"]
-        command += f" --model {shlex.quote(str(model))}"
-        flags = {"backend": "--backend", "answer_tokens": "--answer-tokens", "cue": "--answer-cue",
-                 "think_end": "--think-end"}  # fmt: skip
-        for key, flag in flags.items():
-            if forced.get(key) is not None:
-                command += f" {flag} {shlex.quote(str(forced[key]))}"
-        base_url = _as_dict(forced.get("backend_options")).get("base_url")
-        if base_url:
-            command += f" --base-url {shlex.quote(str(base_url))}"
+    scoring = run.record.scoring
+    forced = scoring.policy_record(policy).forced if scoring is not None else None
+    if forced is not None and forced.model:  # the flags that set the forced answers: others would be other answers
+        command += f" --model {shlex.quote(forced.model_path or forced.model)}"
+        flags = {"--backend": forced.backend, "--answer-tokens": forced.answer_tokens, "--answer-cue": forced.cue,
+                 "--think-end": forced.think_end, "--base-url": forced.base_url}  # fmt: skip
+        for flag, value in flags.items():
+            if value is not None:
+                command += f" {flag} {shlex.quote(str(value))}"
     if held > scored:
         what = f"{held - scored} samples were added after it was scored ({scored} scored, {held} now)"
     else:
         what = f"it was scored on {scored} samples and holds {held} now"
     return f"{name}: {what}; rescore with {command}"
-
-
-def _policy_record(run: Run, policy: str) -> dict[str, Any]:
-    """What run.json's scoring section keeps about `policy`'s scoring (score.py writes it; {} when absent)."""
-    return _as_dict(_as_dict((run.section("scoring") or {}).get("policies")).get(policy))
-
-
-def _as_dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from e3eval.backends.logs import ENGINE_LOGS
 from e3eval.errors import UserError
+from e3eval.manifest import RunManifest
 from e3eval.records import Problem
 from e3eval.store import (
     ATTEMPT_PROBES,
@@ -122,21 +123,27 @@ class Run:
         """`generated`, `imported` or `merged`."""
         return str(self._manifest.get("kind") or ("generated" if "generation" in self._manifest else "imported"))
 
+    @property
+    def record(self) -> RunManifest:
+        """run.json as typed sections (`manifest.RunManifest`): what every reader outside this module uses."""
+        return RunManifest.from_dict(self._manifest)
+
     def section(self, name: str) -> dict[str, Any] | None:
-        """One stage's section of run.json (None when that stage has not run)."""
+        """One stage's section of run.json as a plain dict (None when that stage has not run): for writers, tests
+        and this module; readers use `record`."""
         value = self._manifest.get(name)
         return dict(value) if isinstance(value, dict) else None
 
     @property
     def tokenizer_name(self) -> str | None:
         """The tokenizer the run's token ids belong to (path or hub name), as recorded."""
-        return (self.section("tokenizer") or {}).get("name_or_path")
+        return self.record.tokenizer.name_or_path
 
     @property
     def samples_wanted(self) -> int | None:
         """n per problem for generated runs; None when the run does not say (imports)."""
-        n = (self.section("generation") or {}).get("n")
-        return int(n) if n else None
+        generation = self.record.generation
+        return generation.n or None if generation is not None else None
 
     def write_sections(self, **sections: Any) -> None:
         """Replace these top-level keys of run.json (re-read from disk first); the rest stays as it is on disk."""

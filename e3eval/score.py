@@ -32,6 +32,7 @@ from e3eval.errors import UserError
 from e3eval.forced import ForcedConfig, ForcedOutcome, ended, ensure_answers, with_run_engine
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
+from e3eval.manifest import ScoringRecord
 from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
 from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
@@ -110,11 +111,8 @@ def score_run(
 
 def s1_budget(run: Run) -> int | None:
     """The thinking budget of a run generated with `--forcing s1` (its one budget), else None."""
-    generation = run.section("generation") or {}
-    forcing = generation.get("forcing")
-    if not (isinstance(forcing, dict) and forcing.get("mode") == "s1"):
-        return None
-    return int((generation.get("sampling") or {})["max_tokens"])
+    generation = run.record.generation
+    return generation.s1_budget if generation is not None else None
 
 
 def s1_folder_hint(folder: Path) -> None:
@@ -188,8 +186,8 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
         # s1 runs: the appended end of thinking (the last `inserted` span) says where the thinking stopped, and how.
-        s1_end = len((run.section("generation") or {})["forcing"]["think_end_token_ids"]) if policy.whole_response \
-            else None  # fmt: skip
+        forcing = run.record.generation.forcing if run.record.generation is not None else None
+        s1_end = len(forcing.think_end_token_ids) if policy.whole_response and forcing is not None else None
         for batch in run.rollout_batches((*_COLUMNS, "inserted") if s1_end is not None else _COLUMNS):
             keep = samples.keep[start : start + batch.num_rows]
             start += batch.num_rows
@@ -284,7 +282,7 @@ def _kept_policies(
     A summary that does not match run.json (an interrupted scoring) is not kept; a kept policy scored on another
     number of samples than the run now holds is named in a warning, since its numbers describe fewer samples.
     """
-    previous = run.section("scoring") or {}
+    previous = run.record.scoring or ScoringRecord()
     if not run.has("summary"):
         return SUMMARY_SCHEMA.empty_table(), {}
     try:
@@ -295,12 +293,12 @@ def _kept_policies(
     others = old.filter(pc.not_equal(old["policy"], policy))
     if not others.num_rows:
         return SUMMARY_SCHEMA.empty_table(), {}
-    records = dict(previous.get("policies") or {})
-    if previous.get("policy") and previous["policy"] not in records:  # scored before run.json kept one per policy
-        records[previous["policy"]] = _policy_record(previous)
+    records = {name: kept.fields for name, kept in previous.policies.items()}
+    if previous.policy and previous.policy not in records:  # scored before run.json kept one per policy
+        records[previous.policy] = _policy_record(previous.fields)
     names = sorted(set(others["policy"].to_pylist()))
     for name in names:
-        before = (records.get(name) or {}).get("samples_graded")
+        before = previous.policy_record(name).samples_graded
         if before is not None and before != graded:
             warnings.append(
                 f"the kept `{name}` summary rests on {before} samples, the run now holds {graded}: rescore it with "
@@ -333,9 +331,7 @@ def _check_tokenizer(run: Run, name: str, tokenizer: Any) -> list[str]:
     The run records its tokenizer's fingerprint (generation and import); runs from before that are checked against
     the recorded tokenizer itself when it still loads, and otherwise scored with a warning.
     """
-    recorded = run.section("tokenizer") or {}
-    expected = recorded.get("fingerprint")
-    recorded_name = recorded.get("name_or_path")
+    expected, recorded_name = run.record.tokenizer.fingerprint, run.record.tokenizer.name_or_path
     if expected is None and recorded_name and recorded_name != name:
         try:
             expected = fingerprint(load_tokenizer(recorded_name))

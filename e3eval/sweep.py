@@ -24,6 +24,7 @@ from e3eval.budgets import format_budget
 from e3eval.errors import UserError
 from e3eval.forcing import DEFAULT_S1_ANSWER_TOKENS, Insertions
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
+from e3eval.manifest import ForcingRecord, GenerationRecord
 from e3eval.report import Comparison, compare, comparison_of, s1_series
 from e3eval.samples import Failures
 from e3eval.score import ScoreConfig, ScoreResult, score_run
@@ -69,11 +70,16 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     scored = score_run(run_dir, config.score, progress)
     comparison = comparison_of(run_dir, scored.summary)
     run = comparison.runs[0]
-    generation = run.run.section("generation") or {}
-    model = Path(generation.get("model", "")).name or generation.get("model", "?")
-    title = f"{model} on {generation.get('dataset', '?')}, policy {config.score.policy}{_forced(config.generate)}"
+    generation = run.run.record.generation or GenerationRecord()
+    title = f"{_model(generation)} on {generation.dataset or '?'}, policy {config.score.policy}"
+    title += _forced(config.generate)
     plots = config.plot(comparison, run_dir / "figures" / "sweep", config.train_budget, title) if config.plot else []
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))
+
+
+def _model(generation: GenerationRecord) -> str:
+    """The model as a title names it: its folder's name, or the hub name."""
+    return Path(generation.model or "").name or generation.model or "?"
 
 
 def _forced(config: GenerateConfig) -> str:
@@ -109,10 +115,9 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
     warnings = [f"budget {format_budget(budget)}: {w}" for budget, result in scorings for w in result.warnings]
     scored = replace(scorings[-1][1], warnings=warnings)
     comparison = compare([out])
-    generation = comparison.runs[0].run.section("generation") or {}
-    model = Path(generation.get("model", "")).name or generation.get("model", "?")
-    title = (f"{model} on {generation.get('dataset', '?')}, --forcing s1{_forced(config.generate)}: thinking budget "
-             "(the answer phase comes on top), one run per budget")  # fmt: skip
+    generation = comparison.runs[0].run.record.generation or GenerationRecord()
+    title = (f"{_model(generation)} on {generation.dataset or '?'}, --forcing s1{_forced(config.generate)}: thinking "
+             "budget (the answer phase comes on top), one run per budget")  # fmt: skip
     plots = config.plot(comparison, out / "figures" / "sweep", config.train_budget, title) if config.plot else []
     return SweepOutcome(out, generated, scored, comparison, tuple(plots))
 
@@ -122,18 +127,18 @@ def _check_s1_folder(out: Path, config: GenerateConfig) -> None:
     so a new budget cannot join a curve it does not belong to (each run's own settings are checked as it grows)."""
     if not any(out.glob(f"*/{MANIFEST}")):
         return
-    recorded = s1_series(out)[0].section("generation") or {}
-    sampling, forcing = recorded.get("sampling") or {}, recorded.get("forcing") or {}
+    recorded = s1_series(out)[0].record.generation or GenerationRecord()
+    sampling, forcing = recorded.sampling, recorded.forcing or ForcingRecord()
     asked = {
-        "--dataset": (recorded.get("dataset"), config.dataset),
-        "--temperature": (sampling.get("temperature"), config.temperature),
-        "--top-p": (sampling.get("top_p"), config.top_p),
-        "--logprobs": (sampling.get("logprobs"), config.logprobs),
-        "--seed": (recorded.get("seed"), config.seed),
-        "--wait": (forcing.get("wait"), config.wait),
-        "--wait-text": (forcing.get("wait_text"), config.wait_text),
-        "--answer-tokens": (forcing.get("answer_tokens"), config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS),
-        "--answer-temperature": (forcing.get("answer_temperature"), config.answer_temperature),
+        "--dataset": (recorded.dataset, config.dataset),
+        "--temperature": (sampling.temperature, config.temperature),
+        "--top-p": (sampling.top_p, config.top_p),
+        "--logprobs": (sampling.logprobs, config.logprobs),
+        "--seed": (recorded.seed, config.seed),
+        "--wait": (forcing.wait, config.wait),
+        "--wait-text": (forcing.wait_text, config.wait_text),
+        "--answer-tokens": (forcing.answer_tokens, config.answer_tokens or DEFAULT_S1_ANSWER_TOKENS),
+        "--answer-temperature": (forcing.answer_temperature, config.answer_temperature),
     }
     for flag, (then, now) in asked.items():
         if then != now:

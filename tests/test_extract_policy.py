@@ -3,7 +3,7 @@
 import pytest
 
 from e3eval.extract import boxes, last_boxed
-from e3eval.policy import answer_at_budget, final_section
+from e3eval.policy import answer_at_budget, answer_part
 
 
 @pytest.mark.parametrize(
@@ -53,10 +53,10 @@ def test_bare_box_at_a_cut_is_not_complete():
 
 
 def test_final_section():
-    assert final_section("<think>a \\boxed{1}</think> b") == " b"
-    assert final_section("thinking \\boxed{1}</think> b") == " b"
-    assert final_section("<think>never closed \\boxed{1}") is None
-    assert final_section("no thinking") == "no thinking"
+    assert answer_part("<think>a \\boxed{1}</think> b") == " b"
+    assert answer_part("thinking \\boxed{1}</think> b") == " b"
+    assert answer_part("<think>never closed \\boxed{1}") is None
+    assert answer_part("no thinking") == "no thinking"
 
 
 # A thinking response: intermediate box at ~token 3, final box after </think>; 10 tokens long (word = token here).

@@ -343,4 +343,4 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     folder = conftest.run_cli(E3EVAL, "score", str(out), "--budgets", "8")
     assert folder.returncode == 2 and "a folder of runs (s1-16, s1-32, s1-8)" in folder.stderr
     unscored = conftest.run_cli(E3EVAL, "score", str(plain))
-    assert unscored.returncode == 2 and "--budgets is required" in unscored.stderr
+    assert unscored.returncode == 2 and "Missing option '--budgets'" in unscored.stderr

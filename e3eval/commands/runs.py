@@ -18,6 +18,7 @@ from rich.markup import escape
 from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, err_console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
+from e3eval.store import MANIFEST
 
 if TYPE_CHECKING:
     from e3eval.backends.settings import EngineSettings
@@ -144,12 +145,13 @@ def score(
     from e3eval.score import default_policy, s1_budget, s1_folder_hint, score_run
 
     s1_folder_hint(run_dir)
-    policy = policy or default_policy(run_dir)
-    if budgets is None:
-        budget = s1_budget(Run.open(run_dir))
+    if budgets is None:  # only a run generated with --forcing s1 has a budget of its own
+        budget = s1_budget(Run.open(run_dir)) if (run_dir / MANIFEST).is_file() else None
         if budget is None:
-            raise UserError("--budgets is required (e.g. --budgets 4k..32k)")
+            raise UserError("Missing option '--budgets' (e.g. --budgets 4k..32k): only a run generated with "
+                            "--forcing s1 has a budget of its own")  # fmt: skip
         budgets = str(budget)
+    policy = policy or default_policy(run_dir)
     engine = engine_settings(tp, dp, gpu_memory_utilization, max_model_len, engine_arg)
     forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key,
                           engine, verbose)  # fmt: skip

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
+from e3eval.manifest import GenerationRecord
 from e3eval.outputs import record_written, written_by_e3eval
 from e3eval.probes.checkpoints import Checkpoint, checkpoints, describe_checkpoints
 from e3eval.probes.table import (
@@ -136,16 +137,16 @@ def with_run_settings(config: ProbeConfig, run: Run, log: Callable[[str], None] 
     - dtype: the run's (`auto` when it records none: bfloat16 on CUDA, float32 on CPU);
     - temperature: the run's sampling temperature, as verl divides the logits by the rollout temperature (the
       samples were drawn from that distribution cut to top-p); 1 when the run records none or sampled greedily."""
-    generation = run.section("generation") or {}
+    generation = run.record.generation or GenerationRecord()
     dtype, temperature = config.dtype, config.temperature
     if dtype is None:
-        recorded = generation.get("dtype")
+        recorded = generation.dtype
         dtype = recorded if recorded in ("float32", "bfloat16", "float16") else "auto"
         if dtype != "auto":
             log(f"dtype: {dtype} (the run's, from run.json; --dtype overrides)")
     if temperature is None:
-        sampled = (generation.get("sampling") or {}).get("temperature")
-        if isinstance(sampled, (int, float)) and not isinstance(sampled, bool) and 0 < sampled <= 100:
+        sampled = generation.sampling.temperature
+        if sampled is not None and 0 < sampled <= 100:
             temperature = float(sampled)
             log(
                 f"temperature: {temperature:g} (the run's sampling temperature, from run.json; --temperature overrides)"
@@ -353,11 +354,11 @@ def _samples(run: Run, keep: np.ndarray) -> Iterator[dict[str, Any]]:
 def _budgets(run: Run, config: ProbeConfig) -> tuple[int, ...]:
     if config.budgets:
         return tuple(sorted(set(config.budgets)))
-    scored = (run.section("scoring") or {}).get("budgets")
+    scored = run.record.scoring.budgets if run.record.scoring is not None else ()
     if scored:
-        return tuple(sorted(int(b) for b in scored))  # run.json's reader checked they are positive integers
-    limit = ((run.section("generation") or {}).get("sampling") or {}).get("max_tokens")
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        return tuple(sorted(scored))  # run.json's reader checked they are positive integers
+    limit = run.record.generation.sampling.max_tokens if run.record.generation is not None else None
+    if limit is not None and limit > 0:
         return (limit,)
     longest = max((int(n) for b in run.rollout_batches(["num_tokens"]) for n in b.column(0).to_pylist()), default=0)
     return (max(longest, 1),)
@@ -367,8 +368,8 @@ def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, token
                 warnings: list[str]) -> dict[str, list[int]]:  # fmt: skip
     """Each problem's prompt ids, after checking that `model`'s tokenizer is the run's: the same fingerprint, or
     each stored prompt re-tokenizes to its stored ids (with or without the special tokens a tokenizer adds)."""
-    recorded = run.section("tokenizer") or {}
-    same = recorded.get("fingerprint") is not None and recorded.get("fingerprint") == fingerprint(tokenizer)
+    recorded = run.record.tokenizer.fingerprint
+    same = recorded is not None and recorded == fingerprint(tokenizer)
     ids: dict[str, list[int]] = {}
     for problem in problems.values():
         stored = list(problem.prompt_token_ids) if problem.prompt_token_ids else None
@@ -427,7 +428,7 @@ def _resolved_dtype(config: ProbeConfig) -> str:
 
 
 def _check_vocab(model: Any, tokenizer: Any, ref: Any, run: Run, checkpoint: Checkpoint) -> None:
-    vocab = (run.section("tokenizer") or {}).get("vocab_size")
+    vocab = run.record.tokenizer.vocab_size
     size = len(tokenizer)
     if vocab is not None and int(vocab) != size:
         raise UserError(f"--model {checkpoint.model}: its tokenizer has {size} tokens, the run's has {vocab}")

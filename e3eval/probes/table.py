@@ -224,7 +224,7 @@ def run_grades(run: Run) -> RunGrades:
             largest[(pid, idx)] = budget
             found[(pid, idx, None)] = ok
     policy = table["policy"][0].as_py() if table.num_rows else None
-    return RunGrades(found, policy, (run.section("scoring") or {}).get("unit"))
+    return RunGrades(found, policy, run.record.scoring.unit if run.record.scoring is not None else None)
 
 
 def with_grades(table: pa.Table, run_ids: str | Collection[str], current: RunGrades) -> pa.Table:
