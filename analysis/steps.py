@@ -62,7 +62,7 @@ class Lexicon:
 def load_lexicon(path: Path | None = None) -> Lexicon:
     """The `math` preset's phrase lists: the bundled file, or a user JSON file with `verify` and `attempt` lists."""
     if path is None:
-        text = (resources.files("analysis") / "data" / "math_lexicon.json").read_text(encoding="utf-8")
+        text = (resources.files("e3eval.analysis") / "data" / "math_lexicon.json").read_text(encoding="utf-8")
         source = "bundled math_lexicon.json"
     else:
         try:

@@ -27,8 +27,8 @@ import numpy as np
 from e3eval.train.reward import compute_score
 
 from e3eval.budgets import parse_budgets
+from e3eval.dev.tiny_model import build_tiny_model
 from e3eval.policy import SampleAtBudget, get_policy
-from e3eval.tiny_model import build_tiny_model
 from e3eval.tokenizers import load_tokenizer
 from e3eval.truncate import PrefixDecoder
 

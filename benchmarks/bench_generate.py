@@ -36,9 +36,9 @@ from typing import Any
 
 from e3eval import generation
 from e3eval.datasets import demo_problems
+from e3eval.dev.tiny_model import build_tiny_model
 from e3eval.generation import GenerateConfig, default_batch, generate_run, sample_seed
 from e3eval.prompts import PromptSpec, render_prompt
-from e3eval.tiny_model import build_tiny_model
 
 TEMPERATURE, TOP_P, SEED = 0.6, 0.95, 0
 

@@ -1,10 +1,10 @@
 """Benchmark: `e3eval score` against a naive per-(sample, budget) grading loop, on one synthetic pool.
 
-Pool (documented in `e3eval/synthetic.py`): the 16 bundled demo problems x `--samples` samples of synthetic reasoning
-traces written with the tiny model's byte-level BPE tokenizer: a `<think>` section of paragraphs with LaTeX arithmetic,
-self-checks ("Wait, let me verify"), intermediate `\\boxed{}` guesses (right with probability p/2), then `</think>` and
-a final boxed answer in a varied equivalent form; finished responses are 5k-40k tokens long, and 15% of samples run
-past 40k and are cut at exactly 40,960 tokens before any final answer (finish_reason `length`).
+Pool (documented in `e3eval/dev/synthetic.py`): the 16 bundled demo problems x `--samples` samples of synthetic
+reasoning traces written with the tiny model's byte-level BPE tokenizer: a `<think>` section of paragraphs with LaTeX
+arithmetic, self-checks ("Wait, let me verify"), intermediate `\\boxed{}` guesses (right with probability p/2), then
+`</think>` and a final boxed answer in a varied equivalent form; finished responses are 5k-40k tokens long, and 15% of
+samples run past 40k and are cut at exactly 40,960 tokens before any final answer (finish_reason `length`).
 
 Scored at 10 budgets (4k..40k:4k) three ways, all in this one process run:
 - floor: read the store's token ids and decode every prefix once (our fast decode path), nothing else;
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from e3eval.budgets import parse_budgets
 from e3eval.datasets import demo_problems
+from e3eval.dev.synthetic import PoolSpec, write_pool
+from e3eval.dev.tiny_model import build_tiny_model
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.score import ScoreConfig, score_run
 from e3eval.store import iter_rollout_batches, read_problems
-from e3eval.synthetic import PoolSpec, write_pool
-from e3eval.tiny_model import build_tiny_model
 from e3eval.tokenizers import load_tokenizer
 from e3eval.truncate import PrefixDecoder
 

@@ -1,6 +1,6 @@
 """Benchmark: `count-asymmetries` throughput on a large JSONL against a naive per-marker baseline.
 
-Input: `--mb` megabytes of JSONL, one synthetic reasoning trace per line (`e3eval/synthetic.py`: paragraphs of LaTeX
+Input: `--mb` megabytes of JSONL, one synthetic reasoning trace per line (`e3eval/dev/synthetic.py`: paragraphs of LaTeX
 arithmetic with "Wait", "Let me double-check", "Alternatively", boxed guesses; 10-60 KB per trace), with a
 `correct` flag. Both sides read and parse the same file in this one process run:
 - ours: `analysis.asymmetries.count_asymmetries` with the `math` preset: per-trace verification / attempt /
@@ -25,7 +25,7 @@ from e3eval.analysis.asymmetries import CountConfig, count_asymmetries
 from e3eval.analysis.traces import TraceFields
 
 from e3eval.datasets import demo_problems
-from e3eval.synthetic import reasoning_trace
+from e3eval.dev.synthetic import reasoning_trace
 
 
 def write_traces(path: Path, megabytes: float, seed: int = 0) -> int:

@@ -5,9 +5,9 @@ alone, so rerunning after a kill regenerates exactly the missing samples, and gr
 samples 16..31. Finished samples are appended as atomic Parquet shards after every batch; a SIGKILL loses at most
 the batch in flight, and a rerun never duplicates a sample. A run's sampling settings are fixed at creation: a rerun
 with different settings (model, dataset, template, temperature, top-p, max tokens, seed, backend, dtype) is refused
-rather than mixed; so is a rerun with other budget forcing (`--wait N`, `forcing.py`: the engine calls of a batch go
-through its loop, and run.json records the delimiter and wait text as ids). `--shard i/N` takes every N-th problem, for
-independent jobs that `merge.merge_runs` joins. Scoring is not this module's business.
+rather than mixed; so is a rerun with other budget forcing (`--wait N`, `budget_forcing.py`: the engine calls of a
+batch go through its loop, and run.json records the delimiter and wait text as ids). `--shard i/N` takes every N-th
+problem, for independent jobs that `merge.merge_runs` joins. Scoring is not this module's business.
 
 A failed request is written as an `error` row for the record but is not a sample (see `samples.py`): a rerun
 generates it again. The result counts the failures and quotes their first distinct messages so the caller can exit
@@ -41,10 +41,7 @@ import pyarrow.parquet as pq
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
 from e3eval.backends.logs import ENGINE_LOGS, EngineLog
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, config_overrides, fixed_args
-from e3eval.context import AfterPrompt, context_for, longest_prompt, read_model_config
-from e3eval.datasets import resolve_problems
-from e3eval.errors import UserError
-from e3eval.forcing import (
+from e3eval.budget_forcing import (
     DEFAULT_S1_ANSWER_TOKENS,
     DEFAULT_WAIT_TEXT,
     FORCING_MODES,
@@ -56,6 +53,9 @@ from e3eval.forcing import (
     generate_forced,
     generate_s1,
 )
+from e3eval.context import AfterPrompt, context_for, longest_prompt, read_model_config
+from e3eval.datasets import resolve_problems
+from e3eval.errors import UserError
 from e3eval.manifest import FIXED_SETTINGS, differs
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now

@@ -8,11 +8,11 @@
   than B tokens (`num_tokens < B`, strict, as in their `process_eval.py`).
 - `forced` (s1-style forced answer at budget): a sample that ended (EOS) within B offers its answer as under
   `prefix`; any other offers the answer its forced continuation wrote (the first B tokens, the end-of-thinking
-  delimiter when still thinking, an answer cue, a short greedy continuation: `forced.py`), read from the decode of
-  cue + continuation (only complete boxes count when the continuation ran out of tokens); a continuation with no
+  delimiter when still thinking, an answer cue, a short greedy continuation: `forced_answer.py`), read from the decode
+  of cue + continuation (only complete boxes count when the continuation ran out of tokens); a continuation with no
   box at all (s1's cue "Final Answer:" asks for none) offers the first line after its last "Answer:".
-- `s1` (runs generated with `--forcing s1`, `forcing.py`: one run per thinking budget B): the sample at B is the whole
-  response (the thinking cut at B, the appended end of thinking, the answer phase), as s1's harness scores it: its
+- `s1` (runs generated with `--forcing s1`, `budget_forcing.py`: one run per thinking budget B): the sample at B is the
+  whole response (the thinking cut at B, the appended end of thinking, the answer phase), as s1's harness scores it: its
   last complete box (only complete boxes count when the answer phase ran out of tokens), else the first line after
   its last "Answer:" (s1 takes all the text after it, then asks an LLM judge when that is not a number).
 

@@ -45,8 +45,8 @@ class Rollout:
     error: str | None = None
     logprobs: tuple[float, ...] | None = None
     source_score: float | None = None
-    # Budget forcing: flat (start, end) pairs of the token spans inserted into the response (`forcing.py`); None when
-    # the run did not force, empty when it forced but the model never tried to end its thinking early.
+    # Budget forcing: flat (start, end) pairs of the token spans inserted into the response (`budget_forcing.py`); None
+    # when the run did not force, empty when it forced but the model never tried to end its thinking early.
     inserted: tuple[int, ...] | None = None
 
     @property
@@ -94,7 +94,7 @@ class Completion:
 
 
 # `e3train bigram`'s per-iteration record and CSV columns: written by the training side, drawn by the figures side
-# (`figures/bigram.py`), so it lives below both.
+# (`figures/bigram_curves.py`), so it lives below both.
 BIGRAM_CSV_COLUMNS = ("iteration", "mean_length", "reward", "p_stop", "p_a_star", "entropy", "length_std")
 
 

@@ -8,13 +8,13 @@ from `budgets.parse_budgets`; generation is not this module's business.
 
 Only samples are graded (`samples.ledger`): failed requests and samples the run lacks are left out of every metric,
 counted in the summary's `n_failed` / `n_missing` and flagged; a run without a single successful sample is refused.
-A policy that reads more than the rollouts gets it made first: `forced` (`forced.py`) has its continuations generated
-or read back before the pass; a forced answer whose request failed is a grade row with status `error` (its detail
-says why) that is left out of that budget's metrics and counted in its `n_failed`, never averaged in as incorrect.
-grades.parquet holds the last scoring; summary.parquet holds the latest scoring of every policy (a `forced` scoring
-keeps the `prefix` rows beside it, so `e3eval report RUN` shows both), and run.json's `scoring` section describes the
-last scoring with, under `policies`, what each policy in the summary was scored with. The run's writer lock is held
-throughout, so two scorings never interleave their tables.
+A policy that reads more than the rollouts gets it made first: `forced` (`forced_answer.py`) has its continuations
+generated or read back before the pass; a forced answer whose request failed is a grade row with status `error` (its
+detail says why) that is left out of that budget's metrics and counted in its `n_failed`, never averaged in as
+incorrect. grades.parquet holds the last scoring; summary.parquet holds the latest scoring of every policy (a `forced`
+scoring keeps the `prefix` rows beside it, so `e3eval report RUN` shows both), and run.json's `scoring` section
+describes the last scoring with, under `policies`, what each policy in the summary was scored with. The run's writer
+lock is held throughout, so two scorings never interleave their tables.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from e3eval.errors import UserError
-from e3eval.forced import ForcedConfig, ForcedOutcome, ended, ensure_answers, with_run_engine
+from e3eval.forced_answer import ForcedConfig, ForcedOutcome, ended, ensure_answers, with_run_engine
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
+from e3eval.grade_summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.manifest import ScoringRecord
 from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
 from e3eval.provenance import environment, now, package_version
@@ -39,7 +40,6 @@ from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
 from e3eval.samples import SampleLedger
 from e3eval.store import GRADE_SCHEMA, MANIFEST, SUMMARY_SCHEMA
-from e3eval.summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.truncate import PrefixDecoder
 

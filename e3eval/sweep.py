@@ -7,9 +7,9 @@ is left out) and the outcome carries the failures so the command exits non-zero;
 scored. Returns what happened; printing it is the caller's business. This module adds no logic of its own beyond
 wiring and defaults.
 
-With `--forcing s1` the sample at budget B is its own generation (`forcing.py`): the sweep makes one run per budget,
-`OUT/s1-<B>` (4k, 8k, ...), each generated at thinking budget B and scored with `--policy s1` at B, and draws the runs
-as one curve (`report.s1_series`; `e3eval report OUT` shows them the same way).
+With `--forcing s1` the sample at budget B is its own generation (`budget_forcing.py`): the sweep makes one run per
+budget, `OUT/s1-<B>` (4k, 8k, ...), each generated at thinking budget B and scored with `--policy s1` at B, and draws
+the runs as one curve (`report.s1_series`; `e3eval report OUT` shows them the same way).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from e3eval.budget_forcing import DEFAULT_S1_ANSWER_TOKENS, Insertions
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
-from e3eval.forcing import DEFAULT_S1_ANSWER_TOKENS, Insertions
 from e3eval.generation import GenerateConfig, GenerateResult, generate_run
 from e3eval.manifest import ForcingRecord, GenerationRecord
 from e3eval.report import Comparison, compare, comparison_of, s1_series

@@ -36,8 +36,8 @@ PANELS = {
 
 def frame_from_dumps(series: Mapping[str, Sequence[Path]], max_solve_rate: float = 0.5) -> pd.DataFrame:
     """Cumulative unique attempts per step and series (no CI: the count is a running total per problem)."""
-    from e3eval.analysis.attempts import unique_attempts
     from e3eval.analysis.traces import TraceFields
+    from e3eval.analysis.unique_attempts import unique_attempts
 
     rows = []
     for label, paths in series.items():

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 FAMILY_MODULES: Mapping[str, str] = {
     "training": "e3eval.figures.training",  # Fig. 2, 3, 11, 14, 17
     "accuracy": "e3eval.figures.accuracy",  # Fig. 1, 2c, 4a, 4b, 5, 6, 7, 9, 16
-    "bigram": "e3eval.figures.bigram",  # Fig. 8
+    "bigram": "e3eval.figures.bigram_curves",  # Fig. 8
     "chained": "e3eval.figures.chained",  # Fig. 10
     "exploration": "e3eval.figures.exploration",  # Fig. 12
-    "attempts": "e3eval.figures.attempts",  # Fig. 13
+    "attempts": "e3eval.figures.attempt_probes",  # Fig. 13
     "lengths": "e3eval.figures.lengths",  # Fig. 15
 }
 

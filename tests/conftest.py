@@ -22,7 +22,7 @@ SHARED_DATA = Path(os.environ.get("E3EVAL_SHARED_DATA", REPO.parent / "shared" /
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from e3eval.tiny_model import build_tiny_model
+    from e3eval.dev.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 

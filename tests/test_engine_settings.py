@@ -269,7 +269,7 @@ def test_a_vllm_start_failure_is_one_line_with_the_log(tiny_model_dir, tmp_path)
 
 
 def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_dir, tmp_path):
-    from e3eval.forced import forced_config, with_run_engine
+    from e3eval.forced_answer import forced_config, with_run_engine
     from e3eval.probes.job import ProbeConfig, with_run_settings
     from e3eval.run import Run
 
@@ -296,7 +296,7 @@ def test_forced_answers_and_probes_reuse_how_the_run_was_generated(tiny_model_di
 
 @needs_vllm
 def test_forced_answers_inherit_the_runs_engine_settings_but_not_its_context(tiny_model_dir, tmp_path):
-    from e3eval.forced import forced_config, with_run_engine
+    from e3eval.forced_answer import forced_config, with_run_engine
     from e3eval.run import Run
 
     run_dir = generate_small(tiny_model_dir, tmp_path / "run", max_tokens=8, n=1)

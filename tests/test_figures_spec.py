@@ -235,10 +235,10 @@ def _has_module(name: str) -> bool:
 
 
 def test_cli_renders_a_spec_end_to_end(tmp_path: Path):
-    if not _has_module("e3eval.figures.bigram"):
+    if not _has_module("e3eval.figures.bigram_curves"):
         pytest.skip("figures.bigram not written yet")
     from e3eval.figures.registry import get_family
-    from e3eval.train.bigram import BigramConfig, train, write_history
+    from e3eval.train.bigram_sim import BigramConfig, train, write_history
 
     inputs = get_family("bigram").inputs
     key = next(k for k, v in inputs.items() if v.required)

@@ -23,7 +23,9 @@ from e3eval.errors import UserError
 pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
-from e3eval.figures import attempts, bigram, exploration, lengths, readers, training
+from e3eval.figures import attempt_probes as attempts
+from e3eval.figures import bigram_curves as bigram
+from e3eval.figures import exploration, lengths, readers, training
 from e3eval.figures.metrics_log import read_metrics
 
 TARGET = 24
@@ -161,8 +163,8 @@ def attempt_probes_table(path: Path, steps: list[int | None], problems: int = 8,
 def imported_run(root: Path, model_dir: Path, tokenizer, max_tokens: int, seed: int, failed: int = 0) -> Path:
     """A run imported from a synthetic pool (real token ids), with `failed` failed requests recorded."""
     from e3eval.datasets import demo_problems
+    from e3eval.dev.synthetic import PoolSpec, generate_pool
     from e3eval.ingest import ImportConfig, import_run
-    from e3eval.synthetic import PoolSpec, generate_pool
 
     spec = PoolSpec(samples=4, min_tokens=40, max_tokens=max_tokens, truncated_fraction=0.25, seed=seed)
     records = list(generate_pool(demo_problems()[:5], spec, tokenizer))
@@ -518,7 +520,7 @@ def test_attempts_one_line_per_checkpoint(tmp_path):
 
 
 def test_bigram_from_the_csvs_of_a_real_run(tmp_path):
-    from e3eval.train.bigram import BigramConfig, train, write_history
+    from e3eval.train.bigram_sim import BigramConfig, train, write_history
 
     paths = []
     for algo in ("grpo", "grpo_mask"):

@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, generate_small, run_cli, send_json
 
 from e3eval.errors import UserError
-from e3eval.forced import DEFAULT_CUE, FORCED_DIR, forced_config
+from e3eval.forced_answer import DEFAULT_CUE, FORCED_DIR, forced_config
 from e3eval.policy import SampleAtBudget, get_policy
 from e3eval.prompts import PromptSpec
 from e3eval.records import GenerationRequest, SamplingSpec
@@ -36,7 +36,7 @@ SAMPLES = 4  # 2 problems x 2 samples
 
 @pytest.fixture(scope="module")
 def stopping_dir(tmp_path_factory) -> Path:
-    from e3eval.tiny_model import build_stopping_model
+    from e3eval.dev.tiny_model import build_stopping_model
 
     return build_stopping_model(tmp_path_factory.mktemp("stopping"), STOP_AFTER)
 
@@ -162,7 +162,7 @@ def test_prompt_that_closed_the_thinking_gets_the_cue_only(stopping_dir, stop_to
 _KILLER = """
 import os, signal, sys
 from pathlib import Path
-from e3eval.forced import forced_config
+from e3eval.forced_answer import forced_config
 from e3eval.score import ScoreConfig, score_run
 
 class KillAfter:
@@ -336,7 +336,7 @@ def test_vllm_writes_the_same_forced_answers_and_its_refusals_fail_alone(
     length = _context(run_dir, stop_tokenizer) - 8 + 4
     script = (
         "import sys; from pathlib import Path\n"
-        "from e3eval.forced import forced_config\nfrom e3eval.score import ScoreConfig, score_run\n"
+        "from e3eval.forced_answer import forced_config\nfrom e3eval.score import ScoreConfig, score_run\n"
         "from e3eval.backends.settings import EngineSettings\n"
         "if __name__ == '__main__':\n"
         f"    f = forced_config(sys.argv[2], 'vllm', {{'dtype': 'float32'}}, answer_tokens=8, "
@@ -409,7 +409,7 @@ def test_forced_answers_that_all_fail_exit_1_with_every_budget_shown(run_dir, st
 
 
 def test_the_s1_cue_has_s1s_newlines_and_reads_unboxed_answers(run_dir, stopping_dir, stop_tokenizer):
-    from e3eval.forced import S1_CUE
+    from e3eval.forced_answer import S1_CUE
     from e3eval.policy import labelled_answer
 
     config = _forced(stopping_dir, cue="s1")

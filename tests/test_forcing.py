@@ -2,8 +2,8 @@
 answer and EOS, and restarts its thinking after any token outside that chain) on hf and vLLM's CPU build, over HTTP
 (a stdlib server in front of the real hf model, and a real vLLM server), and the sglang adapter up to its engine.
 
-Every forced response is checked against `expected`, the forcing rules of `e3eval/forcing.py` applied by hand to the
-model's known chain: the insertion count and positions, the budget (inserted tokens included), the finish reason.
+Every forced response is checked against `expected`, the forcing rules of `e3eval/budget_forcing.py` applied by hand to
+the model's known chain: the insertion count and positions, the budget (inserted tokens included), the finish reason.
 """
 
 import json
@@ -22,16 +22,16 @@ import pytest
 from conftest import send_json
 
 from e3eval.backends.hf import HFBackend
+from e3eval.budget_forcing import continuation_seed, forcing_for, generate_forced
 from e3eval.datasets import demo_problems
+from e3eval.dev.tiny_model import STOP_ANSWER_TEXT, build_stopping_model
 from e3eval.errors import UserError
-from e3eval.forcing import continuation_seed, forcing_for, generate_forced
 from e3eval.generation import GenerateConfig, check_config, done_samples, generate_run, sample_seed
 from e3eval.merge import merge_runs
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 from e3eval.run import Run
 from e3eval.store import ROLLOUT_SCHEMA, iter_rollout_batches, read_manifest, rollout_shards
-from e3eval.tiny_model import STOP_ANSWER_TEXT, build_stopping_model
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
 STOP_AFTER = 5
@@ -480,7 +480,7 @@ def test_vllm_stop_token_ids_keep_the_stop_token_and_forcing_matches_hf(stop_vll
 def test_vllm_s1_forcing_matches_hf(stop_vllm, stop_hf):
     """`--forcing s1` on vLLM (its own min_tokens and stop ids) gives hf's ids, which equal the harness transcription
     (`test_forcing_s1.py`): with a budget that ends rounds by stops, one that cuts, and one that hits the cap."""
-    from e3eval.forcing import generate_s1
+    from e3eval.budget_forcing import generate_s1
 
     tokenizer = stop_vllm.tokenizer
     forcing = forcing_for(tokenizer, 2, mode="s1", answer_tokens=24)

@@ -22,13 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from e3eval.backends.hf import HFBackend
+from e3eval.budget_forcing import ANSWER_ROUND, continuation_seed, forcing_for, generate_s1
 from e3eval.datasets import demo_problems
+from e3eval.dev.tiny_model import build_stopping_model
 from e3eval.errors import UserError
-from e3eval.forcing import ANSWER_ROUND, continuation_seed, forcing_for, generate_s1
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.records import GenerationRequest, SamplingSpec
 from e3eval.store import read_manifest
-from e3eval.tiny_model import build_stopping_model
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
 STOP_AFTER = 5
@@ -209,7 +209,7 @@ def test_s1_newline_rule_reads_the_rounds_text(tmp_path, monkeypatch):
     after "Wait" it starts the chain over. At budget 3, round 1 runs out of tokens right after its "\n": the joined
     text ends a line while the thinking cut at 3 ids ("... Wait") does not, and the harness adds no newline. At
     budget 2, round 0 runs out mid-chain: a newline goes before `</think>`."""
-    import e3eval.tiny_model as tiny
+    import e3eval.dev.tiny_model as tiny
 
     original = tiny.chain_candidates
 

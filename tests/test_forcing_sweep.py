@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
 
-from e3eval.tiny_model import build_stopping_model
+from e3eval.dev.tiny_model import build_stopping_model
 
 STOP = 6
 BUDGETS = (8, 16, 32, 64)

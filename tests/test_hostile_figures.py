@@ -323,9 +323,9 @@ def test_globs_stay_inside_the_root_and_are_capped(tmp_path: Path, monkeypatch: 
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory, tiny_model_dir, tokenizer) -> Path:
     from e3eval.datasets import demo_problems
+    from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.ingest import ImportConfig, import_run
     from e3eval.score import ScoreConfig, score_run
-    from e3eval.synthetic import PoolSpec, write_pool
 
     root = tmp_path_factory.mktemp("probed-run")
     write_pool(root / "pool.jsonl", demo_problems()[:3], PoolSpec(samples=2, max_tokens=300, seed=3), tokenizer)

@@ -40,7 +40,7 @@ def test_tables_and_run_json_from_different_scorings_are_refused(tmp_path, tiny_
 
 
 def test_a_tokenizer_that_decodes_differently_is_refused(tmp_path, tiny_model_dir):
-    from e3eval.tiny_model import build_tiny_model
+    from e3eval.dev.tiny_model import build_tiny_model
 
     other = build_tiny_model(tmp_path / "other", seed=1)  # same vocabulary size, other merges
     run = _imported(tmp_path, tiny_model_dir, RECORDS)

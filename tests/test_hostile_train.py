@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
-from e3eval.train.bigram import BigramConfig, train
+from e3eval.train.bigram_sim import BigramConfig, train
 from e3eval.train.curriculum import load_spec, stage_commands
 from e3eval.train.outputs import enclosing_run
 from e3eval.train.preflight import data_file_problems

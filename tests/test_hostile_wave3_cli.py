@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from conftest import free_port, run_cli
 
+from e3eval.dev.tiny_model import build_stopping_model
 from e3eval.errors import UserError
 from e3eval.generation import GenerateConfig, generate_run
 from e3eval.report import StaleSummaryWarning, compare
 from e3eval.score import ScoreConfig, score_run
-from e3eval.tiny_model import build_stopping_model
 from e3eval.tokenizers import load_tokenizer, resolve_model_source
 
 STOP = 5

@@ -25,7 +25,7 @@ STOP_AFTER = 12
 
 @pytest.fixture(scope="module")
 def stopping_dir(tmp_path_factory) -> Path:
-    from e3eval.tiny_model import build_stopping_model
+    from e3eval.dev.tiny_model import build_stopping_model
 
     return build_stopping_model(tmp_path_factory.mktemp("stopping"), STOP_AFTER)
 

@@ -37,6 +37,11 @@ def test_user_files_named_like_the_siblings_change_nothing(tmp_path):
                             cwd=folder)  # fmt: skip
     assert demo.returncode == 0, demo.stderr
     assert (tmp_path / "demo" / "synthetic" / "figures" / "sweep.png").stat().st_size > 5_000
+    # Package data is read from the subpackages too (the math preset's lexicon is e3eval.analysis's).
+    traces = folder / "traces.jsonl"
+    traces.write_text('{"id": "a", "response": "Let me try x = 2. Wait, let me verify: 2 + 2 = 4.", "correct": true}\n')
+    counted = conftest.run_cli(E3EVAL, "count-asymmetries", str(traces), "--workers", "1", cwd=folder)
+    assert counted.returncode == 0, counted.stderr
 
 
 def _imports(path: Path) -> set[str]:

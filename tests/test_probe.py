@@ -153,7 +153,7 @@ def test_probe_refuses_bad_input(scored_run, tiny_model_dir, tmp_path):
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(wide)
     assert "KL needs the same vocabulary" in refused("--model", str(tiny_model_dir), "--ref", str(wide))
     other = tmp_path / "other"
-    from e3eval.tiny_model import build_tiny_model
+    from e3eval.dev.tiny_model import build_tiny_model
 
     build_tiny_model(other, seed=3)
     assert "does not match the run's token ids" in refused("--model", str(other))
@@ -164,7 +164,8 @@ def test_probe_refuses_bad_input(scored_run, tiny_model_dir, tmp_path):
 def test_probe_outputs_feed_the_figures(tiny_model_dir, perturbed_model, tmp_path):
     """Countdown-style traces (paragraph attempts) imported, probed at two checkpoints, then drawn (Fig. 11, 13)."""
     from conftest import write_jsonl
-    from e3eval.figures import attempts, training
+    from e3eval.figures import attempt_probes as attempts
+    from e3eval.figures import training
 
     paragraphs = ["25 + 5 = 30, too far.", "25 - 5 = 20, not 24.", "5 * 5 = 25, close.", "25 - 1 = 24, the target."]
     records = [{"id": f"p{i}", "problem": "Make 24.", "answer": "24", "response": "\n\n".join(paragraphs[: 2 + i % 3])}

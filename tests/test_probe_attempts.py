@@ -96,7 +96,7 @@ def decoder(request, tokenizer):
 
 
 def test_boundaries_inside_multibyte_characters(tokenizer, decoder):
-    from e3eval.probes.attempts import token_spans
+    from e3eval.probes.attempt_logprobs import token_spans
 
     text = "a ≠ b"  # characters: a=0, space=1, ≠=2, space=3, b=4
     ids = tokenizer.encode(text)
@@ -115,7 +115,7 @@ def test_boundaries_inside_multibyte_characters(tokenizer, decoder):
 
 
 def test_attempts_without_a_token_are_dropped(tokenizer, decoder):
-    from e3eval.probes.attempts import token_spans
+    from e3eval.probes.attempt_logprobs import token_spans
 
     text = "therefore x"
     ids = tokenizer.encode(text)
@@ -126,7 +126,7 @@ def test_attempts_without_a_token_are_dropped(tokenizer, decoder):
 
 
 def test_text_that_is_not_the_decode_of_the_ids_is_refused(tokenizer, decoder):
-    from e3eval.probes.attempts import token_spans
+    from e3eval.probes.attempt_logprobs import token_spans
 
     ids = tokenizer.encode("a ≠ b")
     with pytest.raises(UserError, match="not the decode of its token ids"):
@@ -169,7 +169,7 @@ def _trace(tokenizer):
 
 
 def test_attempt_probes_equal_hand_computed_log_probs(tiny, tokenizer):
-    from e3eval.probes.attempts import attempt_probes
+    from e3eval.probes.attempt_logprobs import attempt_probes
     from e3eval.probes.forward import ProbeModel
 
     prompt_ids, response_ids, text, attempts = _trace(tokenizer)
@@ -202,7 +202,7 @@ def test_attempt_probes_equal_hand_computed_log_probs(tiny, tokenizer):
 
 
 def test_attempt_probes_cap_chunks_and_short_traces(tiny, tokenizer):
-    from e3eval.probes.attempts import attempt_probes
+    from e3eval.probes.attempt_logprobs import attempt_probes
     from e3eval.probes.forward import ProbeModel
 
     model = ProbeModel.wrap(tiny, "tiny")

@@ -79,7 +79,7 @@ def test_probe_equals_verls_functions_at_the_rollout_temperature(probed, tiny_mo
     import torch
     from verl.trainer.ppo.core_algos import agg_loss
 
-    from e3eval.probes.summary import summarize
+    from e3eval.probes.probe_summary import summarize
 
     run, policy, out = probed
     table = pq.read_table(out)

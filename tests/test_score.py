@@ -9,6 +9,7 @@ import pytest
 from conftest import write_jsonl
 
 from e3eval.datasets import demo_problems
+from e3eval.dev.synthetic import PoolSpec, write_pool
 from e3eval.errors import UserError
 from e3eval.extract import last_boxed
 from e3eval.grade import grade_answer
@@ -17,7 +18,6 @@ from e3eval.metrics import pass_at_k
 from e3eval.records import SCHEMA_VERSION
 from e3eval.score import ScoreConfig, score_run
 from e3eval.store import iter_rollout_batches, read_manifest, read_problems
-from e3eval.synthetic import PoolSpec, write_pool
 
 BUDGETS = (64, 128, 256, 512, 700)
 

@@ -9,16 +9,16 @@ import pytest
 from conftest import run_cli
 
 from e3eval.datasets import demo_problems
+from e3eval.dev.tiny_model import FORCED_ANSWER_CUE, STOP_ANSWER, STOP_ANSWER_TEXT, STOP_LOGIT
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.records import GenerationRequest, SamplingSpec
-from e3eval.tiny_model import FORCED_ANSWER_CUE, STOP_ANSWER, STOP_ANSWER_TEXT, STOP_LOGIT
 
 STOP_AFTER = 12
 
 
 @pytest.fixture(scope="module")
 def stopping_dir(tmp_path_factory):
-    from e3eval.tiny_model import build_stopping_model
+    from e3eval.dev.tiny_model import build_stopping_model
 
     return build_stopping_model(tmp_path_factory.mktemp("stopping"), STOP_AFTER)
 
@@ -137,8 +137,8 @@ def test_cli_writes_it(tmp_path):
 
 @pytest.mark.parametrize("stop_after", [0, 10_000])
 def test_refuses_a_chain_the_vocabulary_cannot_hold(tmp_path, stop_after):
+    from e3eval.dev.tiny_model import build_stopping_model
     from e3eval.errors import UserError
-    from e3eval.tiny_model import build_stopping_model
 
     with pytest.raises(UserError, match=f"--stop-after {stop_after}: must be between 1 and"):
         build_stopping_model(tmp_path / "bad", stop_after)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from e3eval.datasets import demo_problems
-from e3eval.synthetic import reasoning_trace
+from e3eval.dev.synthetic import reasoning_trace
 
 PROBE = """
 import resource, sys

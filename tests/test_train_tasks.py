@@ -233,10 +233,10 @@ def test_budget_selection_on_a_scored_sweep(tmp_path, tiny_model_dir, tokenizer)
     from e3eval.train.budget import mean_response_length, select_budget
 
     from e3eval.datasets import demo_problems
+    from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.errors import UserError
     from e3eval.ingest import ImportConfig, import_run
     from e3eval.score import ScoreConfig, score_run
-    from e3eval.synthetic import PoolSpec, write_pool
 
     write_pool(tmp_path / "pool.jsonl", demo_problems(), PoolSpec(samples=4, min_tokens=100, max_tokens=800), tokenizer)
     run = tmp_path / "run"

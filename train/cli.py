@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from e3eval.train.bigram import BigramConfig as BigramDefaults
+from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
 from rich.console import Console
 from rich.table import Table
 
@@ -107,7 +107,7 @@ def bigram(
     seed: Annotated[int, typer.Option(help="Seeds the initial logits and all sampling.")] = BigramDefaults.seed,
 ) -> None:
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
-    from e3eval.train.bigram import BigramConfig
+    from e3eval.train.bigram_sim import BigramConfig
     from e3eval.train.outputs import bigram_targets
 
     if len(set(algo)) != len(algo):
@@ -123,7 +123,7 @@ def bigram(
 
 def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: int, group_size: int, lr: float,
                   budget: int, seed: int) -> None:  # fmt: skip
-    from e3eval.train.bigram import iterate, summarize_dynamics, write_history
+    from e3eval.train.bigram_sim import iterate, summarize_dynamics, write_history
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     runs: list[tuple[str, list]] = []
@@ -158,7 +158,7 @@ def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: in
     console.print(table)
     console.print("a* found: the first iteration with mean reward >= 0.01; the changes shown are up to the one before.")
     if plots:
-        from e3eval.figures.bigram import plot_histories
+        from e3eval.figures.bigram_curves import plot_histories
 
         stem = plots[0].with_name(plots[0].stem)
         title = f"$p^k$ bigram model (seed {seed}, {groups}x{group_size} rollouts/iteration)"

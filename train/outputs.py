@@ -77,7 +77,7 @@ def is_prepared_parquet(path: Path) -> bool:
 
 def is_bigram_csv(path: Path) -> bool:
     """A CSV whose header row is the documented columns of `e3train bigram` (the first six, for older files)."""
-    from e3eval.train.bigram import CSV_COLUMNS
+    from e3eval.train.bigram_sim import CSV_COLUMNS
 
     try:
         with path.open(newline="", encoding="utf-8") as handle:

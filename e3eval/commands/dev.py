@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from e3eval.commands.output import say
+from e3eval.commands.output import deprecated_alias, say
 from e3eval.errors import UserError
 
 
@@ -25,8 +25,8 @@ def tiny_model(
     ] = None,
 ) -> None:
     """Build a ~1M-parameter Qwen3 test model (random, or hand-set with --stop-after) and its BPE tokenizer, offline."""
+    from e3eval.dev.tiny_model import build_stopping_model, build_tiny_model
     from e3eval.outputs import claim_folder
-    from e3eval.tiny_model import build_stopping_model, build_tiny_model
 
     claim_folder(out_dir, "OUT_DIR")
     if stop_after is None:
@@ -40,7 +40,8 @@ def tiny_model(
 def example_pool(
     out: Annotated[Path, typer.Argument(help="JSONL file to write.")],
     tokenizer: Annotated[str, typer.Option(help="Tokenizer for token ids (e.g. a tiny-model directory).")],
-    samples: Annotated[int, typer.Option(help="Samples per problem.")] = 8,
+    n: Annotated[int | None, typer.Option(help="Samples per problem (default 8).")] = None,
+    samples: Annotated[int | None, typer.Option(hidden=True, help="Deprecated spelling of --n.")] = None,
     min_tokens: Annotated[int, typer.Option(help="Shortest finished response.")] = 200,
     max_tokens: Annotated[int, typer.Option(help="Generation limit; longer responses are cut (length).")] = 2048,
     seed: Annotated[int, typer.Option()] = 0,
@@ -48,7 +49,7 @@ def example_pool(
 ) -> None:
     """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks)."""
     from e3eval.datasets import demo_problems
-    from e3eval.synthetic import PoolSpec, write_pool
+    from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.tokenizers import load_tokenizer
 
     if not 0 < min_tokens <= max_tokens:
@@ -56,7 +57,8 @@ def example_pool(
     from e3eval.outputs import check_replaceable, write_output
 
     check_replaceable(out, force, "OUT")
-    spec = PoolSpec(samples=samples, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
+    _, count = deprecated_alias("--n", n, "--samples", samples)
+    spec = PoolSpec(samples=count or 8, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
     counts = []
     write_output(out, lambda temp: counts.append(write_pool(temp, demo_problems(), spec, load_tokenizer(tokenizer))),
                  force, "OUT")  # fmt: skip

@@ -19,10 +19,10 @@ from typing import Annotated, Any
 
 import typer
 
+from e3eval.budget_forcing import DEFAULT_S1_ANSWER_TOKENS, DEFAULT_WAIT_TEXT
 from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
-from e3eval.forcing import DEFAULT_S1_ANSWER_TOKENS, DEFAULT_WAIT_TEXT
 
 _HELP = {
     "model": "Model path or hub name (or the served model name with --backend openai).",
@@ -301,7 +301,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Grader processes.")] = None,
 ) -> None:
     """The embedded default: a real sweep of the tiny model on the bundled problems, CPU only, no network."""
-    from e3eval.demo import run_demo, run_synthetic_demo
+    from e3eval.dev.demo import run_demo, run_synthetic_demo
     from e3eval.figures.accuracy import draw_sweep
 
     with progress() as bar:

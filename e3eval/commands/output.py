@@ -11,12 +11,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from e3eval.report import Comparison
@@ -103,3 +105,17 @@ def show_comparison(comparison: Comparison) -> None:
     console.print(report_table(comparison))
     for line in notes(comparison):
         console.print(line)
+
+
+T = TypeVar("T")
+
+
+def deprecated_alias(name: str, value: T | None, old: str, old_value: T | None) -> tuple[str, T | None]:
+    """The flag given and its value, when `old` is the deprecated spelling of `name` (one glossary across commands):
+    `old` still works for one release, with a warning line; both at once is a UserError."""
+    if old_value is None:
+        return name, value
+    if value is not None:
+        raise UserError(f"{old} is the old spelling of {name}: give {name} only")
+    warn(f"{old} is deprecated and goes in the next release: use {name} (same meaning)")
+    return old, old_value

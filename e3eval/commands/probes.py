@@ -83,7 +83,7 @@ def probe(
     from e3eval.budgets import parse_budgets
     from e3eval.errors import UserError
     from e3eval.probes.job import ProbeConfig, run_probe
-    from e3eval.probes.summary import AGGREGATES, summarize
+    from e3eval.probes.probe_summary import AGGREGATES, summarize
 
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate {aggregate!r}: choose {' or '.join(AGGREGATES)}")

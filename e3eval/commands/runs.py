@@ -22,7 +22,7 @@ from e3eval.store import MANIFEST
 
 if TYPE_CHECKING:
     from e3eval.backends.settings import EngineSettings
-    from e3eval.forced import ForcedConfig
+    from e3eval.forced_answer import ForcedConfig
     from e3eval.score import ScoreConfig
 
 MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
@@ -195,7 +195,7 @@ def forced_flags(
     """The forced-answer settings of `--policy forced` (which needs --model); these flags with another policy are
     refused rather than ignored."""
     from e3eval.backends.settings import FLAGS, EngineSettings
-    from e3eval.forced import DEFAULT_ANSWER_TOKENS, DEFAULT_CUE, forced_config
+    from e3eval.forced_answer import DEFAULT_ANSWER_TOKENS, DEFAULT_CUE, forced_config
 
     engine = engine or EngineSettings()
     given = {"--model": model, "--backend": backend, "--answer-cue": answer_cue, "--answer-tokens": answer_tokens,

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from e3eval.commands.output import console, err_console, progress, say, warn
+from e3eval.commands.output import console, deprecated_alias, err_console, progress, say, warn
 from e3eval.errors import UserError
 
 
@@ -32,7 +32,8 @@ def count_asymmetries_cmd(
     by: Annotated[str, typer.Option(help="correct | none: split the summary by correctness.")] = "correct",
     out: Annotated[Path | None, typer.Option(help="Per-trace table (.csv or .parquet), in input order.")] = None,
     skip_bad_lines: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of stopping.")] = False,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes for JSONL input (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes for JSONL input (default: all cores).")] = None,
+    jobs: Annotated[int | None, typer.Option(hidden=True, help="Deprecated spelling of --workers.")] = None,
     force: Annotated[bool, typer.Option(help="Let --out replace a file e3eval did not write.")] = False,
 ) -> None:
     """Count verification and attempt steps (and chained asymmetries) in traces, by correctness and budget."""
@@ -52,9 +53,10 @@ def count_asymmetries_cmd(
         raise UserError("--by must be correct or none")
     if out is not None:
         check_rows_target(out, force)
+    flag, jobs = deprecated_alias("--workers", workers, "--jobs", jobs)
     cores = os.cpu_count() or 1
     if jobs is not None and not 1 <= jobs <= max(16, 4 * cores):
-        raise UserError(f"--jobs must be between 1 and {max(16, 4 * cores)} on this machine ({cores} cores)")
+        raise UserError(f"{flag} must be between 1 and {max(16, 4 * cores)} on this machine ({cores} cores)")
     fields = TraceFields(response_field, id_field, correct_field, token_ids_field, finish_reason_field, target_field)
     config = CountConfig(source, preset, fields, tuple(parse_budgets(budgets)) if budgets else None, tokenizer,
                          lexicon, skip_bad_lines)  # fmt: skip
@@ -100,8 +102,8 @@ def unique_attempts_cmd(
     """Cumulative unique Countdown attempts per problem over training steps (incorrect traces, hard problems)."""
     from rich.table import Table
 
-    from e3eval.analysis.attempts import unique_attempts
     from e3eval.analysis.traces import TraceFields
+    from e3eval.analysis.unique_attempts import unique_attempts
 
     fields = TraceFields(response_field, None, correct_field, None, None, target_field, group_field)
     table = Table(title="cumulative unique attempts per problem (incorrect traces)")

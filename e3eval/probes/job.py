@@ -4,12 +4,12 @@ For every sample of the run (failed requests are not samples) and every model (c
 stored prompt + response ids go through `forward.token_stats` once; the per-token log-probs, entropies and KL terms
 are then averaged over the response prefix of each budget, giving one row per (model, problem, sample, budget) in
 `RUN/probes.parquet` (`table.py` has the schema). With `--attempts PRESET` the response is also cut into attempts
-and the Fig. 13 quantities are computed per attempt index (`attempts.py`), into `RUN/attempt_probes.parquet`.
+and the Fig. 13 quantities are computed per attempt index (`attempt_logprobs.py`), into `RUN/attempt_probes.parquet`.
 
 Work is saved as it goes: finished samples are flushed to part files beside the output, so a probe interrupted at
 any point resumes without recomputing them, and the final tables (plus run.json's `probes` section) are written in
 one step at the end. The model's tokenizer is checked against the run's token ids before any work. This module
-wires; it computes nothing itself (`forward.py`, `attempts.py`) and prints nothing (the command does).
+wires; it computes nothing itself (`forward.py`, `attempt_logprobs.py`) and prints nothing (the command does).
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def _probe_sample(model, ref, decoder, base, prompt_ids, sample, config, budgets
         writer.probes.extend(budget_rows(base, stats, budgets, config.per_token, sample.get("inserted") or ()))
     if not need_attempts:
         return 0
-    from e3eval.probes.attempts import attempt_probes
+    from e3eval.probes.attempt_logprobs import attempt_probes
 
     # Attempts are cut in the decode of the ids (an import's stored text may differ from it).
     text = decoder.decode_prefix(response, len(response))

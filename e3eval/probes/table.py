@@ -10,8 +10,8 @@ tokens (all of them when the response is shorter; `n_tokens` says how many) of
 - `correct`: the sample's grade at that budget from the run's last scoring (null when unscored or not graded).
 With `--per-token`, the row of the largest budget carries the per-token lists (`token_logprob`, `token_entropy`,
 `token_kl`); a smaller budget's values are their prefix. `attempt_probes.parquet` has one row per (model, problem,
-sample, attempt index k >= 2) with the Fig. 13 log-probabilities (see `attempts.py`) and the sample's grade at the
-largest scored budget; a sample with fewer than two attempts, or whose attempts could not be placed on its tokens
+sample, attempt index k >= 2) with the Fig. 13 log-probabilities (see `attempt_logprobs.py`) and the sample's grade at
+the largest scored budget; a sample with fewer than two attempts, or whose attempts could not be placed on its tokens
 (`error`), gets one row with null `k` so that it counts as probed. `dtype` is the weights' dtype. This module reads
 and shapes tables; it runs no model.
 """

@@ -2,7 +2,7 @@
 
 Usage (from the repository root): `python figures/examples/make_data.py [OUT]`, OUT defaulting to
 results/example-data (the folder the specs' `root:` names). It writes, through e3eval's own code wherever a real path
-exists: scored run directories of three synthetic rollout pools (`e3eval.synthetic`, imported and scored for real
+exists: scored run directories of three synthetic rollout pools (`e3eval.dev.synthetic`, imported and scored for real
 with a tiny BPE tokenizer), a table in the published `aime_budget_table.csv` format, a short real p^k bigram run of
 GRPO and GRPOMask (`train.bigram`), verl-style rollout dumps per training step (Countdown runs with and without
 negative gradients, MULT runs, and two Countdown curricula) with their `count-asymmetries` tables
@@ -45,9 +45,9 @@ def make_runs(out: Path, tokenizer_dir: Path) -> list[Path]:
     """Scored runs of synthetic pools whose accuracy rises with the budget (model-b is cut off more often)."""
     from e3eval.budgets import parse_budgets
     from e3eval.datasets import demo_problems
+    from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.ingest import ImportConfig, import_run
     from e3eval.score import ScoreConfig, score_run
-    from e3eval.synthetic import PoolSpec, write_pool
     from e3eval.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer(str(tokenizer_dir))
@@ -91,7 +91,7 @@ def make_paper_table(out: Path) -> Path:
 
 def make_bigram(out: Path) -> list[Path]:
     """A real, short p^k bigram run (paper App. C) of GRPO and GRPOMask; a step size large enough to find a* fast."""
-    from e3eval.train.bigram import BigramConfig, train, write_history
+    from e3eval.train.bigram_sim import BigramConfig, train, write_history
 
     paths = []
     for algo in ("grpo", "grpo_mask"):
@@ -360,7 +360,7 @@ def make_chained(out: Path) -> Path:
 
 
 def make_all(out: Path) -> None:
-    from e3eval.tiny_model import build_tokenizer
+    from e3eval.dev.tiny_model import build_tokenizer
 
     started = time.monotonic()
     tokenizer_dir = out / "tokenizer"

@@ -1,8 +1,9 @@
 """Family "attempts": how a new attempt depends on the attempts before it, per checkpoint (paper Fig. 13, App. F.1).
 
 Input: `probes`, a mapping from a label to `e3eval probe --attempts` output (run directories or attempt_probes.parquet
-files). For each attempt index k >= 2 the probe stores three log-probability differences (`e3eval/probes/attempts.py`):
-(a) log p(a_k | a_1..k-1) - log p(a_k | a_1..k-2), about 0 when attempts are independent; (b) log p(a_k | a_1..k-1)
+files). For each attempt index k >= 2 the probe stores three log-probability differences
+(`e3eval/probes/attempt_logprobs.py`): (a) log p(a_k | a_1..k-1) - log p(a_k | a_1..k-2), about 0 when attempts are
+independent; (b) log p(a_k | a_1..k-1)
 - log p(a_k-1 | a_1..k-2), the model more certain of what to try next; (c) log p(a_k-1 | a_1..k-1), the chance of
 repeating the latest attempt. Each is a sum over the attempt's tokens (nats), or with `unit: per-token` divided by
 its token count. Per checkpoint and k: the mean over samples of each problem, then over problems, with a 95% bootstrap

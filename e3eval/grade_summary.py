@@ -8,8 +8,8 @@ When problems have different sample counts, pass@k / maj@k for k above the small
 and every row carries a flag saying so. Failed and missing samples are never in the grades table given here (see
 `samples.py`): the caller passes their counts, which every row carries as `n_failed` / `n_missing` beside
 `n_samples`, with a flag. A (sample, budget) pair that failed at one budget only (a forced answer whose request
-failed, `forced.py`) is left out of that budget alike: its count is added to that budget's `n_failed` and flagged.
-This module does not read files or grade anything.
+failed, `forced_answer.py`) is left out of that budget alike: its count is added to that budget's `n_failed` and
+flagged. This module does not read files or grade anything.
 """
 
 from __future__ import annotations

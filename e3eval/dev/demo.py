@@ -4,8 +4,8 @@
 4 samples each, generated once at 256 tokens, scored at 32..256, table and plot (training budget 128 marks the
 extrapolation region). The tiny model has random weights, so its accuracy is zero: the demo exercises the whole
 pipeline, it does not measure a model. `run_synthetic_demo` scores a synthetic pool of reasoning traces
-(`synthetic.py`) instead, where accuracy does rise with the budget, to show what a real curve looks like. Both return
-what they did; the CLI prints it.
+(`dev/synthetic.py`) instead, where accuracy does rise with the budget, to show what a real curve looks like. Both
+return what they did; the CLI prints it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from e3eval.budgets import parse_budgets
 from e3eval.datasets import demo_problems
+from e3eval.dev.synthetic import PoolSpec, write_pool
 from e3eval.generation import GenerateConfig
 from e3eval.grade_pool import default_workers
 from e3eval.ingest import ImportConfig, import_run
@@ -24,7 +25,6 @@ from e3eval.outputs import FOLDER_MARKER, claim_folder, write_output
 from e3eval.report import Comparison, comparison_of
 from e3eval.score import ScoreConfig, ScoreResult, score_run
 from e3eval.sweep import PlotSweep, SweepConfig, SweepOutcome, run_sweep
-from e3eval.synthetic import PoolSpec, write_pool
 from e3eval.tokenizers import load_tokenizer
 
 DEMO_BUDGETS = "32..256"
@@ -49,7 +49,7 @@ def tiny_model(out: Path, log: Callable[[str], None] = lambda _: None) -> Path:
     claim_folder(out, "--out", DEMO_LAYOUT)
     model_dir = out / "tiny-model"
     if not (model_dir / "tokenizer.json").is_file():
-        from e3eval.tiny_model import build_tiny_model
+        from e3eval.dev.tiny_model import build_tiny_model
 
         log(f"building the tiny model in {model_dir}")
         build_tiny_model(model_dir)

@@ -1,8 +1,8 @@
 """Family "bigram": the p^k bigram model's dynamics under GRPO and GRPOMask (paper Fig. 8, App. C / F.3).
 
-Input: `histories`, the per-iteration CSVs of `e3train bigram` (`train/bigram.py` `write_history`), each named in the
-legend by the algorithm its provenance file (`CSV.json`) records, GRPO or GRPOMask (with the seed when two runs share
-an algorithm), else by its file name. Five panels against the training iteration, as the paper's (a)-(d) plus the
+Input: `histories`, the per-iteration CSVs of `e3train bigram` (`train/bigram_sim.py` `write_history`), each named in
+the legend by the algorithm its provenance file (`CSV.json`) records, GRPO or GRPOMask (with the seed when two runs
+share an algorithm), else by its file name. Five panels against the training iteration, as the paper's (a)-(d) plus the
 reward: mean rollout length and mean reward with 95% normal CIs over the iteration's rollouts (n from the provenance
 file; the length CI needs the CSV's `length_std`), the marginal p(stop), p(a*) on a log scale, and the mean conditional
 entropy. `frame_from_histories` builds the same frame from in-memory statistics, for `e3train bigram --plot`

@@ -16,7 +16,7 @@ before that average, which here leaves only successful rollouts.
 Every iteration records statistics of the rollouts it sampled (mean length, reward) and of the policy it sampled
 them from: the marginal p(stop) and p(a*) (the conditional probabilities averaged over the 100 states) and the mean
 conditional entropy in nats; `write_history` saves them as CSV (with the spread of lengths, for confidence
-intervals). The Fig. 8 panels are drawn by `figures/bigram.py`.
+intervals). The Fig. 8 panels are drawn by `figures/bigram_curves.py`.
 
 Sizes are bounded (`BigramConfig`): an iteration holds every sampled token in memory, so rollouts x budget is capped,
 and the learning rate is at most 100 (10,000 times the paper's 1e-2: larger steps saturate the softmax in one update).
