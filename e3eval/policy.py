@@ -34,11 +34,18 @@ so a policy that needs more than the rollouts (stored continuations) plugs in wi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from e3eval.errors import UserError
 from e3eval.extract import MAX_ANSWER_CHARS, boxes, is_answer_list, last_boxed
+
+if TYPE_CHECKING:
+    from e3eval.forced_answer import ForcedConfig, ForcedOutcome
+    from e3eval.records import Problem
+    from e3eval.run import Run
+    from e3eval.samples import SampleLedger
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 # Everything up to the end of the last blank line: one backwards search in C (a loop over every blank line of a
@@ -111,6 +118,39 @@ class SampleAtBudget:
     forced_final: bool = True
 
 
+@dataclass(frozen=True)
+class ScoringContext:
+    """What a policy's `prepare` may use before the scoring loop: the run, its samples, the budgets, the tokenizer,
+    who writes forced answers (`score --model ...`), and where to report."""
+
+    run: Run
+    problems: Sequence[Problem]
+    samples: SampleLedger
+    budgets: Sequence[int]
+    tokenizer: Any
+    tokenizer_name: str
+    forced: ForcedConfig | None = None
+    progress: Any = None
+    log: Callable[[str], None] = lambda _: None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a policy made before the loop: the extra rollout columns it reads, the forced answers (`forced`) and
+    their setting, the length of the end of thinking that s1's harness appends (`s1`), and run.json's record."""
+
+    columns: tuple[str, ...] = ()
+    forced: ForcedOutcome | None = None
+    forced_config: ForcedConfig | None = None
+    s1_end: int | None = None
+
+    def record(self) -> dict[str, Any] | None:
+        """What run.json's scoring section records under `forced` (None for policies without forced answers)."""
+        if self.forced is None or self.forced_config is None:
+            return None
+        return self.forced.describe(self.forced_config)
+
+
 class ScoringPolicy(Protocol):
     """Which answer a sample offers at a budget. `reads` names the run's tables the policy needs (`forced` reads the
     stored forced continuations, which the scorer makes first); `needs_full_text` asks the scorer to decode whole
@@ -121,11 +161,22 @@ class ScoringPolicy(Protocol):
     needs_full_text: bool
     whole_response: bool
 
+    def prepare(self, context: ScoringContext) -> Prepared:
+        """Make what the policy reads besides the rollouts, once, before the scoring loop."""
+        ...
+
     def answer(self, sample: SampleAtBudget) -> str | None: ...
 
 
+class _RolloutsOnly:
+    """`prepare` of the policies that read the rollouts alone."""
+
+    def prepare(self, context: ScoringContext) -> Prepared:
+        return Prepared()
+
+
 @dataclass(frozen=True)
-class PrefixPolicy:
+class PrefixPolicy(_RolloutsOnly):
     name: str = "prefix"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = False
@@ -136,7 +187,7 @@ class PrefixPolicy:
 
 
 @dataclass(frozen=True)
-class StrictPolicy:
+class StrictPolicy(_RolloutsOnly):
     name: str = "strict"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = True
@@ -154,7 +205,7 @@ class StrictPolicy:
 
 
 @dataclass(frozen=True)
-class LengthPolicy:
+class LengthPolicy(_RolloutsOnly):
     name: str = "length"
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = True
@@ -170,6 +221,18 @@ class ForcedPolicy:
     reads: tuple[str, ...] = ("rollouts", "forced")
     needs_full_text: bool = False
     whole_response: bool = False
+
+    def prepare(self, context: ScoringContext) -> Prepared:
+        """The forced answers: generated where missing, else read back (`forced_answer.ensure_answers`)."""
+        from e3eval.forced_answer import ensure_answers, with_run_engine
+
+        if context.forced is None:
+            raise UserError("--policy forced needs --model (the model that writes the forced answers)")
+        config, note = with_run_engine(context.forced, context.run)
+        context.log(note)
+        forced = ensure_answers(context.run, context.problems, context.samples, context.budgets, config,
+                                context.tokenizer, context.tokenizer_name, context.progress, context.log)  # fmt: skip
+        return Prepared(forced=forced, forced_config=config)
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         if sample.stopped and sample.num_tokens <= sample.budget:
@@ -188,6 +251,14 @@ class S1Policy:
     reads: tuple[str, ...] = ("rollouts",)
     needs_full_text: bool = True
     whole_response: bool = True
+
+    def prepare(self, context: ScoringContext) -> Prepared:
+        """Where each thinking stopped, and how: the last `inserted` span is the appended end of thinking."""
+        generation = context.run.record.generation
+        forcing = generation.forcing if generation is not None else None
+        if forcing is None or forcing.mode != "s1":
+            raise UserError(f"{context.run.path}: --policy s1 scores runs generated with --forcing s1")
+        return Prepared(columns=("inserted",), s1_end=len(forcing.think_end_token_ids))
 
     def answer(self, sample: SampleAtBudget) -> str | None:
         boxed = final_answer(sample.full_text, final=sample.stopped, gold=sample.gold)

@@ -29,12 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from e3eval.errors import UserError
-from e3eval.forced_answer import ForcedConfig, ForcedOutcome, ended, ensure_answers, with_run_engine
+from e3eval.forced_answer import ForcedConfig, ForcedOutcome, ended
 from e3eval.grade import Verdict, quick_verdict
 from e3eval.grade_pool import GraderPool, default_workers
 from e3eval.grade_summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.manifest import ScoringRecord
-from e3eval.policy import SampleAtBudget, ScoringPolicy, get_policy
+from e3eval.policy import Prepared, SampleAtBudget, ScoringContext, ScoringPolicy, get_policy
 from e3eval.provenance import environment, now, package_version
 from e3eval.records import GRADE_STATUSES
 from e3eval.run import Run
@@ -177,23 +177,18 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
         tokenizer = load_tokenizer(tokenizer_name)
         warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
         decoder = PrefixDecoder(tokenizer)
-        forced = forced_config = None
-        if config.forced is not None:  # the continuations come first: grading reads them
-            forced_config, note = with_run_engine(config.forced, run)
-            log(note)
-            forced = ensure_answers(run, problems, samples, budgets, forced_config, tokenizer, tokenizer_name,
-                                    progress, log)  # fmt: skip
+        # What the policy reads besides the rollouts comes first (forced answers): grading reads it.
+        context = ScoringContext(run, problems, samples, budgets, tokenizer, tokenizer_name, config.forced, progress,
+                                 log)  # fmt: skip
+        prepared = policy.prepare(context)
         task = progress.add_task("decode + extract", total=total) if progress else None
         start = 0
-        # s1 runs: the appended end of thinking (the last `inserted` span) says where the thinking stopped, and how.
-        forcing = run.record.generation.forcing if run.record.generation is not None else None
-        s1_end = len(forcing.think_end_token_ids) if policy.whole_response and forcing is not None else None
-        for batch in run.rollout_batches((*_COLUMNS, "inserted") if s1_end is not None else _COLUMNS):
+        for batch in run.rollout_batches((*_COLUMNS, *prepared.columns)):
             keep = samples.keep[start : start + batch.num_rows]
             start += batch.num_rows
             if not keep.all():
                 batch = batch.filter(keep)  # failed requests and superseded rows are not samples
-            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, forced, s1_end)
+            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, prepared)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
             if progress:
@@ -239,7 +234,7 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     scoring = {
         **{k: v for k, v in asdict(config).items() if k not in ("budgets", "forced")},
         "budgets": budgets,
-        "forced": forced.describe(forced_config) if forced is not None and forced_config is not None else None,
+        "forced": prepared.record(),
         "tokenizer": tokenizer_name,
         "tokenizer_fingerprint": fingerprint(tokenizer),
         "decode_path": decoder.path,
@@ -263,7 +258,8 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     scoring["policies"] = {**policies, config.policy: _policy_record(scoring)}
     combined = pa.concat_tables([kept, summary.cast(SUMMARY_SCHEMA)]) if kept.num_rows else summary
     run.commit("scoring", scoring, {"grades": grades, "summary": combined})  # one unit: tables, then run.json
-    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples, forced)
+    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples,
+                       prepared.forced)  # fmt: skip
 
 
 def _policy_record(scoring: dict[str, Any]) -> dict[str, Any]:
@@ -355,12 +351,14 @@ def _extract_batch(
     pairs: dict[tuple[str, str], int],
     quick: dict[int, Verdict],
     pool: GraderPool,
-    forced: ForcedOutcome | None = None,
-    s1_end: int | None = None,
+    prepared: Prepared | None = None,
 ) -> None:
-    """Decode, extract and queue the grading of one batch of rollouts at every budget. `s1_end` (s1 runs: the length
-    of the end of thinking that the harness appends when the thinking stopped by itself) makes a row's tokens the
-    thinking kept and `finished` whether it stopped before the cap."""
+    """Decode, extract and queue the grading of one batch of rollouts at every budget. What the policy prepared is
+    read here: forced answers, and `s1_end` (s1 runs: the length of the end of thinking that the harness appends when
+    the thinking stopped by itself), which makes a row's tokens the thinking kept and `finished` whether it stopped
+    before the cap."""
+    prepared = prepared or Prepared()
+    forced, s1_end = prepared.forced, prepared.s1_end
     token_lists = batch.column("token_ids")
     inserted = batch.column("inserted").to_pylist() if s1_end is not None else None
     offsets = token_lists.offsets.to_numpy()

@@ -6,12 +6,20 @@ finish reason, and the sampled tokens' logprobs when asked. A failed request is 
 `finish_reason="error"`, never placeholder text. Engines (torch/transformers, vllm, sglang, httpx) are imported only
 inside their backend module, so `import e3eval.backends` stays light. `open_backend` picks one by name;
 `pick_backend` chooses from what is installed.
+
+Each backend declares itself in its own module as `SPEC`, a `BackendSpec`: its name, the module whose presence means
+its engine is installed, the class that builds it, the e3eval options it takes (and those it takes but does not pass
+on), and whether its engine writes output of its own (then that goes to `RUN/logs/`). Adding a backend is one module
+with a `SPEC` and its name in `BACKENDS`; nothing here branches on a backend's name. Engine settings (`--tp`,
+`--engine-arg`, ...) are `settings.py`'s.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +29,30 @@ from e3eval.backends.settings import EngineSettings, engine_kwargs
 from e3eval.errors import EngineFailure, UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
-BACKENDS = ("sglang", "vllm", "hf", "openai")
+BACKENDS = ("sglang", "vllm", "hf", "openai")  # each is the module e3eval.backends.<name>, with a SPEC
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What a backend declares about itself (its module's `SPEC`)."""
+
+    name: str
+    engine_module: str  # installed when this imports: transformers, vllm, sglang, httpx
+    factory: str  # the class in the backend's module: factory(model, **options, **engine kwargs) -> Backend
+    options: frozenset[str]  # e3eval's own options it takes (`--dtype` -> dtype, `--base-url` -> base_url, ...)
+    dropped: frozenset[str] = frozenset()  # options it takes but its factory does not (a server batches itself)
+    logged: bool = False  # its engine prints on its own: that output goes to an `EngineLog` while it lives
+    note: str = ""  # why options outside `options` do not apply, for the refusal
+
+
+@cache
+def spec(name: str) -> BackendSpec:
+    """Backend `name`'s declaration; an unknown name is a UserError listing the known ones."""
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    declared = importlib.import_module(f"e3eval.backends.{name}").SPEC
+    assert declared.name == name, f"e3eval.backends.{name} declares {declared.name!r}"
+    return declared
 
 
 class Backend(Protocol):
@@ -40,12 +71,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-_ENGINE_MODULE = {"hf": "transformers", "vllm": "vllm", "sglang": "sglang", "openai": "httpx"}
-
-
 def installed(name: str) -> bool:
     """Whether backend `name`'s engine is installed."""
-    return dependencies.installed(_ENGINE_MODULE[name])
+    return dependencies.installed(spec(name).engine_module)
 
 
 def pick_backend(base_url: str | None) -> tuple[str, str]:
@@ -58,29 +86,22 @@ def pick_backend(base_url: str | None) -> tuple[str, str]:
     return "hf", "neither sglang nor vllm is installed"
 
 
-# Which of e3eval's own options each backend takes (`batch_size`: the generation batch, for engines that batch on
-# their own); engine settings (--tp, --engine-arg, ...) are checked by `settings.check_settings`.
-_OPTIONS: dict[str, set[str]] = {
-    "hf": {"dtype", "batch_size", "device"},
-    "vllm": {"dtype", "batch_size"},
-    "sglang": {"dtype", "batch_size"},
-    "openai": {"base_url", "api_key", "concurrency", "timeout_s", "retries", "backoff_s", "tokenizer", "batch_size",
-               "dtype"},
-}  # fmt: skip
-_FLAGS = {"base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
-          "timeout_s": "--request-timeout", "tokenizer": "--tokenizer", "dtype": "--dtype"}  # fmt: skip
+# The flag of each backend option, for messages (`batch_size` is the generation batch, `--batch`).
+FLAGS = {"base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
+         "timeout_s": "--request-timeout", "tokenizer": "--tokenizer", "dtype": "--dtype", "device": "--device",
+         "batch_size": "--batch"}  # fmt: skip
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
-    """Refuse options that the backend actually used would ignore (`--base-url` with hf, `--concurrency` with vllm)."""
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    ignored = sorted(k for k, v in options.items() if v is not None and k not in _OPTIONS[name])
-    if name == "openai" and options.get("dtype") not in (None, "auto"):
-        ignored.append("dtype")  # the server chose its dtype
+    """Refuse options that the backend actually used would ignore (`--base-url` with hf, `--concurrency` with vllm);
+    `--dtype auto` is no request, so every backend takes it."""
+    declared = spec(name)
+    given = {k for k, v in options.items() if v is not None and not (k == "dtype" and v == "auto")}
+    ignored = sorted(given - declared.options)
     if ignored:
-        flags = ", ".join(_FLAGS.get(k, k) for k in ignored)
-        raise UserError(f"{flags} do(es) not apply to the {name} backend; drop it or choose another --backend")
+        flags = ", ".join(FLAGS.get(k, k) for k in ignored)
+        why = f" ({declared.note})" if declared.note else ""
+        raise UserError(f"{flags} do(es) not apply to the {name} backend{why}; drop it or choose another --backend")
 
 
 def open_backend(
@@ -89,33 +110,20 @@ def open_backend(
     """Instantiate backend `name` for `model`; `options` are e3eval's backend options (dtype, base_url, ...),
     `engine` the engine settings (`settings.py`, checked with `check_settings` before), `log` where vLLM's and
     SGLang's output goes while the engine lives (default: the console)."""
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    dependencies.require(_ENGINE_MODULE[name], f"backend {name!r}")
+    declared = spec(name)
+    dependencies.require(declared.engine_module, f"backend {name!r}")
     engine = engine or EngineSettings()
-    kwargs = {**_given(options), **engine_kwargs(name, engine)}
-    if name == "hf":
-        from e3eval.backends.hf import HFBackend
-
-        return HFBackend(model, **kwargs)
-    if name == "openai":
-        from e3eval.backends.openai import OpenAIBackend
-
-        # The server chose its dtype and batches requests itself.
-        return OpenAIBackend(model, **{k: v for k, v in kwargs.items() if k not in ("dtype", "batch_size")})
+    given = {k: v for k, v in _given(options).items() if k in declared.options and k not in declared.dropped}
+    kwargs = {**given, **engine_kwargs(name, engine)}
+    factory = getattr(importlib.import_module(f"e3eval.backends.{name}"), declared.factory)
+    if not declared.logged:
+        return factory(model, **kwargs)
     log = log or EngineLog(None, name)
     try:
         log.start()
-        importlib.import_module(_ENGINE_MODULE[name])  # its log handlers exist from here on: into the log with them
+        importlib.import_module(declared.engine_module)  # its log handlers exist from here on: into the log with them
         log.adopt_handlers()
-        if name == "vllm":
-            from e3eval.backends.vllm import VLLMBackend
-
-            backend: Backend = VLLMBackend(model, **kwargs)
-        else:
-            from e3eval.backends.sglang import SGLangBackend
-
-            backend = SGLangBackend(model, **kwargs)
+        backend: Backend = factory(model, **kwargs)
     except (UserError, KeyboardInterrupt):
         log.stop()
         raise

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.backends import BackendSpec
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -131,6 +132,10 @@ def load_causal_lm(path: str, dtype: str, flag: str = "--model", **pretrained: A
             raise
         reason = " ".join(str(exc).split())
         raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
+
+
+SPEC = BackendSpec("hf", "transformers", "HFBackend", frozenset({"dtype", "batch_size", "device"}),
+                   note="it runs the model in this process")  # fmt: skip
 
 
 class HFBackend:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.backends import BackendSpec
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -29,6 +30,13 @@ _MAX_ID = 2**31 - 1  # token_ids are stored as int32
 
 class _Malformed(ValueError):
     """A 200 answer that is not a completion: reported as the sample's error, not retried (it would say the same)."""
+
+
+# The server chose its dtype and batches requests itself: `--batch` is taken (it sizes the stored parts) but not passed.
+SPEC = BackendSpec("openai", "httpx", "OpenAIBackend",
+                   frozenset({"base_url", "api_key", "concurrency", "timeout_s", "retries", "backoff_s", "tokenizer",
+                              "batch_size"}),
+                   dropped=frozenset({"batch_size"}), note="the server chose its dtype and engine")  # fmt: skip
 
 
 class OpenAIBackend:

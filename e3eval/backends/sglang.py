@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.backends import BackendSpec
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
 
@@ -51,6 +52,10 @@ def to_completion(output: dict[str, Any], want_logprobs: bool) -> Completion:
     if want_logprobs and meta.get("output_token_logprobs"):
         logprobs = tuple(float(entry[0]) for entry in meta["output_token_logprobs"])
     return Completion(ids, kind, output.get("text", ""), logprobs)
+
+
+SPEC = BackendSpec("sglang", "sglang", "SGLangBackend", frozenset({"dtype", "batch_size"}), logged=True,
+                   note="an offline engine in this process")  # fmt: skip
 
 
 class SGLangBackend:

@@ -26,6 +26,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from e3eval.backends import BackendSpec
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -34,6 +35,10 @@ CPU_WHOLE_PREFILL_REASON = (
     "CPU torch generators cannot rewind (set_offset), which vLLM needs after a partial (chunked) prefill of a seeded "
     "request; prompts are prefilled whole so each sample depends only on its seed"
 )
+
+
+SPEC = BackendSpec("vllm", "vllm", "VLLMBackend", frozenset({"dtype", "batch_size"}), logged=True,
+                   note="an offline engine in this process")  # fmt: skip
 
 
 class VLLMBackend:
