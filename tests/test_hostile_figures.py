@@ -23,7 +23,8 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 import pandas as pd
-from e3eval.figures import accuracy, attempts, readers, training
+from e3eval.figures import accuracy, readers, training
+from e3eval.figures import attempt_probes as attempts
 from e3eval.figures.folder import MARKER, FiguresFolder
 from e3eval.figures.spec import load_spec
 
