@@ -47,7 +47,7 @@ from e3eval.errors import EngineFailure, UserError
 from e3eval.manifest import GenerationRecord
 from e3eval.provenance import now
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
-from e3eval.store import ids_sha1, write_table
+from e3eval.store import FORCED_SCHEMA, ids_sha1, next_part, parts, write_table
 from e3eval.thinking import THINK_OPEN, ThinkEnd, think_end
 from e3eval.tokenizers import fingerprint
 from e3eval.weights import model_fingerprint, model_path
@@ -69,32 +69,6 @@ MAX_BATCH = 100_000
 GREEDY = {"temperature": 0.0, "top_p": 1.0}
 _SEED = 0
 
-FORCED_SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("problem_id", pa.string()),
-        ("sample_idx", pa.int32()),
-        ("budget", pa.int32()),
-        ("model", pa.string()),
-        ("cue", pa.string()),
-        ("answer_tokens", pa.int32()),
-        ("think_end", pa.string()),  # the delimiter this setting appends when the thinking is still open
-        ("prefix_tokens", pa.int32()),  # response tokens continued: min(budget, num_tokens)
-        ("appended_ids", pa.list_(pa.int32())),  # exactly what followed them: [delimiter ids] + cue ids
-        ("token_ids", pa.list_(pa.int32())),  # the continuation, as the engine produced it
-        ("text", pa.string()),  # its decode (for people; grading decodes cue ids + token ids)
-        ("finish_reason", pa.string()),
-        ("error", pa.string()),
-        ("backend", pa.string()),
-        ("created_at", pa.string()),
-        # sha1 of the int32 ids continued (prompt + prefix + appended): a stored continuation is reused only for the
-        # very context it continued (a regenerated sample gets a new one). Null in parts written before it existed.
-        ("context_sha1", pa.string()),
-        # The weights that wrote it (`weights.model_fingerprint`): new weights exported to the same path never reuse
-        # the old weights' answers. Null for a served model (keyed by name) and in parts written before it existed.
-        ("model_fingerprint", pa.string()),
-    ]
-)
 _KEY_FIELDS = ("model", "cue", "answer_tokens", "think_end")
 _READ_COLUMNS = ("problem_id", "sample_idx", "budget", "token_ids", "finish_reason", "error", "context_sha1")
 
@@ -342,7 +316,7 @@ def read_stored(run_dir: Path, setting: dict[str, Any], weights: str | None, tok
     raw: dict[Key, tuple[list[int], str, str | None, str | None]] = {}
     other: set[Key] = set()
     folder = run_dir / FORCED_DIR
-    for part in sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []:
+    for part in parts(folder):
         table = _read_part(part)
         mask = pc.equal(table["model"], setting["model"])
         for name in _KEY_FIELDS[1:]:
@@ -583,9 +557,4 @@ def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec, f
             "context_sha1": item.context,
         })  # fmt: skip
     folder.mkdir(exist_ok=True)
-    write_table(_next_part(folder), pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))
-
-
-def _next_part(folder: Path) -> Path:
-    numbers = [int(p.stem.split("-")[1]) for p in folder.glob("part-*.parquet") if p.stem.split("-")[1].isdigit()]
-    return folder / f"part-{max(numbers, default=-1) + 1:06d}.parquet"
+    write_table(next_part(folder), pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))

@@ -25,6 +25,7 @@ from e3eval.store import (
     ROLLOUTS_DIR,
     is_run_id,
     new_run_id,
+    next_part,
     rollout_shards,
     run_lock,
     run_origin,
@@ -84,7 +85,6 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
     (building / ROLLOUTS_DIR).mkdir(parents=True)
     problems: dict[str, dict[str, Any]] = {}
     seen: set[tuple[str, int]] = set()
-    part = 0
     for run in runs:
         for row in run.table("problems").to_pylist():
             problems.setdefault(row["problem_id"], {**row, "run_id": run_id})
@@ -95,8 +95,7 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
         for shard in rollout_shards(run.path):
             table = pq.read_table(shard)
             table = table.set_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-            write_table(building / ROLLOUTS_DIR / f"part-{part:05d}.parquet", table)
-            part += 1
+            write_table(next_part(building / ROLLOUTS_DIR), table)
     write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
     manifest = {**runs[0].manifest, "run_id": run_id, "origin": run_origin(building), "created_at": now(),
                 "kind": "merged", "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip

@@ -18,6 +18,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,138 @@ SUMMARY_SCHEMA = pa.schema(
         ("flag", pa.string()),
     ]
 )
+
+
+# Probe tables (`e3eval probe`): one row per (model, problem, sample, budget), or per attempt index k >= 2 with
+# `--attempts` (`probes/table.py` reads and joins them). Where a measurement lives (its slot): the run (its uuid), the
+# model and reference (paths), the weights' dtype and the sample (probes add the budget; attempt probes the preset and
+# the attempt cap instead of the reference, which they never use). A sample probed again in its slot replaces its rows.
+PROBE_SLOT = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
+ATTEMPT_SLOT = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
+_PROBE_KEY = [("run_id", pa.string()), ("model", pa.string()), ("step", pa.int64()), ("ref", pa.string()),
+        ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
+        ("model_fingerprint", pa.string()), ("ref_fingerprint", pa.string()),
+        ("ids_sha1", pa.string()),
+        ("temperature", pa.float64())]  # softmax(logits / temperature); tables before it: 1  # fmt: skip
+PROBE_SCHEMA = pa.schema(
+    [
+        *_PROBE_KEY,
+        ("budget", pa.int32()),
+        ("n_tokens", pa.int32()),
+        # Response tokens within the budget that budget forcing inserted ("Wait"): not the policy's own samples, so
+        # left out of every mean (n_tokens counts only the policy's tokens) and null in the per-token lists.
+        ("n_inserted", pa.int32()),
+        ("mean_logprob", pa.float64()),
+        ("mean_entropy", pa.float64()),
+        ("kl_exact", pa.float64()),
+        ("kl_k1", pa.float64()),
+        ("kl_k3", pa.float64()),
+        ("correct", pa.bool_()),
+        ("grade_policy", pa.string()),  # the policy of the scoring `correct` comes from
+        ("graded_by", pa.string()),  # that scoring's unit id (run.json `scoring.unit`): a later scoring differs
+        ("token_logprob", pa.list_(pa.float32())),
+        ("token_entropy", pa.list_(pa.float32())),
+        ("token_kl", pa.list_(pa.float32())),
+    ]
+)
+ATTEMPT_SCHEMA = pa.schema(
+    [
+        *_PROBE_KEY,
+        ("preset", pa.string()),
+        ("max_attempts", pa.int32()),
+        ("k", pa.int32()),
+        ("n_attempts", pa.int32()),
+        ("tokens_k", pa.int32()),
+        ("tokens_prev", pa.int32()),
+        ("lp_k_given_prev", pa.float64()),
+        ("lp_k_skip_prev", pa.float64()),
+        ("lp_prev_given_before", pa.float64()),
+        ("lp_repeat_prev", pa.float64()),
+        ("fig13a", pa.float64()),
+        ("fig13b", pa.float64()),
+        ("fig13c", pa.float64()),
+        ("fig13a_per_token", pa.float64()),
+        ("fig13b_per_token", pa.float64()),
+        ("fig13c_per_token", pa.float64()),
+        ("correct", pa.bool_()),
+        ("grade_policy", pa.string()),
+        ("graded_by", pa.string()),
+        ("error", pa.string()),  # why this sample's attempts could not be probed; null otherwise
+    ]
+)
+
+# Forced answers (`score --policy forced`, `forced_answer.py`): one continuation per (sample, budget, setting).
+FORCED_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("problem_id", pa.string()),
+        ("sample_idx", pa.int32()),
+        ("budget", pa.int32()),
+        ("model", pa.string()),
+        ("cue", pa.string()),
+        ("answer_tokens", pa.int32()),
+        ("think_end", pa.string()),  # the delimiter this setting appends when the thinking is still open
+        ("prefix_tokens", pa.int32()),  # response tokens continued: min(budget, num_tokens)
+        ("appended_ids", pa.list_(pa.int32())),  # exactly what followed them: [delimiter ids] + cue ids
+        ("token_ids", pa.list_(pa.int32())),  # the continuation, as the engine produced it
+        ("text", pa.string()),  # its decode (for people; grading decodes cue ids + token ids)
+        ("finish_reason", pa.string()),
+        ("error", pa.string()),
+        ("backend", pa.string()),
+        ("created_at", pa.string()),
+        # sha1 of the int32 ids continued (prompt + prefix + appended): a stored continuation is reused only for the
+        # very context it continued (a regenerated sample gets a new one). Null in parts written before it existed.
+        ("context_sha1", pa.string()),
+        # The weights that wrote it (`weights.model_fingerprint`): new weights exported to the same path never reuse
+        # the old weights' answers. Null for a served model (keyed by name) and in parts written before it existed.
+        ("model_fingerprint", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table of the run directory, declared once: where it lives (a file, or a folder of parts), its schema, the
+    columns a row is keyed on, and the stage that writes it (the run.json section it is committed with)."""
+
+    name: str
+    path: str
+    schema: pa.Schema
+    keys: tuple[str, ...]
+    owner: str
+    parts: bool = False  # a folder of append-only parts (`next_part`), read in part order
+
+
+TABLES = {t.name: t for t in (
+    TableSpec("problems", PROBLEMS, PROBLEM_SCHEMA, ("problem_id",), "generation"),
+    TableSpec("rollouts", ROLLOUTS_DIR, ROLLOUT_SCHEMA, ("problem_id", "sample_idx"), "generation", parts=True),
+    TableSpec("grades", GRADES, GRADE_SCHEMA, ("problem_id", "sample_idx", "budget"), "scoring"),
+    TableSpec("summary", SUMMARY, SUMMARY_SCHEMA, ("policy", "budget", "metric", "k"), "scoring"),
+    TableSpec("forced", "forced", FORCED_SCHEMA,
+              ("problem_id", "sample_idx", "budget", "model", "cue", "answer_tokens", "think_end"), "scoring",
+              parts=True),
+    TableSpec("probes", PROBES, PROBE_SCHEMA, (*PROBE_SLOT, "budget"), "probes"),
+    TableSpec("attempt_probes", ATTEMPT_PROBES, ATTEMPT_SCHEMA, (*ATTEMPT_SLOT, "k"), "probes"),
+)}  # fmt: skip
+
+
+def parts(folder: Path, prefix: str = "part") -> list[Path]:
+    """The part files `PREFIX-N.parquet` of a folder, in the order they were written (by N, whatever its width:
+    rollouts wrote five digits, forced answers six). A `PREFIX-*.parquet` whose N is no number comes last, so that
+    its reader names it rather than skipping it."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.glob(f"{prefix}-*.parquet"):
+        number = path.stem[len(prefix) + 1 :]
+        found.append((0, int(number), path.name, path) if number.isdigit() else (1, 0, path.name, path))
+    return [path for *_, path in sorted(found)]
+
+
+def next_part(folder: Path, prefix: str = "part") -> Path:
+    """Where the next part of `folder` goes: one past the last part's number, five digits (the one naming scheme)."""
+    numbers = [int(p.stem[len(prefix) + 1 :]) for p in parts(folder, prefix) if p.stem[len(prefix) + 1 :].isdigit()]
+    return folder / f"{prefix}-{max(numbers, default=-1) + 1:05d}.parquet"
 
 
 def _temp_path(path: Path) -> Path:
@@ -415,8 +548,6 @@ class RolloutWriter:
         self.run_id = run_id
         self.shard_rows = shard_rows
         self._buffer: list[Rollout] = []
-        existing = sorted(self.dir.glob("part-*.parquet"))
-        self._next = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
         self.rows_written = 0
 
     def add(self, rollout: Rollout) -> None:
@@ -427,9 +558,8 @@ class RolloutWriter:
     def flush(self) -> None:
         if not self._buffer:
             return
-        write_table(self.dir / f"part-{self._next:05d}.parquet", rollouts_table(self.run_id, self._buffer))
+        write_table(next_part(self.dir), rollouts_table(self.run_id, self._buffer))
         self.rows_written += len(self._buffer)
-        self._next += 1
         self._buffer = []
 
     def __enter__(self) -> RolloutWriter:
@@ -440,7 +570,8 @@ class RolloutWriter:
 
 
 def rollout_shards(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / ROLLOUTS_DIR).glob("part-*.parquet"))
+    """The rollout shards, in the order they were written (`parts`)."""
+    return parts(run_dir / ROLLOUTS_DIR)
 
 
 def _unreadable(shard: Path, exc: Exception) -> UserError:

@@ -29,15 +29,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
+from e3eval.store import ATTEMPT_SCHEMA as ATTEMPT_SCHEMA  # declared with every table in store.TABLES
+from e3eval.store import ATTEMPT_SLOT, PROBE_SLOT
+from e3eval.store import PROBE_SCHEMA as PROBE_SCHEMA
 
 if TYPE_CHECKING:
     from e3eval.run import Run
 
-# Where a measurement lives (its slot): the run (its uuid), the model and reference (paths), the weights' dtype and
-# the sample (probes add the budget; attempt probes the preset and the attempt cap instead of the reference, which
-# they never use). A sample probed again in the same slot replaces its older rows.
-PROBE_SLOT = ("run_id", "model", "ref", "dtype", "problem_id", "sample_idx")
-ATTEMPT_SLOT = ("run_id", "model", "dtype", "problem_id", "sample_idx", "preset", "max_attempts")
+# Where a measurement lives: its slot (`store.PROBE_SLOT`, `store.ATTEMPT_SLOT`).
 # What makes a stored measurement still valid for its slot: the same weights at those paths (`weights.py`), the
 # same token ids read (a regenerated sample, or another run's sample under a reused id, is measured again) and the
 # same temperature (a probe at another temperature replaces the slot's rows).
@@ -46,58 +45,6 @@ PROBE_KEY = (*PROBE_SLOT, *_VALID)
 _ADDED = (*_VALID, "n_inserted", "grade_policy", "graded_by")  # columns newer than the first probe tables
 ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1", "temperature")
 Key = tuple[Any, ...]
-
-_KEY = [("run_id", pa.string()), ("model", pa.string()), ("step", pa.int64()), ("ref", pa.string()),
-        ("dtype", pa.string()), ("problem_id", pa.string()), ("sample_idx", pa.int32()),
-        ("model_fingerprint", pa.string()), ("ref_fingerprint", pa.string()),
-        ("ids_sha1", pa.string()),
-        ("temperature", pa.float64())]  # softmax(logits / temperature); tables before it: 1  # fmt: skip
-PROBE_SCHEMA = pa.schema(
-    [
-        *_KEY,
-        ("budget", pa.int32()),
-        ("n_tokens", pa.int32()),
-        # Response tokens within the budget that budget forcing inserted ("Wait"): not the policy's own samples, so
-        # left out of every mean (n_tokens counts only the policy's tokens) and null in the per-token lists.
-        ("n_inserted", pa.int32()),
-        ("mean_logprob", pa.float64()),
-        ("mean_entropy", pa.float64()),
-        ("kl_exact", pa.float64()),
-        ("kl_k1", pa.float64()),
-        ("kl_k3", pa.float64()),
-        ("correct", pa.bool_()),
-        ("grade_policy", pa.string()),  # the policy of the scoring `correct` comes from
-        ("graded_by", pa.string()),  # that scoring's unit id (run.json `scoring.unit`): a later scoring differs
-        ("token_logprob", pa.list_(pa.float32())),
-        ("token_entropy", pa.list_(pa.float32())),
-        ("token_kl", pa.list_(pa.float32())),
-    ]
-)
-ATTEMPT_SCHEMA = pa.schema(
-    [
-        *_KEY,
-        ("preset", pa.string()),
-        ("max_attempts", pa.int32()),
-        ("k", pa.int32()),
-        ("n_attempts", pa.int32()),
-        ("tokens_k", pa.int32()),
-        ("tokens_prev", pa.int32()),
-        ("lp_k_given_prev", pa.float64()),
-        ("lp_k_skip_prev", pa.float64()),
-        ("lp_prev_given_before", pa.float64()),
-        ("lp_repeat_prev", pa.float64()),
-        ("fig13a", pa.float64()),
-        ("fig13b", pa.float64()),
-        ("fig13c", pa.float64()),
-        ("fig13a_per_token", pa.float64()),
-        ("fig13b_per_token", pa.float64()),
-        ("fig13c_per_token", pa.float64()),
-        ("correct", pa.bool_()),
-        ("grade_policy", pa.string()),
-        ("graded_by", pa.string()),
-        ("error", pa.string()),  # why this sample's attempts could not be probed; null otherwise
-    ]
-)
 
 
 def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int], per_token: bool,
