@@ -67,6 +67,24 @@ def test_server_without_token_ids_is_retokenized(tiny_model_dir, tokenizer):
     assert isinstance(body["prompt"], list), "prompts are sent as token ids"
 
 
+def test_stop_ids_and_min_tokens_reach_the_request(tiny_model_dir, tokenizer):
+    """Budget forcing's per-call mechanisms are sent as vLLM's and SGLang's extensions of the API."""
+    server = HTTPServer(("127.0.0.1", 0), _NoIdsHandler)
+    server.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        backend = OpenAIBackend("m", base_url=base, tokenizer=str(tiny_model_dir))
+        backend.generate([_request(tokenizer, (9,))], SamplingSpec(max_tokens=7, stop_token_ids=(5,), min_tokens=1))
+        backend.generate([_request(tokenizer, (9,))], SamplingSpec(max_tokens=7))
+    finally:
+        server.shutdown()
+    forced, plain = server.bodies
+    assert forced["stop_token_ids"] == [5] and forced["min_tokens"] == 1
+    assert "stop_token_ids" not in plain and "min_tokens" not in plain, "plain requests carry neither"
+
+
 def test_unreachable_server_becomes_error_rows_after_bounded_retries(tokenizer):
     port = conftest.free_port()
     backend = OpenAIBackend("m", base_url=f"http://127.0.0.1:{port}/v1", retries=2, backoff_s=0.01, timeout_s=2)

@@ -23,6 +23,14 @@ def test_build_inputs_one_entry_per_seed():
     assert all(p["max_new_tokens"] == 64 and p["temperature"] == 0.6 and p["top_p"] == 0.95 for p in params)
 
 
+def test_build_inputs_carry_stop_ids_and_min_new_tokens():
+    """s1 forcing's rounds: SGLang's `stop_token_ids` and `min_new_tokens` (vLLM's `min_tokens`)."""
+    _, params = build_inputs(REQUESTS, SamplingSpec(max_tokens=64, stop_token_ids=(7,), min_tokens=1))
+    assert all(p["stop_token_ids"] == [7] and p["min_new_tokens"] == 1 for p in params)
+    _, plain = build_inputs(REQUESTS, SamplingSpec(max_tokens=64))
+    assert all("min_new_tokens" not in p and "stop_token_ids" not in p for p in plain)
+
+
 def _output(ids, kind, logprobs=None):
     meta = {"finish_reason": {"type": kind}, "completion_tokens": len(ids)}
     if logprobs is not None:
