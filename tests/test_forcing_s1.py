@@ -27,7 +27,7 @@ from e3eval.datasets import demo_problems
 from e3eval.dev.tiny_model import build_stopping_model
 from e3eval.errors import UserError
 from e3eval.prompts import PromptSpec, render_prompt
-from e3eval.records import GenerationRequest, SamplingSpec
+from e3eval.records import Completion, GenerationRequest, SamplingSpec
 from e3eval.store import read_manifest
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")
@@ -265,6 +265,35 @@ def test_s1_equals_the_harness_on_sampled_rounds(random_hf, temperature):
     mine = _s1(random_hf, prompts, seeds, 24, forcing, temperature)
     theirs = harness(random_hf, prompts, seeds, 24, 3, "Wait", delimiter, 12, temperature)
     assert [(list(c.token_ids), c.finish_reason) for c in mine] == theirs
+
+
+class _FailingCall:
+    """The real hf backend, except that one sample's request in engine call `call` fails: how a server that drops
+    one request looks to the loop (the engine is real; only that failure is made up)."""
+
+    def __init__(self, backend, key, call):
+        self.backend, self.key, self.call, self.calls, self.tokenizer = backend, key, call, 0, backend.tokenizer
+
+    def generate(self, requests, spec):
+        self.calls += 1
+        out = self.backend.generate(requests, spec)
+        failed = [Completion((), "error", "", None, "HTTP 503: overloaded")]
+        return [
+            failed if r.key == self.key and self.calls == self.call else g for r, g in zip(requests, out, strict=True)
+        ]
+
+
+@pytest.mark.parametrize(("call", "where"), [(2, "round 2"), (4, "answer phase")])
+def test_a_failed_round_or_answer_phase_fails_the_sample_alone(stop_hf, call, where):
+    tokenizer = stop_hf.tokenizer
+    forcing = forcing_for(tokenizer, 2, mode="s1", answer_tokens=40)
+    prompts, seeds = _prompts(tokenizer, 2), [1, 2]
+    failing = _FailingCall(stop_hf, "p0", call)
+    broken, fine = _s1(failing, prompts, seeds, 64, forcing)
+    assert broken == Completion((), "error", "", None, f"HTTP 503: overloaded (s1 budget forcing, {where})")
+    assert [(list(fine.token_ids), fine.finish_reason)] == harness(stop_hf, prompts[1:], seeds[1:], 64, 2, "Wait",
+                                                                    "</think>", 40)  # fmt: skip
+    assert failing.calls == 4, "three rounds and the answer phase, whatever failed"
 
 
 def test_min_tokens_keeps_a_stop_id_from_being_the_first_token(random_hf):
