@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
 from e3eval.analysis.repetition import e3_repeats, ngram_loop
 from e3eval.analysis.steps import PRESETS, Lexicon, count_steps, load_lexicon
 from e3eval.analysis.traces import Trace, TraceFields, read_traces, to_trace, trace_format
-
 from e3eval.errors import UserError
 from e3eval.inputs import to_record
 from e3eval.jsonl import BadLines, fail_or_skip, parse_line, raw_lines

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from e3eval.analysis.phrases import match_sentences
 from e3eval.analysis.steps import PRESETS, Lexicon, e3_flagged_lines, is_blank, load_lexicon, mult_lines, thinking_part
-
 from e3eval.errors import UserError
 
 

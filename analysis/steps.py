@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from e3eval.analysis.phrases import PhraseScanner, compile_phrases, match_sentences
-
 from e3eval.errors import UserError
 
 PRESETS = ("math", "e3-math", "countdown", "mult")

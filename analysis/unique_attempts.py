@@ -15,7 +15,6 @@ from pathlib import Path
 
 from e3eval.analysis.steps import count_steps
 from e3eval.analysis.traces import TraceFields, read_traces
-
 from e3eval.errors import UserError
 from e3eval.jsonl import BadLines
 

@@ -1,8 +1,8 @@
 """Benchmark: the time one adversarial model output costs, through the real entry points (issue 11, item 2).
 
 Each case is one hostile response, timed where a model output is parsed:
-- reward: `train.reward.compute_score(data_source, response, ground_truth)` for Countdown, multiplication (MULT and
-  MULT-V) and math, on the main thread (math-verify imported beforehand: its first import is not a response's cost);
+- reward: `e3eval.train.reward.compute_score(data_source, response, ground_truth)` for Countdown, multiplication (MULT
+  and MULT-V) and math, on the main thread (math-verify imported beforehand: its first import is not a response's cost);
 - score: what `e3eval score` does for one sample, `PrefixDecoder.decode_prefixes` of its stored token ids at every
   budget, then the scoring policy's answer at each budget (prefix, strict, length), with the tiny model's tokenizer.
 Every case also checks the verdict (the reward, or the answer at the largest budget) and exits 1 when one is wrong.
@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from e3eval.train.reward import compute_score
 
 from e3eval.budgets import parse_budgets
 from e3eval.dev.tiny_model import build_tiny_model
 from e3eval.policy import SampleAtBudget, get_policy
 from e3eval.tokenizers import load_tokenizer
+from e3eval.train.reward import compute_score
 from e3eval.truncate import PrefixDecoder
 
 GT = {"target": 24, "numbers": [3, 5, 3]}
@@ -98,7 +98,8 @@ def _median_seconds(work: Callable[[], Any], repeats: int) -> tuple[float, Any]:
 
 
 def _score_sample(decoder: PrefixDecoder, policy: str, ids: np.ndarray, budgets: list[int], gold: str) -> list:
-    """One sample through score's per-sample path (`score._extract_batch`): decode every prefix, answer per budget."""
+    """One sample through score's per-sample path (`score._Extractor._sample`): decode every prefix, answer per
+    budget."""
     chosen = get_policy(policy)
     texts = decoder.decode_prefixes(ids, [*budgets, len(ids)])
     return [

@@ -3,7 +3,7 @@
 verl calls `compute_score` from worker threads, where math-verify's SIGALRM timeout cannot work, so the math branch
 grades in an isolated worker process. Measured in one run, on the same `--calls` answers (distinct fractions that
 need math-verify, not the integer fast path), from one non-main thread:
-- ours: `train.reward.compute_score`, which reuses one grader pool per process;
+- ours: `e3eval.train.reward.compute_score`, which reuses one grader pool per process;
 - baseline: what the reward did before, a fresh `GraderPool(workers=1)` started and closed for every call.
 The last line is `bench_reward: ours=<ms per call> baseline=<ms per call> ratio=<x>`.
 """
@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from e3eval.train.reward import compute_score
-
 from e3eval.extract import last_boxed
 from e3eval.grade_pool import GraderPool
+from e3eval.train.reward import compute_score
 
 
 def _responses(calls: int) -> list[str]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from e3eval.analysis.phrases import sentences_matching
 from e3eval.analysis.steps import count_steps, lexicon_from, load_lexicon
 

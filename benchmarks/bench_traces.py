@@ -23,7 +23,6 @@ from pathlib import Path
 
 from e3eval.analysis.asymmetries import CountConfig, count_asymmetries
 from e3eval.analysis.traces import TraceFields
-
 from e3eval.datasets import demo_problems
 from e3eval.dev.synthetic import reasoning_trace
 

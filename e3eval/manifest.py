@@ -73,7 +73,8 @@ class SamplingRecord:
 
 @dataclass(frozen=True)
 class ForcingRecord:
-    """Budget forcing as run.json records it (`forcing.Forcing.settings`); `mode` is `e3eval` for runs without one."""
+    """Budget forcing as run.json records it (`budget_forcing.Forcing.settings`); `mode` is `e3eval` for runs without
+    one."""
 
     mode: str = "e3eval"
     wait: int = 0
@@ -105,6 +106,7 @@ class GenerationRecord:
     forcing: ForcingRecord | None = None
     n: int | None = None
     shard: str | None = None
+    status: str | None = None  # `complete` or `partial` (a generation that stopped before trying every sample)
     engine_settings: object = None  # as recorded: `EngineSettings.from_record` checks it
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -116,7 +118,7 @@ class GenerationRecord:
             SamplingRecord.from_dict(_dict(data.get("sampling"))), _int(data.get("seed")), _str(data.get("backend")),
             _str(data.get("dtype")), ForcingRecord.from_dict(forcing) if isinstance(forcing, dict) else None,
             _int(data.get("n")), str(data["shard"]) if data.get("shard") is not None else None,
-            data.get("engine_settings"), dict(data),
+            _str(data.get("status")), data.get("engine_settings"), dict(data),
         )  # fmt: skip
 
     @property
@@ -140,7 +142,8 @@ class GenerationRecord:
 
 @dataclass(frozen=True)
 class ForcedRecord:
-    """Who wrote a `--policy forced` scoring's answers (`forced.ForcedOutcome.describe`): the flags that set them."""
+    """Who wrote a `--policy forced` scoring's answers (`forced_answer.ForcedOutcome.describe`): the flags that set
+    them."""
 
     model: str | None = None
     model_path: str | None = None
@@ -239,6 +242,8 @@ class RunManifest:
     run_id: str | None
     name: str | None
     kind: str
+    token_ids_source: str | None  # `engine`, or `retokenized` (text re-tokenized at import or from a server)
+    legacy_run_id: str | None  # the id a run had before ids were uuids
     generation: GenerationRecord | None
     scoring: ScoringRecord | None
     tokenizer: TokenizerRecord
@@ -250,6 +255,7 @@ class RunManifest:
         kind = _str(data.get("kind")) or ("generated" if isinstance(generation, dict) else "imported")
         return cls(
             _int(data.get("schema_version")), _str(data.get("run_id")), _str(data.get("name")), kind,
+            _str(data.get("token_ids_source")), _str(data.get("legacy_run_id")),
             GenerationRecord.from_dict(generation) if isinstance(generation, dict) else None,
             ScoringRecord.from_dict(scoring) if isinstance(scoring, dict) else None,
             TokenizerRecord.from_dict(_dict(data.get("tokenizer"))),

@@ -252,7 +252,7 @@ class Run:
         from e3eval.samples import ledger
 
         problems = self.problem_records() if problems is None else problems
-        return ledger(self.path, self._manifest, [p.problem_id for p in problems])
+        return ledger(self.path, self.record.generation, [p.problem_id for p in problems])
 
     def commit(self, section: str, data: dict[str, Any], tables: dict[str, pa.Table]) -> str:
         """Write a stage's tables and its run.json section as one unit; returns the unit's id.

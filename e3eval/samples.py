@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from e3eval.errors import UserError
+from e3eval.manifest import GenerationRecord
 from e3eval.store import iter_shard_batches, rollout_shards
 
 _KEY_COLUMNS = ("problem_id", "sample_idx", "finish_reason", "error")
@@ -95,7 +95,7 @@ def successful_keys(run_dir: Path) -> set[tuple[str, int]]:
     return {key for _, key, ok, _ in _key_rows(run_dir) if ok}
 
 
-def ledger(run_dir: Path, manifest: dict[str, Any], problem_ids: list[str]) -> SampleLedger:
+def ledger(run_dir: Path, generation: GenerationRecord | None, problem_ids: list[str]) -> SampleLedger:
     """Read the key columns of every shard and decide which rows are samples; refuse duplicate samples."""
     holder: dict[tuple[str, int], Path] = {}  # key -> the shard holding its successful row
     failed: dict[tuple[str, int], str] = {}
@@ -117,8 +117,7 @@ def ledger(run_dir: Path, manifest: dict[str, Any], problem_ids: list[str]) -> S
             failed.setdefault(key, error or "failed (no error message)")
         keep.append(ok)
     with_samples = {pid for pid, _ in holder}
-    generation = manifest.get("generation") or {}
-    expected = int(generation["n"]) * len(problem_ids) if generation.get("n") else None
+    expected = generation.n * len(problem_ids) if generation is not None and generation.n else None
     return SampleLedger(
         keep=np.array(keep, dtype=bool),
         samples=len(holder),
@@ -126,7 +125,7 @@ def ledger(run_dir: Path, manifest: dict[str, Any], problem_ids: list[str]) -> S
         superseded=superseded,
         expected=expected,
         problems_without_samples=tuple(p for p in problem_ids if p not in with_samples),
-        status=generation.get("status"),
+        status=generation.status if generation is not None else None,
     )
 
 

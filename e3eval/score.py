@@ -36,7 +36,7 @@ from e3eval.grade_summary import Exclusions, SummaryConfig, summarize_grades
 from e3eval.manifest import ScoringRecord
 from e3eval.policy import Prepared, SampleAtBudget, ScoringContext, ScoringPolicy, get_policy
 from e3eval.provenance import environment, now, package_version
-from e3eval.records import GRADE_STATUSES
+from e3eval.records import GRADE_STATUSES, Problem
 from e3eval.run import Run
 from e3eval.samples import SampleLedger
 from e3eval.store import GRADE_SCHEMA, MANIFEST, SUMMARY_SCHEMA
@@ -152,62 +152,92 @@ def _check_s1(run: Run, config: ScoreConfig, policy: ScoringPolicy) -> None:
                         "budget")  # fmt: skip
 
 
+@dataclass
+class _Graded:
+    """What the grading pass made: the rows and their verdicts, and what the scoring record says of it."""
+
+    extractor: _Extractor
+    verdicts: dict[int, Verdict]
+    longest: int
+    kills: int
+    tokenizer_fingerprint: str
+    warnings: list[str]
+
+
 def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], None]) -> ScoreResult:
     started = time.monotonic()
-    run_dir = run.path
     problems = run.problem_records()
-    gold = {p.problem_id: p.answer for p in problems}
     tokenizer_name = config.tokenizer or run.tokenizer_name
     if not tokenizer_name:
-        raise UserError(f"{run_dir}: run.json names no tokenizer; pass --tokenizer")
-    budgets = sorted(set(config.budgets))
-    policy = get_policy(config.policy)
+        raise UserError(f"{run.path}: run.json names no tokenizer; pass --tokenizer")
     samples = run.samples(problems)
     if not samples.samples:
-        raise UserError(
-            f"{run_dir}: no successful sample to score ({samples.describe()}); {_refill(run, 'retry the failed ones')}"
-        )
-    total = samples.samples
-    rows = _Rows()
-    pairs: dict[tuple[str, str], int] = {}
-    quick: dict[int, Verdict] = {}
-    longest = 0
+        raise UserError(f"{run.path}: no successful sample to score ({samples.describe()}); "
+                        f"{_refill(run, 'retry the failed ones')}")  # fmt: skip
+    budgets = sorted(set(config.budgets))
+    graded = _grade(run, config, problems, samples, budgets, tokenizer_name, progress, log)
+    grades, summary, warnings = _summarize(run, config, samples, budgets, graded)
+    statuses = grades.column("status").to_pylist()
+    status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
+    kept, policies = _kept_policies(run, config.policy, samples.samples, warnings)
+    seconds = time.monotonic() - started
+    scoring = _scoring_record(config, budgets, tokenizer_name, samples, graded, status_counts, warnings, seconds)
+    scoring["policies"] = {**policies, config.policy: _policy_record(scoring)}
+    combined = pa.concat_tables([kept, summary.cast(SUMMARY_SCHEMA)]) if kept.num_rows else summary
+    run.commit("scoring", scoring, {"grades": grades, "summary": combined})  # one unit: tables, then run.json
+    extractor = graded.extractor
+    return ScoreResult(grades, summary, warnings, status_counts, len(extractor.pairs), seconds, extractor.decoder.path,
+                       samples, extractor.prepared.forced)  # fmt: skip
+
+
+def _grade(run: Run, config: ScoreConfig, problems: list[Problem], samples: SampleLedger, budgets: list[int],
+           tokenizer_name: str, progress: Any, log: Callable[[str], None]) -> _Graded:  # fmt: skip
+    """The grading pass: the policy prepares what it reads, the rollouts stream through the extractor while the
+    isolated grader pool works, then the pool is drained."""
+    policy = get_policy(config.policy)
     # Workers start first: their math-verify import overlaps with loading the tokenizer and decoding.
     with GraderPool(config.workers, config.deadline_s, config.inner_timeout_s, config.memory_limit_mb) as pool:
         tokenizer = load_tokenizer(tokenizer_name)
         warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
-        decoder = PrefixDecoder(tokenizer)
         # What the policy reads besides the rollouts comes first (forced answers): grading reads it.
         context = ScoringContext(run, problems, samples, budgets, tokenizer, tokenizer_name, config.forced, progress,
                                  log)  # fmt: skip
-        prepared = policy.prepare(context)
-        task = progress.add_task("decode + extract", total=total) if progress else None
-        start = 0
-        for batch in run.rollout_batches((*_COLUMNS, *prepared.columns)):
+        gold = {p.problem_id: p.answer for p in problems}
+        extractor = _Extractor(budgets, policy, gold, PrefixDecoder(tokenizer), pool, policy.prepare(context))
+        task = progress.add_task("decode + extract", total=samples.samples) if progress else None
+        start = longest = 0
+        for batch in run.rollout_batches((*_COLUMNS, *extractor.prepared.columns)):
             keep = samples.keep[start : start + batch.num_rows]
             start += batch.num_rows
             if not keep.all():
                 batch = batch.filter(keep)  # failed requests and superseded rows are not samples
-            _extract_batch(batch, budgets, policy, gold, decoder, rows, pairs, quick, pool, prepared)
+            extractor.add(batch)
             longest = max(longest, max(batch.column("num_tokens").to_pylist(), default=0))
             pool.pump(0.0)
             if progress:
                 progress.advance(task, batch.num_rows)
-        grade_task = progress.add_task("grade (distinct answers)", total=len(pairs)) if progress else None
+        quick, pairs = extractor.quick, len(extractor.pairs)
+        grade_task = progress.add_task("grade (distinct answers)", total=pairs) if progress else None
         verdicts = pool.drain(
             lambda done: progress.update(grade_task, completed=len(quick) + done) if progress else None
         )
         if progress:
-            progress.update(grade_task, completed=len(pairs))
-        verdicts = {**verdicts, **quick}
-        kills = pool.kills
+            progress.update(grade_task, completed=pairs)
+        return _Graded(extractor, {**verdicts, **quick}, longest, pool.kills, fingerprint(tokenizer), warnings)
 
+
+def _summarize(
+    run: Run, config: ScoreConfig, samples: SampleLedger, budgets: list[int], graded: _Graded
+) -> tuple[pa.Table, pa.Table, list[str]]:
+    """The grades table, the summary (bootstrap CIs; failed and missing samples counted beside n) and every warning
+    the scoring gives."""
+    rows, warnings = graded.extractor.rows, graded.warnings
     warnings += [
-        f"budget {b} is above the longest response ({longest} tokens): every sample is complete there"
+        f"budget {b} is above the longest response ({graded.longest} tokens): every sample is complete there"
         for b in budgets
-        if b > longest and not policy.whole_response
+        if b > graded.longest and not graded.extractor.policy.whole_response
     ]
-    grades = _grades_table(rows, verdicts, run.run_id, config.policy)
+    grades = _grades_table(rows, graded.verdicts, run.run_id, config.policy)
     note = None if samples.complete else f"{samples.describe()}: metrics use the {samples.samples} samples only"
     failed_at = _failed_at(rows)
     excluded = Exclusions(samples.failures.count, samples.missing, note, failed_at)
@@ -225,19 +255,20 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     unscored = [b for b in budgets if b not in set(counted.column("budget").to_pylist())]
     if unscored:
         warnings.append(f"no (sample, budget) pair left to count at budget(s) {unscored}: their rows have no value")
-    warnings += summary_warnings
-    statuses = grades.column("status").to_pylist()
-    status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
+    return grades, summary, warnings + summary_warnings
 
-    kept, policies = _kept_policies(run, config.policy, samples.samples, warnings)
-    seconds = time.monotonic() - started
-    scoring = {
+
+def _scoring_record(config: ScoreConfig, budgets: list[int], tokenizer_name: str, samples: SampleLedger,
+                    graded: _Graded, status_counts: dict[str, int], warnings: list[str],
+                    seconds: float) -> dict[str, Any]:  # fmt: skip
+    """run.json's scoring section for this scoring (its `policies` entry is added by the caller)."""
+    return {
         **{k: v for k, v in asdict(config).items() if k not in ("budgets", "forced")},
         "budgets": budgets,
-        "forced": prepared.record(),
+        "forced": graded.extractor.prepared.record(),
         "tokenizer": tokenizer_name,
-        "tokenizer_fingerprint": fingerprint(tokenizer),
-        "decode_path": decoder.path,
+        "tokenizer_fingerprint": graded.tokenizer_fingerprint,
+        "decode_path": graded.extractor.decoder.path,
         "grader": {"name": "math-verify", "version": package_version("math-verify"), "gold_first": True},
         "samples": {
             "graded": samples.samples,
@@ -247,19 +278,14 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
             "superseded_failures": samples.superseded,
             "problems_without_samples": list(samples.problems_without_samples),
         },
-        "distinct_pairs": len(pairs),
-        "grader_kills": kills,
+        "distinct_pairs": len(graded.extractor.pairs),
+        "grader_kills": graded.kills,
         "status_counts": status_counts,
         "warnings": warnings,
         "seconds": round(seconds, 3),
         "scored_at": now(),
         "environment": environment(),
     }
-    scoring["policies"] = {**policies, config.policy: _policy_record(scoring)}
-    combined = pa.concat_tables([kept, summary.cast(SUMMARY_SCHEMA)]) if kept.num_rows else summary
-    run.commit("scoring", scoring, {"grades": grades, "summary": combined})  # one unit: tables, then run.json
-    return ScoreResult(grades, summary, warnings, status_counts, len(pairs), seconds, decoder.path, samples,
-                       prepared.forced)  # fmt: skip
 
 
 def _policy_record(scoring: dict[str, Any]) -> dict[str, Any]:
@@ -341,86 +367,102 @@ def _check_tokenizer(run: Run, name: str, tokenizer: Any) -> list[str]:
     return []
 
 
-def _extract_batch(
-    batch: pa.RecordBatch,
-    budgets: list[int],
-    policy: ScoringPolicy,
-    gold: dict[str, str],
-    decoder: PrefixDecoder,
-    rows: _Rows,
-    pairs: dict[tuple[str, str], int],
-    quick: dict[int, Verdict],
-    pool: GraderPool,
-    prepared: Prepared | None = None,
-) -> None:
-    """Decode, extract and queue the grading of one batch of rollouts at every budget. What the policy prepared is
-    read here: forced answers, and `s1_end` (s1 runs: the length of the end of thinking that the harness appends when
-    the thinking stopped by itself), which makes a row's tokens the thinking kept and `finished` whether it stopped
-    before the cap."""
-    prepared = prepared or Prepared()
-    forced, s1_end = prepared.forced, prepared.s1_end
-    token_lists = batch.column("token_ids")
-    inserted = batch.column("inserted").to_pylist() if s1_end is not None else None
-    offsets = token_lists.offsets.to_numpy()
-    flat = token_lists.values.to_numpy(zero_copy_only=False)
-    full = policy.needs_full_text
-    for i, (problem_id, sample_idx, num_tokens, finish) in enumerate(
-        zip(
-            *(batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason")),
-            strict=True,
-        )
-    ):
-        ids = flat[offsets[i] : offsets[i + 1]]
+@dataclass
+class _Extractor:
+    """Decodes, extracts and queues the grading of rollout batches at every budget, into `rows`; each distinct (gold,
+    answer) pair is graded once (`pairs` numbers them; `quick` holds those decided without the pool). What the policy
+    prepared is read here: forced answers, and `s1_end` (s1 runs: the length of the end of thinking the harness
+    appends when the thinking stopped by itself), which makes a row's tokens the thinking kept and `finished` whether
+    it stopped before the cap."""
+
+    budgets: list[int]
+    policy: ScoringPolicy
+    gold: dict[str, str]
+    decoder: PrefixDecoder
+    pool: GraderPool
+    prepared: Prepared = field(default_factory=Prepared)
+    rows: _Rows = field(default_factory=_Rows)
+    pairs: dict[tuple[str, str], int] = field(default_factory=dict)
+    quick: dict[int, Verdict] = field(default_factory=dict)
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Every sample of one batch of rollouts (`_COLUMNS` plus the columns the policy prepared for)."""
+        token_lists = batch.column("token_ids")
+        offsets = token_lists.offsets.to_numpy()
+        flat = token_lists.values.to_numpy(zero_copy_only=False)
+        inserted = batch.column("inserted").to_pylist() if self.prepared.s1_end is not None else None
+        columns = (batch.column(c).to_pylist() for c in ("problem_id", "sample_idx", "num_tokens", "finish_reason"))
+        for i, (problem_id, sample_idx, num_tokens, finish) in enumerate(zip(*columns, strict=True)):
+            spans = (inserted[i] or None) if inserted is not None else None
+            self._sample(problem_id, sample_idx, flat[offsets[i] : offsets[i + 1]], num_tokens, finish, spans)
+
+    def _sample(self, problem_id: str, sample_idx: int, ids: Any, num_tokens: int, finish: str,
+                spans: list[int] | None) -> None:  # fmt: skip
+        """One sample at every budget: its rows, each with an answer queued for grading or a fixed verdict."""
+        full = self.policy.needs_full_text
         fixed: Verdict | None = None
         texts: list[str] = []
-        if problem_id not in gold:
+        if problem_id not in self.gold:
             fixed = Verdict("error", None, f"problem {problem_id!r} is not in problems.parquet")
         else:
             try:
-                texts = decoder.decode_prefixes(ids, [*budgets, num_tokens] if full else budgets)
+                texts = self.decoder.decode_prefixes(ids, [*self.budgets, num_tokens] if full else self.budgets)
             except (IndexError, ValueError, OverflowError) as exc:
                 fixed = Verdict("error", None, f"cannot decode token ids: {exc}")
-        for j, budget in enumerate(budgets):
+        for j, budget in enumerate(self.budgets):
             answer = None
-            verdict = fixed
-            forced_text, forced_final = None, True
-            if verdict is None and forced is not None and not ended(finish, num_tokens, budget):
-                found = forced.answers.get((problem_id, sample_idx, budget))
-                if found is None or found.error is not None:
-                    why = found.error if found is not None else "not generated"
-                    verdict = Verdict("error", None, f"forced answer failed (left out of the metrics): {why}")
-                else:
-                    forced_text, forced_final = found.text, found.final
+            verdict, forced_text, forced_final = self._forced(problem_id, sample_idx, num_tokens, finish, budget, fixed)
             if verdict is None:
                 sample = SampleAtBudget(texts[j], texts[-1] if full else "", num_tokens, finish == "stop", budget,
-                                        gold[problem_id], forced_text, forced_final)  # fmt: skip
-                answer = policy.answer(sample)
+                                        self.gold[problem_id], forced_text, forced_final)  # fmt: skip
+                answer = self.policy.answer(sample)
+            tokens, finished = self._cost(num_tokens, finish, budget, spans)
+            rows = self.rows
             rows.problem_id.append(problem_id)
             rows.sample_idx.append(sample_idx)
             rows.budget.append(budget)
-            if inserted is not None:  # the whole response is the s1 sample at its budget; the thinking is its cost
-                start, end = (inserted[i] or [num_tokens, num_tokens])[-2:]
-                rows.tokens_used.append(start)
-                rows.finished.append(end - start == s1_end)
-            else:
-                rows.tokens_used.append(min(num_tokens, budget))
-                rows.finished.append(finish == "stop" and num_tokens <= budget)
+            rows.tokens_used.append(tokens)
+            rows.finished.append(finished)
             rows.answer.append(answer)
             rows.fixed.append(verdict)
             rows.left_out.append(verdict is not None and fixed is None)
-            if verdict is None and answer is not None:
-                key = (gold[problem_id], answer)
-                index = pairs.get(key)
-                if index is None:
-                    index = pairs[key] = len(pairs)
-                    verdict = quick_verdict(*key)
-                    if verdict is not None:  # integer vs integer: no symbolic work, no need for isolation
-                        quick[index] = verdict
-                    else:
-                        pool.submit(index, *key)
-                rows.pair.append(index)
+            queued = verdict is None and answer is not None
+            rows.pair.append(self._queue(self.gold[problem_id], answer) if queued else -1)
+
+    def _forced(self, problem_id: str, sample_idx: int, num_tokens: int, finish: str, budget: int,
+                fixed: Verdict | None) -> tuple[Verdict | None, str | None, bool]:  # fmt: skip
+        """The verdict fixed before grading (a failed forced answer is an error row left out of the metrics), and
+        the forced answer's text and whether its continuation stopped on its own (forced policy only)."""
+        forced = self.prepared.forced
+        if fixed is not None or forced is None or ended(finish, num_tokens, budget):
+            return fixed, None, True
+        found = forced.answers.get((problem_id, sample_idx, budget))
+        if found is None or found.error is not None:
+            why = found.error if found is not None else "not generated"
+            return Verdict("error", None, f"forced answer failed (left out of the metrics): {why}"), None, True
+        return None, found.text, found.final
+
+    def _cost(self, num_tokens: int, finish: str, budget: int, spans: list[int] | None) -> tuple[int, bool]:
+        """A row's tokens and whether it finished: of the prefix at `budget`; of an s1 sample, the thinking kept and
+        whether the model ended it before the cap (the appended end is the delimiter alone)."""
+        if self.prepared.s1_end is not None:
+            start, end = (spans or [num_tokens, num_tokens])[-2:]
+            return start, end - start == self.prepared.s1_end
+        return min(num_tokens, budget), finish == "stop" and num_tokens <= budget
+
+    def _queue(self, gold: str, answer: str) -> int:
+        """The index of the (gold, answer) pair, submitted to the pool the first time it is seen (integer pairs
+        are decided at once: no symbolic work, no need for isolation)."""
+        key = (gold, answer)
+        index = self.pairs.get(key)
+        if index is None:
+            index = self.pairs[key] = len(self.pairs)
+            verdict = quick_verdict(*key)
+            if verdict is not None:
+                self.quick[index] = verdict
             else:
-                rows.pair.append(-1)
+                self.pool.submit(index, *key)
+        return index
 
 
 def _grades_table(rows: _Rows, verdicts: dict[int, Verdict], run_id: str, policy: str) -> pa.Table:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.style import (
     apply_style,
@@ -32,8 +34,6 @@ from e3eval.figures.style import (
     series_label,
     shade_extrapolation,
 )
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.identity import display_name, short_paths, split
 from e3eval.figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
@@ -35,8 +37,6 @@ from e3eval.figures.style import (
     require_rows,
     series_label,
 )
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.style import (
     apply_style,
@@ -31,8 +33,6 @@ from e3eval.figures.style import (
     save,
     series_label,
 )
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,7 +79,7 @@ def frame_from_csv(paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def frame_from_histories(runs: Sequence[tuple[str, Sequence[IterationStats]]]) -> pd.DataFrame:
-    """The same frame from `train.bigram.iterate` statistics, named as `e3train bigram` names its algorithms."""
+    """The same frame from `train.bigram_sim.iterate` statistics, named as `e3train bigram` names its algorithms."""
     parts = []
     for algo, history in runs:
         table = pd.DataFrame([asdict(s) for s in history])

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from e3eval.figures.family import Family, Input
-from e3eval.figures.style import HEATMAP_CMAP, apply_style, footnote, new_figure, require_rows
 
 from e3eval.errors import UserError
+from e3eval.figures.family import Family, Input
+from e3eval.figures.style import HEATMAP_CMAP, apply_style, footnote, new_figure, require_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -1,13 +1,13 @@
 """Family "exploration": how much a policy explores over training (paper Fig. 12).
 
 Left, cumulative unique attempts per problem against the training step, from rollout dumps (verl's `{step}.jsonl`,
-ordered by the step in their names, not by the text of the names): `analysis.attempts.unique_attempts` splits each
-incorrect trace into Countdown attempts and counts the distinct ones a problem has seen so far, over problems solved
-less than `max_solve_rate` of the time (App. F.1); the same numbers `e3eval unique-attempts` prints, with n problems.
-Right, the share of responses that end in a repeating stream, per step, from per-step `count-asymmetries --out` tables
-(the e3 rule `repeats_e3`, among incorrect responses as the authors count it, or among all when correctness is not
-known), with a 95% bootstrap CI over traces. Each input maps a run's label to its files; either panel can be drawn
-alone. This module counts nothing itself.
+ordered by the step in their names, not by the text of the names): `analysis.unique_attempts.unique_attempts` splits
+each incorrect trace into Countdown attempts and counts the distinct ones a problem has seen so far, over problems
+solved less than `max_solve_rate` of the time (App. F.1); the same numbers `e3eval unique-attempts` prints, with n
+problems. Right, the share of responses that end in a repeating stream, per step, from per-step `count-asymmetries
+--out` tables (the e3 rule `repeats_e3`, among incorrect responses as the authors count it, or among all when
+correctness is not known), with a 95% bootstrap CI over traces. Each input maps a run's label to its files; either
+panel can be drawn alone. This module counts nothing itself.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.readers import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
 from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, percent_axis, require_rows
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

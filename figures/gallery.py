@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from e3eval.errors import UserError
 from e3eval.figures.folder import FiguresFolder
 from e3eval.figures.spec import FigureSpec, check_frame
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from e3eval.figures.family import Family

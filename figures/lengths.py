@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.readers import read_trace_table, resolve_series
 from e3eval.figures.style import (
@@ -28,8 +30,6 @@ from e3eval.figures.style import (
     series_label,
     shade_extrapolation,
 )
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

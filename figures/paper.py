@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
-from e3eval.figures import accuracy, chained
-from e3eval.figures.folder import FiguresFolder
 
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
+from e3eval.figures import accuracy, chained
+from e3eval.figures.folder import FiguresFolder
 
 AIME_TABLE = "aime_budget_table.csv"
 CHAINED_TABLE = "chained_asymmetry_grids.csv"

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from e3eval.figures.globs import expand, is_glob
 
 from e3eval.errors import UserError
+from e3eval.figures.globs import expand, is_glob
 
 RESAMPLES = 1000
 SEED = 0

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from e3eval.figures.globs import expand, is_glob
-
 from e3eval.errors import UserError
+from e3eval.figures.globs import expand, is_glob
 from e3eval.specfile import read_spec
 
 if TYPE_CHECKING:
     import pandas as pd
+
     from e3eval.figures.family import Family, Input
 
 MAX_SPEC_BYTES = 256 * 1024

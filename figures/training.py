@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from e3eval.errors import UserError
 from e3eval.figures import identity
 from e3eval.figures.family import Family, Input
 from e3eval.figures.identity import display_name
@@ -43,8 +45,6 @@ from e3eval.figures.readers import (
     resolve_series,
 )
 from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, series_label
-
-from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -22,9 +22,6 @@ from typing import Any
 
 import pytest
 from conftest import write_jsonl
-from e3eval.train.reward import compute_score
-from e3eval.train.tasks.countdown import check, extract_answer
-from e3eval.train.tasks.multiplication import extract_answer as mult_answer
 from hostile import Case, run_case
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,6 +31,9 @@ from e3eval.extract import boxes, last_boxed, last_tag_span
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.policy import answer_at_budget, final_answer
 from e3eval.score import ScoreConfig, score_run
+from e3eval.train.reward import compute_score
+from e3eval.train.tasks.countdown import check, extract_answer
+from e3eval.train.tasks.multiplication import extract_answer as mult_answer
 
 BOUND_S = 10.0  # generous: linear extraction takes milliseconds on these; the quadratic one took minutes
 GT = {"target": 24, "numbers": [3, 5, 3]}

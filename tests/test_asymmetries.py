@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
+from tests_support import MATH_TRACE
+
 from e3eval.analysis.asymmetries import CountConfig, count_asymmetries, summarize_steps, write_rows
 from e3eval.analysis.steps import count_steps
 from e3eval.analysis.traces import TraceFields
 from e3eval.analysis.unique_attempts import unique_attempts
-from tests_support import MATH_TRACE
-
 from e3eval.errors import UserError
 
 E3EVAL = str(Path(sys.executable).parent / "e3eval")

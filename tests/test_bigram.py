@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from conftest import run_cli
+
 from e3eval.train.bigram_sim import (
     A_STAR,
     ACTIONS,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from conftest import run_cli
+
+from e3eval.errors import UserError
 from e3eval.train.curriculum import checkpoint_dir, load_spec, stage_commands, validate_spec
 from e3eval.train.launch import render_commands
 from e3eval.train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
 from e3eval.train.reward import compute_score
-
-from e3eval.errors import UserError
 
 PRESETS = sorted((Path(__file__).resolve().parent.parent / "train" / "presets").glob("*.yaml"))
 
@@ -48,7 +48,7 @@ def test_grpo_vs_mask_runs_both_from_the_base_model():
     assert f"actor_rollout_ref.model.path={spec.model}" in grpo and f"actor_rollout_ref.model.path={spec.model}" in mask
     assert "actor_rollout_ref.actor.policy_loss.loss_mode=grpo_mask" in mask
     assert not any("loss_mode" in part for part in grpo)
-    assert "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=train.grpo_mask.register" in mask
+    assert "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=e3eval.train.grpo_mask.register" in mask
     assert "python" in render_commands([grpo]).splitlines()[0] and "\\" in render_commands([grpo])
 
 
@@ -151,9 +151,11 @@ def test_train_imports_without_verl_or_torch():
     code = (
         "import sys\n"
         "for name in ('verl', 'torch', 'ray', 'vllm'): sys.modules[name] = None\n"
-        "import train, train.reward, train.curriculum, train.prepare, train.budget, train.cli, train.grpo_mask\n"
-        "import train.catalog, train.launch, train.preflight, train.topology, train.trainer_config\n"
-        "from train.reward import compute_score\n"
+        "import e3eval.train, e3eval.train.reward, e3eval.train.curriculum, e3eval.train.prepare, e3eval.train.budget\n"
+        "import e3eval.train.cli, e3eval.train.grpo_mask\n"
+        "import e3eval.train.catalog, e3eval.train.launch, e3eval.train.preflight, e3eval.train.topology\n"
+        "import e3eval.train.trainer_config\n"
+        "from e3eval.train.reward import compute_score\n"
         "assert compute_score('countdown', '<answer>(3+5)*3</answer>', {'target': 24, 'numbers': [3, 5, 3]}) == 1.0\n"
         "print('ok')\n"
     )

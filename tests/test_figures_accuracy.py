@@ -14,13 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from e3eval.figures import accuracy, chained
-from e3eval.figures.paper import paper_figures
-from e3eval.figures.style import budget_ticks, new_figure, save, shade_extrapolation
 
 from e3eval.datasets import demo_problems
 from e3eval.dev.synthetic import PoolSpec, write_pool
 from e3eval.errors import UserError
+from e3eval.figures import accuracy, chained
+from e3eval.figures.paper import paper_figures
+from e3eval.figures.style import budget_ticks, new_figure, save, shade_extrapolation
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.report import compare
 from e3eval.score import ScoreConfig, score_run

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from conftest import REPO, run_cli
+
+from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.gallery import render_spec
 from e3eval.figures.spec import load_spec
-
-from e3eval.errors import UserError
 
 
 def _load_tables(inputs: Mapping[str, Any], base: Path):
@@ -32,8 +32,9 @@ def _load_tables(inputs: Mapping[str, Any], base: Path):
 
 
 def _draw(frame, options: Mapping[str, Any]):
-    from e3eval.figures.style import require_rows
     from matplotlib.figure import Figure
+
+    from e3eval.figures.style import require_rows
 
     require_rows(frame, "tables")
     figure = Figure(figsize=(4, 3))

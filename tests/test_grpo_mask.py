@@ -5,9 +5,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("verl", reason="verl is not installed: `make engines`")
 
-from e3eval.train.grpo_mask import LOSS_NAME, compute_policy_loss_grpo_mask, register  # noqa: E402
 from verl.trainer.ppo.core_algos import compute_policy_loss_vanilla, get_policy_loss_fn  # noqa: E402
 from verl.workers.config import ActorConfig  # noqa: E402
+
+from e3eval.train.grpo_mask import LOSS_NAME, compute_policy_loss_grpo_mask, register  # noqa: E402
 
 
 @pytest.fixture

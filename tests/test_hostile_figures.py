@@ -23,11 +23,11 @@ pytest.importorskip("matplotlib")
 pytest.importorskip("pandas")
 
 import pandas as pd
+
 from e3eval.figures import accuracy, readers, training
 from e3eval.figures import attempt_probes as attempts
 from e3eval.figures.folder import MARKER, FiguresFolder
 from e3eval.figures.spec import load_spec
-
 from e3eval.probes.table import ATTEMPT_SCHEMA, PROBE_SCHEMA
 
 EXPERIMENTS = {"A": 0.5, "B": 1.5}  # experiment folder -> its entropy level (far apart: a blend is obvious)
@@ -288,7 +288,7 @@ def test_single_budget_extrapolation_label_stays_inside_the_axes(tmp_path: Path)
 def test_a_glob_of_the_whole_disk_is_refused_at_once(tmp_path: Path):
     (tmp_path / "spec.yaml").write_text('figures:\n  - name: a\n    family: accuracy\n    runs: "/**/"\n')
     spec = str(tmp_path / "spec.yaml")
-    code = ("from figures.spec import load_spec\nfrom e3eval.errors import UserError\n"
+    code = ("from e3eval.figures.spec import load_spec\nfrom e3eval.errors import UserError\n"
             f"try:\n    load_spec({spec!r})\nexcept UserError as exc:\n    print(exc)\n")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "spec.yaml:4: figure 'a': runs: glob '/**/' walks the whole file system" in done.stdout, done

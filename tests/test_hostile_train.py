@@ -22,15 +22,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import write_jsonl
+from hostile import Case, run_case
+
+from e3eval.errors import UserError
+from e3eval.ingest import ImportConfig, import_run
 from e3eval.train.bigram_sim import BigramConfig, train
 from e3eval.train.curriculum import load_spec, stage_commands
 from e3eval.train.outputs import enclosing_run
 from e3eval.train.preflight import data_file_problems
 from e3eval.train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
-from hostile import Case, run_case
-
-from e3eval.errors import UserError
-from e3eval.ingest import ImportConfig, import_run
 
 # --- set-ups and checks -------------------------------------------------------------------------------------------
 
@@ -268,8 +268,9 @@ def test_hydra_reads_every_path_back_exactly():
     stays one item per file and every value comes back as written (a comma made two list items before)."""
     pytest.importorskip("verl", reason="verl is not installed: `make engines`")
     import verl
-    from e3eval.train.curriculum import validate_spec
     from hydra import compose, initialize_config_dir
+
+    from e3eval.train.curriculum import validate_spec
 
     spec = validate_spec({"name": "x,y ${z}", "model": "my model,v2", "output_dir": "out dir,2", "stages": [
         {"name": "s1", "data": {"train": HOSTILE_PATHS, "val": list(reversed(HOSTILE_PATHS))}, "budget": 8,
@@ -323,7 +324,7 @@ def test_a_missing_verl_dependency_is_named_with_its_install_command(tmp_path):
     pytest.importorskip("verl")
     _spec(SPEC)(tmp_path, tmp_path)
     code = ("import sys\nsys.modules['datasets'] = None\nsys.argv = ['e3train', 'run', 'spec.yaml']\n"
-            "from train.cli import main\nmain()\n")  # fmt: skip
+            "from e3eval.train.cli import main\nmain()\n")  # fmt: skip
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip

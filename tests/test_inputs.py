@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
-from e3eval.analysis.traces import TraceFields, read_traces
 
+from e3eval.analysis.traces import TraceFields, read_traces
 from e3eval.errors import UserError
 from e3eval.ingest import ImportConfig
 from e3eval.inputs import FieldMap, InputRecord, detect_format, read_inputs, to_record

@@ -18,14 +18,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+
+from e3eval.errors import UserError
 from e3eval.train.catalog import PRESET_DIR, find_spec, list_presets, preset_names
 from e3eval.train.curriculum import checkpoint_dir, load_spec, stage_steps, validate_spec
 from e3eval.train.launch import run_steps
 from e3eval.train.preflight import model_problems, preflight_problems
 from e3eval.train.prepare import prepare_countdown
 from e3eval.train.topology import GpuCount
-
-from e3eval.errors import UserError
 
 PRESETS = sorted(PRESET_DIR.glob("*.yaml"))
 GPU_COUNTS = (1, 2, 4, 8)

@@ -164,6 +164,7 @@ def test_probe_refuses_bad_input(scored_run, tiny_model_dir, tmp_path):
 def test_probe_outputs_feed_the_figures(tiny_model_dir, perturbed_model, tmp_path):
     """Countdown-style traces (paragraph attempts) imported, probed at two checkpoints, then drawn (Fig. 11, 13)."""
     from conftest import write_jsonl
+
     from e3eval.figures import attempt_probes as attempts
     from e3eval.figures import training
 

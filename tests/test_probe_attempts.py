@@ -7,9 +7,9 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
+
 from e3eval.analysis.segments import attempt_spans
 from e3eval.analysis.steps import count_steps, lexicon_from, thinking_part
-
 from e3eval.errors import UserError
 from e3eval.truncate import PrefixDecoder
 

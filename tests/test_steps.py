@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from e3eval.analysis.phrases import literal_anchor, literal_anchors, sentences_matching
 from e3eval.analysis.repetition import e3_repeats, ngram_loop
 from e3eval.analysis.steps import count_steps, load_lexicon
-
 from e3eval.errors import UserError
 
 MATH = """Let me compute 2+2 = 4.

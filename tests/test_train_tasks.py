@@ -6,14 +6,15 @@ import threading
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from e3eval.train.reward import compute_score
 from e3eval.train.tasks.arithmetic import ExpressionError, evaluate
 from e3eval.train.tasks.countdown import check, extract_answer, generate
 from e3eval.train.tasks.multiplication import check as check_mult
 from e3eval.train.tasks.multiplication import extract_answer as mult_answer
 from e3eval.train.tasks.multiplication import generate as generate_mult
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=40, deadline=None)
@@ -230,13 +231,12 @@ def _child_reward(solution: str, truth: str) -> tuple[float, int]:
 
 
 def test_budget_selection_on_a_scored_sweep(tmp_path, tiny_model_dir, tokenizer):
-    from e3eval.train.budget import mean_response_length, select_budget
-
     from e3eval.datasets import demo_problems
     from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.errors import UserError
     from e3eval.ingest import ImportConfig, import_run
     from e3eval.score import ScoreConfig, score_run
+    from e3eval.train.budget import mean_response_length, select_budget
 
     write_pool(tmp_path / "pool.jsonl", demo_problems(), PoolSpec(samples=4, min_tokens=100, max_tokens=800), tokenizer)
     run = tmp_path / "run"

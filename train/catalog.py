@@ -11,9 +11,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from e3eval.train.curriculum import Spec, load_spec
-
 from e3eval.errors import UserError
+from e3eval.train.curriculum import Spec, load_spec
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 

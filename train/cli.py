@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
 from rich.console import Console
 from rich.table import Table
 
 from e3eval.errors import UserError
 from e3eval.store import output_lock
+from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
 
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)  # fmt: skip
@@ -34,9 +34,8 @@ def select_budget_cmd(
     ] = "prefix",
 ) -> None:
     """Pick the smallest budget B with J(2B) >= kappa * J(B) and B >= the mean response length (paper Eq. 3)."""
-    from e3eval.train.budget import select_budget
-
     from e3eval.budgets import format_budget, parse_budgets
+    from e3eval.train.budget import select_budget
 
     chosen, rows = select_budget(run_dir, parse_budgets(candidates), kappa, policy)
     table = Table(title=f"budget selection (kappa {kappa:g}, J = pass@1 under {policy} from {run_dir})")
@@ -123,8 +122,9 @@ def bigram(
 
 def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: int, group_size: int, lr: float,
                   budget: int, seed: int) -> None:  # fmt: skip
-    from e3eval.train.bigram_sim import iterate, summarize_dynamics, write_history
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from e3eval.train.bigram_sim import iterate, summarize_dynamics, write_history
 
     runs: list[tuple[str, list]] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[now]}"),
@@ -226,11 +226,10 @@ def prepare_math_cmd(
     val_dataset: Annotated[str, typer.Option(help="Validation problems written to val.parquet.")] = "aime25",
 ) -> None:
     """Split a math dataset into easy / medium / hard by a reference model's pass rates."""
-    from e3eval.train.outputs import check_output_dir
-    from e3eval.train.prepare import SplitRule, pass_rates, prepare_math
-
     from e3eval.datasets import resolve_problems
     from e3eval.prompts import check_template
+    from e3eval.train.outputs import check_output_dir
+    from e3eval.train.prepare import SplitRule, pass_rates, prepare_math
 
     rule = SplitRule(easy_above, hard_at_most)
     check_output_dir(out)

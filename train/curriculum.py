@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e3eval.train.overrides import hydra_list, hydra_value
-from e3eval.train.topology import GpuCount, stage_topology
-
 from e3eval.errors import UserError
 from e3eval.specfile import read_spec
+from e3eval.train.overrides import hydra_list, hydra_value
+from e3eval.train.topology import GpuCount, stage_topology
 
 ALGORITHMS = ("grpo", "grpo_mask")
 HYPER = {  # spec key -> verl override
@@ -355,7 +354,7 @@ def stage_steps(spec: Spec, gpus: GpuCount | None = None) -> list[Step]:
         if stage.algorithm == "grpo_mask":
             overrides += [
                 "actor_rollout_ref.actor.policy_loss.loss_mode=grpo_mask",
-                "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=train.grpo_mask.register",
+                "+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=e3eval.train.grpo_mask.register",
             ]
         hyper = sorted((key, value) for key, value in stage.hyper.items() if key not in PLACED)
         overrides += [f"{HYPER[key]}={value}" for key, value in hyper]

@@ -5,7 +5,7 @@ own clipped policy loss (`compute_policy_loss_vanilla`) on what is left, so the 
 sees the removed tokens and they receive exactly zero gradient. `register()` adds it to verl's policy-loss registry
 under the name `grpo_mask`; select it with `actor_rollout_ref.actor.policy_loss.loss_mode=grpo_mask`. verl's Ray
 workers are separate processes, so the registration must run in each of them: `e3train` passes
-`+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=train.grpo_mask.register`. Plain GRPO is verl's
+`+ray_kwargs.ray_init.runtime_env.worker_process_setup_hook=e3eval.train.grpo_mask.register`. Plain GRPO is verl's
 `vanilla` loss with `algorithm.adv_estimator=grpo` and `loss_agg_mode=token-mean`. verl is imported only here.
 """
 

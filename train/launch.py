@@ -15,11 +15,10 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from e3eval.errors import UserError
 from e3eval.train.curriculum import Spec, Step
 from e3eval.train.preflight import check_inputs, checkpoint_problem
 from e3eval.train.topology import GpuCount, describe_topology
-
-from e3eval.errors import UserError
 
 
 def dry_run(spec: Spec, steps: list[Step], gpus: GpuCount | None, echo: Callable[[str], None] = print) -> None:

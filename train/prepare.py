@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from e3eval.train.outputs import PROVENANCE_KEY, check_output_dir, check_replaceable, is_prepared_parquet
-from e3eval.train.tasks import countdown, multiplication
 
 from e3eval.errors import UserError
 from e3eval.prompts import TEMPLATES
 from e3eval.records import Problem
 from e3eval.store import write_table
+from e3eval.train.outputs import PROVENANCE_KEY, check_output_dir, check_replaceable, is_prepared_parquet
+from e3eval.train.tasks import countdown, multiplication
 
 # Every e3train file has all of these fields (null where a task has no such thing): one schema, any mixture.
 EXTRA_INFO = pa.struct(

@@ -58,7 +58,7 @@ def example_pool(
 
     check_replaceable(out, force, "OUT")
     _, count = deprecated_alias("--n", n, "--samples", samples)
-    spec = PoolSpec(samples=count or 8, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
+    spec = PoolSpec(samples=8 if count is None else count, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
     counts = []
     write_output(out, lambda temp: counts.append(write_pool(temp, demo_problems(), spec, load_tokenizer(tokenizer))),
                  force, "OUT")  # fmt: skip

@@ -63,7 +63,8 @@ def run_demo(
     log: Callable[[str], None] = lambda _: None,
     plot: PlotSweep | None = None,
 ) -> SweepOutcome:
-    """A real sweep of the tiny model on the bundled problems; `plot` draws it (`figures.accuracy.draw_sweep`)."""
+    """A real sweep of the tiny model on the bundled problems; `plot` draws it
+    (`e3eval.figures.accuracy.draw_sweep`)."""
     model_dir = tiny_model(out, log)
     budgets = tuple(parse_budgets(DEMO_BUDGETS))
     generation = GenerateConfig(

@@ -195,7 +195,7 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, p
     if not ledger.samples:
         raise UserError(f"{run.path}: no successful sample to probe ({ledger.describe()})")
     warnings: list[str] = []
-    if run.manifest.get("token_ids_source") == "retokenized":
+    if run.record.token_ids_source == "retokenized":
         warnings.append(
             f"{run.path}: the token ids were made by re-tokenizing imported text, not by the model that wrote it; "
             "probes describe those ids"
@@ -387,7 +387,7 @@ def _prompt_ids(run: Run, problems: dict[str, Any], model: str, flag: str, token
                 raise UserError(
                     f"{flag} {model}: its tokenizer does not match the run's token ids (the prompt of "
                     f"{problem.problem_id!r} {_first_difference(plain, stored)}); use a model of the run's "
-                    f"tokenizer ({recorded.get('name_or_path', 'see run.json')})"
+                    f"tokenizer ({run.record.tokenizer.name_or_path or 'see run.json'})"
                 )
         ids[problem.problem_id] = stored
     if not any(p.prompt_token_ids for p in problems.values()):
@@ -478,7 +478,7 @@ def _read(path: Path, schema: pa.Schema, run: Run, own: bool) -> pa.Table:
         raise UserError(f"{path}: not a readable Parquet table ({exc}); move it away to probe again") from None
     except ValueError as exc:
         raise UserError(f"{path}: {exc}; pass another --out") from None
-    legacy = run.manifest.get("legacy_run_id")
+    legacy = run.record.legacy_run_id
     if own and legacy is not None:
         ids = pa.array([run.run_id if r == legacy else r for r in table["run_id"].to_pylist()], pa.string())
         table = table.set_column(table.schema.get_field_index("run_id"), "run_id", ids)

@@ -4,7 +4,7 @@ Usage (from the repository root): `python figures/examples/make_data.py [OUT]`, 
 results/example-data (the folder the specs' `root:` names). It writes, through e3eval's own code wherever a real path
 exists: scored run directories of three synthetic rollout pools (`e3eval.dev.synthetic`, imported and scored for real
 with a tiny BPE tokenizer), a table in the published `aime_budget_table.csv` format, a short real p^k bigram run of
-GRPO and GRPOMask (`train.bigram`), verl-style rollout dumps per training step (Countdown runs with and without
+GRPO and GRPOMask (`train.bigram_sim`), verl-style rollout dumps per training step (Countdown runs with and without
 negative gradients, MULT runs, and two Countdown curricula) with their `count-asymmetries` tables
 (`analysis.asymmetries`, the command's own code), verl file-logger metrics (curriculum runs as two stages each), one
 probe and attempt-probe table over six checkpoints (`e3eval.probes.table` schemas) and a chained-asymmetry grid in

@@ -20,9 +20,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from e3eval.train.tasks.arithmetic import ExpressionError, evaluate
-
 from e3eval.extract import last_tag_span
+from e3eval.train.tasks.arithmetic import ExpressionError, evaluate
 
 # The characters `str.splitlines` breaks lines at (all of them whitespace, so `str.strip` removes them too).
 _LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
