@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from e3eval.commands import dev, figures, generation, probes, runs, traces
+from e3eval.commands import dev, figures, probes, runs, sampling, trace_analysis
 from e3eval.commands.output import err_console
 from e3eval.errors import EngineFailure, UserError
 
@@ -29,13 +29,13 @@ app.command("import")(runs.import_cmd)
 app.command()(runs.score)
 app.command()(runs.report)
 app.command("budgets")(runs.budgets_cmd)
-app.command()(generation.generate)
-app.command()(generation.sweep)
+app.command()(sampling.generate)
+app.command()(sampling.sweep)
 app.command()(runs.merge)
 app.command("datasets")(runs.datasets_cmd)
-app.command()(generation.demo)
-app.command("count-asymmetries")(traces.count_asymmetries_cmd)
-app.command("unique-attempts")(traces.unique_attempts_cmd)
+app.command()(sampling.demo)
+app.command("count-asymmetries")(trace_analysis.count_asymmetries_cmd)
+app.command("unique-attempts")(trace_analysis.unique_attempts_cmd)
 app.command("figures")(figures.figures_cmd)
 app.command()(probes.probe)
 dev_app.command("tiny-model")(dev.tiny_model)

@@ -24,7 +24,7 @@ from e3eval.jsonl import BadLines, fail_or_skip
 from e3eval.outputs import file_sha256
 from e3eval.provenance import environment, now
 from e3eval.records import Problem, Rollout
-from e3eval.run import replacing
+from e3eval.run import Run, replacing
 from e3eval.store import (
     PROBLEMS,
     RolloutWriter,
@@ -32,7 +32,6 @@ from e3eval.store import (
     problems_table,
     run_lock,
     run_origin,
-    write_manifest,
     write_table,
 )
 from e3eval.tokenizers import fingerprint, load_tokenizer
@@ -149,7 +148,7 @@ def _import(
     task = progress.add_task(f"import {source.name}", total=None) if progress else None
     retokenized = 0
     total = 0
-    with RolloutWriter(building, run_id) as writer:
+    with Run.building(building).rollout_writer(run_id) as writer:
         pending: list[_Pending] = []
         for record in read_inputs(source, fmt, config.fields, bad):
             slot = _slot_for(record, _problem_key(record, fmt), slots, fmt, dataset)
@@ -212,7 +211,7 @@ def _import(
         "counts": {"problems": len(problems), "rollouts": total},
         "environment": environment(),
     }
-    write_manifest(building, manifest)
+    Run.create(building, manifest)
     return fmt, len(problems), total, bad or BadLines(), token_source
 
 

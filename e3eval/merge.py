@@ -25,11 +25,8 @@ from e3eval.store import (
     ROLLOUTS_DIR,
     is_run_id,
     new_run_id,
-    next_part,
-    rollout_shards,
     run_lock,
     run_origin,
-    write_manifest,
     write_table,
 )
 
@@ -82,6 +79,7 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
             raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
     if not allow_missing:
         check_complete(runs)
+    merged = Run.building(building)
     (building / ROLLOUTS_DIR).mkdir(parents=True)
     problems: dict[str, dict[str, Any]] = {}
     seen: set[tuple[str, int]] = set()
@@ -92,10 +90,10 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
             if key in seen:
                 raise UserError(f"{run.path}: sample {key} also appears in another run; shards must not overlap")
             seen.add(key)
-        for shard in rollout_shards(run.path):
+        for shard in run.parts("rollouts"):
             table = pq.read_table(shard)
             table = table.set_column(0, "run_id", pa.array([run_id] * table.num_rows, pa.string()))
-            write_table(next_part(building / ROLLOUTS_DIR), table)
+            merged.append_part("rollouts", table)
     write_table(building / PROBLEMS, pa.Table.from_pylist(list(problems.values()), schema=PROBLEM_SCHEMA))
     manifest = {**runs[0].manifest, "run_id": run_id, "origin": run_origin(building), "created_at": now(),
                 "kind": "merged", "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
@@ -106,5 +104,5 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
         appended = int(first.forcing.mode == "s1")  # s1's appended end of thinking is no wait
         manifest["generation"]["insertions"] = count_insertions(building, appended).record()
     manifest.pop("scoring", None)  # the merged run has not been scored
-    write_manifest(building, manifest)
+    Run.create(building, manifest)
     return len(seen)

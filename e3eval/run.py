@@ -39,7 +39,11 @@ from e3eval.store import (
     ROLLOUTS_DIR,
     SUMMARY,
     SUMMARY_CSV,
+    TABLES,
+    RolloutWriter,
+    append_part,
     iter_rollout_batches,
+    parts,
     read_manifest,
     read_problems,
     rollout_shards,
@@ -89,6 +93,18 @@ class Run:
         """Open an existing run; a directory without run.json, or of another schema version, is a UserError."""
         path = Path(path)
         return cls(path, read_manifest(path))
+
+    @classmethod
+    def create(cls, path: Path | str, manifest: dict[str, Any]) -> Run:
+        """Write run.json of a new (or rebuilt) run: generation's first write, an import's or a merge's last."""
+        path = Path(path)
+        write_manifest(path, manifest)
+        return cls(path, read_manifest(path))
+
+    @classmethod
+    def building(cls, path: Path | str) -> Run:
+        """A run whose run.json is not written yet (an import or merge filling its folder): tables only."""
+        return cls(Path(path), {})
 
     # The manifest ------------------------------------------------------------------------------------------------
 
@@ -144,6 +160,11 @@ class Run:
         """n per problem for generated runs; None when the run does not say (imports)."""
         generation = self.record.generation
         return generation.n or None if generation is not None else None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Replace run.json whole: for generation, which owns the run's identity and every section it records."""
+        write_manifest(self.path, manifest)
+        self._manifest = read_manifest(self.path)
 
     def write_sections(self, **sections: Any) -> None:
         """Replace these top-level keys of run.json (re-read from disk first); the rest stays as it is on disk."""
@@ -241,6 +262,28 @@ class Run:
     def attempt_probes(self) -> pd.DataFrame:
         """`e3eval probe --attempts` rows: per (model, ref, problem, sample, k) the Fig. 13 log-probabilities."""
         return self.frame("attempt_probes")
+
+    # Resumable tables: folders of append-only parts -------------------------------------------------------------
+
+    def append_part(self, name: str, table: pa.Table, folder: Path | None = None, prefix: str = "part") -> Path:
+        """Add `table` as the next part of table `name` (`store.TABLES`: rollouts, forced) or, with `folder`, of a
+        table built outside the run's own folders (an interrupted probe's parts beside its output, one `prefix` per
+        table there). One naming scheme, `PREFIX-NNNNN.parquet`, for all; returns the part's path."""
+        return append_part(folder if folder is not None else self._parts_dir(name), table, prefix)
+
+    def parts(self, name: str, folder: Path | None = None, prefix: str = "part") -> list[Path]:
+        """The parts of table `name` (or of `folder`), in the order they were written."""
+        return parts(folder if folder is not None else self._parts_dir(name), prefix)
+
+    def rollout_writer(self, run_id: str | None = None, shard_rows: int = 256) -> RolloutWriter:
+        """Rollouts buffered into parts of `rollouts/` (`append_part`'s scheme)."""
+        return RolloutWriter(self.path, run_id or self.run_id, shard_rows)
+
+    def _parts_dir(self, name: str) -> Path:
+        spec = TABLES.get(name)
+        if spec is None or not spec.parts:
+            raise ValueError(f"{name!r} is not a table of parts")
+        return self.path / spec.path
 
     def rollout_batches(self, columns: Sequence[str], batch_rows: int = 256) -> Iterator[pa.RecordBatch]:
         """Stream rollout rows shard by shard (failed rows included: filter with `samples().keep`)."""

@@ -164,6 +164,20 @@ class _Graded:
     warnings: list[str]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One scoring: the run, its settings, and what is read once before the grading pass."""
+
+    run: Run
+    config: ScoreConfig
+    problems: list[Problem]
+    samples: SampleLedger
+    budgets: list[int]
+    tokenizer_name: str
+    progress: Any
+    log: Callable[[str], None]
+
+
 def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], None]) -> ScoreResult:
     started = time.monotonic()
     problems = run.problem_records()
@@ -174,26 +188,26 @@ def _score(run: Run, config: ScoreConfig, progress: Any, log: Callable[[str], No
     if not samples.samples:
         raise UserError(f"{run.path}: no successful sample to score ({samples.describe()}); "
                         f"{_refill(run, 'retry the failed ones')}")  # fmt: skip
-    budgets = sorted(set(config.budgets))
-    graded = _grade(run, config, problems, samples, budgets, tokenizer_name, progress, log)
-    grades, summary, warnings = _summarize(run, config, samples, budgets, graded)
+    job = _Job(run, config, problems, samples, sorted(set(config.budgets)), tokenizer_name, progress, log)
+    graded = _grade(job)
+    grades, summary, warnings = _summarize(job, graded)
     statuses = grades.column("status").to_pylist()
     status_counts = {s: statuses.count(s) for s in GRADE_STATUSES}
     kept, policies = _kept_policies(run, config.policy, samples.samples, warnings)
-    seconds = time.monotonic() - started
-    scoring = _scoring_record(config, budgets, tokenizer_name, samples, graded, status_counts, warnings, seconds)
+    scoring = _scoring_record(job, graded, status_counts, warnings, time.monotonic() - started)
     scoring["policies"] = {**policies, config.policy: _policy_record(scoring)}
     combined = pa.concat_tables([kept, summary.cast(SUMMARY_SCHEMA)]) if kept.num_rows else summary
     run.commit("scoring", scoring, {"grades": grades, "summary": combined})  # one unit: tables, then run.json
     extractor = graded.extractor
-    return ScoreResult(grades, summary, warnings, status_counts, len(extractor.pairs), seconds, extractor.decoder.path,
-                       samples, extractor.prepared.forced)  # fmt: skip
+    return ScoreResult(grades, summary, warnings, status_counts, len(extractor.pairs), scoring["seconds"],
+                       extractor.decoder.path, samples, extractor.prepared.forced)  # fmt: skip
 
 
-def _grade(run: Run, config: ScoreConfig, problems: list[Problem], samples: SampleLedger, budgets: list[int],
-           tokenizer_name: str, progress: Any, log: Callable[[str], None]) -> _Graded:  # fmt: skip
+def _grade(job: _Job) -> _Graded:
     """The grading pass: the policy prepares what it reads, the rollouts stream through the extractor while the
     isolated grader pool works, then the pool is drained."""
+    run, config, problems, samples, progress = job.run, job.config, job.problems, job.samples, job.progress
+    budgets, tokenizer_name = job.budgets, job.tokenizer_name
     policy = get_policy(config.policy)
     # Workers start first: their math-verify import overlaps with loading the tokenizer and decoding.
     with GraderPool(config.workers, config.deadline_s, config.inner_timeout_s, config.memory_limit_mb) as pool:
@@ -201,7 +215,7 @@ def _grade(run: Run, config: ScoreConfig, problems: list[Problem], samples: Samp
         warnings = _check_tokenizer(run, tokenizer_name, tokenizer)
         # What the policy reads besides the rollouts comes first (forced answers): grading reads it.
         context = ScoringContext(run, problems, samples, budgets, tokenizer, tokenizer_name, config.forced, progress,
-                                 log)  # fmt: skip
+                                 job.log)  # fmt: skip
         gold = {p.problem_id: p.answer for p in problems}
         extractor = _Extractor(budgets, policy, gold, PrefixDecoder(tokenizer), pool, policy.prepare(context))
         task = progress.add_task("decode + extract", total=samples.samples) if progress else None
@@ -226,11 +240,10 @@ def _grade(run: Run, config: ScoreConfig, problems: list[Problem], samples: Samp
         return _Graded(extractor, {**verdicts, **quick}, longest, pool.kills, fingerprint(tokenizer), warnings)
 
 
-def _summarize(
-    run: Run, config: ScoreConfig, samples: SampleLedger, budgets: list[int], graded: _Graded
-) -> tuple[pa.Table, pa.Table, list[str]]:
+def _summarize(job: _Job, graded: _Graded) -> tuple[pa.Table, pa.Table, list[str]]:
     """The grades table, the summary (bootstrap CIs; failed and missing samples counted beside n) and every warning
     the scoring gives."""
+    run, config, samples, budgets = job.run, job.config, job.samples, job.budgets
     rows, warnings = graded.extractor.rows, graded.warnings
     warnings += [
         f"budget {b} is above the longest response ({graded.longest} tokens): every sample is complete there"
@@ -258,15 +271,16 @@ def _summarize(
     return grades, summary, warnings + summary_warnings
 
 
-def _scoring_record(config: ScoreConfig, budgets: list[int], tokenizer_name: str, samples: SampleLedger,
-                    graded: _Graded, status_counts: dict[str, int], warnings: list[str],
-                    seconds: float) -> dict[str, Any]:  # fmt: skip
+def _scoring_record(
+    job: _Job, graded: _Graded, status_counts: dict[str, int], warnings: list[str], seconds: float
+) -> dict[str, Any]:
     """run.json's scoring section for this scoring (its `policies` entry is added by the caller)."""
+    samples = job.samples
     return {
-        **{k: v for k, v in asdict(config).items() if k not in ("budgets", "forced")},
-        "budgets": budgets,
+        **{k: v for k, v in asdict(job.config).items() if k not in ("budgets", "forced")},
+        "budgets": job.budgets,
         "forced": graded.extractor.prepared.record(),
-        "tokenizer": tokenizer_name,
+        "tokenizer": job.tokenizer_name,
         "tokenizer_fingerprint": graded.tokenizer_fingerprint,
         "decode_path": graded.extractor.decoder.path,
         "grader": {"name": "math-verify", "version": package_version("math-verify"), "gold_first": True},

@@ -239,6 +239,15 @@ def next_part(folder: Path, prefix: str = "part") -> Path:
     return folder / f"{prefix}-{max(numbers, default=-1) + 1:05d}.parquet"
 
 
+def append_part(folder: Path, table: pa.Table, prefix: str = "part") -> Path:
+    """Add `table` to a folder of parts as the next `PREFIX-NNNNN.parquet` (atomically; earlier parts are never
+    rewritten): the one part writer every resumable table goes through (`Run.append_part`). Returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = next_part(folder, prefix)
+    write_table(path, table)
+    return path
+
+
 def _temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
@@ -558,7 +567,7 @@ class RolloutWriter:
     def flush(self) -> None:
         if not self._buffer:
             return
-        write_table(next_part(self.dir), rollouts_table(self.run_id, self._buffer))
+        append_part(self.dir, rollouts_table(self.run_id, self._buffer))
         self.rows_written += len(self._buffer)
         self._buffer = []
 

@@ -18,6 +18,7 @@ import hashlib
 import os
 from pathlib import Path
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")  # `--dtype` of every command that loads a model
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 DEFINING_FILES = ("config.json", "generation_config.json")
 _WINDOWS = 16

@@ -152,7 +152,7 @@ def test_train_imports_without_verl_or_torch():
         "import sys\n"
         "for name in ('verl', 'torch', 'ray', 'vllm'): sys.modules[name] = None\n"
         "import e3eval.train, e3eval.train.reward, e3eval.train.curriculum, e3eval.train.prepare, e3eval.train.budget\n"
-        "import e3eval.train.cli, e3eval.train.grpo_mask\n"
+        "import e3eval.commands.e3train, e3eval.train.grpo_mask\n"
         "import e3eval.train.catalog, e3eval.train.launch, e3eval.train.preflight, e3eval.train.topology\n"
         "import e3eval.train.trainer_config\n"
         "from e3eval.train.reward import compute_score\n"

@@ -28,9 +28,9 @@ from e3eval.errors import UserError
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.train.bigram_sim import BigramConfig, train
 from e3eval.train.curriculum import load_spec, stage_commands
-from e3eval.train.outputs import enclosing_run
 from e3eval.train.preflight import data_file_problems
 from e3eval.train.prepare import SplitRule, prepare_countdown, prepare_math, prepare_mult
+from e3eval.train.write_guard import enclosing_run
 
 # --- set-ups and checks -------------------------------------------------------------------------------------------
 
@@ -324,7 +324,7 @@ def test_a_missing_verl_dependency_is_named_with_its_install_command(tmp_path):
     pytest.importorskip("verl")
     _spec(SPEC)(tmp_path, tmp_path)
     code = ("import sys\nsys.modules['datasets'] = None\nsys.argv = ['e3train', 'run', 'spec.yaml']\n"
-            "from e3eval.train.cli import main\nmain()\n")  # fmt: skip
+            "from e3eval.commands.e3train import main\nmain()\n")  # fmt: skip
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip

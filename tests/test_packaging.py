@@ -25,7 +25,7 @@ def _shadowing_folder(tmp_path: Path) -> Path:
 def test_user_files_named_like_the_siblings_change_nothing(tmp_path):
     folder = _shadowing_folder(tmp_path)
     code = (
-        "import e3eval, e3eval.figures.accuracy, e3eval.analysis.steps, e3eval.train.cli\n"
+        "import e3eval, e3eval.figures.accuracy, e3eval.analysis.steps, e3eval.commands.e3train\n"
         "from e3eval.figures.registry import all_families\n"
         "print(len(all_families()), e3eval.figures.accuracy.__name__)"
     )
@@ -56,20 +56,36 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_imports_run_one_way():
-    """The core never imports the figures or training layers (the CLI, `e3eval/commands/`, composes them); figures
-    never imports training; no module imports the siblings under their bare folder names."""
+    """The core never imports the figures or training layers (the CLI, `e3eval/commands/`, composes them), and
+    the analysis layer only through its declared seam (`e3eval/segmentation.py`); figures and training never import
+    each other; no module imports the siblings under their bare folder names."""
     for path in sorted((ROOT / "e3eval").rglob("*.py")):
         imported = _imports(path)
         bare = {m for m in imported if m.split(".")[0] in ("train", "analysis", "figures")}
         assert not bare, f"{path}: bare sibling imports {bare}"
-        if "commands" not in path.parts:
+        if "commands" not in path.parts and path.name != "cli.py":
             upward = {m for m in imported if m.startswith(("e3eval.figures", "e3eval.train"))}
             assert not upward, f"{path}: the core imports {upward}"
-    for path in sorted((ROOT / "figures").rglob("*.py")):
-        if "examples" in path.parts:
-            continue
-        assert not {m for m in _imports(path) if m.startswith("e3eval.train")}, f"{path} imports the training side"
+            if path.name != "segmentation.py":
+                beside = {m for m in imported if m.startswith("e3eval.analysis")}
+                assert not beside, f"{path}: the core imports {beside} outside e3eval/segmentation.py"
+    for folder, other in (("figures", "e3eval.train"), ("train", "e3eval.figures")):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "examples" in path.parts:
+                continue
+            assert not {m for m in _imports(path) if m.startswith(other)}, f"{path} imports {other}"
     for folder in ("train", "analysis", "figures", "tests", "benchmarks"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             bare = {m for m in _imports(path) if m.split(".")[0] in ("train", "analysis", "figures")}
             assert not bare, f"{path}: bare sibling imports {bare}"
+
+
+def test_no_two_modules_share_a_file_name():
+    """Inside the one installed package (`e3eval` with its siblings) a file name says which module it is."""
+    seen: dict[str, Path] = {}
+    for folder in ("e3eval", "train", "analysis", "figures"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if path.name == "__init__.py" or "examples" in path.parts:
+                continue
+            assert path.name not in seen, f"{path} and {seen[path.name]} share a file name"
+            seen[path.name] = path

@@ -132,3 +132,47 @@ def test_import_e3eval_stays_light():
     code = "import sys, e3eval; assert 'pyarrow' not in sys.modules and 'torch' not in sys.modules; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_every_resumable_table_grows_through_one_part_writer(generated, tmp_path):
+    """Rollouts, forced answers and probe parts are `PREFIX-NNNNN.parquet`, numbered on from the last part whatever
+    its width (forced answers once wrote six digits, probes a timestamp), read back in the order written."""
+    import re
+
+    import pyarrow as pa
+
+    run = Run.open(generated)
+    names = [p.name for p in run.parts("rollouts")]
+    assert names and all(re.fullmatch(r"part-\d{5}\.parquet", n) for n in names)
+    copy = Run.building(tmp_path / "copy")
+    table = pa.table({"x": [1]})
+    (tmp_path / "copy" / "forced").mkdir(parents=True)
+    (tmp_path / "copy" / "forced" / "part-000007.parquet").write_bytes(b"")  # an older, six-digit part
+    assert copy.append_part("forced", table).name == "part-00008.parquet"
+    probes = tmp_path / ".probes.parquet.parts"
+    old = probes / "probes-1733000000000000000.parquet"
+    probes.mkdir()
+    old.write_bytes(b"")
+    new = copy.append_part("probes", table, folder=probes, prefix="probes")
+    assert new.name == "probes-1733000000000000001.parquet"
+    assert copy.parts("probes", folder=probes, prefix="probes") == [old, new]
+    assert copy.append_part("attempts", table, folder=probes, prefix="attempts").name == "attempts-00000.parquet"
+    with pytest.raises(ValueError, match="not a table of parts"):
+        copy.append_part("grades", table)
+
+
+def test_only_the_run_module_reads_or_writes_run_json():
+    """run.json is `Run`'s: no other module reads or writes it (they go through `Run.open`, `Run.create`,
+    `write_sections`, `commit`), and none indexes a manifest section by name (`record` is typed)."""
+    import ast
+
+    root = Path(e3eval.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        if path.name in ("run.py", "store.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr != "write_manifest"}
+        assert not names & {"write_manifest", "read_manifest"}, f"{path} reads or writes run.json itself"
+        sections = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "section"]
+        assert not sections, f"{path}: indexes run.json by section name; use Run.record"

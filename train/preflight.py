@@ -29,9 +29,9 @@ import pyarrow.parquet as pq
 from e3eval.dependencies import INSTALL_HINTS, installed
 from e3eval.errors import UserError
 from e3eval.train.curriculum import Spec, Step, stage_dir
-from e3eval.train.outputs import check_output_dir
 from e3eval.train.overrides import override_values
 from e3eval.train.topology import GpuCount, topology_problems
+from e3eval.train.write_guard import check_output_dir
 
 # module verl's trainer imports at run time -> the pip distribution that provides it (verl 0.9.1's `verl-core` extra)
 VERL_RUNTIME = {

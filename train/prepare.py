@@ -7,7 +7,7 @@ in every file e3train writes so that any mixture of them concatenates; `train/re
 (Countdown and multiplication as JSON strings). The math split reproduces the paper's DeepScaleR easy / medium / hard
 split from a reference model's pass rates read from an e3eval run: easy when more than `easy_above` of its samples are
 correct (default 10/16), hard when at most `hard_at_most` are (default 0: none), medium otherwise. Every file has the
-same columns, even when empty, and names e3train and its settings in its schema metadata (`train/outputs.py`).
+same columns, even when empty, and names e3train and its settings in its schema metadata (`train/write_guard.py`).
 Problem counts, sizes, thresholds and the output folder are all checked before anything is generated or written; an
 existing file is replaced only if e3train wrote it, and never inside an e3eval run directory.
 """
@@ -24,8 +24,8 @@ from e3eval.errors import UserError
 from e3eval.prompts import TEMPLATES
 from e3eval.records import Problem
 from e3eval.store import write_table
-from e3eval.train.outputs import PROVENANCE_KEY, check_output_dir, check_replaceable, is_prepared_parquet
 from e3eval.train.tasks import countdown, multiplication
+from e3eval.train.write_guard import PROVENANCE_KEY, check_output_dir, check_replaceable, is_prepared_parquet
 
 # Every e3train file has all of these fields (null where a task has no such thing): one schema, any mixture.
 EXTRA_INFO = pa.struct(

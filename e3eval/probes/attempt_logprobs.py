@@ -1,8 +1,8 @@
 """Attempt-conditional probes (paper Fig. 13, App. F.1): how a new attempt depends on the attempts before it.
 
-A response is split into attempts a_1..a_K with an analysis preset (`e3eval.analysis.segments`); the attempts are
-mapped to token spans of the stored response ids, and for each k >= 2, with P the prompt ids, three differences of
-log-probs (a sum over an attempt's tokens, teacher-forced) are computed:
+A response is split into attempts a_1..a_K with an analysis preset (`e3eval.segmentation`, the core's door into
+`e3eval.analysis`); the attempts are mapped to token spans of the stored response ids, and for each k >= 2, with P
+the prompt ids, three differences of log-probs (a sum over an attempt's tokens, teacher-forced) are computed:
 - Fig. 13a: log p(a_k | P, a_1..k-1) - log p(a_k | P, a_1..k-2), about 0 when attempts are independent;
 - Fig. 13b: log p(a_k | P, a_1..k-1) - log p(a_k-1 | P, a_1..k-2), the model more certain of what to try next;
 - Fig. 13c: log p(a_k-1 | P, a_1..k-1), a_k-1 appended again after itself: the chance of repeating the latest one.
@@ -15,7 +15,7 @@ that begins inside a multi-byte character (byte-level BPE splits them) counts as
 boundary before the character goes to the first token that starts exactly there or inside it; a token that straddles
 a boundary stays with the attempt it starts in. Start positions are read from exact prefix decodes
 (`truncate.PrefixDecoder`, the same decode the run's texts came from); attempts left with no token are dropped.
-This module does not run models (`forward.py` does), segment text (`e3eval.analysis.segments` does) or write tables.
+This module does not run models (`forward.py` does), segment text (`e3eval.segmentation` does) or write tables.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from e3eval.analysis.segments import attempt_spans
 from e3eval.errors import UserError
 from e3eval.probes.forward import ProbeModel, span_logprob, token_stats
+from e3eval.segmentation import attempt_spans
 from e3eval.truncate import PrefixDecoder
 
 # A prefix decode that ends inside a character ends in replacement characters: at most one per byte of the

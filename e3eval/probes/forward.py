@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from e3eval.errors import UserError
+from e3eval.weights import DTYPES
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 # The KV-cache fallback starts with chunks of this many positions and halves them on each out-of-memory error.
 _FALLBACK_BODY_CHUNK = 4096
 _MIN_BODY_CHUNK = 64

@@ -107,7 +107,7 @@ def bigram(
 ) -> None:
     """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
     from e3eval.train.bigram_sim import BigramConfig
-    from e3eval.train.outputs import bigram_targets
+    from e3eval.train.write_guard import bigram_targets
 
     if len(set(algo)) != len(algo):
         raise UserError(f"--algo given twice with the same value: {algo}")
@@ -179,8 +179,8 @@ def prepare_countdown_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Countdown problems, solvable by construction, one file per size and split."""
-    from e3eval.train.outputs import check_output_dir
     from e3eval.train.prepare import prepare_countdown
+    from e3eval.train.write_guard import check_output_dir
 
     try:
         parsed = [int(s) for s in sizes.split(",")]
@@ -202,8 +202,8 @@ def prepare_mult_cmd(
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Multiplication problems (MULT, or MULT-V with --verify)."""
-    from e3eval.train.outputs import check_output_dir
     from e3eval.train.prepare import prepare_mult
+    from e3eval.train.write_guard import check_output_dir
 
     try:
         n, m = (int(x) for x in digits.lower().split("x"))
@@ -228,8 +228,8 @@ def prepare_math_cmd(
     """Split a math dataset into easy / medium / hard by a reference model's pass rates."""
     from e3eval.datasets import resolve_problems
     from e3eval.prompts import check_template
-    from e3eval.train.outputs import check_output_dir
     from e3eval.train.prepare import SplitRule, pass_rates, prepare_math
+    from e3eval.train.write_guard import check_output_dir
 
     rule = SplitRule(easy_above, hard_at_most)
     check_output_dir(out)
