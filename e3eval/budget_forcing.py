@@ -360,15 +360,9 @@ def _absorb(sample: _Sample, completion: Completion, forcing: Forcing) -> bool:
 
 
 @dataclass
-class _S1Sample:
+class _S1Sample(_Sample):
     """One sample's thinking across s1 rounds: ids, the harness's joined text (rounds' texts and wait texts), spans."""
 
-    request: GenerationRequest
-    seed: int
-    budget: int
-    logprobs: list[float] | None
-    ids: list[int] = field(default_factory=list)
-    inserted: list[int] = field(default_factory=list)
     text: str = ""
     finish: FinishReason = "length"
     error: str | None = None

@@ -41,20 +41,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from e3eval.backends.logs import ENGINE_LOGS, EngineLog
+from e3eval.backends.options import BackendOptions
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings
 from e3eval.context import context_limit, read_model_config
 from e3eval.errors import EngineFailure, UserError
 from e3eval.manifest import GenerationRecord
 from e3eval.provenance import now
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
-from e3eval.store import FORCED_SCHEMA, ids_sha1, next_part, parts, write_table
+from e3eval.run import Run
+from e3eval.store import FORCED_SCHEMA, ids_sha1
 from e3eval.thinking import THINK_OPEN, ThinkEnd, think_end
 from e3eval.tokenizers import fingerprint
 from e3eval.weights import model_fingerprint, model_path
 
 if TYPE_CHECKING:
     from e3eval.records import Problem
-    from e3eval.run import Run
     from e3eval.samples import SampleLedger
 
 FORCED_DIR = "forced"
@@ -81,7 +82,7 @@ class ForcedConfig:
 
     model: str
     backend: str | None  # None: the run's recorded backend (`with_run_engine`), else the one installed
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_options: dict[str, Any] = field(default_factory=dict)  # `BackendOptions` fields, those given
     cue: str = DEFAULT_CUE
     answer_tokens: int = DEFAULT_ANSWER_TOKENS
     think_end: str | None = None  # None: the tokenizer's `</think>`, else none (see `thinking.think_end`)
@@ -89,10 +90,17 @@ class ForcedConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --engine-arg, ... (`backends.settings`)
     verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
 
+    @property
+    def served(self) -> bool:
+        """Whether --model names a model on a server (no weights or config to read here)."""
+        from e3eval.backends import spec
+
+        return self.backend is not None and spec(self.backend).served
+
     def describe(self) -> dict[str, Any]:
         """The settings for run.json (no API key)."""
         options = {k: v for k, v in self.backend_options.items() if v is not None and k != "api_key"}
-        return {"model": self.model, "model_path": model_path(self.model) if self.backend != "openai" else None,
+        return {"model": self.model, "model_path": model_path(self.model) if not self.served else None,
                 "backend": self.backend, "backend_options": options, "engine_settings": self.engine.record(),
                 "cue": self.cue, "answer_tokens": self.answer_tokens, "think_end": self.think_end,
                 "batch": self.batch, "sampling": GREEDY}  # fmt: skip
@@ -111,8 +119,7 @@ def forced_config(
 ) -> ForcedConfig:
     """A ForcedConfig with every flag checked (all problems in one error). Without `backend`, the backend is the
     run's (`with_run_engine`, once the run is known), else the installed one; its options are checked then."""
-    from e3eval.backends import BACKENDS, check_options
-    from e3eval.generation import DTYPES
+    from e3eval.backends import check_options, names
 
     options = {k: v for k, v in (backend_options or {}).items() if v is not None}
     cue = NAMED_CUES.get(cue, cue)
@@ -127,10 +134,9 @@ def forced_config(
         problems.append("--think-end must not be empty")
     if batch is not None and not 1 <= batch <= MAX_BATCH:
         problems.append(f"--batch must be between 1 and {MAX_BATCH:,}")
-    if options.get("dtype") not in (None, *DTYPES):
-        problems.append(f"--dtype must be one of {', '.join(DTYPES)}")
-    if backend is not None and backend not in BACKENDS:
-        problems.append(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    problems += BackendOptions.of(options).problems()  # --dtype (and any other option given)
+    if backend is not None and backend not in names():
+        problems.append(f"unknown backend {backend!r}; choose one of {', '.join(names())}")
     engine = engine or EngineSettings()
     problems += check_bounds(engine)
     if problems:
@@ -148,14 +154,14 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
     for the run's own model, its dtype. `--max-model-len` is never inherited: forced requests are sized anew.
     Everything chosen is checked against the backend before any engine starts.
     """
-    from e3eval.backends import BACKENDS, check_options, pick_backend
+    from e3eval.backends import check_options, names, pick_backend, spec
 
     generated = run.record.generation or GenerationRecord()
     recorded = generated.backend
     options = dict(config.backend_options)
     if config.backend is not None:
         name, why = config.backend, "asked for"
-    elif recorded in BACKENDS and recorded != "openai" and not options.get("base_url"):
+    elif recorded in names() and not spec(recorded).served and not options.get("base_url"):
         name, why = recorded, "the run's, from run.json"
     else:
         name, why = pick_backend(options.get("base_url"))
@@ -172,7 +178,7 @@ def with_run_engine(config: ForcedConfig, run: Run) -> tuple[ForcedConfig, str]:
             options["dtype"] = generated.dtype
             inherited.append(f"--dtype {generated.dtype}")
     check_options(name, options)
-    check_settings(name, engine, read_model_config(config.model) if name == "hf" else None)
+    check_settings(name, engine, read_model_config(config.model) if spec(name).engine.reads_config else None)
     note = f"forced answers: backend {name} ({why}" + (f"; {', '.join(inherited)} as the run was generated" if
                                                         inherited else "") + "; pass flags to override)"  # fmt: skip
     return dataclasses.replace(config, backend=name, backend_options=options, engine=engine), note
@@ -265,7 +271,7 @@ def ensure_answers(
         outcome.newline_ids = cue_ids(tokenizer, "\n")
     setting = {"model": model_path(config.model), "cue": config.cue, "answer_tokens": config.answer_tokens,
                "think_end": delimiter.text}  # fmt: skip
-    weights = model_fingerprint(config.model) if config.backend != "openai" else None
+    weights = model_fingerprint(config.model) if not config.served else None
     stored, outcome.other_weights = read_stored(run.path, setting, weights, tokenizer, outcome.cue_ids)
     if outcome.other_weights:
         log(f"forced answers: {outcome.other_weights} stored continuation(s) were written by other weights at "
@@ -274,7 +280,7 @@ def ensure_answers(
     prompts = _prompt_ids(run, problems, tokenizer)
     longest = max(map(len, prompts.values()), default=0) + max(budgets, default=0) + config.answer_tokens + len(
         outcome.cue_ids) + len(delimiter.token_ids)  # fmt: skip
-    limit = context_limit(read_model_config(config.model)) if config.backend != "openai" else None
+    limit = context_limit(read_model_config(config.model)) if not config.served else None
     # A request beyond the model's context fails alone (`complete`); the engine is not asked for more than it has.
     job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome,
                min(longest, limit.tokens) if limit else longest, log)  # fmt: skip
@@ -315,8 +321,7 @@ def read_stored(run_dir: Path, setting: dict[str, Any], weights: str | None, tok
     the same key, and a later failure (a retry) supersedes an earlier one."""
     raw: dict[Key, tuple[list[int], str, str | None, str | None]] = {}
     other: set[Key] = set()
-    folder = run_dir / FORCED_DIR
-    for part in parts(folder):
+    for part in Run.building(run_dir).parts("forced"):
         table = _read_part(part)
         mask = pc.equal(table["model"], setting["model"])
         for name in _KEY_FIELDS[1:]:
@@ -472,13 +477,12 @@ def _generate(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key], pr
 
     size = job.config.batch or default_batch(job.config.backend)
     spec = SamplingSpec(job.config.answer_tokens, logprobs=False, **GREEDY)
-    folder = job.run.path / FORCED_DIR  # made with the first part: a scoring that fails before it leaves no folder
     task = progress.add_task("forced answers", total=len(todo)) if progress else None
     backend = None
     try:
         for chunk in _chunks(_pending(job, prompts, todo), size):
             backend = backend or _open(job, size)
-            _flush(job, backend, chunk, spec, folder)
+            _flush(job, backend, chunk, spec)
             if progress:
                 progress.advance(task, len(chunk))
     finally:
@@ -488,20 +492,22 @@ def _generate(job: _Job, prompts: dict[str, tuple[int, ...]], todo: set[Key], pr
 
 def _open(job: _Job, size: int) -> Any:
     """The backend, opened only when a continuation is missing (a rescoring that finds them all loads no model)."""
-    from e3eval.backends import check_model, open_backend
+    from e3eval.backends import check_model, open_backend, spec
 
     config = job.config
-    if config.backend != "openai":
+    declared = spec(config.backend)
+    options = dataclasses.replace(BackendOptions.of(config.backend_options), batch_size=size)
+    if declared.served:  # the server's model name is no tokenizer to load
+        options = dataclasses.replace(options, tokenizer=options.tokenizer or job.tokenizer_name)
+    else:
         check_model(config.model, "--model", needs_config=True)
-    options = {**config.backend_options, "batch_size": size}
-    if config.backend == "openai":
-        options.setdefault("tokenizer", job.tokenizer_name)  # the server's model name is no tokenizer to load
     engine = config.engine
-    if config.backend in ("vllm", "sglang") and engine.max_model_len is None:
+    if declared.engine.reserves_context and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=job.longest)
     engine_log = EngineLog(job.run.path / ENGINE_LOGS, config.backend, config.verbose)
-    if config.backend in ("vllm", "sglang"):
-        where = f"; engine log: {engine_log.path}" if engine_log.path is not None else ""
+    if declared.engine.reserves_context:
+        logged = declared.logged and engine_log.path is not None
+        where = f"; engine log: {engine_log.path}" if logged else ""
         reserve = "--max-model-len" if config.engine.max_model_len is not None else "the longest forced request"
         job.log(f"forced answers: the engine reserves {engine.max_model_len:,} positions ({reserve}){where}")
     backend = open_backend(config.backend, config.model, options, engine, engine_log)
@@ -533,7 +539,7 @@ def complete(backend: Any, requests: Sequence[GenerationRequest], spec: Sampling
         return [complete(backend, [request], spec)[0] for request in requests]
 
 
-def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec, folder: Path) -> None:
+def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec) -> None:
     """Generate one batch and store it as the next part before anything else happens (a kill loses at most it)."""
     outcome, tokenizer = job.outcome, job.tokenizer
     rows = []
@@ -556,5 +562,5 @@ def _flush(job: _Job, backend: Any, chunk: list[_Pending], spec: SamplingSpec, f
             "finish_reason": "error" if failed else done.finish_reason, "created_at": now(),
             "context_sha1": item.context,
         })  # fmt: skip
-    folder.mkdir(exist_ok=True)
-    write_table(next_part(folder), pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))
+    # The folder is made with the first part: a scoring that fails before it leaves no folder.
+    job.run.append_part("forced", pa.Table.from_pylist(rows, schema=FORCED_SCHEMA))

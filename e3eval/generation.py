@@ -15,9 +15,11 @@ non-zero; when every sample of a batch fails (a server that refuses connections,
 the run stops after that batch instead of failing every remaining request the same way.
 
 Before any engine loads, the engine settings (`--tp`, `--engine-arg`, ...) are checked against the backend used and
-the context preflight (`context.py`) refuses prompts plus the largest budget beyond the model's context; vLLM and
-SGLang then reserve what the longest request needs (`engine_for`) and write their output to RUN/logs. run.json
-records `engine_settings` and `context`; an `--engine-arg` that may change what is sampled is fixed for the run.
+the context preflight (`context.py`) refuses prompts plus the largest budget beyond the model's context; an engine
+that sizes its memory for a context (vLLM, SGLang) then reserves what the longest request needs (`engine_for`), and
+one that prints on its own writes that to RUN/logs. What a backend is and takes is its `BackendSpec`, never its name.
+run.json records `engine_settings` and `context`; an `--engine-arg` that may change what is sampled is fixed for the
+run.
 
 A forced run also counts what the forcing did: the result carries this invocation's `Insertions` (the command prints
 them, and warns when `--wait N` inserted nothing), and run.json's generation section records the run's totals under
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -39,7 +40,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from e3eval.backends import Backend, check_model, check_options, open_backend, pick_backend
+from e3eval.backends import spec as backend_spec
 from e3eval.backends.logs import ENGINE_LOGS, EngineLog
+from e3eval.backends.options import BackendOptions
 from e3eval.backends.settings import EngineSettings, check_bounds, check_settings, config_overrides, fixed_args
 from e3eval.budget_forcing import (
     DEFAULT_S1_ANSWER_TOKENS,
@@ -60,27 +63,24 @@ from e3eval.manifest import FIXED_SETTINGS, differs
 from e3eval.prompts import PromptSpec, render_prompt
 from e3eval.provenance import environment, now
 from e3eval.records import GenerationRequest, Problem, Rollout, SamplingSpec
+from e3eval.run import Run
 from e3eval.samples import Failures, successful_keys, summarize_errors
 from e3eval.store import (
     MANIFEST,
     PROBLEM_SCHEMA,
     PROBLEMS,
-    RolloutWriter,
     iter_rollout_batches,
     new_run_id,
     problems_table,
-    read_manifest,
     rollout_shards,
     run_lock,
     run_origin,
     with_identity,
-    write_manifest,
     write_table,
 )
 from e3eval.tokenizers import fingerprint, load_tokenizer
 from e3eval.weights import model_fingerprint, model_path
 
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 MAX_SAMPLES = 100_000  # per problem; the paper's sweeps use 16-256
 
 
@@ -96,7 +96,7 @@ class GenerateConfig:
     seed: int = 0
     prompt: PromptSpec = field(default_factory=PromptSpec)
     backend: str | None = None
-    backend_options: dict[str, Any] = field(default_factory=dict)
+    backend_options: dict[str, Any] = field(default_factory=dict)  # `BackendOptions` fields; `options` reads them
     batch_samples: int | None = None  # None: the backend's default (`default_batch`)
     shard: tuple[int, int] = (0, 1)
     limit: int | None = None
@@ -113,6 +113,11 @@ class GenerateConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --max-model-len, --engine-arg, ...
     context_check: bool = True  # refuse prompts + the largest budget beyond the model's context (`context.py`)
     verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
+
+    @property
+    def options(self) -> BackendOptions:
+        """The backend options, typed (a key that is not one is a UserError)."""
+        return BackendOptions.of(self.backend_options)
 
 
 @dataclass
@@ -149,13 +154,13 @@ class GenerateResult:
 
 
 def default_batch(backend_name: str) -> int:
-    """Samples per engine call (and per saved shard) when `--batch` is not given.
+    """Samples per engine call (and per saved shard) when `--batch` is not given: the backend's `default_batch`.
 
     Engines that schedule requests themselves (vllm, sglang, a server) run faster the more they see at once: calls
     of 64 samples cost vLLM's CPU build 11-12% over one call, calls of 256 about 1% (`bench_generate.py`). The hf
     loop batches exactly what it is given, so it keeps 64. A kill loses at most the batch in flight.
     """
-    return 64 if backend_name == "hf" else 256
+    return backend_spec(backend_name).default_batch
 
 
 def sample_seed(base_seed: int, problem_id: str, sample_idx: int) -> int:
@@ -189,7 +194,7 @@ def _settings(config: GenerateConfig, backend_name: str, forcing: Forcing | None
         "seed": config.seed,
         "backend": backend_name,
         # The requested dtype (`auto` resolves per device): float32 and bf16 samples are not one distribution.
-        "dtype": config.backend_options.get("dtype") or "auto",
+        "dtype": config.options.dtype or "auto",
     }
     if forcing is not None:
         settings["forcing"] = forcing.settings()
@@ -269,16 +274,8 @@ def check_config(config: GenerateConfig) -> None:
         problems.append("--answer-tokens and --answer-temperature set s1's answer phase: add --forcing s1")
     if not config.wait_text:
         problems.append("--wait-text must not be empty")
-    options = config.backend_options
-    if (options.get("dtype") or "auto") not in DTYPES:
-        problems.append(f"--dtype {options['dtype']!r}: choose one of {', '.join(DTYPES)}")
+    problems += config.options.problems()  # --dtype, --batch, --concurrency, --request-timeout
     problems += check_bounds(config.engine)
-    for key, flag in (("batch_size", "--batch"), ("concurrency", "--concurrency")):
-        if options.get(key) is not None and options[key] < 1:
-            problems.append(f"{flag} must be at least 1")
-    timeout = options.get("timeout_s")
-    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
-        problems.append("--request-timeout must be a positive number of seconds")
     if Path(config.out).exists() and not Path(config.out).is_dir():
         problems.append(f"--out {config.out}: a file, not a run directory")
     if problems:
@@ -287,10 +284,10 @@ def check_config(config: GenerateConfig) -> None:
 
 def check_model_of(config: GenerateConfig) -> None:
     """The model (or, for a served model, the tokenizer that renders its prompts) exists, before anything loads."""
-    options = config.backend_options
-    backend = config.backend or pick_backend(options.get("base_url"))[0]
-    if backend == "openai":  # --model is the served name; the prompts need the tokenizer
-        check_model(options.get("tokenizer") or config.model, "--tokenizer" if options.get("tokenizer") else "--model")
+    options = config.options
+    backend = config.backend or pick_backend(options.base_url)[0]
+    if backend_spec(backend).served:  # --model is the served name; the prompts need the tokenizer
+        check_model(options.tokenizer or config.model, "--tokenizer" if options.tokenizer else "--model")
     else:
         check_model(config.model, "--model", needs_config=True)
 
@@ -315,7 +312,7 @@ class GenerationPlan:
 
 def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan:
     """Open (or prepare) the run, refuse changed settings, and list the (problem, sample_idx) pairs still missing."""
-    tokenizer = load_tokenizer(config.backend_options.get("tokenizer") or config.model)
+    tokenizer = load_tokenizer(config.options.tokenizer or config.model)
     forcing = _forcing(config, tokenizer)
     settings = _settings(config, backend_name, forcing)
     out = Path(config.out)
@@ -377,11 +374,11 @@ def run_batches(
 
 
 def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None]) -> GenerateResult:
-    backend_name, reason = (
-        (config.backend, "asked for") if config.backend else pick_backend(config.backend_options.get("base_url"))
-    )
-    check_options(backend_name, config.backend_options)
-    check_settings(backend_name, config.engine, read_model_config(config.model) if backend_name == "hf" else None)
+    backend_name, reason = (config.backend, "asked for") if config.backend else pick_backend(config.options.base_url)
+    declared = backend_spec(backend_name)
+    check_options(backend_name, config.options)
+    model_config = read_model_config(config.model) if declared.engine.reads_config else None
+    check_settings(backend_name, config.engine, model_config)
     plan = plan_generation(config, backend_name)
     out, manifest = plan.out, plan.manifest
     started = time.monotonic()
@@ -393,12 +390,12 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         log(f"temperature 0 is greedy: the {config.n} samples of each problem will be the same response "
             "(pass@k then equals pass@1)")  # fmt: skip
     batch_samples = config.batch_samples or default_batch(backend_name)
-    options = {**config.backend_options, "batch_size": config.backend_options.get("batch_size") or batch_samples}
+    options = dataclasses.replace(config.options, batch_size=config.options.batch_size or batch_samples)
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
     wait_ids = len(plan.forcing.wait_ids) if plan.forcing is not None else 1
     engine, context = engine_for(config, backend_name, rendered, wait_ids)
     engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
-    where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_name in ("vllm", "sglang") else ""
+    where = f"; log: {engine_log.path} (--verbose shows it here)" if declared.logged else ""
     chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
     log(f"{chosen}; {config.engine.describe()}{where}")
     log(describe_context(context, engine.max_model_len, given=config.engine.max_model_len is not None))
@@ -413,12 +410,12 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
                     "engine": backend.describe(), "engine_settings": engine.record(), "context": context,
                     "token_ids_source": backend.token_ids_source,
                     "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
-        tokenizer={"name_or_path": model_path(config.backend_options.get("tokenizer") or config.model),
+        tokenizer={"name_or_path": model_path(config.options.tokenizer or config.model),
                    "fingerprint": tokenizer_fingerprint},
         token_ids_source=backend.token_ids_source,
         environment=environment(),
     )  # fmt: skip
-    write_manifest(out, manifest)
+    run = Run.create(out, manifest)
 
     spec = SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs)
     task = progress.add_task("generate", total=len(plan.todo)) if progress else None
@@ -427,7 +424,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     insertions = Insertions()
     stopped: str | None = None
     try:
-        with RolloutWriter(out, manifest["run_id"], shard_rows=1 << 30) as writer:
+        with run.rollout_writer(shard_rows=1 << 30) as writer:
             for batch in run_batches(backend, plan.todo, rendered, spec, config.seed, batch_samples, plan.forcing):
                 for rollout in batch.rollouts:
                     writer.add(rollout)
@@ -458,7 +455,7 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
             except UserError:  # a damaged shard: every reader names it; it must not hide why this run stopped
                 manifest["generation"].pop("insertions", None)
         manifest["generation"]["updated_at"] = now()
-        write_manifest(out, manifest)
+        run.write_manifest(manifest)
     seconds = time.monotonic() - started
     return GenerateResult(out, generated, plan.done, plan.wanted, seconds, tokens, backend_name, reason,
                           summarize_errors(errors), stopped, plan.forcing,
@@ -470,10 +467,11 @@ def engine_for(
 ) -> tuple[EngineSettings, dict[str, Any]]:
     """The engine settings to start with and the context preflight's record: every prompt plus the budget (in s1
     mode its rounds or thinking + answer phase, `thinking_positions`) must fit the model (unless
-    `--no-context-check`), and vLLM / SGLang reserve what the longest request needs when `--max-model-len` is not
-    given (not the model's whole context)."""
-    served = backend_name == "openai"  # the config of the tokenizer's folder, where it is the model's
-    source = (config.backend_options.get("tokenizer") or config.model) if served else config.model
+    `--no-context-check`), and an engine that reserves a context (vLLM, SGLang) reserves what the longest request
+    needs when `--max-model-len` is not given (not the model's whole context)."""
+    declared = backend_spec(backend_name)
+    served = declared.served  # the config of the tokenizer's folder, where it is the model's
+    source = (config.options.tokenizer or config.model) if served else config.model
     overrides = config_overrides(backend_name, config.engine)
     after = _s1_positions(config, wait_ids) if config.forcing_mode == "s1" else None
     context = context_for(source, longest_prompt(rendered), thinking_positions(config, wait_ids),
@@ -482,7 +480,7 @@ def engine_for(
     if after is not None:  # what the positions after the prompt are for (`describe_context`)
         context["after_prompt"] = after.label
     engine = config.engine
-    if backend_name in ("vllm", "sglang") and engine.max_model_len is None:
+    if declared.engine.reserves_context and engine.max_model_len is None:
         engine = dataclasses.replace(engine, max_model_len=context["needed"])
     return engine, context
 
@@ -542,7 +540,7 @@ def _forcing_change(recorded: Any, now: Any) -> str:
 
 def _open_or_create(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
     if (out / MANIFEST).is_file():
-        manifest = read_manifest(out)
+        manifest = Run.open(out).manifest
         previous = manifest.get("generation")
         if previous is None:
             raise UserError(f"{out}: an imported run; generate into a new directory")

@@ -17,6 +17,7 @@ from conftest import generate_small, run_cli, write_jsonl
 import e3eval
 from e3eval.errors import UserError
 from e3eval.probes import job
+from e3eval.probes.alignment import first_difference
 from e3eval.store import is_run_id, output_lock
 from e3eval.weights import model_fingerprint
 
@@ -238,8 +239,8 @@ def test_a_checkpoint_folder_with_two_experiments_says_so(tmp_path):
 
 
 def test_a_tokenizer_mismatch_names_the_first_differing_position():
-    assert job._first_difference([1, 2, 3], [1, 5, 3]) == "re-tokenizes to id 2 at position 1, where the run stores 5"
-    assert job._first_difference([1, 2], [1, 2, 3]) == "re-tokenizes to 2 ids, the run stores 3 (the first 2 agree)"
+    assert first_difference([1, 2, 3], [1, 5, 3]) == "re-tokenizes to id 2 at position 1, where the run stores 5"
+    assert first_difference([1, 2], [1, 2, 3]) == "re-tokenizes to 2 ids, the run stores 3 (the first 2 agree)"
 
 
 def test_a_run_grows_only_with_the_weights_it_was_generated_with(tiny_model_dir, tmp_path, monkeypatch):

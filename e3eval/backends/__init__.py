@@ -8,28 +8,32 @@ inside their backend module, so `import e3eval.backends` stays light. `open_back
 `pick_backend` chooses from what is installed.
 
 Each backend declares itself in its own module as `SPEC`, a `BackendSpec`: its name, the module whose presence means
-its engine is installed, the class that builds it, the e3eval options it takes (and those it takes but does not pass
-on), and whether its engine writes output of its own (then that goes to `RUN/logs/`). Adding a backend is one module
-with a `SPEC` and its name in `BACKENDS`; nothing here branches on a backend's name. Engine settings (`--tp`,
-`--engine-arg`, ...) are `settings.py`'s.
+its engine is installed, the class that builds it, the `BackendOptions` it takes (and those it takes but does not pass
+on), whether its engine writes output of its own (then that goes to `RUN/logs/`), whether `--model` names a model on a
+server, and how its engine takes engine settings (`settings.EngineSpec`). The built-in backends are the modules
+`e3eval.backends.<name>` named in `BACKENDS`; another is one module with a `SPEC`, added with `register(module)`.
+Nothing here, in `settings.py` or in the commands branches on a backend's name (`pick_backend`'s preference order
+aside). The options' values are `options.py`'s to check, engine settings (`--tp`, `--engine-arg`, ...) `settings.py`'s.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
 from e3eval import dependencies
 from e3eval.backends.logs import EngineLog
-from e3eval.backends.settings import EngineSettings, engine_kwargs
+from e3eval.backends.options import NAMES, BackendOptions
+from e3eval.backends.settings import EngineSettings, EngineSpec, engine_kwargs
 from e3eval.errors import EngineFailure, UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
-BACKENDS = ("sglang", "vllm", "hf", "openai")  # each is the module e3eval.backends.<name>, with a SPEC
+BACKENDS = ("sglang", "vllm", "hf", "openai")  # the built-in ones: each is the module e3eval.backends.<name>
+_REGISTERED: dict[str, str] = {}  # backends added with `register`: name -> the module that declares it
 
 
 @dataclass(frozen=True)
@@ -39,20 +43,58 @@ class BackendSpec:
     name: str
     engine_module: str  # installed when this imports: transformers, vllm, sglang, httpx
     factory: str  # the class in the backend's module: factory(model, **options, **engine kwargs) -> Backend
-    options: frozenset[str]  # e3eval's own options it takes (`--dtype` -> dtype, `--base-url` -> base_url, ...)
+    options: frozenset[str]  # the `BackendOptions` fields it takes (`--dtype` -> dtype, `--base-url` -> base_url, ...)
     dropped: frozenset[str] = frozenset()  # options it takes but its factory does not (a server batches itself)
     logged: bool = False  # its engine prints on its own: that output goes to an `EngineLog` while it lives
     note: str = ""  # why options outside `options` do not apply, for the refusal
+    engine: EngineSpec = field(default_factory=EngineSpec)  # how its engine takes --tp, --engine-arg, ...
+    served: bool = False  # --model names a model on a server: prompts need --tokenizer, no weights are read here
+    # Samples per engine call (and per stored part) without --batch: engines that schedule requests themselves run
+    # faster the more they see at once; a loop that batches exactly what it is given keeps it smaller.
+    default_batch: int = 256
+
+    def __post_init__(self) -> None:
+        unknown = sorted((self.options | self.dropped) - NAMES)
+        if unknown:
+            raise ValueError(f"backend {self.name!r} takes {', '.join(unknown)}, which are not BackendOptions fields")
+        if not self.dropped <= self.options:
+            raise ValueError(f"backend {self.name!r} drops options it does not take")
+
+
+def names() -> tuple[str, ...]:
+    """Every backend's name: the built-in ones, then those registered."""
+    return (*BACKENDS, *_REGISTERED)
 
 
 @cache
 def spec(name: str) -> BackendSpec:
     """Backend `name`'s declaration; an unknown name is a UserError listing the known ones."""
-    if name not in BACKENDS:
-        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    declared = importlib.import_module(f"e3eval.backends.{name}").SPEC
-    assert declared.name == name, f"e3eval.backends.{name} declares {declared.name!r}"
+    if name not in names():
+        raise UserError(f"unknown backend {name!r}; choose one of {', '.join(names())}")
+    declared = importlib.import_module(_module(name)).SPEC
+    assert declared.name == name, f"{_module(name)} declares {declared.name!r}"
     return declared
+
+
+def register(module: str) -> BackendSpec:
+    """Add the backend that `module` (importable by that name) declares as its `SPEC`; returns the spec. A plugin's
+    module calls `register(__name__)`, or its user does; its name must not be taken by another module."""
+    declared: BackendSpec = importlib.import_module(module).SPEC
+    if declared.name in names() and _module(declared.name) != module:
+        raise ValueError(f"backend {declared.name!r} is already declared by {_module(declared.name)}")
+    _REGISTERED[declared.name] = module
+    spec.cache_clear()
+    return declared
+
+
+def unregister(name: str) -> None:
+    """Forget a backend added with `register` (the built-in ones stay)."""
+    _REGISTERED.pop(name, None)
+    spec.cache_clear()
+
+
+def _module(name: str) -> str:
+    return _REGISTERED.get(name) or f"e3eval.backends.{name}"
 
 
 class Backend(Protocol):
@@ -86,36 +128,34 @@ def pick_backend(base_url: str | None) -> tuple[str, str]:
     return "hf", "neither sglang nor vllm is installed"
 
 
-# The flag of each backend option, for messages (`batch_size` is the generation batch, `--batch`).
-FLAGS = {"base_url": "--base-url", "api_key": "--api-key", "concurrency": "--concurrency",
-         "timeout_s": "--request-timeout", "tokenizer": "--tokenizer", "dtype": "--dtype", "device": "--device",
-         "batch_size": "--batch"}  # fmt: skip
-
-
-def check_options(name: str, options: dict[str, Any]) -> None:
+def check_options(name: str, options: Mapping[str, Any] | BackendOptions) -> None:
     """Refuse options that the backend actually used would ignore (`--base-url` with hf, `--concurrency` with vllm);
     `--dtype auto` is no request, so every backend takes it."""
     declared = spec(name)
-    given = {k for k, v in options.items() if v is not None and not (k == "dtype" and v == "auto")}
-    ignored = sorted(given - declared.options)
+    ignored = sorted(BackendOptions.of(options).requested() - declared.options)
     if ignored:
-        flags = ", ".join(FLAGS.get(k, k) for k in ignored)
+        flags = ", ".join(BackendOptions.flag(k) for k in ignored)
         why = f" ({declared.note})" if declared.note else ""
         raise UserError(f"{flags} do(es) not apply to the {name} backend{why}; drop it or choose another --backend")
 
 
 def open_backend(
-    name: str, model: str, options: dict[str, Any], engine: EngineSettings | None = None, log: EngineLog | None = None
+    name: str,
+    model: str,
+    options: Mapping[str, Any] | BackendOptions,
+    engine: EngineSettings | None = None,
+    log: EngineLog | None = None,
 ) -> Backend:
-    """Instantiate backend `name` for `model`; `options` are e3eval's backend options (dtype, base_url, ...),
-    `engine` the engine settings (`settings.py`, checked with `check_settings` before), `log` where vLLM's and
-    SGLang's output goes while the engine lives (default: the console)."""
+    """Instantiate backend `name` for `model`; `options` are e3eval's backend options (dtype, base_url, ...; checked
+    with `check_options` before), `engine` the engine settings (`settings.py`, checked with `check_settings` before),
+    `log` where the output of an engine that is `logged` goes while the engine lives (default: the console)."""
     declared = spec(name)
     dependencies.require(declared.engine_module, f"backend {name!r}")
     engine = engine or EngineSettings()
-    given = {k: v for k, v in _given(options).items() if k in declared.options and k not in declared.dropped}
+    passed = declared.options - declared.dropped
+    given = {k: v for k, v in BackendOptions.of(options).given().items() if k in passed}
     kwargs = {**given, **engine_kwargs(name, engine)}
-    factory = getattr(importlib.import_module(f"e3eval.backends.{name}"), declared.factory)
+    factory = getattr(importlib.import_module(_module(name)), declared.factory)
     if not declared.logged:
         return factory(model, **kwargs)
     log = log or EngineLog(None, name)
@@ -135,7 +175,7 @@ def open_backend(
 
 
 class LoggedEngine:
-    """A vLLM or SGLang backend whose engine output goes to its `EngineLog` until `close`; a failure while it
+    """A backend whose engine output goes to its `EngineLog` until `close` (vLLM, SGLang); a failure while it
     generates is one line naming the engine's own error and the log."""
 
     def __init__(self, backend: Backend, log: EngineLog) -> None:
@@ -170,11 +210,6 @@ class LoggedEngine:
             self.backend.close()
         finally:
             self.log.stop()
-
-
-def _given(options: dict[str, Any]) -> dict[str, Any]:
-    """Options the user set (None means: the backend's own default)."""
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def regroup(flat: Sequence[Completion], requests: Sequence[GenerationRequest]) -> list[list[Completion]]:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import gc
 import inspect
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from e3eval.backends import BackendSpec
+from e3eval.backends.settings import EngineSpec, keyword_parameters
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -134,8 +136,29 @@ def load_causal_lm(path: str, dtype: str, flag: str = "--model", **pretrained: A
         raise UserError(f"{flag} {path}{given}: cannot load the model ({type(exc).__name__}: {reason[:300]})") from None
 
 
+def engine_keys(model_config: Mapping[str, Any] | None = None) -> set[str]:
+    """What `from_pretrained` takes: its parameters, the keywords it reads from `**kwargs` (read from its source, so
+    this follows the installed transformers), and the config's attributes (a keyword that names one overrides it)."""
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    source = inspect.getsource(PreTrainedModel.from_pretrained)
+    popped = set(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source))
+    config_keys = set(PretrainedConfig().to_dict()) | set(model_config or {})
+    return keyword_parameters(PreTrainedModel.from_pretrained) | popped | config_keys
+
+
+ENGINE = EngineSpec(
+    not_applicable={"*": "the hf backend runs one model copy on one device"},
+    source="transformers from_pretrained and the model config",
+    accepted=engine_keys,
+    reads_config=True,
+    overrides=dict,  # every --engine-arg reaches from_pretrained, where a config attribute's name overrides it
+    throughput=frozenset({"attn_implementation", "device_map", "low_cpu_mem_usage", "max_memory", "offload_folder",
+                          "local_files_only"}),
+)  # fmt: skip
+# The loop batches exactly what it is given (no scheduler of its own): 64 samples per call by default.
 SPEC = BackendSpec("hf", "transformers", "HFBackend", frozenset({"dtype", "batch_size", "device"}),
-                   note="it runs the model in this process")  # fmt: skip
+                   note="it runs the model in this process", engine=ENGINE, default_batch=64)  # fmt: skip
 
 
 class HFBackend:

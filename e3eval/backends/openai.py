@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from e3eval.backends import BackendSpec
+from e3eval.backends.settings import EngineSpec
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -32,11 +33,14 @@ class _Malformed(ValueError):
     """A 200 answer that is not a completion: reported as the sample's error, not retried (it would say the same)."""
 
 
-# The server chose its dtype and batches requests itself: `--batch` is taken (it sizes the stored parts) but not passed.
+# The server chose its dtype, engine settings and batches requests itself: `--batch` is taken (it sizes the stored
+# parts) but not passed; no engine setting applies (`accepted` None: no --engine-arg either).
 SPEC = BackendSpec("openai", "httpx", "OpenAIBackend",
                    frozenset({"base_url", "api_key", "concurrency", "timeout_s", "retries", "backoff_s", "tokenizer",
                               "batch_size"}),
-                   dropped=frozenset({"batch_size"}), note="the server chose its dtype and engine")  # fmt: skip
+                   dropped=frozenset({"batch_size"}), note="the server chose its dtype and engine",
+                   engine=EngineSpec(not_applicable={"*": "the server was started with its own engine settings"}),
+                   served=True)  # fmt: skip
 
 
 class OpenAIBackend:

@@ -1,72 +1,67 @@
 """Engine settings: the flags every user of a large model sets, and `--engine-arg KEY=VALUE` for everything else.
 
 `EngineSettings` carries `--tp`, `--dp`, `--gpu-memory-utilization`, `--max-model-len` and the `--engine-arg` pairs
-from the command line to the engine constructor. `engine_kwargs` names them as each engine does (vLLM
-`tensor_parallel_size`, SGLang `tp_size`, ...). `check_settings` refuses, before any engine loads, a setting the backend
-would ignore and any `--engine-arg` key the engine does not take: keys are checked against the engine's own argument
-definitions (vLLM's `EngineArgs` dataclass and `LLM.__init__`, SGLang's `ServerArgs`, a dataclass or msgspec Struct,
-transformers' `from_pretrained` and the model's config), never a list kept here, and an unknown key is one line with
-the closest key the engine does take.
+from the command line to the engine constructor. How an engine takes them is its backend's `EngineSpec`, declared in
+the backend's own module (`BackendSpec.engine`): `engine_kwargs` names the flags as that engine does (vLLM
+`tensor_parallel_size`, SGLang `tp_size`, ...), and `check_settings` refuses, before any engine loads, a setting the
+backend would ignore and any `--engine-arg` key the engine does not take: keys are checked against the engine's own
+argument definitions (vLLM's `EngineArgs` dataclass and `LLM.__init__`, SGLang's `ServerArgs`, transformers'
+`from_pretrained` and the model's config), never a list kept here, and an unknown key is one line with the closest key
+the engine does take. This module names no backend: a new one declares its `EngineSpec` and nothing here changes.
 
 A run records its settings (`record`); growing it later may change how the engine runs (parallelism, memory, batch
-sizes: `THROUGHPUT_ARGS`) but not an `--engine-arg` that could change what is sampled (quantization, a revision, a
-config override): `fixed_args` are those, a fixed setting of the run like its dtype.
+sizes: each engine's `EngineSpec.throughput`) but not an `--engine-arg` that could change what is sampled
+(quantization, a revision, a config override): `fixed_args` are those, a fixed setting of the run like its dtype.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from e3eval.errors import UserError
 
-# The first-class flags, by field, and the keyword each engine takes for them (absent: the flag does not apply).
+# The first-class flags, by field (each engine's `EngineSpec.native` names the keyword it takes for them).
 FLAGS = {"tp": "--tp", "dp": "--dp", "gpu_memory_utilization": "--gpu-memory-utilization",
          "max_model_len": "--max-model-len"}  # fmt: skip
-NATIVE: dict[str, dict[str, str]] = {
-    "vllm": {"tp": "tensor_parallel_size", "gpu_memory_utilization": "gpu_memory_utilization",
-             "max_model_len": "max_model_len"},
-    "sglang": {"tp": "tp_size", "dp": "dp_size", "gpu_memory_utilization": "mem_fraction_static",
-               "max_model_len": "context_length"},
-    "hf": {},
-    "openai": {},
-}  # fmt: skip
-# Why a flag does not apply to a backend, where the reason is more than "it has no such setting".
-_NOT_APPLICABLE = {  # vLLM's LLM(data_parallel_size > 1) refuses: "not supported for single-process usage"
-    ("vllm", "dp"): "vLLM's offline engine runs one replica per process: run one `e3eval generate --shard i/N` per "
-    "GPU group and join them with `e3eval merge`",
-    ("openai", "*"): "the server was started with its own engine settings",
-    ("hf", "*"): "the hf backend runs one model copy on one device",
-}
 # Keys e3eval sets itself, from its own flags: an --engine-arg may not set them a second way.
 _OWN_KEYS = {"model": "--model", "model_path": "--model", "pretrained_model_name_or_path": "--model",
              "dtype": "--dtype", "torch_dtype": "--dtype", "seed": "--seed (each sample has its own seed)",
              "tokenizer": "--tokenizer", "tokenizer_path": "--tokenizer", "device": "--device"}  # fmt: skip
-# --engine-arg keys that change how fast or on what the engine runs, never what it samples; a run may grow with other
-# values of these. Every other key is fixed for a run, like its dtype (see `fixed_args`).
-THROUGHPUT_ARGS = frozenset({
-    # vLLM
-    "max_num_seqs", "max_num_batched_tokens", "enforce_eager", "swap_space", "cpu_offload_gb", "block_size",
-    "enable_prefix_caching", "pipeline_parallel_size", "distributed_executor_backend", "disable_log_stats",
-    "kv_cache_memory_bytes", "num_gpu_blocks_override", "max_seq_len_to_capture", "compilation_config",
-    "disable_custom_all_reduce", "max_parallel_loading_workers", "enable_expert_parallel", "max_num_active_seqs",
-    "async_scheduling", "enable_chunked_prefill", "long_prefill_token_threshold", "max_num_partial_prefills",
-    "max_long_partial_prefills", "scheduling_policy", "numa_bind_cpus", "max_logprobs",
-    # SGLang
-    "chunked_prefill_size", "max_running_requests", "max_total_tokens", "max_prefill_tokens", "cuda_graph_max_bs",
-    "disable_cuda_graph", "disable_radix_cache", "schedule_policy", "schedule_conservativeness", "pp_size",
-    "enable_dp_attention", "ep_size", "log_level", "attention_backend", "sampling_backend", "watchdog_timeout",
-    "load_balance_method", "nnodes", "node_rank", "dist_init_addr", "base_gpu_id", "stream_interval",
-    "enable_torch_compile", "torch_compile_max_bs",
-    # transformers
-    "attn_implementation", "device_map", "low_cpu_mem_usage", "max_memory", "offload_folder", "local_files_only",
-})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How a backend's engine takes settings: declared in the backend's own module, as its `BackendSpec.engine`.
+
+    The engine-specific imports (vllm, sglang, transformers) stay inside `accepted` and `overrides`, which run only
+    when a setting is checked or read."""
+
+    native: Mapping[str, str] = field(default_factory=dict)  # flag field (`tp`, ...) -> its keyword; absent: n/a
+    not_applicable: Mapping[str, str] = field(default_factory=dict)  # flag field, or "*" for all, -> why it is n/a
+    reserved: Mapping[str, str] = field(default_factory=dict)  # engine keys set another way -> how to set them
+    source: str = ""  # where `accepted` reads the keys from, for the refusal
+    accepted: Callable[[Mapping[str, Any] | None], set[str]] | None = None  # its keywords; None: no --engine-arg
+    reads_config: bool = False  # `accepted` takes the model's config (its attributes are keywords too)
+    overrides: Callable[[Mapping[str, Any]], Any] | None = None  # the model-config values the engine args override
+    throughput: frozenset[str] = frozenset()  # --engine-arg keys that change speed or placement, never the samples
+
+    @property
+    def reserves_context(self) -> bool:
+        """Whether the engine sizes its memory for a context length it is given (`--max-model-len`)."""
+        return "max_model_len" in self.native
+
+
+def engine_spec(backend: str) -> EngineSpec:
+    """Backend `backend`'s `EngineSpec` (resolved here, not at import: the backends import this module)."""
+    from e3eval.backends import spec
+
+    return spec(backend).engine
 
 
 @dataclass(frozen=True)
@@ -167,26 +162,28 @@ def check_bounds(settings: EngineSettings) -> list[str]:
 
 def check_settings(backend: str, settings: EngineSettings, model_config: Mapping[str, Any] | None = None) -> None:
     """Refuse, before the engine loads, flags `backend` would ignore and --engine-arg keys its engine does not take
-    (`model_config`: the model's config.json, whose attributes the hf backend's `from_pretrained` also takes)."""
+    (`model_config`: the model's config.json, whose attributes an engine that `reads_config` also takes)."""
+    engine = engine_spec(backend)
     problems = check_bounds(settings)
     for name in settings.given():
-        if name not in NATIVE[backend]:
-            why = _NOT_APPLICABLE.get((backend, name)) or _NOT_APPLICABLE.get((backend, "*"), "")
+        if name not in engine.native:
+            why = engine.not_applicable.get(name) or engine.not_applicable.get("*", "")
             problems.append(f"{FLAGS[name]} does not apply to the {backend} backend" + (f" ({why})" if why else ""))
     if settings.engine_args:
-        problems += _check_keys(backend, settings, model_config)
+        problems += _check_keys(backend, engine, settings, model_config)
     if problems:
         raise UserError("; ".join(problems))
 
 
-def _check_keys(backend: str, settings: EngineSettings, model_config: Mapping[str, Any] | None) -> list[str]:
-    if backend == "openai":
-        return [f"--engine-arg does not apply to the openai backend ({_NOT_APPLICABLE[('openai', '*')]})"]
+def _check_keys(
+    backend: str, engine: EngineSpec, settings: EngineSettings, model_config: Mapping[str, Any] | None
+) -> list[str]:
+    if engine.accepted is None:
+        why = engine.not_applicable.get("*", "")
+        return [f"--engine-arg does not apply to the {backend} backend" + (f" ({why})" if why else "")]
     problems = []
-    flags_by_key = {key: FLAGS[name] for name, key in NATIVE[backend].items()}
-    accepted = accepted_keys(backend, model_config)
-    if backend == "vllm":  # vLLM's offline LLM refuses data_parallel_size > 1 (see `--dp`)
-        flags_by_key["data_parallel_size"] = "--shard i/N and `e3eval merge` (one vLLM engine per process)"
+    flags_by_key = {**{key: FLAGS[name] for name, key in engine.native.items()}, **engine.reserved}
+    accepted = engine.accepted(model_config)
     for key in settings.engine_args:
         if key in flags_by_key:
             problems.append(f"--engine-arg {key}: set it with {flags_by_key[key]}")
@@ -195,52 +192,18 @@ def _check_keys(backend: str, settings: EngineSettings, model_config: Mapping[st
         elif key not in accepted:
             close = difflib.get_close_matches(key, sorted(accepted), n=1)
             hint = f"; did you mean {close[0]}?" if close else ""
-            problems.append(f"--engine-arg {key}: not an argument of the {backend} engine ({_SOURCE[backend]}){hint}")
+            problems.append(f"--engine-arg {key}: not an argument of the {backend} engine ({engine.source}){hint}")
     return problems
-
-
-_SOURCE = {
-    "vllm": "vllm.engine.arg_utils.EngineArgs and vllm.LLM",
-    "sglang": "sglang.srt.server_args.ServerArgs",
-    "hf": "transformers from_pretrained and the model config",
-}
 
 
 def accepted_keys(backend: str, model_config: Mapping[str, Any] | None = None) -> set[str]:
     """The keyword arguments `backend`'s engine constructor takes, read from the engine itself."""
-    if backend == "vllm":
-        from e3eval.backends.logs import silenced
-
-        with silenced():  # vLLM's import prints platform notes
-            from vllm import LLM
-            from vllm.engine.arg_utils import EngineArgs
-
-        return {f.name for f in dataclasses.fields(EngineArgs)} | _parameters(LLM.__init__)
-    if backend == "sglang":
-        from sglang.srt.server_args import ServerArgs
-
-        if dataclasses.is_dataclass(ServerArgs):
-            return {f.name for f in dataclasses.fields(ServerArgs)}
-        import msgspec  # SGLang 0.5.2x defines ServerArgs as a msgspec Struct
-
-        return {f.name for f in msgspec.structs.fields(ServerArgs)}
-    if backend == "hf":
-        return hf_keys(model_config)
-    return set()
+    engine = engine_spec(backend)
+    return engine.accepted(model_config) if engine.accepted is not None else set()
 
 
-def hf_keys(model_config: Mapping[str, Any] | None = None) -> set[str]:
-    """What `from_pretrained` takes: its parameters, the keywords it reads from `**kwargs` (read from its source, so
-    this follows the installed transformers), and the config's attributes (a keyword that names one overrides it)."""
-    from transformers import PretrainedConfig, PreTrainedModel
-
-    source = inspect.getsource(PreTrainedModel.from_pretrained)
-    popped = set(re.findall(r"kwargs\.(?:pop|get)\(\s*[\"'](\w+)[\"']", source))
-    config_keys = set(PretrainedConfig().to_dict()) | set(model_config or {})
-    return _parameters(PreTrainedModel.from_pretrained) | popped | config_keys
-
-
-def _parameters(function: Any) -> set[str]:
+def keyword_parameters(function: Any) -> set[str]:
+    """The names `function` takes as keywords (an engine constructor's arguments, for `EngineSpec.accepted`)."""
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return {p.name for p in inspect.signature(function).parameters.values() if p.kind in kinds} - {"self", "cls"}
 
@@ -248,28 +211,28 @@ def _parameters(function: Any) -> set[str]:
 def engine_kwargs(backend: str, settings: EngineSettings) -> dict[str, Any]:
     """The constructor keywords for `backend`: the first-class settings under the engine's names, then the engine
     args (already checked by `check_settings`)."""
-    kwargs = {NATIVE[backend][name]: value for name, value in settings.given().items() if name in NATIVE[backend]}
+    native = engine_spec(backend).native
+    kwargs = {native[name]: value for name, value in settings.given().items() if name in native}
     return {**kwargs, **settings.engine_args}
+
+
+def throughput_args() -> frozenset[str]:
+    """The --engine-arg keys that change how fast or on what an engine runs, never what it samples (every
+    backend's `EngineSpec.throughput`): a run may grow with other values of these."""
+    from e3eval.backends import names
+
+    return frozenset().union(*(engine_spec(name).throughput for name in names()))
 
 
 def fixed_args(settings: EngineSettings) -> dict[str, Any]:
     """The --engine-arg pairs that may change the sampled distribution: fixed for a run, like its dtype."""
-    return {key: value for key, value in sorted(settings.engine_args.items()) if key not in THROUGHPUT_ARGS}
+    throughput = throughput_args() if settings.engine_args else frozenset()
+    return {key: value for key, value in sorted(settings.engine_args.items()) if key not in throughput}
 
 
 def config_overrides(backend: str, settings: EngineSettings) -> dict[str, Any]:
     """The model-config values an `--engine-arg` overrides (vLLM `hf_overrides`, SGLang `json_model_override_args`,
     a config attribute given to hf's `from_pretrained`), so that the context preflight sees a rope scaling set there."""
-    args = settings.engine_args
-    if backend == "vllm":
-        overrides = args.get("hf_overrides")
-    elif backend == "sglang":
-        overrides = args.get("json_model_override_args")
-        if isinstance(overrides, str):
-            try:
-                overrides = json.loads(overrides)
-            except ValueError:
-                overrides = None
-    else:
-        overrides = dict(args) if backend == "hf" else None
+    engine = engine_spec(backend)
+    overrides = engine.overrides(settings.engine_args) if engine.overrides is not None else None
     return dict(overrides) if isinstance(overrides, Mapping) else {}

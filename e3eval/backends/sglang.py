@@ -12,10 +12,13 @@ machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from e3eval.backends import BackendSpec
+from e3eval.backends.settings import EngineSpec
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
 
@@ -54,8 +57,44 @@ def to_completion(output: dict[str, Any], want_logprobs: bool) -> Completion:
     return Completion(ids, kind, output.get("text", ""), logprobs)
 
 
+def engine_keys(model_config: Mapping[str, Any] | None = None) -> set[str]:
+    """What the engine takes: the fields of SGLang's `ServerArgs` (a dataclass, or a msgspec Struct)."""
+    from sglang.srt.server_args import ServerArgs
+
+    if dataclasses.is_dataclass(ServerArgs):
+        return {f.name for f in dataclasses.fields(ServerArgs)}
+    import msgspec  # SGLang 0.5.2x defines ServerArgs as a msgspec Struct
+
+    return {f.name for f in msgspec.structs.fields(ServerArgs)}
+
+
+def config_overrides(engine_args: Mapping[str, Any]) -> Any:
+    """The model-config values `json_model_override_args` sets (a JSON text, or already a mapping)."""
+    overrides = engine_args.get("json_model_override_args")
+    if isinstance(overrides, str):
+        try:
+            return json.loads(overrides)
+        except ValueError:
+            return None
+    return overrides
+
+
+ENGINE = EngineSpec(
+    native={"tp": "tp_size", "dp": "dp_size", "gpu_memory_utilization": "mem_fraction_static",
+            "max_model_len": "context_length"},
+    source="sglang.srt.server_args.ServerArgs",
+    accepted=engine_keys,
+    overrides=config_overrides,
+    throughput=frozenset({
+        "chunked_prefill_size", "max_running_requests", "max_total_tokens", "max_prefill_tokens", "cuda_graph_max_bs",
+        "disable_cuda_graph", "disable_radix_cache", "schedule_policy", "schedule_conservativeness", "pp_size",
+        "enable_dp_attention", "ep_size", "log_level", "attention_backend", "sampling_backend", "watchdog_timeout",
+        "load_balance_method", "nnodes", "node_rank", "dist_init_addr", "base_gpu_id", "stream_interval",
+        "enable_torch_compile", "torch_compile_max_bs",
+    }),
+)  # fmt: skip
 SPEC = BackendSpec("sglang", "sglang", "SGLangBackend", frozenset({"dtype", "batch_size"}), logged=True,
-                   note="an offline engine in this process")  # fmt: skip
+                   note="an offline engine in this process", engine=ENGINE)  # fmt: skip
 
 
 class SGLangBackend:

@@ -22,11 +22,13 @@ On CPU the KV cache is also sized to the work (`cpu_kv_cache`: the batch at `max
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from e3eval.backends import BackendSpec
+from e3eval.backends.settings import EngineSpec, keyword_parameters
 from e3eval.errors import UserError
 from e3eval.records import Completion, GenerationRequest, SamplingSpec
 
@@ -37,8 +39,38 @@ CPU_WHOLE_PREFILL_REASON = (
 )
 
 
+def engine_keys(model_config: Mapping[str, Any] | None = None) -> set[str]:
+    """What the engine takes: the fields of vLLM's `EngineArgs` and the parameters of `LLM.__init__`."""
+    from e3eval.backends.logs import silenced
+
+    with silenced():  # vLLM's import prints platform notes
+        from vllm import LLM
+        from vllm.engine.arg_utils import EngineArgs
+
+    return {f.name for f in dataclasses.fields(EngineArgs)} | keyword_parameters(LLM.__init__)
+
+
+ENGINE = EngineSpec(
+    native={"tp": "tensor_parallel_size", "gpu_memory_utilization": "gpu_memory_utilization",
+            "max_model_len": "max_model_len"},
+    # vLLM's LLM(data_parallel_size > 1) refuses: "not supported for single-process usage"
+    not_applicable={"dp": "vLLM's offline engine runs one replica per process: run one `e3eval generate --shard i/N` "
+                    "per GPU group and join them with `e3eval merge`"},
+    reserved={"data_parallel_size": "--shard i/N and `e3eval merge` (one vLLM engine per process)"},
+    source="vllm.engine.arg_utils.EngineArgs and vllm.LLM",
+    accepted=engine_keys,
+    overrides=lambda args: args.get("hf_overrides"),
+    throughput=frozenset({
+        "max_num_seqs", "max_num_batched_tokens", "enforce_eager", "swap_space", "cpu_offload_gb", "block_size",
+        "enable_prefix_caching", "pipeline_parallel_size", "distributed_executor_backend", "disable_log_stats",
+        "kv_cache_memory_bytes", "num_gpu_blocks_override", "max_seq_len_to_capture", "compilation_config",
+        "disable_custom_all_reduce", "max_parallel_loading_workers", "enable_expert_parallel", "max_num_active_seqs",
+        "async_scheduling", "enable_chunked_prefill", "long_prefill_token_threshold", "max_num_partial_prefills",
+        "max_long_partial_prefills", "scheduling_policy", "numa_bind_cpus", "max_logprobs",
+    }),
+)  # fmt: skip
 SPEC = BackendSpec("vllm", "vllm", "VLLMBackend", frozenset({"dtype", "batch_size"}), logged=True,
-                   note="an offline engine in this process")  # fmt: skip
+                   note="an offline engine in this process", engine=ENGINE)  # fmt: skip
 
 
 class VLLMBackend:

@@ -194,6 +194,7 @@ def forced_flags(
 ) -> ForcedConfig | None:
     """The forced-answer settings of `--policy forced` (which needs --model); these flags with another policy are
     refused rather than ignored."""
+    from e3eval.backends.options import BackendOptions
     from e3eval.backends.settings import FLAGS, EngineSettings
     from e3eval.forced_answer import DEFAULT_ANSWER_TOKENS, DEFAULT_CUE, forced_config
 
@@ -209,7 +210,7 @@ def forced_flags(
         return None
     if model is None:
         raise UserError("--policy forced needs --model: the model that writes the forced answers")
-    options = {"dtype": dtype, "base_url": base_url, "api_key": api_key}
+    options = BackendOptions(dtype=dtype, base_url=base_url, api_key=api_key).given()
     return forced_config(model, backend, options, DEFAULT_CUE if answer_cue is None else answer_cue,
                          DEFAULT_ANSWER_TOKENS if answer_tokens is None else answer_tokens, think_end,
                          batch, engine, verbose)  # fmt: skip

@@ -2,8 +2,9 @@
 
 `generate` and `sweep` share two dozen flags (model, sampling, prompt, backend and server settings); they are
 declared once, in `_shared_options`, and `with_generation_options` adds them to both commands as one
-`GenerationOptions` value. Backend options are checked against the backend actually used (an option that backend
-would ignore is refused), in `e3eval.backends.check_options`.
+`GenerationOptions` value. Backend options travel as `e3eval.backends.options.BackendOptions` fields, whose values
+that class checks; they are checked against the backend actually used (an option that backend would ignore is
+refused) in `e3eval.backends.check_options`.
 """
 
 from __future__ import annotations
@@ -156,15 +157,15 @@ def with_generation_options(command: Callable[..., None]) -> Callable[..., None]
 def generate_config(options: GenerationOptions, dataset: str, n: int, max_tokens: int) -> Any:
     """A GenerateConfig from the shared flags, its bounds checked (`generation.check_config`) before any progress bar
     starts; backend options are checked once the backend is known."""
+    from e3eval.backends.options import BackendOptions
     from e3eval.generation import GenerateConfig, check_config, parse_shard
     from e3eval.prompts import PromptSpec, check_template
     from e3eval.sweep import default_out
 
-    backend_options = {
-        "dtype": options.dtype, "batch_size": options.batch, "base_url": options.base_url,
-        "api_key": options.api_key, "concurrency": options.concurrency, "timeout_s": options.request_timeout,
-        "tokenizer": options.tokenizer,
-    }  # fmt: skip
+    backend_options = BackendOptions(
+        dtype=options.dtype, batch_size=options.batch, base_url=options.base_url, api_key=options.api_key,
+        concurrency=options.concurrency, timeout_s=options.request_timeout, tokenizer=options.tokenizer,
+    ).given()  # fmt: skip
     prompt = PromptSpec(check_template(options.template), options.chat, options.thinking, options.system)
     config = GenerateConfig(
         model=options.model, dataset=dataset, out=options.out or default_out(options.model, dataset), n=n,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from e3eval.errors import UserError
 from e3eval.store import ATTEMPT_SCHEMA as ATTEMPT_SCHEMA  # declared with every table in store.TABLES
-from e3eval.store import ATTEMPT_SLOT, PROBE_SLOT
+from e3eval.store import ATTEMPT_SLOT, PROBE_SLOT, parts
 from e3eval.store import PROBE_SCHEMA as PROBE_SCHEMA
 
 if TYPE_CHECKING:
@@ -45,6 +45,35 @@ PROBE_KEY = (*PROBE_SLOT, *_VALID)
 _ADDED = (*_VALID, "n_inserted", "grade_policy", "graded_by")  # columns newer than the first probe tables
 ATTEMPT_KEY = (*ATTEMPT_SLOT, "model_fingerprint", "ids_sha1", "temperature")
 Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class SampleIdentity:
+    """Which measurement a (model, sample) pair's rows are: the columns all its probe and attempt rows share, and
+    its keys (`PROBE_KEY`, `ATTEMPT_KEY`), which say whether an earlier call already made that measurement."""
+
+    run_id: str
+    model: str
+    step: int | None
+    ref: str | None
+    dtype: str
+    problem_id: str
+    sample_idx: int
+    model_fingerprint: str | None
+    ref_fingerprint: str | None
+    ids_sha1: str
+    temperature: float | None
+
+    def columns(self) -> dict[str, Any]:
+        """The shared columns, which every row of this pair starts from (`budget_rows`, `attempt_rows`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def probe_key(self) -> Key:
+        return tuple(getattr(self, name) for name in PROBE_KEY)
+
+    def attempt_key(self, preset: str | None, max_attempts: int | None) -> Key:
+        columns = {**self.columns(), "preset": preset, "max_attempts": max_attempts}
+        return tuple(columns[name] for name in ATTEMPT_KEY)
 
 
 def budget_rows(base: dict[str, Any], stats: Any, budgets: Sequence[int], per_token: bool,
@@ -201,11 +230,14 @@ def with_grades(table: pa.Table, run_ids: str | Collection[str], current: RunGra
 
 
 _PART = re.compile(r"(probes|attempts)-\d+\.parquet")
+_KINDS = ("attempts", "probes")
 
 
 def part_files(folder: Path, kind: str | None = None) -> list[Path]:
-    """The part files a probe wrote in `folder` (`probes-<ns>.parquet`, `attempts-<ns>.parquet`), oldest first. A
-    folder at that place holding anything else was not made by e3eval: refused, nothing in it read or removed."""
+    """The part files a probe wrote in `folder` (`probes-N.parquet`, `attempts-N.parquet`), each kind in the order
+    written (`store.parts`: by N, as a number). N is `store.append_part`'s five digits, or the nanosecond timestamp
+    an older version named its parts by; `append_part` numbers past those, so they are still read first. A folder at
+    that place holding anything else was not made by e3eval: refused, nothing in it read or removed."""
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise UserError(f"{folder}: not the folder of probe parts e3eval makes; move it away")
     if not folder.is_dir():
@@ -214,7 +246,7 @@ def part_files(folder: Path, kind: str | None = None) -> list[Path]:
     foreign = [p.name for p in entries if not _PART.fullmatch(p.name) or p.is_symlink() or not p.is_file()]
     if foreign:
         raise UserError(f"{folder}: holds {foreign[0]!r}, which no probe wrote; move it (or the folder) away")
-    return [p for p in entries if kind is None or p.name.startswith(f"{kind}-")]
+    return [path for prefix in _KINDS if kind in (None, prefix) for path in parts(folder, prefix)]
 
 
 def read_parts(folder: Path, kind: str, schema: pa.Schema) -> list[pa.Table]:
