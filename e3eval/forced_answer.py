@@ -55,6 +55,7 @@ from e3eval.tokenizers import fingerprint
 from e3eval.weights import model_fingerprint, model_path
 
 if TYPE_CHECKING:
+    from e3eval.policy import ScoringContext
     from e3eval.records import Problem
     from e3eval.samples import SampleLedger
 
@@ -251,24 +252,13 @@ class _Job:
     log: Callable[[str], None] = lambda _: None
 
 
-def ensure_answers(
-    run: Run,
-    problems: Sequence[Problem],
-    ledger: SampleLedger,
-    budgets: Sequence[int],
-    config: ForcedConfig,
-    tokenizer: Any,
-    tokenizer_name: str,
-    progress: Any = None,
-    log: Callable[[str], None] = lambda _: None,
-) -> ForcedOutcome:
-    """Every forced answer the scoring at `budgets` needs: stored ones read back, missing or failed ones generated
-    (and stored part by part). `tokenizer` is the run's (already checked against its token ids)."""
-    delimiter = think_end(tokenizer, config.think_end)
-    outcome = ForcedOutcome({}, delimiter, cue_ids(tokenizer, config.cue))
-    if config.cue == S1_CUE:  # the cue without its newline, and the newline, for s1's rule
-        outcome.bare_cue_ids = cue_ids(tokenizer, S1_CUE.lstrip("\n"))
-        outcome.newline_ids = cue_ids(tokenizer, "\n")
+def ensure_answers(context: ScoringContext, config: ForcedConfig) -> ForcedOutcome:
+    """Every forced answer a scoring (`context`: its run, samples, budgets and the run's tokenizer, already checked
+    against its token ids) needs: stored ones read back, missing or failed ones generated (and stored part by
+    part)."""
+    run, tokenizer, log = context.run, context.tokenizer, context.log
+    outcome = _new_outcome(tokenizer, config)
+    delimiter = outcome.delimiter
     setting = {"model": model_path(config.model), "cue": config.cue, "answer_tokens": config.answer_tokens,
                "think_end": delimiter.text}  # fmt: skip
     weights = model_fingerprint(config.model) if not config.served else None
@@ -277,23 +267,48 @@ def ensure_answers(
         log(f"forced answers: {outcome.other_weights} stored continuation(s) were written by other weights at "
             f"{setting['model']} (its files changed since): made again with the weights there now")  # fmt: skip
     setting = {**setting, "model_fingerprint": weights}
-    prompts = _prompt_ids(run, problems, tokenizer)
-    longest = max(map(len, prompts.values()), default=0) + max(budgets, default=0) + config.answer_tokens + len(
+    prompts = _prompt_ids(run, context.problems, tokenizer)
+    longest = max(map(len, prompts.values()), default=0) + max(context.budgets, default=0) + config.answer_tokens + len(
         outcome.cue_ids) + len(delimiter.token_ids)  # fmt: skip
     limit = context_limit(read_model_config(config.model)) if not config.served else None
     # A request beyond the model's context fails alone (`complete`); the engine is not asked for more than it has.
-    job = _Job(run, ledger, budgets, config, tokenizer, tokenizer_name, setting, outcome,
+    job = _Job(run, context.samples, context.budgets, config, tokenizer, context.tokenizer_name, setting, outcome,
                min(longest, limit.tokens) if limit else longest, log)  # fmt: skip
+    todo = _missing(job, prompts, stored)
+    if todo:
+        log(
+            f"forced answers: {len(todo)} of {outcome.wanted} (sample, budget) pairs to generate with {config.model} "
+            f"({config.backend}), up to {config.answer_tokens} tokens each ({len(todo) * config.answer_tokens:,} "
+            f"at most); {outcome.reused} stored"
+        )
+        _generate(job, prompts, todo, context.progress)
+    return outcome
+
+
+def _new_outcome(tokenizer: Any, config: ForcedConfig) -> ForcedOutcome:
+    """An empty outcome knowing the ids it appends: the end of thinking and the cue (s1's, also split at its
+    newline)."""
+    outcome = ForcedOutcome({}, think_end(tokenizer, config.think_end), cue_ids(tokenizer, config.cue))
+    if config.cue == S1_CUE:  # the cue without its newline, and the newline, for s1's rule
+        outcome.bare_cue_ids = cue_ids(tokenizer, S1_CUE.lstrip("\n"))
+        outcome.newline_ids = cue_ids(tokenizer, "\n")
+    return outcome
+
+
+def _missing(job: _Job, prompts: dict[str, tuple[int, ...]], stored: dict[Key, ForcedAnswer]) -> set[Key]:
+    """The (sample, budget) pairs without a usable stored answer; the usable ones go into the outcome. A stored
+    answer counts only for the context it continued (a regenerated sample's is stale)."""
+    outcome = job.outcome
     todo: set[Key] = set()
     candidates: set[Key] = set()
-    for key in _unended(run, ledger, budgets):
+    for key in _unended(job.run, job.ledger, job.budgets):
         outcome.wanted += 1
         answer = stored.get(key)
         if answer is not None and answer.error is None:
             candidates.add(key)
         else:
             todo.add(key)
-    for item in _pending(job, prompts, candidates):  # a stored answer counts only for the context it continued
+    for item in _pending(job, prompts, candidates):
         answer = stored[item.key]
         if answer.context is None or answer.context == item.context:
             outcome.answers[item.key] = answer
@@ -302,16 +317,9 @@ def ensure_answers(
             outcome.stale += 1
             todo.add(item.key)
     if outcome.stale:
-        log(f"forced answers: {outcome.stale} stored continuation(s) continued other token ids (regenerated "
-            "samples): made again")  # fmt: skip
-    if todo:
-        log(
-            f"forced answers: {len(todo)} of {outcome.wanted} (sample, budget) pairs to generate with {config.model} "
-            f"({config.backend}), up to {config.answer_tokens} tokens each ({len(todo) * config.answer_tokens:,} "
-            f"at most); {outcome.reused} stored"
-        )
-        _generate(job, prompts, todo, progress)
-    return outcome
+        job.log(f"forced answers: {outcome.stale} stored continuation(s) continued other token ids (regenerated "
+                "samples): made again")  # fmt: skip
+    return todo
 
 
 def read_stored(run_dir: Path, setting: dict[str, Any], weights: str | None, tokenizer: Any,

@@ -375,27 +375,71 @@ def run_batches(
 
 def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None]) -> GenerateResult:
     backend_name, reason = (config.backend, "asked for") if config.backend else pick_backend(config.options.base_url)
-    declared = backend_spec(backend_name)
     check_options(backend_name, config.options)
-    model_config = read_model_config(config.model) if declared.engine.reads_config else None
+    model_config = read_model_config(config.model) if backend_spec(backend_name).engine.reads_config else None
     check_settings(backend_name, config.engine, model_config)
     plan = plan_generation(config, backend_name)
-    out, manifest = plan.out, plan.manifest
-    started = time.monotonic()
+    tally = _Tally(time.monotonic())
     if not plan.todo:
-        log(f"nothing to generate: all {plan.wanted} samples are in {out}")
-        return GenerateResult(out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
-
+        log(f"nothing to generate: all {plan.wanted} samples are in {plan.out}")
+        return GenerateResult(plan.out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
     if config.temperature == 0 and config.n > 1:
         log(f"temperature 0 is greedy: the {config.n} samples of each problem will be the same response "
             "(pass@k then equals pass@1)")  # fmt: skip
+    session = _start(config, plan, backend_name, reason, log)
+    try:
+        _sample(session, tally, progress)
+    finally:
+        session.backend.close()
+        _finish(session, tally)
+    seconds = time.monotonic() - tally.started
+    return GenerateResult(plan.out, tally.generated, plan.done, plan.wanted, seconds, tally.tokens, backend_name,
+                          reason, summarize_errors(tally.errors), tally.stopped, plan.forcing,
+                          tally.insertions if plan.forcing is not None else None)  # fmt: skip
+
+
+@dataclass
+class _Tally:
+    """What this call has generated so far."""
+
+    started: float
+    generated: int = 0
+    tokens: int = 0
+    errors: list[str] = field(default_factory=list)
+    insertions: Insertions = field(default_factory=Insertions)
+    stopped: str | None = None  # why it stopped before the end, when it did
+
+    def describe(self) -> str:
+        """The progress bar's line: throughput so far and failures."""
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (f"generate ({self.generated / elapsed:.1f} samples/s, {self.tokens / elapsed:,.0f} tok/s, "
+                f"{len(self.errors)} failed)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Session:
+    """One call's open engine and the run it writes to."""
+
+    config: GenerateConfig
+    plan: GenerationPlan
+    run: Run
+    backend: Backend
+    rendered: dict[str, tuple[str, list[int]]]
+    batch_samples: int
+
+
+def _start(config: GenerateConfig, plan: GenerationPlan, backend_name: str, reason: str,
+           log: Callable[[str], None]) -> _Session:  # fmt: skip
+    """Open the engine (the context preflight first), store the problems as the engine renders them, and record
+    the generation as running."""
+    out, manifest = plan.out, plan.manifest
     batch_samples = config.batch_samples or default_batch(backend_name)
     options = dataclasses.replace(config.options, batch_size=config.options.batch_size or batch_samples)
     rendered = {p.problem_id: render_prompt(p, config.prompt, plan.tokenizer) for p in plan.problems}
     wait_ids = len(plan.forcing.wait_ids) if plan.forcing is not None else 1
     engine, context = engine_for(config, backend_name, rendered, wait_ids)
     engine_log = EngineLog(out / ENGINE_LOGS, backend_name, config.verbose)
-    where = f"; log: {engine_log.path} (--verbose shows it here)" if declared.logged else ""
+    where = f"; log: {engine_log.path} (--verbose shows it here)" if backend_spec(backend_name).logged else ""
     chosen = f"backend: {backend_name} ({reason}" + ("" if config.backend else "; --backend overrides") + ")"
     log(f"{chosen}; {config.engine.describe()}{where}")
     log(describe_context(context, engine.max_model_len, given=config.engine.max_model_len is not None))
@@ -415,51 +459,50 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
         token_ids_source=backend.token_ids_source,
         environment=environment(),
     )  # fmt: skip
-    run = Run.create(out, manifest)
+    return _Session(config, plan, Run.create(out, manifest), backend, rendered, batch_samples)
 
+
+def _sample(session: _Session, tally: _Tally, progress: Any) -> None:
+    """Generate the missing samples batch by batch, each batch stored as a part before the next starts; stops after
+    a batch in which every sample failed."""
+    config, plan = session.config, session.plan
     spec = SamplingSpec(config.max_tokens, config.temperature, config.top_p, config.logprobs)
     task = progress.add_task("generate", total=len(plan.todo)) if progress else None
-    generated = tokens = 0
-    errors: list[str] = []
-    insertions = Insertions()
-    stopped: str | None = None
-    try:
-        with run.rollout_writer(shard_rows=1 << 30) as writer:
-            for batch in run_batches(backend, plan.todo, rendered, spec, config.seed, batch_samples, plan.forcing):
-                for rollout in batch.rollouts:
-                    writer.add(rollout)
-                writer.flush()  # failed rows are kept for the record; they are not samples
-                generated += len(batch.rollouts) - len(batch.errors)
-                errors += batch.errors
-                tokens += batch.tokens
-                insertions += batch.insertions
-                if progress:
-                    elapsed = max(time.monotonic() - started, 1e-9)
-                    progress.update(task, completed=generated + len(errors),
-                                    description=f"generate ({generated / elapsed:.1f} samples/s, "
-                                                f"{tokens / elapsed:,.0f} tok/s, {len(errors)} failed)")  # fmt: skip
-                if len(batch.errors) == len(batch.rollouts):
-                    left = len(plan.todo) - generated - len(errors)
-                    if left:
-                        stopped = f"stopped after a batch in which every sample failed ({left} not attempted)"
-                    break
-    finally:
-        backend.close()
-        # An OpenAI-compatible server may lack token ids; the backend then re-tokenized and says so.
-        manifest["token_ids_source"] = manifest["generation"]["token_ids_source"] = backend.token_ids_source
-        manifest["generation"]["status"] = "complete" if generated == len(plan.todo) else "partial"
-        manifest["generation"]["failed_last_run"] = len(errors)
-        if plan.forcing is not None:  # the run's totals, beside `forcing` (a fixed setting a rerun must match)
-            try:
-                manifest["generation"]["insertions"] = count_insertions(out, plan.forcing.appended).record()
-            except UserError:  # a damaged shard: every reader names it; it must not hide why this run stopped
-                manifest["generation"].pop("insertions", None)
-        manifest["generation"]["updated_at"] = now()
-        run.write_manifest(manifest)
-    seconds = time.monotonic() - started
-    return GenerateResult(out, generated, plan.done, plan.wanted, seconds, tokens, backend_name, reason,
-                          summarize_errors(errors), stopped, plan.forcing,
-                          insertions if plan.forcing is not None else None)  # fmt: skip
+    batches = run_batches(session.backend, plan.todo, session.rendered, spec, config.seed, session.batch_samples,
+                          plan.forcing)  # fmt: skip
+    with session.run.rollout_writer(shard_rows=1 << 30) as writer:
+        for batch in batches:
+            for rollout in batch.rollouts:
+                writer.add(rollout)
+            writer.flush()  # failed rows are kept for the record; they are not samples
+            tally.generated += len(batch.rollouts) - len(batch.errors)
+            tally.errors += batch.errors
+            tally.tokens += batch.tokens
+            tally.insertions += batch.insertions
+            if progress:
+                progress.update(task, completed=tally.generated + len(tally.errors), description=tally.describe())
+            if len(batch.errors) == len(batch.rollouts):
+                left = len(plan.todo) - tally.generated - len(tally.errors)
+                if left:
+                    tally.stopped = f"stopped after a batch in which every sample failed ({left} not attempted)"
+                break
+
+
+def _finish(session: _Session, tally: _Tally) -> None:
+    """Record how this call ended (also when it failed): complete or partial, failures, forcing's totals."""
+    plan, backend = session.plan, session.backend
+    manifest = plan.manifest
+    # An OpenAI-compatible server may lack token ids; the backend then re-tokenized and says so.
+    manifest["token_ids_source"] = manifest["generation"]["token_ids_source"] = backend.token_ids_source
+    manifest["generation"]["status"] = "complete" if tally.generated == len(plan.todo) else "partial"
+    manifest["generation"]["failed_last_run"] = len(tally.errors)
+    if plan.forcing is not None:  # the run's totals, beside `forcing` (a fixed setting a rerun must match)
+        try:
+            manifest["generation"]["insertions"] = count_insertions(plan.out, plan.forcing.appended).record()
+        except UserError:  # a damaged shard: every reader names it; it must not hide why this run stopped
+            manifest["generation"].pop("insertions", None)
+    manifest["generation"]["updated_at"] = now()
+    session.run.write_manifest(manifest)
 
 
 def engine_for(

@@ -226,12 +226,11 @@ class ForcedPolicy:
         """The forced answers: generated where missing, else read back (`forced_answer.ensure_answers`)."""
         from e3eval.forced_answer import ensure_answers, with_run_engine
 
-        if context.forced is None:
-            raise UserError("--policy forced needs --model (the model that writes the forced answers)")
+        if context.forced is None:  # `ScoreConfig.check` refuses this before any work: a caller's mistake
+            raise ValueError("ForcedPolicy.prepare needs the ScoringContext's `forced` settings")
         config, note = with_run_engine(context.forced, context.run)
         context.log(note)
-        forced = ensure_answers(context.run, context.problems, context.samples, context.budgets, config,
-                                context.tokenizer, context.tokenizer_name, context.progress, context.log)  # fmt: skip
+        forced = ensure_answers(context, config)
         return Prepared(forced=forced, forced_config=config)
 
     def answer(self, sample: SampleAtBudget) -> str | None:

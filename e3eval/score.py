@@ -19,6 +19,8 @@ lock is held throughout, so two scorings never interleave their tables.
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +48,9 @@ from e3eval.truncate import PrefixDecoder
 _COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason")
 
 
+MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     budgets: tuple[int, ...]
@@ -58,6 +63,36 @@ class ScoreConfig:
     seed: int = 0
     tokenizer: str | None = None
     forced: ForcedConfig | None = None  # who writes the forced answers: needed by, and only by, `--policy forced`
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, in the words of the flags that set them (empty: nothing)."""
+        policy = get_policy(self.policy)  # an unknown policy is a UserError of its own
+        cores = os.cpu_count() or 1
+        most_workers = max(16, 4 * cores)  # each grader is a ~60 MB process: 100,000 of them took a machine down
+        problems = []
+        if not self.budgets:
+            problems.append("no budgets given")
+        if not 1 <= self.workers <= most_workers:
+            problems.append(f"--workers must be between 1 and {most_workers} on this machine ({cores} cores)")
+        if not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
+            problems.append("--timeout must be a positive number of seconds")
+        if not 0 <= self.resamples <= MAX_BOOTSTRAP:
+            problems.append(f"--bootstrap must be between 0 (no CIs) and {MAX_BOOTSTRAP:,}")
+        if not 0 <= self.seed < 2**63:
+            problems.append("--seed must be between 0 and 2^63 - 1")
+        if ("forced" in policy.reads) != (self.forced is not None):
+            problems.append(
+                f"--policy {self.policy} needs --model (the model that writes the forced answers)"
+                if self.forced is None
+                else f"--model, --backend and the answer flags apply to --policy forced only, not {self.policy}"
+            )
+        return problems
+
+    def check(self) -> None:
+        """Refuse these settings, every problem named in one UserError."""
+        problems = self.problems()
+        if problems:
+            raise UserError("; ".join(problems))
 
 
 @dataclass
@@ -93,15 +128,8 @@ def score_run(
 ) -> ScoreResult:
     """Score `run_dir` under `config`; `progress` is an optional rich Progress to report on, `log` gets one line
     per stage worth telling (what forced answers will cost)."""
+    config.check()
     policy = get_policy(config.policy)
-    if not config.budgets:
-        raise UserError("no budgets given")
-    if ("forced" in policy.reads) != (config.forced is not None):
-        raise UserError(
-            f"--policy {config.policy} needs --model (the model that writes the forced answers)"
-            if config.forced is None
-            else f"--model, --backend and the answer flags apply to --policy forced only, not {config.policy}"
-        )
     with Run.open(run_dir).lock("score"):
         run = Run.open(run_dir)  # reopened under the lock: the latest run.json
         run.ensure_identity()

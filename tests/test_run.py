@@ -119,6 +119,13 @@ def test_merge_never_destroys_an_input_and_cleans_up_when_refused(tiny_model_dir
     assert not (tmp_path / "m").exists(), "a refused merge leaves nothing behind"
     assert merge_runs(tmp_path / "m", shards) == 2
     assert Run.open(tmp_path / "m").kind == "merged"
+    # The run directories come first, as in score, report and probe; the old order still works, with a warning.
+    merged = run_cli("e3eval", "merge", str(shards[0]), str(shards[1]), "--out", str(tmp_path / "m2"))
+    assert merged.returncode == 0 and "deprecated" not in merged.stderr, merged.stderr
+    assert Run.open(tmp_path / "m2").kind == "merged"
+    old = run_cli("e3eval", "merge", str(tmp_path / "m3"), str(shards[0]), str(shards[1]))
+    assert old.returncode == 0 and "deprecated" in old.stderr and "--out" in old.stderr, old.stderr
+    assert Run.open(tmp_path / "m3").kind == "merged"
 
 
 def test_import_is_a_run_through_the_handle(tmp_path, tiny_model_dir):

@@ -7,7 +7,6 @@ grading (a budget that does not fit int32, a billion bootstrap resamples) would 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from e3eval.backends.settings import EngineSettings
     from e3eval.forced_answer import ForcedConfig
     from e3eval.score import ScoreConfig
-
-MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
 
 
 def import_cmd(
@@ -235,27 +232,13 @@ def scoring_config(
 
     parsed = tuple(parse_budgets(budgets))
     check_policy(policy)
-    # Each grader is a process of ~60 MB: 100,000 of them took the machine down.
-    cores = os.cpu_count() or 1
-    most_workers = max(16, 4 * cores)
-    problems = []
-    if workers is not None and not 1 <= workers <= most_workers:
-        problems.append(f"--workers must be between 1 and {most_workers} on this machine ({cores} cores)")
-    if not (math.isfinite(timeout) and timeout > 0):
-        problems.append("--timeout must be a positive number of seconds")
-    if not 0 <= bootstrap <= MAX_BOOTSTRAP:
-        problems.append(f"--bootstrap must be between 0 (no CIs) and {MAX_BOOTSTRAP:,}")
-    if not 0 <= seed < 2**63:
-        problems.append("--seed must be between 0 and 2^63 - 1")
-    if (policy == "forced") != (forced is not None):
-        problems.append("--policy forced needs --model (the model that writes the forced answers)" if forced is None
-                        else f"forced-answer settings apply to --policy forced only, not {policy}")  # fmt: skip
-    if problems:
-        raise UserError("; ".join(problems))
-    return ScoreConfig(
-        budgets=parsed, policy=policy, workers=workers or default_workers(), deadline_s=timeout,
-        inner_timeout_s=max(1, int(timeout // 3)), resamples=bootstrap, seed=seed, tokenizer=tokenizer, forced=forced,
+    config = ScoreConfig(
+        budgets=parsed, policy=policy, workers=default_workers() if workers is None else workers, deadline_s=timeout,
+        inner_timeout_s=max(1, int(timeout // 3)) if math.isfinite(timeout) else 3, resamples=bootstrap, seed=seed,
+        tokenizer=tokenizer, forced=forced,
     )  # fmt: skip
+    config.check()
+    return config
 
 
 def report(
@@ -295,16 +278,26 @@ def budgets_cmd(spec: Annotated[str, typer.Argument(help="Budget spec, e.g. 4k..
 
 
 def merge(
-    out: Annotated[Path, typer.Argument(help="Run directory to create.")],
     runs: Annotated[list[Path], typer.Argument(help="Shard run directories with identical settings.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Run directory to create (it used to be the first argument: still taken, with a warning)."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
     allow_missing: Annotated[
         bool,
         typer.Option(help="Merge although shards of the --shard i/N split are missing (their problems are left out)."),
     ] = False,
 ) -> None:
-    """Join shard runs (`--shard i/N`) into one run; every shard of the split must be there."""
+    """Join shard runs (`--shard i/N`) into one run (--out); every shard of the split must be there."""
     from e3eval.merge import merge_runs
+
+    if out is None:  # the old order, `merge OUT RUN...`: the run directories come first in every command now
+        if len(runs) < 2:
+            raise UserError("give the shard run directories and --out DIR, the run directory to create")
+        out, runs = runs[0], runs[1:]
+        warn(f"`e3eval merge OUT RUN...` is deprecated and goes in the next release: use `e3eval merge RUN... --out "
+             f"{out}` (run directories first, as in score, report and probe)")  # fmt: skip
 
     count = merge_runs(out, runs, force, allow_missing)
     say(f"merged {count} samples from {len(runs)} runs into {out}")
