@@ -173,3 +173,27 @@ def test_backend_options_are_checked_once_with_their_flags(tiny_model_dir, tmp_p
         forced_config(str(tiny_model_dir), "hf", given)
     for phrase in bad.problems():
         assert phrase in str(generation.value) and phrase in str(forced.value)
+
+
+def test_an_installed_plugin_is_found_by_its_entry_point(tiny_model_dir, tmp_path):
+    """A package that declares `[project.entry-points."e3eval.backends"] echo = "its.module"` is a backend of the
+    command line with no code of the user's: here a dist-info folder on PYTHONPATH names this test module."""
+    import os
+    import subprocess
+
+    site = tmp_path / "site"
+    info = site / "echo_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[e3eval.backends]\necho = test_backend_registry\n")
+    dataset = write_jsonl(tmp_path / "problems.jsonl", [{"id": "a", "problem": "What is 6 * 7?", "answer": "42"}])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "e3eval.cli", "generate", "--backend", "echo", "--model", str(tiny_model_dir),
+         "--tokenizer", str(tiny_model_dir), "--dataset", str(dataset), "--n", "1", "--max-tokens", "8",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "run" / "run.json").read_text())["generation"]
+    assert recorded["engine"]["engine"] == "echo"

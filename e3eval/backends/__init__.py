@@ -11,7 +11,8 @@ Each backend declares itself in its own module as `SPEC`, a `BackendSpec`: its n
 its engine is installed, the class that builds it, the `BackendOptions` it takes (and those it takes but does not pass
 on), whether its engine writes output of its own (then that goes to `RUN/logs/`), whether `--model` names a model on a
 server, and how its engine takes engine settings (`settings.EngineSpec`). The built-in backends are the modules
-`e3eval.backends.<name>` named in `BACKENDS`; another is one module with a `SPEC`, added with `register(module)`.
+`e3eval.backends.<name>` named in `BACKENDS`; another is one module with a `SPEC`, added with `register(module)` or,
+from an installed package, an entry point in the group `e3eval.backends` (`name = "package.module"`).
 Nothing here, in `settings.py` or in the commands branches on a backend's name (`pick_backend`'s preference order
 aside). The options' values are `options.py`'s to check, engine settings (`--tp`, `--engine-arg`, ...) `settings.py`'s.
 """
@@ -61,9 +62,21 @@ class BackendSpec:
             raise ValueError(f"backend {self.name!r} drops options it does not take")
 
 
+PLUGIN_GROUP = "e3eval.backends"  # an installed package's entry points here name backend modules (name = module)
+
+
 def names() -> tuple[str, ...]:
-    """Every backend's name: the built-in ones, then those registered."""
-    return (*BACKENDS, *_REGISTERED)
+    """Every backend's name: the built-in ones, then those registered, then installed plugins'."""
+    return tuple(dict.fromkeys((*BACKENDS, *_REGISTERED, *_plugins())))
+
+
+@cache
+def _plugins() -> dict[str, str]:
+    """Backends of installed packages: entry points of group `e3eval.backends`, `name = "their.module"`, so that
+    `e3eval generate --backend NAME` finds them without any code of the user's."""
+    from importlib.metadata import entry_points
+
+    return {point.name: point.value for point in entry_points(group=PLUGIN_GROUP)}
 
 
 @cache
@@ -94,7 +107,9 @@ def unregister(name: str) -> None:
 
 
 def _module(name: str) -> str:
-    return _REGISTERED.get(name) or f"e3eval.backends.{name}"
+    if name in BACKENDS:
+        return f"e3eval.backends.{name}"
+    return _REGISTERED.get(name) or _plugins().get(name) or f"e3eval.backends.{name}"
 
 
 class Backend(Protocol):
