@@ -197,3 +197,25 @@ def test_an_installed_plugin_is_found_by_its_entry_point(tiny_model_dir, tmp_pat
     assert done.returncode == 0, done.stderr
     recorded = json.loads((tmp_path / "run" / "run.json").read_text())["generation"]
     assert recorded["engine"]["engine"] == "echo"
+
+
+def test_a_broken_plugin_is_one_line_naming_it(tiny_model_dir, tmp_path):
+    """An entry point naming a module that does not import, or a SPEC of another name, is a user's error: exit 2,
+    one line naming the backend and its module, no traceback."""
+    import os
+    import subprocess
+
+    site = tmp_path / "site"
+    info = site / "broken_plugin-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[e3eval.backends]\nbroken = no_such_module\nmisnamed = misnamed_plugin\n")
+    (site / "misnamed_plugin.py").write_text("from test_backend_registry import SPEC\n")  # declares `echo`
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO / "tests")])}
+    for name, says in (("broken", "no_such_module does not load"), ("misnamed", "SPEC declares 'echo'")):
+        done = subprocess.run(
+            [sys.executable, "-m", "e3eval.cli", "generate", "--backend", name, "--model", str(tiny_model_dir),
+             "--dataset", "demo", "--n", "1", "--max-tokens", "8", "--out", str(tmp_path / name)],
+            capture_output=True, text=True, env=env, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr

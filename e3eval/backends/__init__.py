@@ -84,8 +84,18 @@ def spec(name: str) -> BackendSpec:
     """Backend `name`'s declaration; an unknown name is a UserError listing the known ones."""
     if name not in names():
         raise UserError(f"unknown backend {name!r}; choose one of {', '.join(names())}")
-    declared = importlib.import_module(_module(name)).SPEC
-    assert declared.name == name, f"{_module(name)} declares {declared.name!r}"
+    module = _module(name)
+    try:
+        declared = importlib.import_module(module).SPEC
+    except Exception as exc:
+        if name in BACKENDS:
+            raise
+        # A plugin's module: its own failure, in one line.
+        raise UserError(f"backend {name!r}: its module {module} does not load or declares no SPEC "
+                        f"({type(exc).__name__}: {str(exc)[:200]})") from None  # fmt: skip
+    if not isinstance(declared, BackendSpec) or declared.name != name:
+        got = declared.name if isinstance(declared, BackendSpec) else type(declared).__name__
+        raise UserError(f"backend {name!r}: {module}.SPEC declares {got!r}, not a BackendSpec named {name!r}")
     return declared
 
 

@@ -20,15 +20,17 @@ from typing import Annotated, Any
 
 import typer
 
+from e3eval.backends import names as backend_names
 from e3eval.budget_forcing import DEFAULT_S1_ANSWER_TOKENS, DEFAULT_WAIT_TEXT
 from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, fail, progress, say, show_comparison, warn, warnings_shown
+from e3eval.datasets import BENCHMARKS, DEMO
 from e3eval.errors import UserError
 
 _HELP = {
     "model": "Model path or hub name (or the served model name with --backend openai).",
-    "dataset": "aime24 | aime25 | hmmt24 | hmmt25 | math500 | amc23 | demo | a JSONL/Parquet file.",
-    "backend": "sglang | vllm | hf | openai (default: openai with --base-url, else sglang > vllm > hf, installed).",
+    "dataset": f"{' | '.join([*BENCHMARKS, DEMO])} | a JSONL/Parquet file.",
+    "backend": f"{' | '.join(backend_names())} (default: openai with --base-url, else sglang > vllm > hf, installed).",
     "template": "Prompt template: aime (paper) | deepscaler | raw.",
     "thinking": "Chat templates that support it: --thinking / --no-thinking (default: the template's own).",
     "shard": "i/N: generate every N-th problem only (join shard runs with `e3eval merge`).",
