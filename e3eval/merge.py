@@ -54,9 +54,14 @@ def merge_runs(out: Path, sources: list[Path], force: bool = False, allow_missin
 
 
 def check_complete(runs: list[Run]) -> None:
-    """Refuse a split (`--shard i/N`) with shards missing, naming them."""
+    """Refuse a split (`--shard i/N`) with shards missing, or a shard missing samples (a generation interrupted or
+    stopped), naming them."""
     split: dict[int, set[int]] = {}
     for run in runs:
+        ledger = run.samples()
+        if ledger.missing or ledger.problems_without_samples:
+            raise UserError(f"{run.path}: {ledger.describe()}; rerun its `e3eval generate` to finish it, or pass "
+                            "--allow-missing to merge what it holds")  # fmt: skip
         shard = (run.record.generation.shard if run.record.generation is not None else None) or ""
         index, _, count = shard.partition("/")
         if index.isdigit() and count.isdigit():

@@ -369,6 +369,11 @@ def replacing(target: Path, inputs: Sequence[Path] = (), force: bool = False) ->
                 raise UserError(f"{target}: already exists and is not empty (pass --force to replace it)")
             if not (target / MANIFEST).is_file():
                 raise UserError(f"{target}: not an e3eval run (no {MANIFEST}); --force replaces only runs")
+            foreign = _foreign_entries(target)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise UserError(f"{target}: holds files e3eval did not write ({shown}); --force replaces a run, not "
+                                "your files: move them out first")  # fmt: skip
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.parent / f".{target.name}.building-{os.getpid()}"
     shutil.rmtree(building, ignore_errors=True)
@@ -383,3 +388,22 @@ def replacing(target: Path, inputs: Sequence[Path] = (), force: bool = False) ->
         os.replace(target, old)
     os.replace(building, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+# What e3eval writes into a run directory: its tables, run.json, the CSV summary, engine logs and a sweep's plots.
+_RUN_ENTRIES = frozenset({MANIFEST, SUMMARY_CSV, ENGINE_LOGS, *(spec.path for spec in TABLES.values())})
+
+
+def _foreign_entries(target: Path) -> list[str]:
+    """Entries of run directory `target` that no e3eval stage wrote (hidden ones are e3eval's parts, temporary files
+    and sidecars), by their path inside it: what `replacing` must not delete."""
+    foreign = []
+    for entry in sorted(target.iterdir()):
+        if entry.name.startswith(".") or (entry.name in _RUN_ENTRIES and not entry.is_symlink()):
+            continue
+        if entry.name == "figures" and entry.is_dir() and not entry.is_symlink():
+            foreign += [f"figures/{p.name}" for p in sorted(entry.iterdir())
+                        if not (p.name.startswith(".") or p.stem == "sweep") or p.is_dir()]  # fmt: skip
+            continue
+        foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return foreign

@@ -48,6 +48,7 @@ from e3eval.truncate import PrefixDecoder
 _COLUMNS = ("problem_id", "sample_idx", "token_ids", "num_tokens", "finish_reason")
 
 
+MIN_BOOTSTRAP = 10  # below it a 95% CI is the min and max of a handful of draws (1 gave "6.2-6.2" around 3.1)
 MAX_BOOTSTRAP = 100_000  # 1,000 is the default; 10^9 resamples asked numpy for 119 GiB after all the grading
 
 
@@ -72,12 +73,17 @@ class ScoreConfig:
         problems = []
         if not self.budgets:
             problems.append("no budgets given")
+        elif not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in self.budgets):
+            problems.append(f"budgets must be positive whole numbers of tokens, not {list(self.budgets)}")
         if not 1 <= self.workers <= most_workers:
             problems.append(f"--workers must be between 1 and {most_workers} on this machine ({cores} cores)")
         if not (math.isfinite(self.deadline_s) and self.deadline_s > 0):
             problems.append("--timeout must be a positive number of seconds")
         if not 0 <= self.resamples <= MAX_BOOTSTRAP:
             problems.append(f"--bootstrap must be between 0 (no CIs) and {MAX_BOOTSTRAP:,}")
+        elif 0 < self.resamples < MIN_BOOTSTRAP:
+            problems.append(f"--bootstrap {self.resamples}: too few resamples for a 95% CI; give 0 (no CIs) or at "
+                            f"least {MIN_BOOTSTRAP}")  # fmt: skip
         if not 0 <= self.seed < 2**63:
             problems.append("--seed must be between 0 and 2^63 - 1")
         if ("forced" in policy.reads) != (self.forced is not None):

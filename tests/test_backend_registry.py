@@ -219,3 +219,31 @@ def test_a_broken_plugin_is_one_line_naming_it(tiny_model_dir, tmp_path):
             capture_output=True, text=True, env=env, check=False,
         )  # fmt: skip
         assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_backend_is_held_to_the_limit_and_the_shape_it_was_asked_for():
+    """A plugin that ignores `max_tokens` gets those completions failed, saying so (never stored as samples longer
+    than the run's limit); one that returns another number of completions stops the run with one line."""
+    from e3eval.backends import CheckedBackend
+    from e3eval.errors import EngineFailure
+
+    class Sloppy:
+        name = "sloppy"
+        token_ids_source = "engine"
+        tokenizer = None
+
+        def __init__(self, length: int, extra: int = 0) -> None:
+            self.length, self.extra = length, extra
+
+        def generate(self, requests, spec):
+            return [[Completion(tuple(range(self.length)), "stop") for _ in [*r.seeds, *range(self.extra)]]
+                    for r in requests]  # fmt: skip
+
+    request = GenerationRequest("q", "", (1, 2), (0, 1), max_tokens=4)
+    spec_ = SamplingSpec(16)
+    [[ok, _]] = CheckedBackend(Sloppy(4)).generate([request], spec_)
+    assert len(ok.token_ids) == 4 and ok.error is None
+    [[over, _]] = CheckedBackend(Sloppy(5)).generate([request], spec_)
+    assert over.finish_reason == "error" and "returned 5 tokens for a limit of 4" in over.error
+    with pytest.raises(EngineFailure, match="returned completions"):
+        CheckedBackend(Sloppy(1, extra=1)).generate([request], spec_)

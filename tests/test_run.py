@@ -183,3 +183,28 @@ def test_only_the_run_module_reads_or_writes_run_json():
         assert not names & {"write_manifest", "read_manifest"}, f"{path} reads or writes run.json itself"
         sections = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "section"]
         assert not sections, f"{path}: indexes run.json by section name; use Run.record"
+
+
+def test_force_replaces_a_run_but_never_files_e3eval_did_not_write(tiny_model_dir, tmp_path):
+    shards = []
+    for i in range(2):
+        shards.append(tmp_path / f"sh{i}")
+        generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=shards[-1], n=1, max_tokens=4,
+                                    backend="hf", limit=2, shard=(i, 2)))  # fmt: skip
+    merge_runs(tmp_path / "m", shards)
+    notes = tmp_path / "m" / "analysis.ipynb"
+    notes.write_text("{}")
+    with pytest.raises(UserError, match=r"holds files e3eval did not write \(analysis.ipynb\)"):
+        merge_runs(tmp_path / "m", shards, force=True)
+    assert notes.read_text() == "{}"
+    notes.unlink()
+    assert merge_runs(tmp_path / "m", shards, force=True) == 2, "a run of e3eval's files alone is replaced"
+    # Forgetting --out never takes a shard for the output; an interrupted shard is not merged as if complete.
+    forgot = run_cli("e3eval", "merge", str(shards[0]), str(shards[1]), "--force")
+    assert forgot.returncode == 2 and "no --out" in forgot.stderr and "Traceback" not in forgot.stderr
+    shard = Run.open(shards[1])
+    for part in shard.parts("rollouts"):
+        part.unlink()
+    with pytest.raises(UserError, match="sample.* missing.*--allow-missing"):
+        merge_runs(tmp_path / "m2", shards)
+    assert merge_runs(tmp_path / "m2", shards, allow_missing=True) == 1

@@ -173,3 +173,11 @@ def test_refuses_other_schema_versions(pool_run, tmp_path):
         score_run(tmp_path / "missing", ScoreConfig(budgets=(64,)))
     with pytest.raises(UserError, match="unknown policy"):
         score_run(pool_run, ScoreConfig(budgets=(64,), policy="nope"))
+
+
+def test_a_score_config_refuses_budgets_and_resamples_that_mean_nothing(pool_run):
+    for budgets in ((0, 64), (-5,), (16.5,), ("64",)):
+        with pytest.raises(UserError, match="budgets must be positive whole numbers"):
+            score_run(pool_run, ScoreConfig(budgets=budgets, workers=1))
+    with pytest.raises(UserError, match="too few resamples"):
+        score_run(pool_run, ScoreConfig(budgets=(64,), workers=1, resamples=1))

@@ -180,9 +180,18 @@ def open_backend(
     passed = declared.options - declared.dropped
     given = {k: v for k, v in BackendOptions.of(options).given().items() if k in passed}
     kwargs = {**given, **engine_kwargs(name, engine)}
-    factory = getattr(importlib.import_module(_module(name)), declared.factory)
+    factory = getattr(importlib.import_module(_module(name)), declared.factory, None)
+    if factory is None:
+        raise UserError(f"backend {name!r}: {_module(name)} has no {declared.factory} (its SPEC's factory)")
     if not declared.logged:
-        return factory(model, **kwargs)
+        if name in BACKENDS:
+            return CheckedBackend(factory(model, **kwargs))
+        try:  # a plugin's constructor: its failure is one line naming it
+            return CheckedBackend(factory(model, **kwargs))
+        except (UserError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise EngineFailure(f"backend {name!r} did not start: {type(exc).__name__}: {str(exc)[:300]}") from None
     log = log or EngineLog(None, name)
     try:
         log.start()
@@ -196,7 +205,59 @@ def open_backend(
         failure = log.start_failure(exc, settings_given=bool(engine.record()))
         log.stop()
         raise failure from None
-    return LoggedEngine(backend, log)
+    return CheckedBackend(LoggedEngine(backend, log))
+
+
+class CheckedBackend:
+    """Any backend, held to the protocol's promises: one list of completions per request with one completion per
+    seed, and never more tokens than a request's limit (a plugin that ignored `max_tokens` would otherwise store
+    samples longer than the run says, and every budget above the limit would score them). A completion over the
+    limit fails alone, saying so; a wrong shape is an EngineFailure. Ids re-tokenized from text are not held to the
+    limit (re-tokenizing may give more ids than the engine sampled)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+
+    @property
+    def token_ids_source(self) -> str:  # an OpenAI-compatible server's may change to "retokenized" as it answers
+        return self.backend.token_ids_source
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.backend.tokenizer
+
+    def __getattr__(self, name: str) -> Any:  # what a backend offers beyond the protocol (its engine, for tests)
+        if name == "backend":
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+    def generate(self, requests: Sequence[GenerationRequest], spec: SamplingSpec) -> list[list[Completion]]:
+        outputs = self.backend.generate(requests, spec)
+        if len(outputs) != len(requests) or any(
+            len(done) != len(r.seeds) for r, done in zip(requests, outputs, strict=False)
+        ):
+            got = [len(done) for done in outputs]
+            wanted = [len(r.seeds) for r in requests]
+            raise EngineFailure(f"backend {self.name!r} returned completions {got} for requests of {wanted} seeds; "
+                                "the batches stored before it are kept")  # fmt: skip
+        if self.backend.token_ids_source == "retokenized":
+            return outputs
+        return [[_within_limit(done, r.max_tokens or spec.max_tokens, self.name) for done in completions]
+                for r, completions in zip(requests, outputs, strict=True)]  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return self.backend.describe()
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _within_limit(done: Completion, limit: int | None, name: str) -> Completion:
+    if limit is None or done.error is not None or len(done.token_ids) <= limit:
+        return done
+    reason = f"backend {name!r} returned {len(done.token_ids)} tokens for a limit of {limit}: not stored as a sample"
+    return Completion((), "error", "", None, reason)
 
 
 class LoggedEngine:
@@ -207,7 +268,10 @@ class LoggedEngine:
         self.backend = backend
         self.log = log
         self.name = backend.name
-        self.token_ids_source = backend.token_ids_source
+
+    @property
+    def token_ids_source(self) -> str:
+        return self.backend.token_ids_source
 
     @property
     def tokenizer(self) -> Any:

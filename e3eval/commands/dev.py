@@ -57,7 +57,9 @@ def example_pool(
     from e3eval.outputs import check_replaceable, write_output
 
     check_replaceable(out, force, "OUT")
-    _, count = deprecated_alias("--n", n, "--samples", samples)
+    flag, count = deprecated_alias("--n", n, "--samples", samples)
+    if count is not None and count < 0:
+        raise UserError(f"{flag} {count}: a number of samples per problem is 0 or more")
     spec = PoolSpec(samples=8 if count is None else count, min_tokens=min_tokens, max_tokens=max_tokens, seed=seed)
     counts = []
     write_output(out, lambda temp: counts.append(write_pool(temp, demo_problems(), spec, load_tokenizer(tokenizer))),

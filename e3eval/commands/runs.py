@@ -295,6 +295,9 @@ def merge(
     if out is None:  # the old order, `merge OUT RUN...`: the run directories come first in every command now
         if len(runs) < 2:
             raise UserError("give the shard run directories and --out DIR, the run directory to create")
+        if (runs[0] / MANIFEST).is_file():  # a shard, not the old order's target: never take it for the output
+            raise UserError(f"no --out: give the run directory to create, e.g. `e3eval merge {' '.join(map(str, runs))}"
+                            " --out DIR`")  # fmt: skip
         out, runs = runs[0], runs[1:]
         warn(f"`e3eval merge OUT RUN...` is deprecated and goes in the next release: use `e3eval merge RUN... --out "
              f"{out}` (run directories first, as in score, report and probe)")  # fmt: skip
