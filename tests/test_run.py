@@ -205,6 +205,6 @@ def test_force_replaces_a_run_but_never_files_e3eval_did_not_write(tiny_model_di
     shard = Run.open(shards[1])
     for part in shard.parts("rollouts"):
         part.unlink()
-    with pytest.raises(UserError, match="sample.* missing.*--allow-missing"):
+    with pytest.raises(UserError, match=r"sample.* missing.*--allow-missing"):
         merge_runs(tmp_path / "m2", shards)
     assert merge_runs(tmp_path / "m2", shards, allow_missing=True) == 1
