@@ -102,12 +102,17 @@ def test_replacing_swaps_only_on_success(tmp_path):
     assert (plain / "notes.txt").read_text() == "mine"
 
 
-def test_merge_never_destroys_an_input_and_cleans_up_when_refused(tiny_model_dir, tmp_path):
-    shards = []
-    for i in range(2):
-        shards.append(tmp_path / f"sh{i}")
-        generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=shards[-1], n=1, max_tokens=4,
+def _shards(tiny_model_dir: Path, tmp_path: Path) -> list[Path]:
+    """The two shards of a 2-way split of two demo problems, one sample each."""
+    shards = [tmp_path / f"sh{i}" for i in range(2)]
+    for i, out in enumerate(shards):
+        generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=out, n=1, max_tokens=4,
                                     backend="hf", limit=2, shard=(i, 2)))  # fmt: skip
+    return shards
+
+
+def test_merge_never_destroys_an_input_and_cleans_up_when_refused(tiny_model_dir, tmp_path):
+    shards = _shards(tiny_model_dir, tmp_path)
     before = sorted(p.name for p in (shards[0] / "rollouts").iterdir())
     result = run_cli("e3eval", "merge", str(shards[0]), str(shards[0]), str(shards[1]), "--force")
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -186,11 +191,7 @@ def test_only_the_run_module_reads_or_writes_run_json():
 
 
 def test_force_replaces_a_run_but_never_files_e3eval_did_not_write(tiny_model_dir, tmp_path):
-    shards = []
-    for i in range(2):
-        shards.append(tmp_path / f"sh{i}")
-        generate_run(GenerateConfig(model=str(tiny_model_dir), dataset="demo", out=shards[-1], n=1, max_tokens=4,
-                                    backend="hf", limit=2, shard=(i, 2)))  # fmt: skip
+    shards = _shards(tiny_model_dir, tmp_path)
     merge_runs(tmp_path / "m", shards)
     notes = tmp_path / "m" / "analysis.ipynb"
     notes.write_text("{}")
