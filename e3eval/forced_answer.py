@@ -262,7 +262,7 @@ def ensure_answers(context: ScoringContext, config: ForcedConfig) -> ForcedOutco
     setting = {"model": model_path(config.model), "cue": config.cue, "answer_tokens": config.answer_tokens,
                "think_end": delimiter.text}  # fmt: skip
     weights = model_fingerprint(config.model) if not config.served else None
-    stored, outcome.other_weights = read_stored(run.path, setting, weights, tokenizer, outcome.cue_ids)
+    stored, outcome.other_weights = read_stored(run, setting, weights, tokenizer, outcome.cue_ids)
     if outcome.other_weights:
         log(f"forced answers: {outcome.other_weights} stored continuation(s) were written by other weights at "
             f"{setting['model']} (its files changed since): made again with the weights there now")  # fmt: skip
@@ -322,14 +322,14 @@ def _missing(job: _Job, prompts: dict[str, tuple[int, ...]], stored: dict[Key, F
     return todo
 
 
-def read_stored(run_dir: Path, setting: dict[str, Any], weights: str | None, tokenizer: Any,
+def read_stored(run: Run, setting: dict[str, Any], weights: str | None, tokenizer: Any,
                 cue: Sequence[int]) -> tuple[dict[Key, ForcedAnswer], int]:  # fmt: skip
     """The stored continuations of one setting (`_KEY_FIELDS` -> value) written by the weights `weights`, and how
     many of that setting other weights at the same path wrote (not returned). A success supersedes any failure of
     the same key, and a later failure (a retry) supersedes an earlier one."""
     raw: dict[Key, tuple[list[int], str, str | None, str | None]] = {}
     other: set[Key] = set()
-    for part in Run.building(run_dir).parts("forced"):
+    for part in run.parts("forced"):
         table = _read_part(part)
         mask = pc.equal(table["model"], setting["model"])
         for name in _KEY_FIELDS[1:]:

@@ -184,13 +184,14 @@ def open_backend(
     if factory is None:
         raise UserError(f"backend {name!r}: {_module(name)} has no {declared.factory} (its SPEC's factory)")
     if not declared.logged:
-        if name in BACKENDS:
-            return CheckedBackend(factory(model, **kwargs))
-        try:  # a plugin's constructor: its failure is one line naming it
+        try:
             return CheckedBackend(factory(model, **kwargs))
         except (UserError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if name in BACKENDS:
+                raise
+            # A plugin's constructor: its failure is one line naming it.
             raise EngineFailure(f"backend {name!r} did not start: {type(exc).__name__}: {str(exc)[:300]}") from None
     log = log or EngineLog(None, name)
     try:

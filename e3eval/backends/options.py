@@ -77,8 +77,9 @@ class BackendOptions:
 
     def check(self) -> None:
         """Raise one UserError naming every problem (`problems`)."""
-        if self.problems():
-            raise UserError("; ".join(self.problems()))
+        problems = self.problems()
+        if problems:
+            raise UserError("; ".join(problems))
 
 
 _FLAGS: dict[str, str | None] = {f.name: f.metadata["flag"] for f in dataclasses.fields(BackendOptions)}

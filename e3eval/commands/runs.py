@@ -48,7 +48,9 @@ def import_cmd(
     name: Annotated[
         str | None, typer.Option(help="The run's label in reports (default: the directory name); its id is a uuid.")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing run holding only e3eval's files (never anything else).")
+    ] = False,
 ) -> None:
     """Build a run directory from another tool's rollouts."""
     from e3eval.ingest import ImportConfig, import_run
@@ -283,7 +285,9 @@ def merge(
         Path | None,
         typer.Option(help="Run directory to create (it used to be the first argument: still taken, with a warning)."),
     ] = None,
-    force: Annotated[bool, typer.Option(help="Replace an existing run directory (never anything else).")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Replace an existing run holding only e3eval's files (never anything else).")
+    ] = False,
     allow_missing: Annotated[
         bool,
         typer.Option(help="Merge although shards of the --shard i/N split are missing (their problems are left out)."),
