@@ -109,6 +109,9 @@ class GenerationRecord:
     status: str | None = None  # `complete` or `partial` (a generation that stopped before trying every sample)
     engine_settings: object = None  # as recorded: `EngineSettings.from_record` checks it
     fields: dict[str, Any] = field(default_factory=dict)
+    limit: int | None = None  # --limit N: the first N problems of the dataset (None: all of them)
+    problems_total: int | None = None  # the dataset's size before --limit / --shard (None: not recorded)
+    train_budget: int | None = None  # --train-budget: the budget the model was trained at (None: not given)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationRecord:
@@ -118,7 +121,8 @@ class GenerationRecord:
             SamplingRecord.from_dict(_dict(data.get("sampling"))), _int(data.get("seed")), _str(data.get("backend")),
             _str(data.get("dtype")), ForcingRecord.from_dict(forcing) if isinstance(forcing, dict) else None,
             _int(data.get("n")), str(data["shard"]) if data.get("shard") is not None else None,
-            _str(data.get("status")), data.get("engine_settings"), dict(data),
+            _str(data.get("status")), data.get("engine_settings"), dict(data), _int(data.get("limit")),
+            _int(data.get("problems_total")), _int(data.get("train_budget")),
         )  # fmt: skip
 
     @property
@@ -131,6 +135,13 @@ class GenerationRecord:
         record yet matches)."""
         mine, theirs = self.settings, other.settings
         return [k for k in keys if differs(mine, theirs, k) or differs(theirs, mine, k)]
+
+    @property
+    def subset(self) -> bool:
+        """Whether the run holds only part of its dataset's problems (--limit, or one --shard of a split)."""
+        if self.shard is not None:
+            return True
+        return self.limit is not None and (self.problems_total is None or self.limit < self.problems_total)
 
     @property
     def s1_budget(self) -> int | None:

@@ -1,0 +1,73 @@
+"""What a run is called where people read it: `Qwen3-1.7B · aime25 · wait=2 · forced`.
+
+A run's label is built from what run.json says was run: the model's short name, the dataset, the budget forcing, the
+scoring policy, and a mark when the run holds only part of its dataset (`first 4/30`, `shard 1/4`). The run's folder
+name (`Run.name`) only breaks ties between runs whose labels are the same (`unique_labels`), and stands in for the
+model of an imported run that names none. Reports, figures and the notebook API all label runs here, so one run has
+one name everywhere. This module formats; it reads no files and decides nothing about what may be compared
+(`report.py` warns about that).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from e3eval.manifest import ForcingRecord, GenerationRecord, RunManifest
+
+SEPARATOR = " · "
+
+
+def short_model(model: str | None) -> str | None:
+    """`Qwen/Qwen3-1.7B` -> `Qwen3-1.7B`; a local path -> its last folder; None stays None."""
+    if not model:
+        return None
+    return model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or model
+
+
+def forcing_label(forcing: ForcingRecord | None) -> str | None:
+    """`wait=2` (e3eval's forcing), `s1 wait=2` (s1's harness), or None for a run sampled without forcing."""
+    if forcing is None:
+        return None
+    if forcing.mode == "s1":
+        return f"s1 wait={forcing.wait}"
+    return f"wait={forcing.wait}" if forcing.wait else None
+
+
+def subset_label(generation: GenerationRecord | None) -> str | None:
+    """`first 4/30` (--limit), `shard 1/4` (--shard), both joined, or None when the run holds its whole dataset."""
+    if generation is None or not generation.subset:
+        return None
+    parts = []
+    if generation.limit is not None:
+        total = f"/{generation.problems_total}" if generation.problems_total is not None else ""
+        parts.append(f"first {generation.limit}{total}")
+    if generation.shard is not None:
+        parts.append(f"shard {generation.shard}")
+    return " ".join(parts)
+
+
+def run_label(record: RunManifest, name: str, policy: str | None = None) -> str:
+    """The run's label: model · dataset · forcing · policy · subset, leaving out what run.json does not say (an
+    imported run without a generation section is `NAME · policy`)."""
+    generation = record.generation
+    model = short_model(generation.model if generation is not None else None) or name
+    parts = [model]
+    if generation is not None:
+        parts += [generation.dataset, forcing_label(generation.forcing)]
+    parts += [policy, subset_label(generation)]
+    return SEPARATOR.join(p for p in parts if p)
+
+
+def unique_labels(labels: Sequence[str], names: Sequence[str]) -> list[str]:
+    """`labels`, with ` (NAME)` added to every label that more than one run shares (names break ties only); where
+    name and label together still collide, the position (`#2`) is added too."""
+    counts = Counter(labels)
+    out = [f"{label} ({name})" if counts[label] > 1 else label for label, name in zip(labels, names, strict=True)]
+    again = Counter(out)
+    seen: Counter[str] = Counter()
+    result = []
+    for label in out:
+        seen[label] += 1
+        result.append(f"{label} #{seen[label]}" if again[label] > 1 else label)
+    return result
