@@ -42,7 +42,7 @@ def subset_label(generation: GenerationRecord | None) -> str | None:
     if generation.limit is not None:
         total = f"/{generation.problems_total}" if generation.problems_total is not None else ""
         parts.append(f"first {generation.limit}{total}")
-    if generation.shard is not None:
+    if generation.shard is not None and not generation.shard.endswith("/1"):
         parts.append(f"shard {generation.shard}")
     return " ".join(parts)
 

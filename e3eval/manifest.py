@@ -139,7 +139,7 @@ class GenerationRecord:
     @property
     def subset(self) -> bool:
         """Whether the run holds only part of its dataset's problems (--limit, or one --shard of a split)."""
-        if self.shard is not None:
+        if self.shard is not None and not self.shard.endswith("/1"):  # `0/1`: the one shard of an unsplit run
             return True
         return self.limit is not None and (self.problems_total is None or self.limit < self.problems_total)
 

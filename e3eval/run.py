@@ -1,4 +1,5 @@
-"""The run directory as one typed interface: `Run`, exported as `e3eval.load_run(path)`.
+"""The run directory as one typed interface for e3eval's stages: `Run` (a notebook reads runs through
+`e3eval.load_run`, the read-only view in `notebook.py`).
 
 A `Run` owns a run directory: its paths, its manifest and the tables in it. Every stage reads and writes through it:
 - the manifest (`run.json`) is split into sections, one per stage (`generation`, `source`, `tokenizer`, `scoring`, and
@@ -69,8 +70,6 @@ _FILES: dict[str, str] = {
 }
 # Which run.json section a table is written with (`Run.commit`), and the Parquet metadata key naming the unit.
 _OWNER = {"grades": "scoring", "summary": "scoring", "probes": "probes", "attempt_probes": "probes"}
-# Columns a notebook rarely wants and that dominate a rollout table's size: asked for explicitly.
-_HEAVY_ROLLOUT_COLUMNS = ("token_ids", "logprobs")
 _UNIT_KEY = b"e3eval.unit"
 _MISSING_HINT = {
     "problems": "the run is incomplete; re-import it or rerun `e3eval generate`",
@@ -183,7 +182,7 @@ class Run:
     def table(self, name: TableName, columns: Sequence[str] | None = None) -> pa.Table:
         """A whole table as pyarrow (rollouts: every shard, failed rows included; prefer `rollout_batches`)."""
         if name == "rollouts":
-            batches = list(self.rollout_batches(columns or _rollout_columns(self.path)))
+            batches = list(self.rollout_batches(columns or self.rollout_columns()))
             return pa.Table.from_batches(batches)
         path = self.path / _FILES[name]
         if not path.is_file():
@@ -223,45 +222,14 @@ class Run:
         """The run's problems with gold answers, rendered prompts and prompt token ids (where stored)."""
         return read_problems(self.path)
 
-    # The notebook view: whole tables as pandas DataFrames -------------------------------------------------------
+    def rollout_columns(self) -> list[str]:
+        """The rollout table's columns (those of its first shard); no rollouts is a UserError."""
+        shards = rollout_shards(self.path)
+        if not shards:
+            raise UserError(f"{self.path}: no rollouts in {ROLLOUTS_DIR}/")
+        return shard_columns(shards[0])
 
-    @property
-    def problems(self) -> pd.DataFrame:
-        """One row per problem: id, dataset, problem text, gold answer, prompt (prompt token ids left out)."""
-        return self.frame("problems", ["problem_id", "dataset", "problem", "answer", "prompt"])
-
-    @property
-    def rollouts(self) -> pd.DataFrame:
-        """Every stored rollout row, failed requests included (`error` set); token ids and logprobs left out
-        (`rollouts_frame(token_ids=True)` has them)."""
-        return self.rollouts_frame()
-
-    def rollouts_frame(self, token_ids: bool = False) -> pd.DataFrame:
-        columns = _rollout_columns(self.path) if self.has("rollouts") else []
-        if not token_ids:
-            columns = [c for c in columns if c not in _HEAVY_ROLLOUT_COLUMNS]
-        return self.frame("rollouts", columns)
-
-    @property
-    def grades(self) -> pd.DataFrame:
-        """One row per (problem, sample, budget) of the last scoring."""
-        return self.frame("grades")
-
-    @property
-    def summary(self) -> pd.DataFrame:
-        """pass@k / maj@k / length metrics per budget with CIs, n and failure counts (the latest scoring of each
-        policy)."""
-        return self.frame("summary")
-
-    @property
-    def probes(self) -> pd.DataFrame:
-        """`e3eval probe` rows: per (model, ref, problem, sample, budget) token means of log-prob, entropy, KL."""
-        return self.frame("probes")
-
-    @property
-    def attempt_probes(self) -> pd.DataFrame:
-        """`e3eval probe --attempts` rows: per (model, ref, problem, sample, k) the Fig. 13 log-probabilities."""
-        return self.frame("attempt_probes")
+    # figures/readers.py reads probe tables as `load_run(path).probes`: kept until it reads `frame(kind)`.
 
     # Resumable tables: folders of append-only parts -------------------------------------------------------------
 
@@ -331,18 +299,6 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.kind!r})"
-
-
-def load_run(path: Path | str) -> Run:
-    """Open a run directory for reading: `load_run("results/x").frame("summary")` in a notebook."""
-    return Run.open(path)
-
-
-def _rollout_columns(path: Path) -> list[str]:
-    shards = rollout_shards(path)
-    if not shards:
-        raise UserError(f"{path}: no rollouts in {ROLLOUTS_DIR}/")
-    return shard_columns(shards[0])
 
 
 @contextmanager

@@ -39,12 +39,12 @@ COLUMNS = ("series", "length", "truncated")
 
 def frame_from_runs(series: Mapping[str, Sequence[Path]]) -> pd.DataFrame:
     """One row per sample of each run: its length in tokens and whether it stopped at the generation limit."""
-    from e3eval.run import load_run
+    from e3eval.run import Run
 
     parts = []
     for label, paths in series.items():
         for path in paths:
-            run = load_run(path)
+            run = Run.open(path)
             table = run.table("rollouts", ["num_tokens", "finish_reason"]).to_pandas()
             # Storage order is the ledger's order: its mask keeps samples and drops failed requests.
             samples = table[run.samples().keep]

@@ -142,16 +142,16 @@ def read_probe_table(path: Path, kind: str) -> pd.DataFrame:
     """`probes` or `attempt_probes` rows from a run directory, or from a table `e3eval probe --out FILE` wrote.
 
     A run directory's table (the folder, or its `probes.parquet` / `attempt_probes.parquet` named directly) is read
-    through `e3eval.load_run`, which checks that the table belongs to the run's recorded probe and joins the run's
+    through `Run.frame`, which checks that the table belongs to the run's recorded probe and joins the run's
     current grades; a standalone table (or a folder holding one, without run.json) is read as it is.
     """
-    from e3eval.run import load_run
+    from e3eval.run import Run
     from e3eval.store import MANIFEST
 
     path = Path(path)
     run_dir = path if path.is_dir() else path.parent if path.name == f"{kind}.parquet" else None
     if run_dir is not None and (run_dir / MANIFEST).is_file():
-        table = getattr(load_run(run_dir), kind)
+        table = Run.open(run_dir).frame(kind)
         where = run_dir / f"{kind}.parquet"
     else:
         where = path / f"{kind}.parquet" if path.is_dir() else path

@@ -416,11 +416,11 @@ def test_equations_per_attempt_from_count_asymmetries_tables(tmp_path):
 
 
 def test_lengths_from_runs_leave_failed_requests_out(tmp_path, tiny_model_dir, tokenizer, training_inputs):
-    from e3eval.run import load_run
+    from e3eval.run import Run
 
     short = imported_run(tmp_path, tiny_model_dir, tokenizer, max_tokens=200, seed=1, failed=2)
     long = imported_run(tmp_path, tiny_model_dir, tokenizer, max_tokens=400, seed=2)
-    assert load_run(short).samples().failures.count == 2
+    assert Run.open(short).samples().failures.count == 2
     table = count_table(training_inputs / "grpo/rollouts/20.jsonl", tmp_path / "t.parquet")
     frame = lengths.FAMILY.load({"runs": {"B=200": str(short), "B=400": str(long)}}, tmp_path)
     assert (frame.groupby("series").size() == 20).all(), "5 problems x 4 samples; the 2 failed requests are not samples"

@@ -338,10 +338,10 @@ def scored_run(tmp_path_factory, tiny_model_dir, tokenizer) -> Path:
 
 
 def test_run_probes_are_read_with_current_grades(scored_run: Path):
-    from e3eval.run import load_run
+    from e3eval.run import Run
 
-    run = load_run(scored_run)
-    grades = {(g.problem_id, g.sample_idx): g.correct for g in run.grades.itertuples()}
+    run = Run.open(scored_run)
+    grades = {(g.problem_id, g.sample_idx): g.correct for g in run.frame("grades").itertuples()}
     stale = [{"run_id": run.run_id, "model": checkpoint("A", 10), "step": 10, "dtype": "float32", "problem_id": p,
               "sample_idx": s, "budget": 256, "n_tokens": 10, "mean_entropy": 0.5, "kl_exact": None,
               "correct": ok is not True} for (p, s), ok in grades.items()]  # fmt: skip

@@ -18,6 +18,7 @@ import e3eval
 from e3eval.errors import UserError
 from e3eval.probes import job
 from e3eval.probes.alignment import first_difference
+from e3eval.run import Run
 from e3eval.store import is_run_id, output_lock
 from e3eval.weights import model_fingerprint
 
@@ -73,7 +74,7 @@ def test_a_copied_run_becomes_its_own_run_and_rows_hold_only_for_the_ids_read(ru
     copy = Path(shutil.copytree(run_dir, tmp_path / "copy"))
     assert e3eval.load_run(copy).run_id == original, "reading writes nothing"
     assert _probe(copy, tiny_model_dir, out=shared).computed == 4, "the copy is another run"
-    copied = e3eval.load_run(copy)
+    copied = Run.open(copy)
     assert copied.run_id != original and copied.manifest["copied_from"]["run_id"] == original
     assert e3eval.load_run(run_dir).run_id == original and pq.read_table(shared).num_rows == 8
     moved = Path(shutil.move(str(copy), tmp_path / "moved"))
@@ -93,7 +94,7 @@ def test_a_run_from_before_uuids_gets_one_on_its_first_write(run_dir, tiny_model
     assert e3eval.load_run(run_dir).run_id == "aime25", "reading writes nothing"
     _probe(run_dir, tiny_model_dir)
     run = e3eval.load_run(run_dir)
-    assert is_run_id(run.run_id) and run.name == "aime25" and run.manifest["legacy_run_id"] == "aime25"
+    assert is_run_id(run.run_id) and run.name == "aime25" and run.record.legacy_run_id == "aime25"
     assert set(run.probes["run_id"]) == {run.run_id}
     assert _probe(run_dir, tiny_model_dir).reused == 4, "kept on later writes"
 
@@ -167,7 +168,7 @@ def test_probe_user_mistakes_are_one_line(run_dir, tiny_model_dir, tmp_path):
         with pytest.raises(UserError, match=r"scoring\.budgets' must be a list of positive integers"):
             e3eval.load_run(run_dir)
     (run_dir / "run.json").write_text(json.dumps(manifest))
-    assert job._budgets(e3eval.load_run(run_dir), job.ProbeConfig(run_dir, ("m",))) == (32,), "the generation limit"
+    assert job._budgets(Run.open(run_dir), job.ProbeConfig(run_dir, ("m",))) == (32,), "the generation limit"
 
 
 def test_a_truncated_shard_is_a_user_error_in_the_notebook(run_dir):
@@ -275,7 +276,7 @@ def test_probe_rows_say_which_scoring_their_grades_come_from(run_dir, tiny_model
     assert run_cli("e3eval", "score", str(run_dir), "--budgets", "32", "--workers", "1").returncode == 0
     shared = tmp_path / "shared.parquet"
     _probe(run_dir, tiny_model_dir, out=shared)
-    unit = e3eval.load_run(run_dir).section("scoring")["unit"]
+    unit = Run.open(run_dir).section("scoring")["unit"]
     stored = pq.read_table(shared).to_pylist()
     assert {(r["grade_policy"], r["graded_by"]) for r in stored} == {("prefix", unit)}
     assert run_cli("e3eval", "score", str(run_dir), "--budgets", "32", "--policy", "strict",
@@ -283,5 +284,6 @@ def test_probe_rows_say_which_scoring_their_grades_come_from(run_dir, tiny_model
     _probe(run_dir, tiny_model_dir)
     now = e3eval.load_run(run_dir)
     shown = set(zip(now.probes["grade_policy"], now.probes["graded_by"], strict=True))
-    assert shown == {("strict", now.section("scoring")["unit"])}, "read through the run: the current scoring"
+    current = Run.open(run_dir).section("scoring")["unit"]
+    assert shown == {("strict", current)}, "read through the run: the current scoring"
     assert {r["graded_by"] for r in pq.read_table(shared).to_pylist()} == {unit}, "the file says which one it had"

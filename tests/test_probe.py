@@ -18,6 +18,7 @@ import pytest
 from conftest import run_cli
 
 import e3eval
+from e3eval.run import Run
 
 BUDGETS = (8, 16, 32)
 
@@ -218,7 +219,7 @@ def test_later_calls_keep_rows_refresh_grades_and_key_on_run_and_dtype(tiny_mode
     again = job.run_probe(job.ProbeConfig(run_dir=a, models=(str(tiny_model_dir),), budgets=(24,),
                                           ref=str(perturbed_model)))  # fmt: skip
     assert again.computed == 4, "another ref is another measurement"
-    unit = e3eval.load_run(a).section("scoring")["unit"]
+    unit = Run.open(a).section("scoring")["unit"]
     assert rows(a / "attempt_probes.parquet") == [
         {**r, "correct": False, "grade_policy": "prefix", "graded_by": unit} for r in attempts_before
     ]

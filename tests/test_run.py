@@ -1,4 +1,5 @@
-"""The run directory handle (`e3eval.load_run`): sections, tables, the writer lock and build-then-swap replacing."""
+"""The run directory handle (`Run`; the notebook's read-only view is tested in test_notebook.py): sections, tables,
+the writer lock and build-then-swap replacing."""
 
 import os
 import subprocess
@@ -27,8 +28,8 @@ def generated(tiny_model_dir, tmp_path_factory) -> Path:
     return out
 
 
-def test_load_run_gives_tables_as_arrow_and_pandas(generated):
-    run = e3eval.load_run(generated)
+def test_a_run_gives_tables_as_arrow_and_pandas(generated):
+    run = Run.open(generated)
     assert run.kind == "generated" and run.name == "run" and is_run_id(run.run_id) and run.samples_wanted == 2
     problems = run.problem_records()
     assert len(problems) == 2 and all(p.prompt_token_ids for p in problems), "prompt ids are kept for probes"
@@ -55,7 +56,7 @@ def test_notebook_properties_are_dataframes(generated, tmp_path):
     run = e3eval.load_run(run_dir)
     assert len(run.grades) == 8 and set(run.summary["budget"]) == {4, 8}
     with pytest.raises(UserError, match="probe it first"):
-        run.table("probes")
+        _ = run.probes
 
 
 def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):
@@ -69,7 +70,8 @@ def test_sections_of_one_stage_never_clobber_another(generated, tmp_path):
     assert on_disk.frame("summary").query("metric == 'pass@k' and k == 1").shape[0] == 2
     compared = e3eval.compare([generated, generated]).frame()
     assert set(compared["budget"]) == {4, 8} and len(compared) == 2 * on_disk.table("summary").num_rows
-    assert compared.columns[0] == "run" and set(compared["run"]) == {str(generated)}, "ids collide: paths name runs"
+    assert compared.columns[0] == "run" and compared["run"].nunique() == 2, "labels collide: the runs still differ"
+    assert set(compared["name"]) == {generated.name} and set(compared["metric"]) >= {"pass@1", "mean_tokens"}
 
 
 def test_a_second_writer_is_refused(generated):
