@@ -1,32 +1,30 @@
-"""Summaries side by side: `compare` gathers scored runs' summaries as data, `report_table` lays them out for people.
+"""Runs side by side: `compare` gathers scored runs' summaries as data (a `Comparison`); the renderers lay them out.
 
 `compare(run_dirs)` (exported as `e3eval.compare`) reads each run's `summary.parquet` (it never recomputes metrics)
-and returns a `Comparison`: the combined table (pyarrow, or pandas with `.frame()`) and, per run, n and what the
-numbers leave out (failed and missing samples, lines skipped at import, refused pass@k). A run scored under several
-policies (a `prefix` and a `forced` scoring keep their summary rows side by side) is one entry per policy, named
-`RUN (POLICY)`, so its policies are compared like runs. `report_table` turns a
-comparison into a rich table of budgets x metrics with every value's confidence interval (a budget a run was not
-scored at is `-`; grader timeouts and errors get columns when any run has them), and `notes` into one line per run
-with n beside it; both are rich markup in which every piece of user data (run names, flags, policies) is escaped.
-Printing them is the caller's business. Plots are `plot.py`'s.
+and returns a `Comparison`, whose documented surface is pandas: `summary` (one row per run, policy, budget, metric
+and k, with the metric named as the CLI prints it, `pass@1`, values as fractions with a `unit` column, and the run's
+label, directory name, model, dataset, policy, forcing, n_problems and n_per_problem), `gain()` (a run's
+extrapolation gain beyond its training budget) and `diff(a, b)` (paired differences of two runs; both in
+`paired.py`), and `warnings` (what the numbers may not describe, and where runs are not like for like:
+`comparability.py`). Runs are labelled by `labels.run_label` (model · dataset · forcing · policy · subset), their
+directory names breaking ties. A run scored under several policies (a `prefix` and a `forced` scoring keep their
+summary rows side by side) is one entry per policy, so its policies are compared like runs. Layouts are elsewhere:
+`report_layout.py` for the terminal, `report_formats.py` for markdown, LaTeX, CSV and JSON; plots are `figures`'.
 
 A folder that is not a run but holds the runs of `e3eval sweep --forcing s1` (one run per thinking budget,
 `s1_series`) is one entry named after the folder, its budgets' rows each from its own run.
 
-Runs are named by `Run.name` (the folder's name, or `import --name`), never by their uuid. A summary describes the
-samples the run held when it was scored: `compare` counts the samples a run holds now and, when that differs from
-what run.json's scoring section says was graded (more rollouts generated after `score`), says so in
-`Comparison.warnings` and as a `StaleSummaryWarning` (so a notebook shows it). `write_combined_csv` writes the
-combined table (a `run` label column first) only where no file is, or over a CSV e3eval wrote and nobody changed since
-(`outputs.py`: a sidecar holds its sha256), never over anything else unless forced, and never into a run directory,
-whose files belong to the stages that write them.
+A summary describes the samples the run held when it was scored: `compare` counts the samples a run holds now and,
+when that differs from what run.json's scoring section says was graded (more rollouts generated after `score`),
+says so in `Comparison.warnings` and as a `StaleSummaryWarning` (so a notebook shows it; `staleness.py`). This
+module reads runs and writes nothing; `report_formats.write_report` writes a report file (`--out`).
 """
 
 from __future__ import annotations
 
 import math
-import shlex
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,29 +32,34 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from e3eval.budgets import format_budget
+from e3eval.comparability import FAILURE_RATES, RunFacts, default_metrics, setting_differences, subset_notes
 from e3eval.errors import UserError
-from e3eval.manifest import FIXED_SETTINGS, GenerationRecord
+from e3eval.labels import forcing_label, run_label, unique_labels
+from e3eval.manifest import GenerationRecord
+from e3eval.notebook import metric_name, split_metric, summary_frame
 from e3eval.run import Run
-from e3eval.samples import successful_keys
+from e3eval.s1_runs import s1_series
+from e3eval.staleness import StaleSummaryWarning, samples_held, stale_warning
 from e3eval.store import MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
-    from rich.table import Table
 
-PERCENT_METRICS = {"pass@k", "maj@k", "frac_finished", "frac_answered", "frac_timeout", "frac_ungraded"}
+__all__ = ["Comparison", "RunSummary", "StaleSummaryWarning", "compare", "comparison_of", "s1_series"]
 
-
-class StaleSummaryWarning(UserWarning):
-    """A run's summary was computed from fewer (or other) samples than the run holds now: rescore it."""
+# The columns of `Comparison.summary`, in this order (any other stored column follows them).
+SUMMARY_COLUMNS = ("run", "name", "model", "dataset", "policy", "forcing", "budget", "metric", "k", "value", "ci_low",
+                   "ci_high", "unit", "n_problems", "n_per_problem", "n_samples", "n_failed", "n_missing", "flag",
+                   "run_id")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One scored run's summary table and the counts shown beside its numbers."""
+    """One entry of a comparison: a scored run (under one policy), its summary rows and the counts shown beside
+    its numbers. `table` (the stored rows, pyarrow) is for the renderers and figures; notebooks read
+    `Comparison.summary`."""
 
-    name: str
+    name: str  # the run's name in messages: `Run.name`, the path when names collide, `NAME (POLICY)` per policy
     run: Run
     table: pa.Table
     n_problems: int
@@ -65,31 +68,180 @@ class RunSummary:
     n_missing: int
     flags: tuple[str, ...]
     warnings: tuple[str, ...] = ()  # the summary is out of date (`stale_warning`)
+    label: str = ""  # `labels.run_label`, unique within its comparison
+    run_name: str = ""  # the directory name (`Run.name`; an s1 sweep's folder name)
+    members: tuple[Run, ...] = ()  # the runs its rows come from (one per budget for an s1 sweep's folder)
+    path: Path | None = None  # the directory given to `compare`
+
+    @property
+    def policy(self) -> str | None:
+        return str(self.table["policy"][0].as_py()) if self.table.num_rows else None
+
+    @property
+    def generation(self) -> GenerationRecord | None:
+        return self.run.record.generation
+
+    @property
+    def sources(self) -> tuple[Run, ...]:
+        return self.members or (self.run,)
+
+    @property
+    def n_per_problem(self) -> int | None:
+        """Samples per problem; None when problems hold different numbers of them (the summary's largest pass@k is
+        the fewest samples of a problem)."""
+        ks = [k for m, k, v in zip(*(self.table[c].to_pylist() for c in ("metric", "k", "value")), strict=True)
+              if m == "pass@k" and k is not None and v is not None and not math.isnan(v)]  # fmt: skip
+        fewest = max(ks, default=None)
+        return fewest if fewest is not None and self.n_samples == fewest * self.n_problems else None
+
+    def metric_ks(self) -> dict[str, tuple[int, ...]]:
+        """pass@k / maj@k -> the ks with a value at some budget."""
+        found: dict[str, set[int]] = {}
+        for m, k, v in zip(*(self.table[c].to_pylist() for c in ("metric", "k", "value")), strict=True):
+            if k is not None and v is not None and not math.isnan(v):
+                found.setdefault(m, set()).add(k)
+        return {m: tuple(sorted(ks)) for m, ks in found.items()}
+
+    def metric_names(self) -> list[str]:
+        """The metrics it has, named as printed (`pass@1`, `mean_tokens`), in stored order."""
+        names = (metric_name(m, k) for m, k in zip(self.table["metric"].to_pylist(), self.table["k"].to_pylist(),
+                                                    strict=True))  # fmt: skip
+        return list(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)
 class Comparison:
+    """Scored runs side by side. Read `summary` (pandas), `gain()`, `diff(a, b)`, `labels` and `warnings`."""
+
     runs: tuple[RunSummary, ...]
-    combined: pa.Table
+    facts: tuple[RunFacts, ...] = ()
+    notices: tuple[str, ...] = ()  # settings in which the runs differ
 
     @property
     def warnings(self) -> list[str]:
-        """What the numbers may not describe: runs that grew (or shrank) after they were scored."""
-        return [w for run in self.runs for w in run.warnings]
+        """What the numbers may not describe (runs that grew after they were scored), and where the runs are not
+        like for like (dataset, problems, n per problem, sampling, forcing). A report of the default metrics adds
+        a line where pass@k or maj@k is shown at a smaller k than some run has (`default_metric_warnings`)."""
+        return [w for run in self.runs for w in run.warnings] + list(self.notices)
+
+    @property
+    def notes(self) -> list[str]:
+        """Lines said beside the numbers that are not warnings: which runs hold a subset of their dataset."""
+        return subset_notes(self.facts)
+
+    @property
+    def labels(self) -> list[str]:
+        """Each entry's label: model · dataset · forcing · policy · subset (the directory name breaks ties)."""
+        return [run.label for run in self.runs]
 
     @property
     def policies(self) -> list[str]:
-        return sorted({r.table["policy"][0].as_py() for r in self.runs if r.table.num_rows})
+        return sorted({r.policy for r in self.runs if r.policy is not None})
 
     @property
     def budgets(self) -> list[int]:
         return sorted({b for r in self.runs for b in r.table["budget"].to_pylist()})
 
+    @property
+    def default_metrics(self) -> list[str]:
+        """What a report shows when no metrics are asked for (`comparability.default_metrics`)."""
+        return default_metrics(self.facts)[0]
+
+    @property
+    def default_metric_warnings(self) -> list[str]:
+        """One line per metric the default report shows at the largest k every run has, below some run's largest."""
+        return default_metrics(self.facts)[1]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric some run has, named as printed."""
+        return list(dict.fromkeys(name for run in self.runs for name in run.metric_names()))
+
+    def select(self, metrics: str | Sequence[str] | None) -> list[str]:
+        """The metrics named (`pass@1,pass@8,mean_tokens` or a list), checked: a name no run has is a UserError
+        listing those there are. None: the default ones."""
+        if metrics is None:
+            return self.default_metrics
+        names = [m.strip() for m in (metrics.split(",") if isinstance(metrics, str) else metrics) if m.strip()]
+        known = self.metrics
+        unknown = [m for m in names if metric_name(*split_metric(m)) not in known]
+        if unknown or not names:
+            what = f"unknown metric(s) {', '.join(unknown)}" if unknown else "no metric named"
+            raise UserError(f"--metrics: {what}; these runs have {', '.join(known)}")
+        return list(dict.fromkeys(metric_name(*split_metric(m)) for m in names))
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """One row per entry, budget, metric and k: the stored summary rows with the metric named as printed
+        (`pass@1`), integer k, values as fractions (`unit` says `fraction` or `tokens`), and the entry's `run`
+        (label), `name` (directory name), model, dataset, policy, forcing, n_problems and n_per_problem."""
+        import pandas as pd
+
+        frames = []
+        for run in self.runs:
+            frame = summary_frame(run.table)
+            generation = run.generation
+            extra = {"run": run.label, "name": run.run_name or run.run.name,
+                     "model": generation.model if generation is not None else None,
+                     "dataset": generation.dataset if generation is not None else None,
+                     "forcing": forcing_label(generation.forcing) if generation is not None else None}  # fmt: skip
+            for column, value in extra.items():
+                frame[column] = pd.Series([value] * len(frame), index=frame.index, dtype="object")
+            frame["n_per_problem"] = pd.array([run.n_per_problem] * len(frame), dtype="Int64")
+            frames.append(frame)
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+        ordered = [c for c in SUMMARY_COLUMNS if c in frame.columns]
+        return frame[ordered + [c for c in frame.columns if c not in ordered]]
+
     def frame(self) -> pd.DataFrame:
-        """The summaries stacked (one row per run, policy, budget, metric, k) as a pandas DataFrame, with a `run`
-        column naming each row's run as the report does (`Run.name`, path when names collide, `RUN (policy)` when a
-        run was scored under several policies)."""
-        return labelled(self).to_pandas()
+        """`summary` (kept for notebooks written before it)."""
+        return self.summary
+
+    def entry(self, key: int | str | Path) -> RunSummary:
+        """An entry by position, label, name or directory (a run scored under several policies: the entry of its
+        last scoring, whose grades the run holds)."""
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not -len(self.runs) <= key < len(self.runs):
+                raise UserError(f"no run #{key}: the comparison holds {len(self.runs)}")
+            return self.runs[key]
+        text = str(key)
+        for attribute in ("label", "name"):
+            found = [r for r in self.runs if getattr(r, attribute) == text]
+            if len(found) == 1:
+                return found[0]
+        wanted = Path(text).resolve()
+        found = [r for r in self.runs if (r.path or r.run.path).resolve() == wanted] or [
+            r for r in self.runs if r.run_name == text
+        ]  # fmt: skip
+        if not found:
+            raise UserError(f"{text}: not one of the compared runs ({'; '.join(self.labels)})")
+        if len(found) > 1:
+            scoring = found[0].run.record.scoring
+            last = [r for r in found if scoring is not None and r.policy == scoring.policy]
+            found = last or found
+        return found[0]
+
+    def gain(self, train_budget: int | None = None, resamples: int | None = None,
+             seed: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """Each run's extrapolation gain pass@1(B) - pass@1(B_train) at every scored B > B_train, with a paired
+        bootstrap CI over problems resampled as for its curves (`paired.py` has the method). B_train is the run's
+        recorded training budget, or `train_budget` for every run; one that is not a scored budget is a UserError.
+        Runs without a training budget have no rows."""
+        from e3eval.paired import gain_frame
+
+        return gain_frame(self.runs, train_budget, resamples, seed)
+
+    def diff(self, a: int | str | Path = 0, b: int | str | Path = 1, metrics: str | Sequence[str] | None = None,
+             resamples: int | None = None, seed: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """A - B at each budget both scored, over the problems both hold, with a paired bootstrap CI (one resample
+        of problems applied to both runs; `paired.py`): columns budget, metric, k, value_a, value_b, diff, ci_low,
+        ci_high, n_problems, unit. `a`, `b`: position, label, name or directory; `metrics`: pass@k and rate names
+        (default: every pass@k both runs have)."""
+        from e3eval.paired import diff_frame
+
+        if len(self.runs) < 2 and not (isinstance(a, str | Path) or isinstance(b, str | Path)) and a != b:
+            raise UserError("diff needs two runs (or one named twice, which gives zeros)")
+        return diff_frame(self.entry(a), self.entry(b), metrics, resamples, seed)
 
 
 def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = None) -> RunSummary:
@@ -98,7 +250,7 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
     table = run.table("summary") if table is None else table
     name = name or run.name
     if not table.num_rows:
-        return RunSummary(name, run, table, 0, 0, 0, 0, ())
+        return RunSummary(name, run, table, 0, 0, 0, 0, (), run_name=run.name)
     # n of the budget that counts the most samples: a budget whose forced answers all failed counts none.
     counts = table["n_samples"].to_pylist()
     row = table.slice(max(range(len(counts)), key=lambda i: (counts[i] or 0, -i)), 1).to_pylist()[0]
@@ -110,15 +262,13 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
         flags.add(f"{skipped} bad input line(s) were skipped at import (see run.json)")
     # Summaries written before failures were counted lack n_failed / n_missing.
     return RunSummary(name, run, table, row["n_problems"], row["n_samples"], failed, row.get("n_missing") or 0,
-                      tuple(sorted(flags)))  # fmt: skip
+                      tuple(sorted(flags)), run_name=run.name)  # fmt: skip
 
 
-def compare(run_dirs: list[Path] | list[str]) -> Comparison:
-    """The summaries of one or more scored runs, side by side (names are `Run.name`s, or paths when those collide; a
-    run with several policies gives one entry per policy, `NAME (POLICY)`).
-
-    A run that holds other samples than its summary was computed from (generated further after `score`) gets a line
-    in `Comparison.warnings`, also issued as a `StaleSummaryWarning`."""
+def compare(run_dirs: Sequence[Path | str]) -> Comparison:
+    """The summaries of one or more scored runs, side by side: one entry per run and policy, labelled by
+    `labels.run_label`. Where the runs are not like for like, or a summary no longer describes its run's samples
+    (generated further after `score`, also issued as a `StaleSummaryWarning`), `Comparison.warnings` says so."""
     if not run_dirs:
         raise UserError("give at least one run directory")
     series = {i: s1_series(Path(d)) for i, d in enumerate(run_dirs) if not (Path(d) / MANIFEST).is_file()}
@@ -129,7 +279,7 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
     summaries: list[RunSummary] = []
     for i, (run, name) in enumerate(zip(runs, names, strict=True)):
         if i in series:
-            summaries.append(_stitched(series[i], name))
+            summaries.append(replace(_stitched(series[i], name), path=Path(run_dirs[i])))
             continue
         table = run.table("summary")
         policies = list(dict.fromkeys(table["policy"].to_pylist()))  # in the order they were kept and scored
@@ -138,61 +288,42 @@ def compare(run_dirs: list[Path] | list[str]) -> Comparison:
             (f"{name} ({policy})", table.filter(pc.equal(table["policy"], policy))) for policy in policies
         ]  # fmt: skip
         for label, rows in entries:
-            summary = summarize_run(run, label, rows)
+            summary = replace(summarize_run(run, label, rows), path=Path(run_dirs[i]))
             stale = stale_warning(run, label, rows, held)
             if stale is not None:
                 summary = replace(summary, warnings=(stale,))
                 warnings.warn(stale, StaleSummaryWarning, stacklevel=2)
             summaries.append(summary)
-    combined = pa.concat_tables([s.table for s in summaries], promote_options="default")
-    return Comparison(tuple(summaries), combined)
+    return _compared(summaries)
 
 
-def s1_series(folder: Path) -> list[Run]:
-    """The runs `e3eval sweep --forcing s1` made in `folder`, one per thinking budget and in budget order; a folder
-    that holds none, or runs of other settings beside them, is a UserError (it is not one curve)."""
-    from e3eval.score import s1_budget
-
-    if not folder.is_dir():
-        raise UserError(f"{folder}: not a run directory (no such folder)")
-    runs = [Run.open(p.parent) for p in sorted(folder.glob(f"*/{MANIFEST}"))]
-    budgets = [s1_budget(r) for r in runs]
-    if not runs or None in budgets:
-        held = "; it holds runs, but not only those of one `sweep --forcing s1`: name the runs" if runs else ""
-        raise UserError(f"{folder}: not a run directory (no {MANIFEST}){held}")
-    first, problems = runs[0].record.generation, _problem_ids(runs[0])
-    for run, budget in zip(runs[1:], budgets[1:], strict=True):
-        other = s1_difference(first, run.record.generation)
-        if other is None and _problem_ids(run) != problems:
-            other = "problems"
-        if other is None and budget in budgets[: runs.index(run)]:
-            other = f"nothing: both are budget {budget:,}"
-        if other is not None:
-            raise UserError(f"{folder}: {runs[0].path.name} and {run.path.name} differ in {other}; they are not "
-                            "budgets of one s1 sweep")  # fmt: skip
-    return [run for _, run in sorted(zip(budgets, runs, strict=True), key=lambda pair: pair[0] or 0)]
+def _compared(summaries: list[RunSummary]) -> Comparison:
+    """The comparison of these entries: each labelled, and what makes them not like for like said."""
+    names = [s.run_name or s.run.name for s in summaries]
+    labels = [run_label(s.run.record, name, s.policy) for s, name in zip(summaries, names, strict=True)]
+    paths = [str(s.path or s.run.path) for s in summaries]
+    ties = paths if len(set(paths)) > len(set(names)) else names  # two folders of one name: their paths differ
+    unique = unique_labels(labels, ties)
+    summaries = [replace(s, label=label) for s, label in zip(summaries, unique, strict=True)]
+    facts = tuple(_facts(s) for s in summaries)
+    return Comparison(tuple(summaries), facts, tuple(setting_differences(facts)))
 
 
-def s1_difference(one: GenerationRecord | None, other: GenerationRecord | None) -> str | None:
-    """The first setting (fixed settings, sampling but its budget, n, shard) in which two s1 runs' generations differ,
-    or None: runs that differ in none are budgets of one curve."""
-    if one is None or other is None:
-        return "generation"
-    for key in FIXED_SETTINGS:
-        if key == "sampling":
-            mine, theirs = (replace(g.sampling, max_tokens=None) for g in (one, other))
-            if mine != theirs:
-                changed = [k for k in ("temperature", "top_p", "logprobs") if getattr(mine, k) != getattr(theirs, k)]
-                return f"sampling ({', '.join(changed)})"
-        elif one.differences(other, (key,)):
-            return key
-    if one.n != other.n:
-        return "n"
-    return "shard" if one.shard != other.shard else None
+def _facts(summary: RunSummary) -> RunFacts:
+    try:
+        problems = frozenset(summary.run.table("problems", ["problem_id"])["problem_id"].to_pylist())
+    except UserError:  # a run without its problems table: every other reader says so
+        problems = frozenset()
+    failures = frozenset(m for m in FAILURE_RATES if _has_nonzero(summary.table, m))
+    return RunFacts(summary.label, summary.generation, problems, summary.n_per_problem, summary.metric_ks(), failures,
+                    str((summary.path or summary.run.path).resolve()))  # fmt: skip
 
 
-def _problem_ids(run: Run) -> list[str]:
-    return sorted(p.problem_id for p in run.problem_records())
+def _has_nonzero(table: pa.Table, metric: str) -> bool:
+    if not table.num_rows:
+        return False
+    values = table.filter(pc.equal(table["metric"], metric))["value"].to_pylist()
+    return any(v is not None and not math.isnan(v) and v > 0 for v in values)
 
 
 def _stitched(runs: list[Run], name: str) -> RunSummary:
@@ -204,197 +335,14 @@ def _stitched(runs: list[Run], name: str) -> RunSummary:
         table = run.table("summary")
         tables.append(table.filter(pc.equal(table["budget"], s1_budget(run))))
     summary = summarize_run(runs[0], name, pa.concat_tables(tables, promote_options="default"))
+    summary = replace(summary, run_name=name, members=tuple(runs))
     stale = [w for run in runs if (w := stale_warning(run, run.name, run.table("summary"), samples_held(run)))]
     for warning in stale:
         warnings.warn(warning, StaleSummaryWarning, stacklevel=3)
     return replace(summary, warnings=tuple(stale))
 
 
-def samples_held(run: Run) -> int | None:
-    """How many samples the run holds now (failed requests are not samples); None when it keeps no rollouts (a
-    summary kept without them) or they cannot be read (then every other reader says why)."""
-    if not run.has("rollouts"):
-        return None
-    try:
-        return len(successful_keys(run.path))
-    except UserError:
-        return None
-
-
-def scored_samples(run: Run, policy: str, table: pa.Table | None = None) -> int | None:
-    """How many samples `policy`'s summary was computed from, as run.json's scoring section records it (summaries
-    older than that record: the most samples counted at any budget of `table`); None when nothing says."""
-    scoring = run.record.scoring
-    graded = scoring.policy_record(policy).samples_graded if scoring is not None else None
-    if graded is None and table is not None and table.num_rows and "n_samples" in table.column_names:
-        graded = max((n for n in table["n_samples"].to_pylist() if n is not None), default=None)
-    return graded if isinstance(graded, int) and not isinstance(graded, bool) else None
-
-
-def stale_warning(run: Run, name: str, table: pa.Table, held: int | None) -> str | None:
-    """`NAME: N samples were added after it was scored; rescore with e3eval score RUN ...`, or None when the summary
-    rests on the samples the run holds (`held`, from `samples_held`) or nothing says what it rests on."""
-    if held is None or not table.num_rows:
-        return None
-    policy = str(table["policy"][0].as_py())
-    scored = scored_samples(run, policy, table)
-    if scored is None or scored == held:
-        return None
-    budgets = ",".join(str(b) for b in sorted(set(table["budget"].to_pylist())))
-    command = f"e3eval score {shlex.quote(str(run.path))} --budgets {budgets}"
-    if policy != "prefix":
-        command += f" --policy {policy}"
-    scoring = run.record.scoring
-    forced = scoring.policy_record(policy).forced if scoring is not None else None
-    if forced is not None and forced.model:  # the flags that set the forced answers: others would be other answers
-        command += f" --model {shlex.quote(forced.model_path or forced.model)}"
-        flags = {"--backend": forced.backend, "--answer-tokens": forced.answer_tokens, "--answer-cue": forced.cue,
-                 "--think-end": forced.think_end, "--base-url": forced.base_url}  # fmt: skip
-        for flag, value in flags.items():
-            if value is not None:
-                command += f" {flag} {shlex.quote(str(value))}"
-    if held > scored:
-        what = f"{held - scored} samples were added after it was scored ({scored} scored, {held} now)"
-    else:
-        what = f"it was scored on {scored} samples and holds {held} now"
-    return f"{name}: {what}; rescore with {command}"
-
-
 def comparison_of(run_dir: Path, summary: pa.Table) -> Comparison:
     """One run's comparison from a summary already in memory (just scored), without reading it back."""
-    run = summarize_run(Run.open(run_dir), table=summary)
-    return Comparison((run,), summary)
-
-
-# Shown only when some run has a non-zero value: both count as incorrect, so they must be seen beside the numbers.
-_FAILURE_RATES = ("frac_timeout", "frac_ungraded")
-
-
-def _columns_for(comparison: Comparison) -> list[tuple[str, int | None]]:
-    """The metrics shown: pass@1, the largest pass@k, the largest maj@k (of the first run), tokens, finished,
-    answered, and the grader timeout / error rates when any run has one."""
-    table = comparison.runs[0].table
-    columns: list[tuple[str, int | None]] = [("pass@k", 1)]
-    for metric in ("pass@k", "maj@k"):
-        ks = [k for m, k in zip(table["metric"].to_pylist(), table["k"].to_pylist(), strict=True) if m == metric]
-        if ks and max(ks) > 1:
-            columns.append((metric, max(ks)))
-    columns += [("mean_tokens", None), ("frac_finished", None), ("frac_answered", None)]
-    for metric in _FAILURE_RATES:
-        if any(_has_nonzero(run.table, metric) for run in comparison.runs):
-            columns.append((metric, None))
-    return columns
-
-
-def _has_nonzero(table: pa.Table, metric: str) -> bool:
-    if not table.num_rows:
-        return False
-    values = table.filter(pc.equal(table["metric"], metric))["value"].to_pylist()
-    return any(v is not None and not math.isnan(v) and v > 0 for v in values)
-
-
-def format_cell(metric: str, value: float, low: float, high: float) -> str:
-    """Value on the first line, its CI dimmed on the second (tables stay readable in 80 columns)."""
-    if math.isnan(value):
-        return "-"
-    scale, fmt = (100.0, "{:.1f}") if metric in PERCENT_METRICS else (1.0, "{:,.0f}")
-    text = fmt.format(scale * value)
-    if not math.isnan(low):
-        text += f"\n[dim]{fmt.format(scale * low)}–{fmt.format(scale * high)}[/]"
-    return text
-
-
-def label(metric: str, k: int | None) -> str:
-    if metric in ("pass@k", "maj@k"):
-        return metric.replace("k", str(k))
-    names = {"mean_tokens": "tokens", "frac_finished": "finished %", "frac_answered": "answered %",
-             "frac_timeout": "timeout %", "frac_ungraded": "grader error %"}  # fmt: skip
-    return names.get(metric, metric)
-
-
-def report_table(comparison: Comparison) -> Table:
-    """Budgets down, metric x run across, each value with its CI (a rich Table, not printed)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    columns = _columns_for(comparison)
-    policies = escape(", ".join(comparison.policies))
-    table = Table(title=f"e3eval report (policy: {policies}; % with 95% bootstrap CI)")
-    table.add_column("budget", justify="right", style="bold")
-    several = len(comparison.runs) > 1
-    for metric, k in columns:
-        for run in comparison.runs:
-            table.add_column(f"{label(metric, k)}\n{escape(run.name)}" if several else label(metric, k),
-                             justify="right")  # fmt: skip
-    index = [
-        {
-            (r["budget"], r["metric"], r["k"]): r
-            for r in s.table.select(["budget", "metric", "k", "value", "ci_low", "ci_high"]).to_pylist()
-        }
-        for s in comparison.runs
-    ]
-    for budget in comparison.budgets:
-        cells = [format_budget(budget)]
-        for metric, k in columns:
-            for rows in index:
-                row = rows.get((budget, metric, k))
-                cells.append(format_cell(metric, row["value"], row["ci_low"], row["ci_high"]) if row else "-")
-        table.add_row(*cells)
-    return table
-
-
-def notes(comparison: Comparison) -> list[str]:
-    """One line per run (rich markup, user data escaped): n, the samples the numbers leave out, the run's flags."""
-    from rich.markup import escape
-
-    lines = []
-    for run in comparison.runs:
-        if not run.table.num_rows:
-            continue
-        line = f"{escape(run.name)}: n = {run.n_problems} problems, {run.n_samples} samples per budget"
-        if run.n_failed or run.n_missing:
-            line += f" [bold red](+{run.n_failed} failed, {run.n_missing} missing: not in these numbers)[/]"
-        if run.flags:
-            line += f"  [yellow]warning: {escape('; '.join(run.flags))}[/]"
-        lines.append(line)
-    return lines
-
-
-def check_csv_target(path: Path, force: bool = False) -> None:
-    """Refuse a CSV path before any work: a directory, a file under a file, a file in a run directory (its files
-    belong to the stages that write them), or an existing file that e3eval did not write or that was changed since
-    (unless `force`; see `outputs.py`)."""
-    from e3eval.outputs import check_replaceable
-
-    path = Path(path)
-    if path.is_dir():
-        example = path.with_name(f"{path.name}-report.csv") if (path / MANIFEST).is_file() else path / "report.csv"
-        raise UserError(f"--out {path}: a directory; give a file name such as {example}")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"--out {path}: {parent} is a file, not a folder")
-            break
-    check_replaceable(path, force)
-
-
-def labelled(comparison: Comparison) -> pa.Table:
-    """The combined summaries with a first `run` column naming each row's run as the report does."""
-    names = [r.name for r in comparison.runs for _ in range(r.table.num_rows)]
-    return comparison.combined.add_column(0, "run", pa.array(names, pa.string()))
-
-
-def write_combined_csv(path: Path, comparison: Comparison, force: bool = False) -> None:
-    """Write the combined summary (`labelled`) to `path` atomically, creating its folder; an existing file only when
-    e3eval wrote it and nobody changed it since, or with `force` (`check_csv_target`)."""
-    import pyarrow.csv as pacsv
-
-    from e3eval.outputs import write_output
-
-    path = Path(path)
-    check_csv_target(path, force)
-    table = labelled(comparison)
-    try:
-        write_output(path, lambda temp: pacsv.write_csv(table, temp), force)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    run = Run.open(run_dir)
+    return _compared([replace(summarize_run(run, table=summary), path=Path(run_dir))])

@@ -33,7 +33,7 @@ def test_budgets_command():
         (("budgets", "4m"), "is not a token count"),
         (("score", "nowhere", "--budgets", "4k"), "not a run directory"),
         (("report", "nowhere"), "not a run directory"),
-        (("score", "nowhere"), "Missing option '--budgets'"),
+        (("probe", "nowhere"), "not a run directory"),  # --model may be left out: run.json names the model
     ],
 )
 def test_user_errors_exit_2_without_traceback(args, text):
@@ -77,7 +77,7 @@ def test_full_flow(tmp_path, tiny_model_dir):
         assert "imported 64 rollouts of 16 problems" in proc.stdout
     proc = run("score", str(tmp_path / "a"), "--budgets", "100..400", "--workers", "1", "--bootstrap", "100")
     assert proc.returncode == 0, proc.stderr
-    assert "pass@1" in proc.stdout and "n = 16 problems, 64 samples per budget" in proc.stdout
+    assert "pass@1" in proc.stdout and "n = 16 problems × 4 samples" in proc.stdout
     proc = run("score", str(tmp_path / "b"), "--budgets", "100..400", "--policy", "strict", "--workers", "1")
     assert proc.returncode == 0, proc.stderr
     proc = run("report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "both.csv"))
@@ -87,7 +87,8 @@ def test_full_flow(tmp_path, tiny_model_dir):
     assert proc.returncode == 0 and "wrote" not in proc.stdout, "report writes a file only with --out"
     assert not (tmp_path / "summary.csv").exists()
     rows = list(csv.DictReader((tmp_path / "both.csv").open()))
-    assert {r["run"] for r in rows} == {"a", "b"}, "runs are labelled by name; run_id is a uuid"
+    assert {r["name"] for r in rows} == {"a", "b"}, "runs are named by name; run_id is a uuid"
+    assert {r["run"] for r in rows} == {"a · prefix", "b · strict"}, "an import names no model: its name stands in"
     assert {r["budget"] for r in rows} == {"100", "200", "400"}
 
 
@@ -135,7 +136,7 @@ def test_sweep_generates_scores_and_plots(tmp_path, tiny_model_dir):
     )
     assert proc.returncode == 0, proc.stderr
     assert "backend: hf (asked for)" in proc.stdout
-    assert "n = 3 problems, 6 samples per budget" in proc.stdout
+    assert "n = 3 problems × 2 samples" in proc.stdout
     assert (out / "figures" / "sweep.png").stat().st_size > 10_000
     assert (out / "figures" / "sweep.pdf").is_file()
     assert (out / "summary.csv").is_file()
@@ -159,5 +160,5 @@ def test_datasets_command(shared_data):
 def test_demo_is_the_readme_main_job(tmp_path):
     proc = run("demo", "--out", str(tmp_path / "demo"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "n = 16 problems, 64 samples per budget" in proc.stdout
+    assert "n = 16 problems × 4 samples" in proc.stdout
     assert (tmp_path / "demo" / "sweep" / "figures" / "sweep.png").is_file()

@@ -147,7 +147,9 @@ def test_forced_answers_are_generated_once_stored_and_shown_beside_prefix(run_di
     assert names == ["run (prefix)", "run (forced)"]
     shown = run_cli("e3eval", "report", str(run_dir))
     assert shown.returncode == 0, shown.stderr
-    assert "run (prefix)" in shown.stdout and "run (forced)" in shown.stdout
+    labels = compare([run_dir]).labels
+    assert [" · prefix" in labels[0], " · forced" in labels[1]] == [True, True], labels
+    assert all(f"{label}: n = " in shown.stdout for label in labels), shown.stdout
     assert "policy: forced, prefix" in shown.stdout
 
 

@@ -354,7 +354,7 @@ def test_cli_generate_score_and_sweep_with_s1(stopping_dir, tmp_path):
     assert (out / "figures" / "sweep.png").is_file()
     report = conftest.run_cli(E3EVAL, "report", str(out))
     assert report.returncode == 0, report.stderr
-    assert "policy: s1" in report.stdout and f"{out.name}: n = 2 problems" in report.stdout
+    assert "policy: s1" in report.stdout and ": n = 2 problems × 2 samples" in report.stdout
     assert conftest.run_cli(E3EVAL, "sweep", *common, "--budgets", "8", "--out", str(run)).returncode == 2
     other = conftest.run_cli(E3EVAL, "sweep", *common, "--budgets", "32", "--temperature", "0.3", "--out", str(out))
     assert other.returncode == 2 and "made with --temperature 0.6; this one asks for 0.3" in other.stderr

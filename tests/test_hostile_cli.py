@@ -150,7 +150,7 @@ def test_run_names_paths_and_answers_with_markup_are_shown_as_text(tmp_path, tin
     assert scored.returncode == 0 and "Traceback" not in scored.stderr, scored.stderr
     # The status counts were swallowed as a markup tag before; timeouts and errors are among them.
     assert "rows [ok 2, no_answer 2, timeout 0, error 0] with" in scored.stdout, scored.stdout
-    assert "x]: n = 2 problems" in scored.stdout
+    assert "x] · prefix: n = 2 problems" in scored.stdout
     assert {r["answer"] for r in pq.read_table(run / "grades.parquet").to_pylist()} == {"[/x]", "1", None}
 
     report = run_cli("e3eval", "report", str(run))
@@ -175,25 +175,28 @@ def test_report_of_runs_scored_at_different_budgets_shows_dashes(tmp_path, tiny_
 def test_grader_timeouts_and_errors_get_columns_when_any_run_has_them(tmp_path, tiny_model_dir):
     from rich.console import Console
 
-    from e3eval.report import comparison_of, report_table
+    from e3eval.report import comparison_of
+    from e3eval.report_formats import build_report
+    from e3eval.report_layout import report_renderables
 
     run = _scored(tmp_path, tiny_model_dir, budgets=(4, 8))
     summary = pq.read_table(run / "summary.parquet")
 
     def rendered(table: pa.Table) -> str:
         console = Console(width=250, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-        console.print(report_table(comparison_of(run, table)))
+        for item in report_renderables(build_report(comparison_of(run, table)), 250):
+            console.print(item)
         return console.export_text()
 
     clean = rendered(summary)
-    assert "timeout %" not in clean and "grader error %" not in clean
+    assert "frac_timeout" not in clean and "frac_ungraded" not in clean
     # A real grader timeout needs a stuck math-verify call; the summary rows are what the table reads.
     rows = summary.to_pylist()
     for row in rows:
         if row["metric"] == "frac_timeout" and row["budget"] == 8:
             row["value"] = 1 / 3
     with_timeouts = rendered(pa.Table.from_pylist(rows, schema=summary.schema))
-    assert "timeout %" in with_timeouts and "33.3" in with_timeouts and "grader error %" not in with_timeouts
+    assert "frac_timeout" in with_timeouts and "33.3" in with_timeouts and "frac_ungraded" not in with_timeouts
 
 
 def test_a_run_made_before_dtype_was_recorded_still_grows(tmp_path, tiny_model_dir):

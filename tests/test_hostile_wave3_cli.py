@@ -102,10 +102,10 @@ def test_report_writes_nothing_without_out_and_never_replaces_a_users_file(stopp
     assert mine.read_text() == "my,own\n1,2\n"
     forced = run_cli("e3eval", "report", str(a), str(b), "--out", str(mine), "--force")
     assert forced.returncode == 0 and f"wrote {mine}" in forced.stdout.replace("\n", ""), forced.stderr
-    assert mine.read_text().startswith('"run","run_id"')
+    assert mine.read_text().startswith("run,name,model,dataset,policy,forcing,budget,metric,k,value")
     again = run_cli("e3eval", "report", str(a), "--out", str(mine))  # e3eval's own file: replaced without --force
     assert again.returncode == 0, again.stderr
-    assert {line.split(",")[0] for line in mine.read_text().splitlines()[1:]} == {'"a"'}
+    assert {line.split(",")[1] for line in mine.read_text().splitlines()[1:]} == {"a"}
 
     inside = run_cli("e3eval", "report", str(a), "--out", str(a / "summary.csv"))
     assert inside.returncode == 2 and "which is a run directory" in inside.stderr

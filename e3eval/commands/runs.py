@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
+from e3eval.commands import panels
 from e3eval.commands.engine import ENGINE_HELP, engine_settings
 from e3eval.commands.output import console, err_console, fail, progress, say, show_comparison, warn, warnings_shown
 from e3eval.errors import UserError
@@ -27,32 +29,73 @@ if TYPE_CHECKING:
 
 def import_cmd(
     source: Annotated[Path, typer.Argument(help="Rollouts file: generic JSONL, a verl dump, or e3 rollouts JSON.")],
-    out: Annotated[Path, typer.Option("--out", help="Run directory to create.")],
-    tokenizer: Annotated[str, typer.Option(help="Tokenizer path (or hub name when online) for token ids.")],
-    format: Annotated[str, typer.Option(help="auto | jsonl | verl | e3")] = "auto",
-    id_field: Annotated[str, typer.Option(help="JSONL: problem id field.")] = "id",
-    response_field: Annotated[str, typer.Option(help="JSONL: response text field.")] = "response",
-    answer_field: Annotated[str, typer.Option(help="JSONL: gold answer field (unless --dataset).")] = "answer",
-    problem_field: Annotated[str, typer.Option(help="JSONL: problem text field (optional).")] = "problem",
-    token_ids_field: Annotated[str | None, typer.Option(help="JSONL: response token ids field.")] = None,
-    sample_field: Annotated[str | None, typer.Option(help="JSONL: sample index field.")] = None,
-    finish_reason_field: Annotated[str | None, typer.Option(help="JSONL: stop | length | error field.")] = None,
-    error_field: Annotated[
-        str | None, typer.Option(help="JSONL: field whose value, when set, marks a failed request (not a sample).")
-    ] = "error",
-    dataset: Annotated[Path | None, typer.Option(help="JSONL/Parquet with id, problem, answer: gold answers.")] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Generation limit: responses this long are marked finish_reason=length.")
+    out: Annotated[Path, typer.Option("--out", help="Run directory to create.", rich_help_panel=panels.OUTPUT)],
+    tokenizer: Annotated[
+        str, typer.Option(help="Tokenizer path (or hub name when online) for token ids.", rich_help_panel=panels.MODEL)
+    ],
+    format: Annotated[str, typer.Option(help="auto | jsonl | verl | e3", rich_help_panel=panels.DATA)] = "auto",
+    id_field: Annotated[str, typer.Option(help="JSONL: problem id field.", rich_help_panel=panels.DATA)] = "id",
+    response_field: Annotated[
+        str, typer.Option(help="JSONL: response text field.", rich_help_panel=panels.DATA)
+    ] = "response",
+    answer_field: Annotated[
+        str, typer.Option(help="JSONL: gold answer field (unless --dataset).", rich_help_panel=panels.DATA)
+    ] = "answer",
+    problem_field: Annotated[
+        str, typer.Option(help="JSONL: problem text field (optional).", rich_help_panel=panels.DATA)
+    ] = "problem",
+    token_ids_field: Annotated[
+        str | None, typer.Option(help="JSONL: response token ids field.", rich_help_panel=panels.DATA)
     ] = None,
-    skip_bad_lines: Annotated[bool, typer.Option(help="Skip and count malformed lines instead of stopping.")] = False,
+    sample_field: Annotated[
+        str | None, typer.Option(help="JSONL: sample index field.", rich_help_panel=panels.DATA)
+    ] = None,
+    finish_reason_field: Annotated[
+        str | None, typer.Option(help="JSONL: stop | length | error field.", rich_help_panel=panels.DATA)
+    ] = None,
+    error_field: Annotated[
+        str | None,
+        typer.Option(
+            help="JSONL: field whose value, when set, marks a failed request (not a sample).",
+            rich_help_panel=panels.DATA,
+        ),
+    ] = "error",
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="JSONL/Parquet with id, problem, answer: gold answers.", rich_help_panel=panels.DATA),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Generation limit: responses this long are marked finish_reason=length.",
+            rich_help_panel=panels.BUDGETS,
+        ),
+    ] = None,
+    skip_bad_lines: Annotated[
+        bool, typer.Option(help="Skip and count malformed lines instead of stopping.", rich_help_panel=panels.DATA)
+    ] = False,
     name: Annotated[
-        str | None, typer.Option(help="The run's label in reports (default: the directory name); its id is a uuid.")
+        str | None,
+        typer.Option(
+            help="The run's label in reports (default: the directory name); its id is a uuid.",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Replace an existing run holding only e3eval's files (never anything else).")
+        bool,
+        typer.Option(
+            help="Replace an existing run holding only e3eval's files (never anything else).",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = False,
 ) -> None:
-    """Build a run directory from another tool's rollouts."""
+    """Build a run directory from another tool's rollouts (generic JSONL, a verl dump, e3 rollouts JSON).
+
+    \b
+    Examples:
+      e3eval import rollouts.jsonl --out results/mine --tokenizer Qwen/Qwen3-1.7B
+      e3eval import dump.jsonl --out results/verl --tokenizer ./model --format verl
+    """
     from e3eval.ingest import ImportConfig, import_run
 
     config = ImportConfig(
@@ -78,8 +121,9 @@ def score(
     budgets: Annotated[
         str | None,
         typer.Option(
-            help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192. Required, except for a run generated "
-            "with --forcing s1 (its one budget)."
+            help="Token budgets: 4k..40k (doubling), 4k..40k:4k, or 4096,8192. Default: the budgets of the run's "
+            "last scoring (a run generated with --forcing s1: its one budget); a run never scored needs them.",
+            rich_help_panel=panels.BUDGETS,
         ),
     ] = None,
     policy: Annotated[
@@ -87,70 +131,118 @@ def score(
         typer.Option(
             help="prefix (paper protocol) | strict | length (e3 scripts' rule) | forced (force an answer out of each "
             "unfinished prefix with --model) | s1 (a run generated with --forcing s1, at its budget). Default: s1 "
-            "for such a run, else prefix."
+            "for such a run, else prefix.",
+            rich_help_panel=panels.SCORING,
         ),
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Grader processes (default: cores - 1, at most 4).")] = None,
-    timeout: Annotated[float, typer.Option(help="Hard deadline in seconds per distinct answer.")] = 10.0,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for CIs (0 disables).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed for bootstrap and maj@k subset sampling.")] = 0,
-    tokenizer: Annotated[str | None, typer.Option(help="Override the tokenizer named in run.json.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Grader processes (default: cores - 1, at most 4).", rich_help_panel=panels.SCORING),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option(help="Hard deadline in seconds per distinct answer.", rich_help_panel=panels.SCORING)
+    ] = 10.0,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for CIs (0 disables).", rich_help_panel=panels.SCORING)
+    ] = 1000,
+    seed: Annotated[
+        int, typer.Option(help="Seed for bootstrap and maj@k subset sampling.", rich_help_panel=panels.SCORING)
+    ] = 0,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Override the tokenizer named in run.json.", rich_help_panel=panels.MODEL)
+    ] = None,
     model: Annotated[
-        str | None, typer.Option(help="forced: the model that writes the forced answers (served name for openai).")
+        str | None,
+        typer.Option(
+            help="forced: the model that writes the forced answers (served name for openai).",
+            rich_help_panel=panels.MODEL,
+        ),
     ] = None,
     backend: Annotated[
-        str | None, typer.Option(help="forced: sglang | vllm | hf | openai (default: as for generate).")
+        str | None,
+        typer.Option(
+            help="forced: sglang | vllm | hf | openai (default: as for generate).", rich_help_panel=panels.MODEL
+        ),
     ] = None,
     answer_cue: Annotated[
         str | None,
         typer.Option(
             help="forced: text appended after the end of thinking (default: a blank line, then Final Answer: "
-            "\\boxed{); s1: s1's cue, a newline then Final Answer:, with unboxed answers read after it."
+            "\\boxed{); s1: s1's cue, a newline then Final Answer:, with unboxed answers read after it.",
+            rich_help_panel=panels.FORCING,
         ),
     ] = None,
     answer_tokens: Annotated[
-        int | None, typer.Option(help="forced: most tokens of each greedy forced answer (default: 64).")
+        int | None,
+        typer.Option(
+            help="forced: most tokens of each greedy forced answer (default: 64).", rich_help_panel=panels.FORCING
+        ),
     ] = None,
     think_end: Annotated[
-        str | None, typer.Option(help="forced: end-of-thinking delimiter (default: </think>, else none).")
+        str | None,
+        typer.Option(
+            help="forced: end-of-thinking delimiter (default: </think>, else none).", rich_help_panel=panels.FORCING
+        ),
     ] = None,
-    dtype: Annotated[str | None, typer.Option(help="forced: model dtype: auto | bfloat16 | float16 | float32.")] = None,
-    batch: Annotated[int | None, typer.Option(help="forced: requests per engine call and per stored part.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="forced, openai: server URL.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="forced, openai: API key (default: $OPENAI_API_KEY).")] = None,
-    tp: Annotated[int | None, typer.Option("--tp", help="forced: " + ENGINE_HELP["tp"])] = None,
-    dp: Annotated[int | None, typer.Option("--dp", "--dp-size", help="forced: " + ENGINE_HELP["dp"])] = None,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="forced: model dtype: auto | bfloat16 | float16 | float32.", rich_help_panel=panels.MODEL),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(help="forced: requests per engine call and per stored part.", rich_help_panel=panels.MODEL),
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="forced, openai: server URL.", rich_help_panel=panels.MODEL)
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="forced, openai: API key (default: $OPENAI_API_KEY).", rich_help_panel=panels.MODEL),
+    ] = None,
+    tp: Annotated[
+        int | None, typer.Option("--tp", help="forced: " + ENGINE_HELP["tp"], rich_help_panel=panels.MODEL)
+    ] = None,
+    dp: Annotated[
+        int | None, typer.Option("--dp", "--dp-size", help="forced: " + ENGINE_HELP["dp"], rich_help_panel=panels.MODEL)
+    ] = None,
     gpu_memory_utilization: Annotated[
-        float | None, typer.Option(help="forced: " + ENGINE_HELP["gpu_memory_utilization"])
+        float | None,
+        typer.Option(help="forced: " + ENGINE_HELP["gpu_memory_utilization"], rich_help_panel=panels.MODEL),
     ] = None,
     max_model_len: Annotated[
         str | None,
         typer.Option(
             metavar="TOKENS",
             help="forced: vllm / sglang: context the engine reserves (default: the longest forced request).",
+            rich_help_panel=panels.MODEL,
         ),
     ] = None,
     engine_arg: Annotated[
-        list[str] | None, typer.Option(metavar="KEY=VALUE", help="forced: " + ENGINE_HELP["engine_arg"])
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="forced: " + ENGINE_HELP["engine_arg"], rich_help_panel=panels.MODEL),
     ] = None,
-    verbose: Annotated[bool, typer.Option(help="forced: " + ENGINE_HELP["verbose"])] = False,
+    verbose: Annotated[
+        bool, typer.Option(help="forced: " + ENGINE_HELP["verbose"], rich_help_panel=panels.MODEL)
+    ] = False,
 ) -> None:
     """Grade every sample at every budget; write grades.parquet and summary.parquet/.csv.
 
-    With --policy forced, the forced answers' engine is the run's (backend, engine settings, and dtype for the run's
-    own model, as run.json records them) unless these flags say otherwise."""
+    Without --budgets: the budgets of the run's last scoring.
+    With --policy forced, the forced answers' engine is the run's (backend,
+    engine settings, dtype, as run.json records them) unless flags say otherwise.
+
+    \b
+    Examples:
+      e3eval score results/qwen --budgets 1k..32k
+      e3eval score results/qwen --policy forced --model Qwen/Qwen3-1.7B
+    """
     from e3eval.report import comparison_of
-    from e3eval.run import Run
-    from e3eval.score import default_policy, s1_budget, s1_folder_hint, score_run
+    from e3eval.score import default_policy, s1_folder_hint, score_run
 
     s1_folder_hint(run_dir)
-    if budgets is None:  # only a run generated with --forcing s1 has a budget of its own
-        budget = s1_budget(Run.open(run_dir)) if (run_dir / MANIFEST).is_file() else None
-        if budget is None:
-            raise UserError("Missing option '--budgets' (e.g. --budgets 4k..32k): only a run generated with "
-                            "--forcing s1 has a budget of its own")  # fmt: skip
-        budgets = str(budget)
     policy = policy or default_policy(run_dir)
+    if budgets is None:
+        budgets = known_budgets(run_dir, policy)
     engine = engine_settings(tp, dp, gpu_memory_utilization, max_model_len, engine_arg)
     forced = forced_flags(policy, model, backend, answer_cue, answer_tokens, think_end, dtype, batch, base_url, api_key,
                           engine, verbose)  # fmt: skip
@@ -175,6 +267,35 @@ def score(
         # As for generate: numbers were written, but some of what was asked for failed; a script must notice.
         fail(f"{result.forced.failed} forced answer request(s) failed: left out of their budgets' numbers (counted "
              "beside n); rescore to retry them")  # fmt: skip
+
+
+def known_budgets(run_dir: Path, policy: str) -> str:
+    """The budgets `score` takes when none are given, said on stdout: an s1 run's own budget, else those of the
+    run's last scoring under `policy` (or its last scoring at all); a run never scored is a UserError suggesting
+    some up to its generation limit."""
+    from e3eval.budgets import format_budget
+    from e3eval.run import Run
+    from e3eval.score import s1_budget
+
+    if not (run_dir / MANIFEST).is_file():
+        raise UserError(f"{run_dir}: not a run directory (no {MANIFEST})")
+    run = Run.open(run_dir)
+    budget = s1_budget(run)
+    if budget is not None:
+        return str(budget)
+    scoring = run.record.scoring
+    known = (scoring.policy_record(policy).budgets or scoring.budgets) if scoring is not None else ()
+    if known:
+        spec = ",".join(str(b) for b in known)
+        say(f"budgets {', '.join(format_budget(b) for b in known)}: those of the run's last scoring (give --budgets "
+            "to change them)")  # fmt: skip
+        return spec
+    generation = run.record.generation
+    limit = generation.sampling.max_tokens if generation is not None else None
+    example = f"{format_budget(max(1, limit // 8))}..{format_budget(limit)}" if limit else "1k..32k"
+    where = f" (its generation's limit is {limit:,} tokens)" if limit else ""
+    raise UserError(f"Missing option '--budgets': {run_dir} was never scored, so it has no budgets of its own; give "
+                    f"e.g. --budgets {example}{where}")  # fmt: skip
 
 
 def forced_flags(
@@ -244,36 +365,117 @@ def scoring_config(
 
 
 def report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="One or more scored run directories.")],
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scored run directories (or the folder of a `sweep --forcing s1`).", show_default=False),
+    ] = None,
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table (fitted to the terminal) | markdown (a GFM table) | latex (a tabular) | csv | json.",
+            rich_help_panel=panels.OUTPUT,
+        ),
+    ] = "table",
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="Metrics to show, named as printed: pass@1,pass@8,maj@4,mean_tokens,frac_finished,... (default: "
+            "pass@1, the largest pass@k and maj@k every run has, tokens, finished, answered; csv and json: all).",
+            rich_help_panel=panels.SCORING,
+        ),
+    ] = None,
+    train_budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TOKENS",
+            help="The training budget (default: the one run.json records): the extrapolation gain pass@1(B) - "
+            "pass@1(TOKENS) at every scored B above it, with a paired bootstrap CI. Must be a scored budget.",
+            rich_help_panel=panels.BUDGETS,
+        ),
+    ] = None,
+    diff: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(
+            metavar="A B",
+            help="Paired differences A - B at each budget both scored, problems resampled jointly (runs are added "
+            "to those compared).",
+            rich_help_panel=panels.SCORING,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Also write the combined summary to this CSV (one row per run, policy, budget, metric, k; the run's "
-            "name in a first `run` column). Without it nothing is written: `e3eval score` writes each RUN/summary.csv."
+            help="Write the report to this file instead of stdout (for --format table: the summary rows as CSV, "
+            "beside the table). Nothing is written without it: `e3eval score` writes each RUN/summary.csv.",
+            rich_help_panel=panels.OUTPUT,
         ),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Replace an --out file that e3eval did not write (one without a summary header).")
+        bool,
+        typer.Option(
+            help="Replace an --out file that e3eval did not write (or that was changed since).",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = False,
 ) -> None:
-    """Print budgets x metrics with CIs for one or more runs, side by side; write the combined CSV with --out."""
-    from e3eval.report import StaleSummaryWarning, check_csv_target, compare, write_combined_csv
+    """Show scored runs side by side: budgets x metrics with 95% CIs, labelled by model, dataset, forcing, policy.
 
+    Warns where the runs differ (dataset, problems, n, sampling, forcing) or pass@k is cut to a common k.
+
+    \b
+    Examples:
+      e3eval report results/qwen results/qwen-wait2
+      e3eval report results/qwen --format latex --train-budget 4k
+      e3eval report results/* --format markdown --metrics pass@1,pass@8,mean_tokens
+      e3eval report --diff results/qwen-wait2 results/qwen --format json
+    """
+    from e3eval.budgets import parse_size
+    from e3eval.report import StaleSummaryWarning, compare
+    from e3eval.report_formats import FORMATS, build_report, check_out_target, render, to_csv, write_report
+
+    if format not in FORMATS:
+        raise UserError(f"--format {format}: choose one of {', '.join(FORMATS)}")
     if out is not None:
-        check_csv_target(out, force)  # before reading the runs: a refused --out wastes nothing
+        check_out_target(out, force)  # before reading the runs: a refused --out wastes nothing
+    paths = list(run_dirs or [])
+    for path in diff or ():
+        if not any(p.resolve() == path.resolve() for p in paths):
+            paths.append(path)
+    if not paths:
+        raise UserError("give at least one run directory, e.g. e3eval report results/run")
+    base = parse_size(train_budget, "--train-budget") if train_budget is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StaleSummaryWarning)  # shown below the table, where it is seen
-        comparison = compare(run_dirs)
-    show_comparison(comparison)
-    for warning in comparison.warnings:
-        warn(warning)
-    if out is not None:
-        write_combined_csv(out, comparison, force)
+        comparison = compare(paths)
+    built = build_report(comparison, metrics, base, diff)
+    if metrics is None and format in ("csv", "json"):  # files for programs hold every metric
+        built = replace(built, metrics=tuple(comparison.metrics))
+    if format == "table":
+        show_comparison(comparison, built)
+        if out is not None:  # the summary rows of every metric, unless --metrics names some
+            write_report(out, to_csv(replace(built, metrics=tuple(comparison.metrics)) if metrics is None else built),
+                         force)  # fmt: skip
+            say(f"wrote {out}")
+        return
+    text = render(built, format)
+    if out is None:
+        console.out(text, highlight=False, end="")
+    else:
+        write_report(out, text, force)
         say(f"wrote {out}")
+    for line in built.warnings():
+        warn(line)
 
 
 def budgets_cmd(spec: Annotated[str, typer.Argument(help="Budget spec, e.g. 4k..40k")]) -> None:
-    """Show how a budget spec expands."""
+    """Show how a budget spec expands.
+
+    \b
+    Examples:
+      e3eval budgets 4k..32k        (doubling: 4096 8192 16384 32768)
+      e3eval budgets 4k..16k:4k     (steps of 4k)
+    """
     from e3eval.budgets import parse_budgets
 
     say(" ".join(str(b) for b in parse_budgets(spec)))
@@ -283,17 +485,32 @@ def merge(
     runs: Annotated[list[Path], typer.Argument(help="Shard run directories with identical settings.")],
     out: Annotated[
         Path | None,
-        typer.Option(help="Run directory to create (it used to be the first argument: still taken, with a warning)."),
+        typer.Option(
+            help="Run directory to create (it used to be the first argument: still taken, with a warning).",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = None,
     force: Annotated[
-        bool, typer.Option(help="Replace an existing run holding only e3eval's files (never anything else).")
+        bool,
+        typer.Option(
+            help="Replace an existing run holding only e3eval's files (never anything else).",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = False,
     allow_missing: Annotated[
         bool,
-        typer.Option(help="Merge although shards of the --shard i/N split are missing (their problems are left out)."),
+        typer.Option(
+            help="Merge although shards of the --shard i/N split are missing (their problems are left out).",
+            rich_help_panel=panels.DATA,
+        ),
     ] = False,
 ) -> None:
-    """Join shard runs (`--shard i/N`) into one run (--out); every shard of the split must be there."""
+    """Join shard runs (`--shard i/N`) into one run (--out); every shard of the split must be there.
+
+    \b
+    Example:
+      e3eval merge results/qwen-1of2 results/qwen-2of2 --out results/qwen
+    """
     from e3eval.merge import merge_runs
 
     if out is None:  # the old order, `merge OUT RUN...`: the run directories come first in every command now
@@ -311,7 +528,12 @@ def merge(
 
 
 def datasets_cmd() -> None:
-    """List the named benchmarks with sizes and sources."""
+    """List the named benchmarks with sizes and sources.
+
+    \b
+    Example:
+      E3EVAL_DATA_DIR=/data/benchmarks e3eval datasets
+    """
     from rich.table import Table
 
     from e3eval.datasets import BENCHMARKS, data_dir, load_problems, mirror_path
