@@ -5,7 +5,8 @@ Streams traces (`traces.py`), counts steps with a preset (`steps.py`) on the who
 in input order: id, budget, correct, n_tokens, finished, n_steps, n_verify, n_attempts, n_chained, n_equations,
 repeats_e3, ngram_loop, empty. `summarize_steps` reduces the rows to mean / median counts per (budget, correct) with
 n in every cell, and the fraction of repeating responses among incorrect ones. Only counts are held in memory,
-never texts, so memory stays flat as the input grows.
+never texts, so memory stays flat as the input grows. Progress is reported in the input's own unit: bytes of a JSONL
+file read, traces of a run directory or an e3 file (`add_task(..., unit=, traces=)`, for the command's columns).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import pyarrow as pa
 
 from e3eval.analysis.repetition import e3_repeats, ngram_loop
 from e3eval.analysis.steps import PRESETS, Lexicon, count_steps, load_lexicon
-from e3eval.analysis.traces import Trace, TraceFields, read_traces, to_trace, trace_format
+from e3eval.analysis.traces import Trace, TraceFields, field_warnings, read_traces, to_trace, trace_format
 from e3eval.errors import UserError
 from e3eval.inputs import to_record
-from e3eval.jsonl import BadLines, fail_or_skip, parse_line, raw_lines
+from e3eval.jsonl import BadLines, OversizedLine, fail_or_skip, parse_line, raw_lines
 
 ROW_SCHEMA = pa.schema(
     [
@@ -56,12 +57,14 @@ class CountConfig:
     skip_bad_lines: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class CountResult:
     table: pa.Table
     traces: int
     skipped: BadLines
-    bytes_read: int
+    read: int  # how much of the input was read, in `unit`
+    unit: str  # "bytes" (JSONL files) or "traces" (run directories, e3 files)
+    warnings: tuple[str, ...] = ()  # about the counted field (`traces.field_warnings`)
 
 
 def count_asymmetries(config: CountConfig, progress: Any = None, jobs: int = 1) -> CountResult:
@@ -74,31 +77,35 @@ def count_asymmetries(config: CountConfig, progress: Any = None, jobs: int = 1) 
     tokenizer, decoder = _tokenizer(config)
     budgets = tuple(sorted(config.budgets)) if config.budgets else None
     columns: dict[str, list] = {name: [] for name in ROW_SCHEMA.names}
-    size = config.source.stat().st_size if config.source.is_file() else None
-    task = progress.add_task("count", total=size) if progress else None
-    traces = consumed = 0
     fmt = trace_format(config.source, config.fields) if config.source.is_file() else None
+    lines = fmt in ("jsonl", "verl")
+    unit, total = ("bytes", config.source.stat().st_size) if lines else ("traces", _trace_count(config.source))
+    task = progress.add_task(config.source.name, total=total, unit=unit, traces=0) if progress else None
+    traces = consumed = 0
     # Worker start-up costs about a second: small files are counted faster in this process. Workers split JSONL by
     # lines; an e3 file is one JSON array.
-    if jobs > 1 and tokenizer is None and fmt in ("jsonl", "verl") and (size or 0) > 4 * _CHUNK_BYTES:
-        chunks = _parallel_rows(config, fmt, jobs, bad)
+    if jobs > 1 and tokenizer is None and lines and (total or 0) > 4 * _CHUNK_BYTES:
+        chunks = _parallel_rows(config, fmt, jobs, bad)  # type: ignore[arg-type]
+    elif lines:
+        chunks = _line_rows(config, fmt, lexicon, tokenizer, decoder, budgets, bad)  # type: ignore[arg-type]
     else:
         chunks = _sequential_rows(config, lexicon, tokenizer, decoder, budgets, bad)
-    for per_trace, chunk_bytes in chunks:
+    for per_trace, amount in chunks:
         for rows in per_trace:
             for row in rows:
                 row["index"] = traces
                 for name in ROW_SCHEMA.names:
                     columns[name].append(row[name])
             traces += 1
-        consumed += chunk_bytes
+        consumed += amount
         if progress:
-            progress.update(task, completed=min(consumed, size or consumed))
+            progress.update(task, completed=min(consumed, total or consumed), traces=traces)
     if progress:
-        progress.update(task, completed=size or consumed, total=size or consumed)
+        progress.update(task, completed=total or consumed, total=total or consumed, traces=traces)
     if traces == 0:
         raise UserError(f"{config.source}: no traces to count")
-    return CountResult(pa.table(columns, schema=ROW_SCHEMA), traces, bad or BadLines(), consumed)
+    return CountResult(pa.table(columns, schema=ROW_SCHEMA), traces, bad or BadLines(), consumed, unit,
+                       field_warnings(config.source, config.fields))  # fmt: skip
 
 
 def trace_rows(
@@ -136,12 +143,37 @@ def trace_rows(
     return rows
 
 
+def _trace_count(source: Path) -> int | None:
+    """The traces a run directory holds (its samples), for the progress bar; None for an e3 file (known once read)."""
+    if not source.is_dir():
+        return None
+    from e3eval.run import Run
+
+    return Run.open(source).samples().samples
+
+
 def _sequential_rows(
     config: CountConfig, lexicon: Lexicon | None, tokenizer: Any, decoder: Any, budgets: tuple[int, ...] | None,
     bad: BadLines | None,
 ) -> Iterator[tuple[list[list[dict[str, Any]]], int]]:  # fmt: skip
+    """Run directories and e3 files: one trace at a time, progress in traces."""
     for trace in read_traces(config.source, config.fields, bad):
-        yield [trace_rows(trace, config.preset, lexicon, tokenizer, decoder, budgets)], len(trace.response) + 1
+        yield [trace_rows(trace, config.preset, lexicon, tokenizer, decoder, budgets)], 1
+
+
+def _line_rows(
+    config: CountConfig, fmt: str, lexicon: Lexicon | None, tokenizer: Any, decoder: Any,
+    budgets: tuple[int, ...] | None, bad: BadLines | None,
+) -> Iterator[tuple[list[list[dict[str, Any]]], int]]:  # fmt: skip
+    """JSONL and verl files in this process: one line at a time, progress in bytes read (the reader's rules, as
+    `inputs.read_inputs` applies them)."""
+    for number, raw in raw_lines(config.source):
+        where = f"{config.source}:{number}"
+        obj = parse_line(raw, where, bad)
+        record = None if obj is None else to_record(obj, number, where, fmt, config.fields, bad)
+        rows = [] if record is None else [trace_rows(to_trace(record), config.preset, lexicon, tokenizer, decoder,
+                                                     budgets)]  # fmt: skip
+        yield rows, raw.size if isinstance(raw, OversizedLine) else len(raw)
 
 
 _CHUNK_BYTES = 4 << 20

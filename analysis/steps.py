@@ -51,6 +51,34 @@ _MULT_CHECK = re.compile(r"^[ \t]*Check:", re.MULTILINE)
 
 
 @dataclass(frozen=True)
+class PresetCounters:
+    """What a preset's two counters count, in words for a table's legend. `shared` is set when the preset counts
+    one thing as both (the e3 rule's flagged lines): a table then shows that counter once, under this name."""
+
+    verify: str
+    attempts: str
+    shared: str | None = None
+
+
+COUNTERS = {
+    "math": PresetCounters(
+        verify="sentences with a verification phrase (lexicon: verify)",
+        attempts="sentences that start a new attempt or backtrack (lexicon: attempt)",
+    ),
+    "e3-math": PresetCounters(
+        verify="flagged", attempts="flagged",
+        shared="lines with 'wait' or 'approximation', or opening with 'But wait', 'Alternatively', 'Is there "
+        "another way', 'But let me double', 'But hold on'; the e3 rule counts each as a verification and an attempt",
+    ),
+    "countdown": PresetCounters(
+        verify="thinking lines that compare a result with the target",
+        attempts="paragraphs of the thinking (each an attempt)",
+    ),
+    "mult": PresetCounters(verify="'Check:' lines", attempts="lines with a partial product or sum"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """The `math` preset's phrases, compiled: kinds "verify" and "attempt"; `source` names where they came from."""
 

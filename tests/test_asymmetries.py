@@ -2,6 +2,7 @@
 tokenizer, bad input, parallel workers, and the command line."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,89 @@ def test_cli_count_asymmetries(tmp_path):
     bad = subprocess.run([E3EVAL, "count-asymmetries", str(src), "--preset", "chess"], capture_output=True,
                          text=True)  # fmt: skip
     assert bad.returncode == 2 and "unknown preset" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _cli(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
+    return subprocess.run([E3EVAL, "count-asymmetries", *args], capture_output=True, text=True,
+                          env={"COLUMNS": str(columns), "PATH": str(Path(sys.executable).parent)})  # fmt: skip
+
+
+def _header(stdout: str) -> list[str]:
+    return next(line for line in stdout.splitlines() if line.lstrip().startswith("budget ")).split()
+
+
+def test_cli_legend_explains_columns_unknown_and_dashes(tmp_path):
+    src = write_jsonl(tmp_path / "t.jsonl", _records())
+    proc = _cli(str(src))
+    assert proc.returncode == 0, proc.stderr
+    assert _header(proc.stdout) == ["budget", "group", "n", "verify", "attempts", "chained", "repeat", "%", "tokens"]
+    legend = " ".join(proc.stdout.split())  # the legend wraps at 80 columns
+    assert "unknown = the traces carry no correctness field: give --correct-field NAME" in legend
+    assert "- for unknown: the share is taken over incorrect traces" in legend
+    assert "- = no token ids: give --token-ids-field or --tokenizer" in legend
+    assert "verify per trace, mean / median: sentences with a verification phrase" in legend
+    assert re.search(r"\d+/\d+ B, 4 traces", proc.stderr), "the progress bar says its unit"
+    graded = _cli(str(src), "--correct-field", "ok", "--id-field", "qid")
+    legend = " ".join(graded.stdout.split())
+    assert "correct / incorrect: from --correct-field" in legend and "unknown =" not in legend
+    assert "- for correct: the share is taken over incorrect traces" in legend
+
+
+def test_cli_e3_rule_shows_its_one_counter_once(tmp_path):
+    src = write_jsonl(tmp_path / "t.jsonl", _records())
+    proc = _cli(str(src), "--preset", "e3-math", "--correct-field", "ok")
+    assert proc.returncode == 0, proc.stderr
+    assert _header(proc.stdout) == ["budget", "group", "n", "flagged", "chained", "repeat", "%", "tokens"]
+    legend = " ".join(proc.stdout.split())
+    assert "flagged per trace, mean / median: lines with 'wait' or 'approximation'" in legend
+    assert "the e3 rule counts each as a verification and an attempt" in legend
+    rows = count_asymmetries(CountConfig(src, "e3-math", FIELDS)).table
+    assert rows.column("n_verify").to_pylist() == rows.column("n_attempts").to_pylist(), "one count under two names"
+
+
+def test_cli_on_labelled_traces_warns_about_the_counted_field(shared_data):
+    src = shared_data / "labelled-traces" / "r1-distill-qwen-14b.jsonl"
+    proc = _cli(str(src))
+    assert proc.returncode == 0, proc.stderr
+    warnings = " ".join(proc.stderr.split())
+    assert ("warning: field 'response' (the default --response-field) includes the prompt (it starts with field "
+            "'question')") in warnings  # fmt: skip
+    assert "the traces have a 'thinking' field that is not counted: --response-field thinking" in warnings
+    assert "MB, 300 traces" in warnings
+    for text in (proc.stdout, proc.stderr):
+        assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    thinking = _cli(str(src), "--response-field", "thinking", "--preset", "e3-math")
+    assert thinking.returncode == 0 and "warning" not in thinking.stderr, "the model restating the question is fine"
+
+
+@pytest.mark.parametrize(
+    ("record", "warned"),
+    [
+        ({"question": "What is two plus two, exactly?", "response": "<|im_start|>user\nWhat is two plus two, "
+          "exactly?<|im_end|>\n<|im_start|>assistant\nFour."}, "starts with field 'question'"),
+        ({"prompt": "Compute the sum of 3 and 4 please.", "response": "Compute the sum of 3 and 4 please. Seven."},
+         "starts with field 'prompt'"),
+        ({"response": "<｜User｜>hi<｜Assistant｜>hello"}, "opens with a chat user turn '<｜User｜>'"),
+        ({"question": "What is two plus two, exactly?", "response": "So the question: What is two plus two, "
+          "exactly? Four."}, None),
+        ({"problem": "short", "response": "short answer"}, None),
+    ],
+)  # fmt: skip
+def test_field_warnings_tell_a_prompt_from_a_restated_question(tmp_path, record, warned):
+    from e3eval.analysis.traces import field_warnings
+
+    src = write_jsonl(tmp_path / "t.jsonl", [record])
+    found = field_warnings(src, TraceFields())
+    prompt = [w for w in found if "includes the prompt" in w]
+    assert len(prompt) == (warned is not None)
+    if warned:
+        assert warned in prompt[0]
+    assert count_asymmetries(CountConfig(src, "math")).warnings == found
+
+
+def test_progress_units_follow_the_input(tmp_path):
+    src = write_jsonl(tmp_path / "t.jsonl", _records())
+    result = count_asymmetries(CountConfig(src, "math", FIELDS))
+    assert (result.unit, result.read) == ("bytes", src.stat().st_size)
+    dump = write_jsonl(tmp_path / "3.jsonl", [{"input": "Q", "output": "Wait.", "score": 1.0}])
+    assert count_asymmetries(CountConfig(dump, "math")).unit == "bytes"

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
+from e3eval.commands import panels
 from e3eval.commands.output import deprecated_alias, say
 from e3eval.errors import UserError
 
 
 def tiny_model(
-    out_dir: Annotated[Path, typer.Argument(help="Directory to write the model and tokenizer to.")],
-    seed: Annotated[int, typer.Option(help="Seed for tokenizer corpus and weights.")] = 0,
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="Directory to write the model and tokenizer to.")],
+    seed: Annotated[int, typer.Option(help="Seed for tokenizer corpus and weights.", rich_help_panel=panels.MODEL)] = 0,
     stop_after: Annotated[
         int | None,
         typer.Option(
@@ -21,10 +22,18 @@ def tiny_model(
             "'The answer is \\boxed{7}' and EOS; after any other token (an inserted 'Wait') it thinks again, after a "
             "cue ending in '\\boxed{' it answers '7}'. For testing budget forcing.",
             metavar="N",
+            rich_help_panel=panels.MODEL,
         ),
     ] = None,
 ) -> None:
-    """Build a ~1M-parameter Qwen3 test model (random, or hand-set with --stop-after) and its BPE tokenizer, offline."""
+    """Build a ~1M-parameter Qwen3 test model (random, or hand-set with --stop-after) and its BPE tokenizer, offline.
+
+    The folder loads like any hub model: give it to --model and --tokenizer.
+
+    Examples:
+      e3eval dev tiny-model models/tiny
+      e3eval dev tiny-model models/stops --stop-after 64
+    """
     from e3eval.dev.tiny_model import build_stopping_model, build_tiny_model
     from e3eval.outputs import claim_folder
 
@@ -38,16 +47,34 @@ def tiny_model(
 
 
 def example_pool(
-    out: Annotated[Path, typer.Argument(help="JSONL file to write.")],
-    tokenizer: Annotated[str, typer.Option(help="Tokenizer for token ids (e.g. a tiny-model directory).")],
-    n: Annotated[int | None, typer.Option(help="Samples per problem (default 8).")] = None,
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="JSONL file to write.")],
+    tokenizer: Annotated[
+        str,
+        typer.Option(help="Tokenizer for token ids (e.g. a tiny-model directory).", rich_help_panel=panels.MODEL),
+    ],
+    n: Annotated[
+        int | None, typer.Option(help="Samples per problem (default 8).", rich_help_panel=panels.BUDGETS)
+    ] = None,
     samples: Annotated[int | None, typer.Option(hidden=True, help="Deprecated spelling of --n.")] = None,
-    min_tokens: Annotated[int, typer.Option(help="Shortest finished response.")] = 200,
-    max_tokens: Annotated[int, typer.Option(help="Generation limit; longer responses are cut (length).")] = 2048,
-    seed: Annotated[int, typer.Option()] = 0,
-    force: Annotated[bool, typer.Option(help="Replace a file e3eval did not write.")] = False,
+    min_tokens: Annotated[int, typer.Option(help="Shortest finished response.", rich_help_panel=panels.BUDGETS)] = 200,
+    max_tokens: Annotated[
+        int,
+        typer.Option(help="Generation limit; longer responses are cut (length).", rich_help_panel=panels.BUDGETS),
+    ] = 2048,
+    seed: Annotated[int, typer.Option(help="Seeds the responses.", rich_help_panel=panels.BUDGETS)] = 0,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace a file e3eval did not write.", rich_help_panel=panels.OUTPUT),
+    ] = False,
 ) -> None:
-    """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks)."""
+    """Write a synthetic rollout pool over the bundled demo problems (for demos, tests, benchmarks).
+
+    One JSON line per rollout, with token ids and finish reasons: ready for e3eval import.
+
+    Examples:
+      e3eval dev example-pool pool.jsonl --tokenizer models/tiny --n 4
+      e3eval import pool.jsonl --out runs/pool --tokenizer models/tiny
+    """
     from e3eval.datasets import demo_problems
     from e3eval.dev.synthetic import PoolSpec, write_pool
     from e3eval.tokenizers import load_tokenizer

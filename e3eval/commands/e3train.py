@@ -1,4 +1,9 @@
-"""The `e3train` command line: thin wrappers over `train/` (data preparation, curricula, budget selection)."""
+"""The `e3train` command line: thin wrappers over `train/` (data preparation, curricula, budget selection).
+
+User mistakes are `UserError`s: one `error:` line, exit code 2. Ctrl-C ends a command with one line saying what was
+kept (exit code 130). Each command's help ends in examples; options share the panel names of `e3eval` where they
+fit (`commands/panels.py`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from e3eval.commands import panels
 from e3eval.errors import UserError
 from e3eval.store import output_lock
 from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
@@ -17,23 +24,54 @@ from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)  # fmt: skip
 console = Console()
+TRAINING = "Training"  # the bigram model's optimisation settings: no e3eval panel fits them
+
+
+def _version(value: bool) -> None:
+    if value:
+        from e3eval import __version__
+
+        print(f"e3train (e3eval {__version__})")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """e3 training utilities."""
 
 
 @app.command("select-budget")
 def select_budget_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="An e3eval run scored at every candidate B and at 2B.")],
-    candidates: Annotated[str, typer.Option(help="Candidate training budgets.")] = "4k,8k,16k",
-    kappa: Annotated[float, typer.Option(help="Required gain from doubling: J(2B) >= kappa * J(B).")] = 1.2,
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="An e3eval run scored at every candidate B and at 2B.")
+    ],
+    candidates: Annotated[
+        str, typer.Option(metavar="SPEC", help="Candidate training budgets.", rich_help_panel=panels.BUDGETS)
+    ] = "4k,8k,16k",
+    kappa: Annotated[
+        float,
+        typer.Option(help="Required gain from doubling: J(2B) >= kappa * J(B).", rich_help_panel=panels.SCORING),
+    ] = 1.2,
     policy: Annotated[
-        str, typer.Option(help="Which scoring of the run J comes from: prefix | strict | length | forced.")
+        str,
+        typer.Option(
+            help="Which scoring of the run J comes from: prefix | strict | length | forced.",
+            rich_help_panel=panels.SCORING,
+        ),
     ] = "prefix",
 ) -> None:
-    """Pick the smallest budget B with J(2B) >= kappa * J(B) and B >= the mean response length (paper Eq. 3)."""
+    """Pick the smallest budget B with J(2B) >= kappa * J(B) and B >= the mean response length (paper Eq. 3).
+
+    J(B) is pass@1 at budget B under --policy; the run must be scored at every candidate B and at 2B.
+
+    Examples:
+      e3eval sweep --model M --dataset aime25 --budgets 4k..32k --out runs/m
+      e3train select-budget runs/m --candidates 4k,8k,16k --kappa 1.2
+    """
     from e3eval.budgets import format_budget, parse_budgets
     from e3eval.train.budget import select_budget
 
@@ -55,15 +93,24 @@ def select_budget_cmd(
 
 @app.command()
 def run(
-    spec: Annotated[str, typer.Argument(help="A curriculum YAML file, or a preset's name (`e3train presets`).")],
+    spec: Annotated[
+        str, typer.Argument(metavar="SPEC", help="A curriculum YAML file, or a preset's name (`e3train presets`).")
+    ],
     dry_run: Annotated[
-        bool, typer.Option(help="Print every command, then check everything a real run here would (exit 2 if refused).")
+        bool,
+        typer.Option(
+            "--dry-run", help="Print every command, then check everything a real run here would (exit 2 if refused)."
+        ),
     ] = False,
 ) -> None:
     """Run a curriculum: one verl GRPO/GRPOMask run per stage, each from the previous stage's checkpoint.
 
-    Steps whose output exists (a stage's exported checkpoint, an evaluation's plot) are skipped, so a rerun resumes.
-    The GPUs are the spec's n_gpus_per_node and nnodes, else this machine's (torch.cuda.device_count()).
+    Steps whose output exists (a stage's checkpoint, an evaluation's plot) are skipped: a rerun resumes.
+    GPUs: the spec's n_gpus_per_node and nnodes, else this machine's.
+
+    Examples:
+      e3train run countdown-coupled --dry-run
+      e3train run my-curriculum.yaml
     """
     from e3eval.train.catalog import find_spec
     from e3eval.train.curriculum import load_spec, stage_steps
@@ -79,14 +126,24 @@ def run(
         print_dry_run(parsed, steps, gpus)
         return
     check_inputs(parsed, steps, gpus)
-    with output_lock(Path(parsed.output_dir), "e3train run", what="this curriculum's output_dir"):
-        ran = run_steps(steps, log=console.print)
+    try:
+        with output_lock(Path(parsed.output_dir), "e3train run", what="this curriculum's output_dir"):
+            ran = run_steps(steps, log=console.print)
+    except KeyboardInterrupt:
+        _interrupted("the steps finished so far are kept: rerun the same command to resume")
     console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
 
 
 @app.command()
 def presets() -> None:
-    """List the shipped curricula, one line each; `e3train run NAME` runs one (`--dry-run` prints its commands)."""
+    """List the shipped curricula, one line each; `e3train run NAME` runs one (`--dry-run` prints its commands).
+
+    Each line: the name, what the curriculum reproduces, and its stages.
+
+    Examples:
+      e3train presets
+      e3train run e3-math --dry-run
+    """
     from e3eval.train.catalog import list_presets
 
     for line in list_presets():
@@ -95,17 +152,47 @@ def presets() -> None:
 
 @app.command()
 def bigram(
-    algo: Annotated[list[str], typer.Option(help="grpo or grpo_mask; repeat the option to train both.")],
-    out: Annotated[Path, typer.Option(help="Per-iteration CSV (with two algos, one file each: OUT-ALGO.csv).")],
-    plot: Annotated[Path | None, typer.Option(help="Also draw the Fig. 8 panels to this PNG (+ PDF).")] = None,
-    iterations: Annotated[int, typer.Option(help="Training iterations.")] = BigramDefaults.iterations,
-    group_size: Annotated[int, typer.Option(help="Rollouts per GRPO group.")] = BigramDefaults.group_size,
-    groups: Annotated[int, typer.Option(help="Groups per iteration.")] = BigramDefaults.groups,
-    budget: Annotated[int, typer.Option(help="Most actions per rollout.")] = BigramDefaults.budget,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = BigramDefaults.lr,
-    seed: Annotated[int, typer.Option(help="Seeds the initial logits and all sampling.")] = BigramDefaults.seed,
+    algo: Annotated[
+        list[str],
+        typer.Option(
+            metavar="ALGO", help="grpo or grpo_mask; repeat the option to train both.", rich_help_panel=TRAINING
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Per-iteration CSV (with two algos, one file each: OUT-ALGO.csv).", rich_help_panel=panels.OUTPUT
+        ),
+    ],
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw the Fig. 8 panels to this PNG (+ PDF).", rich_help_panel=panels.OUTPUT),
+    ] = None,
+    iterations: Annotated[
+        int, typer.Option(help="Training iterations.", rich_help_panel=TRAINING)
+    ] = BigramDefaults.iterations,
+    group_size: Annotated[
+        int, typer.Option(help="Rollouts per GRPO group.", rich_help_panel=TRAINING)
+    ] = BigramDefaults.group_size,
+    groups: Annotated[
+        int, typer.Option(help="Groups per iteration.", rich_help_panel=TRAINING)
+    ] = BigramDefaults.groups,
+    budget: Annotated[
+        int, typer.Option(help="Most actions per rollout.", rich_help_panel=panels.BUDGETS)
+    ] = BigramDefaults.budget,
+    lr: Annotated[float, typer.Option(help="SGD learning rate.", rich_help_panel=TRAINING)] = BigramDefaults.lr,
+    seed: Annotated[
+        int, typer.Option(help="Seeds the initial logits and all sampling.", rich_help_panel=TRAINING)
+    ] = BigramDefaults.seed,
 ) -> None:
-    """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics."""
+    """The p^k bigram model (paper App. C): GRPO vs GRPOMask on a softmax bigram policy, per-iteration dynamics.
+
+    Runs on the CPU: the defaults take well under a minute.
+
+    Examples:
+      e3train bigram --algo grpo --algo grpo_mask --out bigram.csv --plot f8.png
+      e3train bigram --algo grpo --iterations 200 --out quick.csv
+    """
     from e3eval.train.bigram_sim import BigramConfig
     from e3eval.train.write_guard import bigram_targets
 
@@ -176,9 +263,16 @@ def prepare_countdown_cmd(
     sizes: Annotated[str, typer.Option(help="Numbers per problem (3..8), comma-separated.")] = "3,4,5,6",
     train: Annotated[int, typer.Option(help="Training problems per size.")] = 10_000,
     test: Annotated[int, typer.Option(help="Test problems per size.")] = 200,
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="Seeds the problems.")] = 0,
 ) -> None:
-    """Countdown problems, solvable by construction, one file per size and split."""
+    """Countdown problems, solvable by construction, one file per size and split.
+
+    Writes OUT/train-N.parquet and OUT/test-N.parquet for each size N, in verl's format.
+
+    Examples:
+      e3train prepare countdown --out data/cdown
+      e3train prepare countdown --sizes 3,6 --train 2000 --test 100
+    """
     from e3eval.train.prepare import prepare_countdown
     from e3eval.train.write_guard import check_output_dir
 
@@ -196,12 +290,19 @@ def prepare_countdown_cmd(
 def prepare_mult_cmd(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("data/mult"),
     digits: Annotated[str, typer.Option(help="n x m digits, e.g. 5x5.")] = "5x5",
-    verify: Annotated[bool, typer.Option(help="MULT-V prompt (Check: lines).")] = False,
-    train: Annotated[int, typer.Option()] = 10_000,
-    test: Annotated[int, typer.Option()] = 200,
-    seed: Annotated[int, typer.Option()] = 0,
+    verify: Annotated[bool, typer.Option("--verify", help="MULT-V prompt (Check: lines).")] = False,
+    train: Annotated[int, typer.Option(help="Training problems.")] = 10_000,
+    test: Annotated[int, typer.Option(help="Test problems.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seeds the problems.")] = 0,
 ) -> None:
-    """Multiplication problems (MULT, or MULT-V with --verify)."""
+    """Multiplication problems (MULT, or MULT-V with --verify).
+
+    Writes OUT/train.parquet and OUT/test.parquet in verl's format.
+
+    Examples:
+      e3train prepare mult --digits 5x5 --out data/mult
+      e3train prepare mult --digits 6x6 --verify --out data/mult-v
+    """
     from e3eval.train.prepare import prepare_mult
     from e3eval.train.write_guard import check_output_dir
 
@@ -225,7 +326,14 @@ def prepare_math_cmd(
     template: Annotated[str, typer.Option(help="Prompt template.")] = "deepscaler",
     val_dataset: Annotated[str, typer.Option(help="Validation problems written to val.parquet.")] = "aime25",
 ) -> None:
-    """Split a math dataset into easy / medium / hard by a reference model's pass rates."""
+    """Split a math dataset into easy / medium / hard by a reference model's pass rates.
+
+    Writes OUT/easy.parquet, medium.parquet, hard.parquet and val.parquet in verl's format.
+
+    Examples:
+      e3eval sweep --model M --dataset train.jsonl --n 16 --budgets 8k --out ref
+      e3train prepare math --dataset train.jsonl --from-run ref --out data/dmath
+    """
     from e3eval.datasets import resolve_problems
     from e3eval.prompts import check_template
     from e3eval.train.prepare import SplitRule, pass_rates, prepare_math
@@ -239,11 +347,17 @@ def prepare_math_cmd(
     console.print(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+def _interrupted(kept: str) -> None:
+    Console(stderr=True).print(f"[yellow]interrupted:[/] {escape(kept)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
+
+
 def main() -> None:
     try:
         app()
     except UserError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # The message quotes paths the user gave: text, never markup.
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

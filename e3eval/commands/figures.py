@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from e3eval.commands import panels
 from e3eval.commands.output import console, progress, say, warnings_shown
 from e3eval.errors import UserError
 
@@ -22,20 +23,41 @@ PAPER_DATA_ENV = "E3EVAL_PAPER_DATA"
 
 
 def figures_cmd(
-    spec: Annotated[Path | None, typer.Argument(help="Figure spec (YAML); see figures/examples/.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for NAME.pdf/.png and index.html.")] = None,
+    spec: Annotated[
+        Path | None, typer.Argument(metavar="SPEC", help="Figure spec (YAML); see figures/examples/.")
+    ] = None,
     paper_data: Annotated[
-        bool, typer.Option("--paper-data", help=f"Draw what the published tables support (${PAPER_DATA_ENV}).")
+        bool,
+        typer.Option(
+            "--paper-data",
+            help=f"Draw what the published tables support (${PAPER_DATA_ENV}).",
+            rich_help_panel=panels.DATA,
+        ),
     ] = False,
-    list_families: Annotated[bool, typer.Option("--list", help="List the figure families and their inputs.")] = False,
+    list_families: Annotated[
+        bool, typer.Option("--list", help="List the figure families and their inputs.", rich_help_panel=panels.DATA)
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for NAME.pdf/.png and index.html.", rich_help_panel=panels.OUTPUT),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option(
-            "--force", help="Also write into a non-empty folder figures did not make (its files are never replaced)."
+            "--force",
+            help="Also write into a non-empty folder figures did not make (its files are never replaced).",
+            rich_help_panel=panels.OUTPUT,
         ),
     ] = False,
 ) -> None:
-    """Draw paper figures (PDF + PNG) and a gallery (index.html, README.md) from a spec or the published tables."""
+    """Draw paper figures (PDF + PNG) and a gallery (index.html, README.md) from a spec or the published tables.
+
+    A spec names runs and tables per figure; --list shows what each figure family reads.
+
+    Examples:
+      e3eval figures figures/examples/accuracy.yaml --out figs
+      e3eval figures --paper-data --out paper-figs
+    """  # fmt: skip
     modes = sum([spec is not None, paper_data, list_families])
     if modes != 1:
         raise UserError("give exactly one of: a SPEC.yaml, --paper-data, --list")

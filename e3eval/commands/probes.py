@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from e3eval.commands import panels
 from e3eval.commands.output import console, progress, say, warn, warnings_shown
 
 # The printed table keeps to three columns; verl's k1 / k3 estimators are in the table file.
@@ -19,65 +20,112 @@ _METRIC_NAMES = {"mean_entropy": "entropy", "mean_logprob": "log-prob", "kl_exac
 
 
 def probe(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (generated or imported, with token ids).")],
-    model: Annotated[
-        list[str],
-        typer.Option(
-            help="Model path or hub name; repeat it, or give a folder of verl/e3train checkpoints "
-            "(global_step_N/actor/huggingface), probed in step order."
-        ),
+    run_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Run directory (generated or imported, with token ids).")
     ],
-    ref: Annotated[
-        str | None, typer.Option(help="Reference (base) model: adds exact token KL(model || ref) and verl's k1, k3.")
-    ] = None,
-    budgets: Annotated[
-        str | None,
-        typer.Option(help="Token budgets to average over: 4k..32k, 4096,8192 (default: the scored budgets)."),
-    ] = None,
-    chunk: Annotated[
-        int, typer.Option(help="Positions per vocabulary-projection chunk: memory is O(chunk x vocab).")
-    ] = 4096,
-    per_token: Annotated[
-        bool, typer.Option("--per-token", help="Also store per-token lists (log-prob, entropy, KL).")
-    ] = False,
-    attempts: Annotated[
-        str | None,
+    model: Annotated[
+        list[str] | None,
         typer.Option(
-            help="Attempt-conditional probes (paper Fig. 13) with this analysis preset: countdown | math | "
-            "e3-math | mult."
+            metavar="MODEL",
+            help="Model folder or hub name (default: the model run.json names; imported runs need it). Repeat it, or "
+            "give a folder of verl / e3train checkpoints (global_step_N/actor/huggingface), probed in step order.",
+            rich_help_panel=panels.MODEL,
         ),
     ] = None,
-    max_attempts: Annotated[
-        int | None, typer.Option(help="With --attempts: probe attempts k = 2..N+1 of each sample only.")
+    ref: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MODEL",
+            help="Reference (base) model: adds exact token KL(model || ref) and verl's k1, k3.",
+            rich_help_panel=panels.MODEL,
+        ),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cuda | cpu (default: cuda when available).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cuda | cpu (default: cuda when available).", rich_help_panel=panels.MODEL)
+    ] = None,
     dtype: Annotated[
         str | None,
         typer.Option(
             help="Model weights: auto (bf16 on GPU, fp32 on CPU) | bfloat16 | float16 | float32 (default: the dtype "
-            "the run was generated in, else auto)."
+            "the run was generated in, else auto).",
+            rich_help_panel=panels.MODEL,
+        ),
+    ] = None,
+    chunk: Annotated[
+        int,
+        typer.Option(
+            help="Positions per vocabulary-projection chunk: memory is O(chunk x vocab).", rich_help_panel=panels.MODEL
+        ),
+    ] = 4096,
+    budgets: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SPEC",
+            help="Token budgets to average over: 4k..32k, 4096,8192 (default: the run's scored budgets, else its "
+            "generation limit).",
+            rich_help_panel=panels.BUDGETS,
         ),
     ] = None,
     temperature: Annotated[
         float | None,
         typer.Option(
             help="Probe softmax(logits / T) (default: the run's sampling temperature, as verl's logged actor metrics "
-            "use the rollout temperature; 1 for the model's own distribution)."
+            "use the rollout temperature; 1 for the model's own distribution).",
+            rich_help_panel=panels.BUDGETS,
         ),
     ] = None,
     aggregate: Annotated[
         str,
         typer.Option(
             help="sample: per-sample token means, averaged per problem, then over problems | token: one mean over "
-            "all tokens (verl's token-mean)."
+            "all tokens (verl's token-mean).",
+            rich_help_panel=panels.SCORING,
         ),
     ] = "sample",
-    out: Annotated[Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).")] = None,
+    attempts: Annotated[
+        str | None,
+        typer.Option(
+            metavar="PRESET",
+            help="Attempt-conditional probes (paper Fig. 13) with this analysis preset: countdown | math | e3-math | "
+            "mult.",
+            rich_help_panel=panels.SCORING,
+        ),
+    ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            metavar="N",
+            help="With --attempts: probe attempts k = 2..N+1 of each sample only.",
+            rich_help_panel=panels.SCORING,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output Parquet (default: RUN/probes.parquet).", rich_help_panel=panels.OUTPUT)
+    ] = None,
+    per_token: Annotated[
+        bool,
+        typer.Option(
+            "--per-token", help="Also store per-token lists (log-prob, entropy, KL).", rich_help_panel=panels.OUTPUT
+        ),
+    ] = False,
     force: Annotated[
-        bool, typer.Option(help="Take an --out table e3eval did not write (or that was changed since) as it is.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Take an --out table e3eval did not write (or that was changed since) as it is.",
+            rich_help_panel=panels.OUTPUT,
+        ),
     ] = False,
 ) -> None:
-    """Teacher-force a run's stored token ids through models: log-prob, entropy, KL per (sample, budget)."""
+    """Teacher-force a run's stored token ids through models: log-prob, entropy, KL per (sample, budget).
+
+    An interrupted probe keeps what it measured: the same command resumes.
+
+    Examples:
+      e3eval probe runs/aime25                    # the run's model, budgets
+      e3eval probe runs/aime25 --ref Qwen/Qwen3-1.7B-Base --budgets 4k..16k
+      e3eval probe runs/countdown --model ckpts/ --attempts countdown
+    """
     import pyarrow as pa
 
     from e3eval.budgets import parse_budgets
@@ -88,7 +136,7 @@ def probe(
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate {aggregate!r}: choose {' or '.join(AGGREGATES)}")
     config = ProbeConfig(
-        run_dir=run_dir, models=tuple(model), ref=ref, budgets=tuple(parse_budgets(budgets)) if budgets else (),
+        run_dir=run_dir, models=tuple(model or ()), ref=ref, budgets=tuple(parse_budgets(budgets)) if budgets else (),
         chunk=chunk, per_token=per_token, attempts=attempts, max_attempts=max_attempts, device=device, dtype=dtype,
         temperature=temperature, out=out, force=force,
     )  # fmt: skip

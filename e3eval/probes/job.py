@@ -26,11 +26,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from e3eval.budgets import format_budget
 from e3eval.errors import UserError
-from e3eval.manifest import GenerationRecord
 from e3eval.probes.alignment import aligned_prompt_ids, check_tokenizer_files, check_vocab
 from e3eval.probes.checkpoints import Checkpoint, checkpoints, describe_checkpoints
 from e3eval.probes.probe_files import ProbeOutputs, earlier_tables, finish, output_path
+from e3eval.probes.run_defaults import budget_source, recorded_model, with_run_settings
 from e3eval.probes.table import (
     ATTEMPT_KEY,
     ATTEMPT_SCHEMA,
@@ -61,7 +62,7 @@ _FLUSH_SECONDS = 60.0
 @dataclass(frozen=True)
 class ProbeConfig:
     run_dir: Path
-    models: tuple[str, ...]
+    models: tuple[str, ...]  # () = the model run.json names (`recorded_model`)
     ref: str | None = None
     budgets: tuple[int, ...] = ()  # () = the run's scored budgets, else its generation limit
     chunk: int = 4096
@@ -117,6 +118,8 @@ def check_config(config: ProbeConfig) -> None:
 def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], None] = lambda _: None) -> ProbeOutcome:
     """Probe every sample of the run with every model; resumes from what an interrupted call saved."""
     check_config(config)
+    if not config.models:
+        config = dataclasses.replace(config, models=(recorded_model(Run.open(config.run_dir), log),))
     models = checkpoints(list(config.models))
     if len(models) > 1:
         log(describe_checkpoints(models))
@@ -129,32 +132,6 @@ def run_probe(config: ProbeConfig, progress: Any = None, log: Callable[[str], No
         run = Run.open(config.run_dir)
         run.ensure_identity()
         return _probe(run, with_run_settings(config, run, log), models, out, progress, log)
-
-
-def with_run_settings(config: ProbeConfig, run: Run, log: Callable[[str], None] = lambda _: None) -> ProbeConfig:
-    """What the flags leave unset, from how the run was generated (run.json), each choice logged:
-    - dtype: the run's (`auto` when it records none: bfloat16 on CUDA, float32 on CPU);
-    - temperature: the run's sampling temperature, as verl divides the logits by the rollout temperature (the
-      samples were drawn from that distribution cut to top-p); 1 when the run records none or sampled greedily."""
-    generation = run.record.generation or GenerationRecord()
-    dtype, temperature = config.dtype, config.temperature
-    if dtype is None:
-        recorded = generation.dtype
-        dtype = recorded if recorded in ("float32", "bfloat16", "float16") else "auto"
-        if dtype != "auto":
-            log(f"dtype: {dtype} (the run's, from run.json; --dtype overrides)")
-    if temperature is None:
-        sampled = generation.sampling.temperature
-        if sampled is not None and 0 < sampled <= 100:
-            temperature = float(sampled)
-            log(
-                f"temperature: {temperature:g} (the run's sampling temperature, from run.json; --temperature overrides)"
-            )
-        else:
-            temperature = 1.0
-            why = "sampled greedily" if sampled == 0 else "records no sampling temperature"
-            log(f"temperature: 1 (the run {why}; --temperature overrides)")
-    return dataclasses.replace(config, dtype=dtype, temperature=temperature)
 
 
 @dataclass(frozen=True)
@@ -245,6 +222,9 @@ def _probe(run: Run, config: ProbeConfig, models: list[Checkpoint], out: Path, p
            log: Callable[[str], None]) -> ProbeOutcome:  # fmt: skip
     outputs = ProbeOutputs.of(out, run)
     setup = _setup(run, config, outputs)
+    if not config.budgets:
+        log(f"budgets: {', '.join(format_budget(b) for b in setup.budgets)} ({budget_source(run)}; --budgets "
+            "overrides)")  # fmt: skip
     ref = _load_ref(config)
     writer = _PartWriter(run, outputs.parts)
     tally = _Tally()
