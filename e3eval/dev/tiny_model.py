@@ -12,6 +12,8 @@ gap of 40 (so sampling at temperature <= 1 follows it, in practice always): afte
 (the chat prompt's last token, an inserted "Wait") it starts a chain of N distinct "thinking" tokens, then `</think>`,
 then `The answer is \\boxed{7}`, then EOS; after a forced-answer cue ending in `\\boxed{` it writes `7}` and EOS. It
 exists to test budget forcing and forced answers (paper Sec. 6, Fig. 6) on a model whose thinking length is known.
+The demo's hand-set model, whose thinking length is random and whose answers depend on the problem, is
+`explorer_model.py`; it shares this module's tokenizer, corpus words (`CORPUS_WORDS`) and config (`qwen3_config`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ CHAT_TEMPLATE = (
     "{%- endif %}"
 )
 
-_WORDS = [
+CORPUS_WORDS = [
     "the",
     "of",
     "and",
@@ -149,7 +151,7 @@ def synthetic_corpus(seed: int = 0, lines: int = 6000) -> list[str]:
         for _ in range(rng.randint(4, 18)):
             roll = rng.random()
             if roll < 0.55:
-                parts.append(rng.choice(_WORDS))
+                parts.append(rng.choice(CORPUS_WORDS))
             elif roll < 0.75:
                 parts.append(str(rng.randint(0, 10 ** rng.randint(1, 5))))
             elif roll < 0.93:
@@ -189,7 +191,7 @@ def build_tokenizer(seed: int = 0, vocab_size: int = VOCAB_SIZE):  # -> PreTrain
     return fast
 
 
-def _qwen3_config(tokenizer: Any, **shape: Any) -> Any:
+def qwen3_config(tokenizer: Any, **shape: Any) -> Any:
     """A small Qwen3 config over `tokenizer` (4 heads of 32, 2 KV heads, 64k positions); `shape` sets the rest."""
     from transformers import Qwen3Config
 
@@ -213,8 +215,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     tokenizer = build_tokenizer(seed)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = _qwen3_config(tokenizer, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
-                           tie_word_embeddings=True)  # fmt: skip
+    config = qwen3_config(tokenizer, hidden_size=128, intermediate_size=384, num_hidden_layers=2,
+                          tie_word_embeddings=True)  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     model.generation_config = GenerationConfig(
@@ -318,8 +320,8 @@ def build_stopping_model(out_dir: Path, stop_after: int, seed: int = 0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     eos_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     pad_id = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    config = _qwen3_config(tokenizer, hidden_size=_STOP_HIDDEN, intermediate_size=128, num_hidden_layers=1,
-                           tie_word_embeddings=False)  # fmt: skip
+    config = qwen3_config(tokenizer, hidden_size=_STOP_HIDDEN, intermediate_size=128, num_hidden_layers=1,
+                          tie_word_embeddings=False)  # fmt: skip
     torch.manual_seed(seed)
     model = Qwen3ForCausalLM(config)
     codes = itertools.combinations(range(1, _STOP_HIDDEN), 2)
