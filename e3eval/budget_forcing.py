@@ -32,7 +32,7 @@ Rules, each chosen so that a forced rollout is as exact as a plain one:
 - Nothing happens at the budget: a sample still thinking there is cut like a plain one (s1 ends its thinking and asks
   for a final answer; e3eval's `--policy forced` does that at scoring time, for every budget).
 
-`s1` mode (`generate_s1`), for a thinking budget B (`--max-tokens`) and N = `--wait`:
+`s1` mode (`generate_s1`), for a thinking budget B (`generate --max-tokens`; each of `sweep --budgets`), N = `--wait`:
 - Rounds 0..N, each with `max_tokens` B (not what is left of B), `min_tokens` 1 and the stop ids: the delimiter's
   first id (the harness stops at "<|im_start|>" and appends "<|im_start|>answer"; `</think>` is one id) and EOS. A
   round that ends by length, and round N, are final. Any other round ends by a stop (EOS too): a trailing delimiter
@@ -68,6 +68,7 @@ It does not choose seeds for samples, write rollouts (`generation.py`) or score 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -192,33 +193,44 @@ def _ids(tokenizer: Any, text: str) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class Insertions:
     """What forcing did to some samples: waits inserted in all, samples with at least one, samples counted (failed
-    requests are not samples), and samples that ended (`stop`) within their budget."""
+    requests are not samples), samples that ended (`stop`) within their budget, and samples that used every wait
+    allowed (`at_limit`: counted when the wait limit is known, see `of`)."""
 
     waits: int = 0
     samples_forced: int = 0
     samples: int = 0
     ended: int = 0
+    at_limit: int = 0
 
     @classmethod
-    def of(cls, inserted: Sequence[int] | None, finish_reason: str, appended: int = 0) -> Insertions:
+    def of(cls, inserted: Sequence[int] | None, finish_reason: str, appended: int = 0, wait: int = 0) -> Insertions:
         """One sample's count from its stored `inserted` spans (flat (start, end) pairs) and finish reason; the last
-        `appended` spans are not waits (s1 mode's end of thinking)."""
+        `appended` spans are not waits (s1 mode's end of thinking); `wait` is the run's limit (0: not counted)."""
         if finish_reason == "error":
             return cls()
         waits = max(len(inserted or ()) // 2 - appended, 0)
-        return cls(waits, int(waits > 0), 1, int(finish_reason == "stop"))
+        return cls(waits, int(waits > 0), 1, int(finish_reason == "stop"), int(0 < wait <= waits))
 
     def __add__(self, other: Insertions) -> Insertions:
         return Insertions(self.waits + other.waits, self.samples_forced + other.samples_forced,
-                          self.samples + other.samples, self.ended + other.ended)  # fmt: skip
+                          self.samples + other.samples, self.ended + other.ended,
+                          self.at_limit + other.at_limit)  # fmt: skip
 
-    def describe(self) -> str:
-        """`inserted 37 waits in 16 of 16 samples`."""
+    def describe(self, forcing: Forcing | None = None) -> str:
+        """`inserted 37 waits in 16 of 16 samples`; with the run's `forcing`, headed by what it was and followed by
+        how far it went: `budget forcing (wait=2, "Wait" for "</think>"): inserted 37 waits in 16 of 16 samples; 12
+        used all 2 waits; 3 ran to the budget`."""
         waits = f"{self.waits} wait{'' if self.waits == 1 else 's'}"
-        return f"inserted {waits} in {self.samples_forced} of {self.samples} samples"
+        line = f"inserted {waits} in {self.samples_forced} of {self.samples} samples"
+        if forcing is None:
+            return line
+        head = forcing_head(forcing.mode, forcing.wait, forcing.wait_text, forcing.end.text)
+        if forcing.wait and self.waits:
+            line += f"; {self.at_limit} used all {forcing.wait} wait{'' if forcing.wait == 1 else 's'}"
+        return f"{head}: {line}; {self.samples - self.ended} ran to the budget"
 
     def record(self) -> dict[str, int]:
-        """What run.json's generation section records (beside the fixed `forcing` setting, which a rerun must match)."""
+        """What run.json records (beside the fixed `forcing` setting, which a rerun must match)."""
         return {"waits": self.waits, "samples_forced": self.samples_forced, "samples": self.samples}
 
     def warning(self, forcing: Forcing) -> str | None:
@@ -237,6 +249,16 @@ class Insertions:
             f"{forcing.end.text!r} before its budget{ended}. If the model ends its thinking with another text, name it "
             "with --think-end TEXT (in a new --out); as it is, these samples are plain, unforced ones"
         )
+
+
+def forcing_head(mode: str, wait: int, wait_text: str | None, think_end: str | None) -> str:
+    """`budget forcing (wait=2, "Wait" for "</think>")`: the texts in double quotes, newlines escaped."""
+
+    def quoted(text: str | None) -> str:
+        return json.dumps(text, ensure_ascii=False) if text is not None else "?"
+
+    prefix = "s1 " if mode == "s1" else ""
+    return f"budget forcing ({prefix}wait={wait}, {quoted(wait_text)} for {quoted(think_end)})"
 
 
 def continuation_seed(seed: int, index: int) -> int:

@@ -24,6 +24,11 @@ run.
 A forced run also counts what the forcing did: the result carries this invocation's `Insertions` (the command prints
 them, and warns when `--wait N` inserted nothing), and run.json's generation section records the run's totals under
 `insertions` (recounted from the stored `inserted` spans, so a killed and resumed run is counted exactly).
+
+run.json also records which problems the run holds (`limit`, the prefix of the dataset that `--limit` took, widened to
+cover what earlier invocations stored; `problems_total`, the dataset's size; `shard`) and the `--train-budget` it is
+evaluated against, so that labels and figures can say "first 4/30". Ctrl-C ends a generation after the samples
+already stored with `Interrupted`, which says how many there are (a rerun resumes from them).
 """
 
 from __future__ import annotations
@@ -111,6 +116,7 @@ class GenerateConfig:
     answer_tokens: int | None = None  # --forcing s1: the answer phase's token limit (None: DEFAULT_S1_ANSWER_TOKENS)
     answer_temperature: float | None = None  # --forcing s1: the answer phase's temperature (None: the run's)
     engine: EngineSettings = field(default_factory=EngineSettings)  # --tp, --max-model-len, --engine-arg, ...
+    train_budget: int | None = None  # --train-budget: recorded for labels and figures (None: keep the recorded one)
     context_check: bool = True  # refuse prompts + the largest budget beyond the model's context (`context.py`)
     verbose: bool = False  # engine logs on the console instead of RUN/logs/engine-<time>.log
 
@@ -134,6 +140,14 @@ class GenerateResult:
     stopped: str | None = None  # why the run stopped before trying every missing sample
     forcing: Forcing | None = None  # the run's budget forcing (None: plain sampling)
     insertions: Insertions | None = None  # what the forcing did to this invocation's samples (None: not forced)
+    problems: int = 0  # problems this invocation covers (after --limit and --shard)
+    n: int = 0  # samples per problem
+
+    @property
+    def shape(self) -> str:
+        """`4 problems x 2 samples`: what `total` counts."""
+        problems, samples = ("problem" if self.problems == 1 else "problems"), ("sample" if self.n == 1 else "samples")
+        return f"{self.problems} {problems} x {self.n} {samples}"
 
     @property
     def failed(self) -> int:
@@ -250,11 +264,13 @@ def check_config(config: GenerateConfig) -> None:
     if not 0 <= config.temperature <= 10 or not 0 < config.top_p <= 1:
         problems.append("need 0 <= --temperature <= 10 and 0 < --top-p <= 1")
     if not 1 <= config.max_tokens < 2**31:
-        problems.append("the largest budget (--max-tokens) must be between 1 and 2^31 - 1")
+        problems.append("the largest budget must be between 1 and 2^31 - 1 tokens")
     if config.batch_samples is not None and config.batch_samples < 1:
         problems.append("--batch must be at least 1")
     if config.limit is not None and config.limit < 1:
         problems.append("--limit must be at least 1 (it takes the first N problems)")
+    if config.train_budget is not None and not 1 <= config.train_budget < 2**31:
+        problems.append("--train-budget must be between 1 and 2^31 - 1 tokens")
     if not 0 <= config.wait <= MAX_WAIT:
         problems.append(f"--wait must be between 0 and {MAX_WAIT}")
     elif (
@@ -304,6 +320,7 @@ class GenerationPlan:
     done: int
     forcing: Forcing | None = None
     tokenizer: Any = None  # the model's tokenizer, loaded before any engine (prompts, forcing, the context check)
+    subset: dict[str, Any] = field(default_factory=dict)  # run.json's `limit`, `problems_total` and `train_budget`
 
     @property
     def wanted(self) -> int:
@@ -317,16 +334,35 @@ def plan_generation(config: GenerateConfig, backend_name: str) -> GenerationPlan
     settings = _settings(config, backend_name, forcing)
     out = Path(config.out)
     manifest = _open_or_create(out, settings)
-    problems = resolve_problems(config.dataset, config.id_field, config.problem_field, config.answer_field)
-    if config.limit is not None:
-        problems = problems[: config.limit]
+    dataset = resolve_problems(config.dataset, config.id_field, config.problem_field, config.answer_field)
+    problems = dataset[: config.limit] if config.limit is not None else dataset
     index, count = config.shard
     problems = [p for i, p in enumerate(problems) if i % count == index]
     done = done_samples(out)
     todo = [(p, s) for p in problems for s in range(config.n) if (p.problem_id, s) not in done]
-    return GenerationPlan(
-        out, settings, manifest, problems, todo, len(problems) * config.n - len(todo), forcing, tokenizer
-    )
+    previous = manifest.get("generation")
+    subset = {
+        "limit": _limit_held(config.limit, previous, out, [p.problem_id for p in dataset]),
+        "problems_total": len(dataset),
+        "train_budget": config.train_budget or (previous or {}).get("train_budget"),
+    }
+    return GenerationPlan(out, settings, manifest, problems, todo, len(problems) * config.n - len(todo), forcing,
+                          tokenizer, subset)  # fmt: skip
+
+
+def _limit_held(limit: int | None, previous: dict[str, Any] | None, out: Path, dataset: list[str]) -> int | None:
+    """The `limit` run.json records: the prefix of the dataset the run's problems come from once this invocation
+    is done. `--limit 4` on a run made with `--limit 8` (or without one) holds what it held; a run made before
+    run.json recorded the limit is measured by the problems it stored."""
+    if limit is None:
+        return None
+    if previous is not None and "limit" in previous:
+        return None if previous["limit"] is None else max(int(previous["limit"]), limit)
+    stored: set[str] = set()
+    if previous is not None and (out / PROBLEMS).is_file():
+        stored = set(pq.read_table(out / PROBLEMS, columns=["problem_id"]).column(0).to_pylist())
+    held = max([limit, *(i + 1 for i, pid in enumerate(dataset) if pid in stored)])
+    return None if held >= len(dataset) else held
 
 
 @dataclass(frozen=True)
@@ -369,7 +405,7 @@ def run_batches(
                 else:
                     tokens += len(done.token_ids)
                 if forcing is not None:
-                    insertions += Insertions.of(done.inserted, done.finish_reason, forcing.appended)
+                    insertions += Insertions.of(done.inserted, done.finish_reason, forcing.appended, forcing.wait)
         yield BatchResult(rollouts, errors, tokens, insertions)
 
 
@@ -380,22 +416,67 @@ def _generate(config: GenerateConfig, progress: Any, log: Callable[[str], None])
     check_settings(backend_name, config.engine, model_config)
     plan = plan_generation(config, backend_name)
     tally = _Tally(time.monotonic())
+    shape = {"problems": len(plan.problems), "n": config.n}
     if not plan.todo:
-        log(f"nothing to generate: all {plan.wanted} samples are in {plan.out}")
-        return GenerateResult(plan.out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason)
+        log(f"nothing to generate: all {len(plan.problems)} problems x {config.n} samples are in {plan.out}")
+        _record_subset(plan)
+        return GenerateResult(plan.out, 0, plan.done, plan.wanted, 0.0, 0, backend_name, reason, **shape)
     if config.temperature == 0 and config.n > 1:
         log(f"temperature 0 is greedy: the {config.n} samples of each problem will be the same response "
             "(pass@k then equals pass@1)")  # fmt: skip
-    session = _start(config, plan, backend_name, reason, log)
+    try:
+        session = _start(config, plan, backend_name, reason, log)
+    except KeyboardInterrupt:  # while the engine loads: nothing new is stored
+        raise Interrupted(plan.out, 0, plan.done, plan.wanted) from None
     try:
         _sample(session, tally, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(plan.out, *_stored_after(plan, tally), plan.wanted) from None
     finally:
         session.backend.close()
         _finish(session, tally)
     seconds = time.monotonic() - tally.started
     return GenerateResult(plan.out, tally.generated, plan.done, plan.wanted, seconds, tally.tokens, backend_name,
                           reason, summarize_errors(tally.errors), tally.stopped, plan.forcing,
-                          tally.insertions if plan.forcing is not None else None)  # fmt: skip
+                          tally.insertions if plan.forcing is not None else None, **shape)  # fmt: skip
+
+
+def _record_subset(plan: GenerationPlan) -> None:
+    """A rerun that generates nothing still records a `--train-budget` given now, and the subset of a run made before
+    run.json recorded it (only those keys of the generation section change)."""
+    generation = plan.manifest.get("generation")
+    if not isinstance(generation, dict) or not (plan.out / MANIFEST).is_file():
+        return
+    changed = {k: v for k, v in plan.subset.items() if generation.get(k, ...) != v}
+    if changed:
+        Run.open(plan.out).write_sections(generation={**generation, **changed})
+
+
+def _stored_after(plan: GenerationPlan, tally: _Tally) -> tuple[int, int]:
+    """(new samples, samples held) once a generation was interrupted, counted on disk: the writer stores what it
+    buffered when it closes, which the tally may not have counted yet; the tally's count if the shards cannot be
+    read."""
+    try:
+        held = done_samples(plan.out)
+        new = sum((problem.problem_id, sample) in held for problem, sample in plan.todo)
+    except UserError:
+        new = tally.generated
+    return new, plan.done + new
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a generation (or the scoring after it, `stage`), with what the run holds: `generated` new samples
+    in this call, `stored` of the `wanted` ones in `run_dir`. A KeyboardInterrupt still, for callers that only stop."""
+
+    def __init__(self, run_dir: Path, generated: int, stored: int, wanted: int, stage: str = "generation") -> None:
+        super().__init__(run_dir, generated, stored, wanted, stage)
+        self.run_dir, self.generated, self.stored, self.wanted, self.stage = run_dir, generated, stored, wanted, stage
+
+    def describe(self) -> str:
+        """`interrupted after 12 samples (40 of 64 stored in RUN); rerun the same command to resume`."""
+        during = "" if self.stage == "generation" else f" during the {self.stage}"
+        return (f"interrupted{during} after {self.generated} samples ({self.stored} of {self.wanted} stored in "
+                f"{self.run_dir}); rerun the same command to resume")  # fmt: skip
 
 
 @dataclass
@@ -453,7 +534,7 @@ def _start(config: GenerateConfig, plan: GenerationPlan, backend_name: str, reas
         generation={**plan.settings, "n": max(config.n, manifest.get("generation", {}).get("n", 0)),
                     "engine": backend.describe(), "engine_settings": engine.record(), "context": context,
                     "token_ids_source": backend.token_ids_source,
-                    "shard": f"{index}/{count}", "status": "running", "updated_at": now()},
+                    "shard": f"{index}/{count}", **plan.subset, "status": "running", "updated_at": now()},
         tokenizer={"name_or_path": model_path(config.options.tokenizer or config.model),
                    "fingerprint": tokenizer_fingerprint},
         token_ids_source=backend.token_ids_source,
@@ -553,16 +634,16 @@ def describe_context(context: dict[str, Any], reserved: int | None, given: bool)
     return line
 
 
-def count_insertions(run_dir: Path, appended: int = 0) -> Insertions:
+def count_insertions(run_dir: Path, appended: int = 0, wait: int = 0) -> Insertions:
     """What budget forcing inserted into a run's stored samples (failed rows are not samples; runs written before
-    the `inserted` column count zero; `appended` spans per sample are not waits, `Forcing.appended`): reads two
-    columns of every shard."""
+    the `inserted` column count zero; `appended` spans per sample are not waits, `Forcing.appended`; `wait`, the
+    run's limit, counts the samples that reached it): reads two columns of every shard."""
     total = Insertions()
     if not rollout_shards(run_dir):
         return total
     for batch in iter_rollout_batches(run_dir, ("inserted", "finish_reason")):
         for spans, finish in zip(*(batch.column(c).to_pylist() for c in ("inserted", "finish_reason")), strict=True):
-            total += Insertions.of(spans, finish, appended)
+            total += Insertions.of(spans, finish, appended, wait)
     return total
 
 

@@ -7,6 +7,10 @@ is left out) and the outcome carries the failures so the command exits non-zero;
 scored. Returns what happened; printing it is the caller's business. This module adds no logic of its own beyond
 wiring and defaults.
 
+Plots are titled with the run's label (`labels.run_label`: model · dataset · forcing · policy · subset); the
+training budget is recorded in run.json, so a rerun without `--train-budget` still marks it. Ctrl-C while scoring
+ends with `generation.Interrupted` too (the samples are stored; a rerun only scores).
+
 With `--forcing s1` the sample at budget B is its own generation (`budget_forcing.py`): the sweep makes one run per
 budget, `OUT/s1-<B>` (4k, 8k, ...), each generated at thinking budget B and scored with `--policy s1` at B, and draws
 the runs as one curve (`report.s1_series`; `e3eval report OUT` shows them the same way).
@@ -15,7 +19,8 @@ the runs as one curve (`report.s1_series`; `e3eval report OUT` shows them the sa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,8 @@ from typing import Any
 from e3eval.budget_forcing import DEFAULT_S1_ANSWER_TOKENS, Insertions
 from e3eval.budgets import format_budget
 from e3eval.errors import UserError
-from e3eval.generation import GenerateConfig, GenerateResult, generate_run
+from e3eval.generation import GenerateConfig, GenerateResult, Interrupted, generate_run
+from e3eval.labels import run_label
 from e3eval.manifest import ForcingRecord, GenerationRecord
 from e3eval.report import Comparison, compare, comparison_of, s1_series
 from e3eval.samples import Failures
@@ -62,29 +68,39 @@ def run_sweep(config: SweepConfig, progress: Any = None, log: Callable[[str], No
     the generation's notes (the backend chosen) as they happen."""
     if config.generate.forcing_mode == "s1":
         return _run_s1_sweep(config, progress, log)
-    generate = replace(config.generate, max_tokens=max(config.score.budgets))
+    generate = replace(config.generate, max_tokens=max(config.score.budgets),
+                       train_budget=config.train_budget or config.generate.train_budget)  # fmt: skip
     generated = generate_run(generate, progress, log)
     run_dir = generated.run_dir
     if generated.failed and not (generated.generated or generated.skipped):
         return SweepOutcome(run_dir, generated)
-    scored = score_run(run_dir, config.score, progress)
-    comparison = comparison_of(run_dir, scored.summary)
-    run = comparison.runs[0]
-    generation = run.run.record.generation or GenerationRecord()
-    title = f"{_model(generation)} on {generation.dataset or '?'}, policy {config.score.policy}"
-    title += _forced(config.generate)
-    plots = config.plot(comparison, run_dir / "figures" / "sweep", config.train_budget, title) if config.plot else []
+    with _after(generated):
+        scored = score_run(run_dir, config.score, progress)
+        comparison = comparison_of(run_dir, scored.summary)
+        run = comparison.runs[0]
+        title = run_label(run.run.record, run.run.name, config.score.policy)
+        plots = _plot(config, comparison, run_dir, title)
     return SweepOutcome(run_dir, generated, scored, comparison, tuple(plots))
 
 
-def _model(generation: GenerationRecord) -> str:
-    """The model as a title names it: its folder's name, or the hub name."""
-    return Path(generation.model or "").name or generation.model or "?"
+@contextmanager
+def _after(generated: GenerateResult) -> Iterator[None]:
+    """The work after generating (scoring, plotting), a Ctrl-C in it reported with the samples the run holds."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Interrupted):
+            raise
+        stored = generated.skipped + generated.generated
+        raise Interrupted(generated.run_dir, generated.generated, stored, generated.total, "scoring") from None
 
 
-def _forced(config: GenerateConfig) -> str:
-    """`, --wait 4` for a forced sweep's title; empty for plain sampling."""
-    return f", --wait {config.wait}" if config.wait else ""
+def _plot(config: SweepConfig, comparison: Comparison, out: Path, title: str) -> list[Path]:
+    """The sweep's figure, its training budget the flag's or else the one run.json records."""
+    if config.plot is None:
+        return []
+    generation = comparison.runs[0].run.record.generation or GenerationRecord()
+    return config.plot(comparison, out / "figures" / "sweep", config.train_budget or generation.train_budget, title)
 
 
 def s1_run_dir(out: Path, budget: int) -> Path:
@@ -101,24 +117,34 @@ def _run_s1_sweep(config: SweepConfig, progress: Any, log: Callable[[str], None]
     _check_s1_folder(out, config.generate)
     generations: list[GenerateResult] = []
     scorings: list[tuple[int, ScoreResult]] = []
+    trained = config.train_budget or config.generate.train_budget
     for budget in sorted(set(config.score.budgets)):
         run_dir = s1_run_dir(out, budget)
         log(f"budget {format_budget(budget)}: {run_dir}")
-        generated = generate_run(replace(config.generate, max_tokens=budget, out=run_dir), progress, log)
+        try:
+            generated = generate_run(replace(config.generate, max_tokens=budget, out=run_dir, train_budget=trained),
+                                     progress, log)  # fmt: skip
+        except Interrupted as stop:  # the count of the whole sweep: earlier budgets' runs are stored too
+            before = _together(out, generations) if generations else None
+            done = (before.generated, before.skipped + before.generated, before.total) if before else (0, 0, 0)
+            raise Interrupted(out, done[0] + stop.generated, done[1] + stop.stored, done[2] + stop.wanted) from None
         generations.append(generated)
         if generated.failed and not (generated.generated or generated.skipped):
             continue
-        scorings.append((budget, score_run(run_dir, replace(config.score, budgets=(budget,), policy="s1"), progress)))
+        with _after(generated):
+            scorings.append((budget, score_run(run_dir, replace(config.score, budgets=(budget,), policy="s1"),
+                                                progress)))  # fmt: skip
     generated = _together(out, generations)
     if not scorings:
         return SweepOutcome(out, generated)
     warnings = [f"budget {format_budget(budget)}: {w}" for budget, result in scorings for w in result.warnings]
     scored = replace(scorings[-1][1], warnings=warnings)
-    comparison = compare([out])
-    generation = comparison.runs[0].run.record.generation or GenerationRecord()
-    title = (f"{_model(generation)} on {generation.dataset or '?'}, --forcing s1{_forced(config.generate)}: thinking "
-             "budget (the answer phase comes on top), one run per budget")  # fmt: skip
-    plots = config.plot(comparison, out / "figures" / "sweep", config.train_budget, title) if config.plot else []
+    with _after(generated):
+        comparison = compare([out])
+        run = comparison.runs[0]
+        title = (f"{run_label(run.run.record, run.name, 's1')}: thinking budget (the answer phase comes on top), one "
+                 "run per budget")  # fmt: skip
+        plots = _plot(config, comparison, out, title)
     return SweepOutcome(out, generated, scored, comparison, tuple(plots))
 
 
@@ -156,4 +182,4 @@ def _together(out: Path, results: list[GenerateResult]) -> GenerateResult:
                           sum(r.total for r in results), sum(r.seconds for r in results),
                           sum(r.tokens for r in results), first.backend, first.backend_reason,
                           Failures(sum(r.failed for r in results), examples), stopped, first.forcing,
-                          insertions)  # fmt: skip
+                          insertions, first.problems, first.n)  # fmt: skip

@@ -6,8 +6,10 @@ recomputed) and `frame_from_paper_table` from a published table shaped like the 
 (columns `pass_at_{k}_{B}`, `_CI_low_`, `_CI_high_`; its `_err_` columns are a fixed 25% of the value, a band the
 authors drew, and are not drawn). `draw` makes one panel per metric (pass@1, pass@8, maj@4 ...) with each series'
 CI band, the budget on a log2 axis, the region past the training budget shaded, n in the legend and runs missing
-samples marked there. `draw_sweep` is the per-run plot `e3eval sweep` and `e3eval demo` write. This module does not
-score or aggregate anything.
+samples marked there. Runs are labelled as everywhere else (`captions.run_labels`: model · dataset · forcing ·
+policy · subset; a `labels` option overrides them), and a run that holds part of its dataset is flagged under the
+figure. `draw_sweep` is the per-run plot `e3eval sweep` and `e3eval demo` write: titled with the run's label, its
+budget forcing (wait text, delimiter, insertions) under the title. This module does not score or aggregate anything.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from e3eval.errors import UserError
+from e3eval.figures.captions import forcing_line, notes_of, run_labels, wrap_label
 from e3eval.figures.family import Family, Input
 from e3eval.figures.style import (
     apply_style,
@@ -65,7 +68,11 @@ def frame_from_runs(paths: Sequence[Path | str]) -> pd.DataFrame:
 def frame_from_comparison(comparison: Comparison) -> pd.DataFrame:
     """The tidy frame of summaries already gathered by `e3eval.compare` (flags include lines skipped at import)."""
     parts = [_summary_frame(run.name, run.table, run.flags) for run in comparison.runs]
-    return _concat(parts)
+    frame = _concat(parts)
+    labels = run_labels(comparison)
+    frame.attrs["labels"] = labels  # the legend's defaults; a `labels` option overrides them
+    frame.attrs["run_notes"] = notes_of(comparison, labels)
+    return frame
 
 
 def frame_from_summaries(summaries: Iterable[tuple[str, pa.Table]]) -> pd.DataFrame:
@@ -196,7 +203,8 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     """One panel per metric in `options["metrics"]` (default pass@1): a curve and CI band per series."""
     require_rows(frame, "the accuracy inputs (no pass@k or maj@k rows)")
     metrics = [parse_metric(m) for m in options.get("metrics") or ["pass@1"]]
-    labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
+    labels = {**{f"={k}": v for k, v in frame.attrs.get("labels", {}).items()},
+              **{str(k): str(v) for k, v in (options.get("labels") or {}).items()}}  # fmt: skip
     train_budget = options.get("train_budget")
     panels = []
     for metric, k in metrics:
@@ -228,14 +236,16 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
         shown = [s for s in order if s in handles]
         # Outside the axes: inside, "best" placement would still cover the extrapolation label or a CI band.
         figure.legend([handles[s] for s in shown], [names[s] for s in shown], loc="outside right center")
-        if options.get("title"):
-            figure.suptitle(options["title"])
+        title = "\n".join(filter(None, [options.get("title"), options.get("subtitle")]))
+        if title:
+            figure.suptitle(title)
         bands = frame.attrs.get("bands", RUN_BANDS)
         if not frame["ci_low"].notna().any():
             bands = "no CI (the runs were scored without bootstrap resamples)"
         bands = bands if ci == "band" else bands.replace("bands:", "error bars:")
         note = options.get("note") or frame.attrs.get("note", "")
-        footnote(figure, "\n".join(filter(None, [f"{bands}. {note}".strip(), *_flag_notes(frame, order, labels)])))
+        lines = [f"{bands}. {note}".strip(), *frame.attrs.get("run_notes", []), *_flag_notes(frame, order, labels)]
+        footnote(figure, "\n".join(filter(None, lines)))
     return figure
 
 
@@ -277,7 +287,7 @@ def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) ->
     rows = frame[frame["series"] == series]
     n, total = int(rows["n"].min()), int(rows["n_samples"].min())
     count = f"{n}\u00d7{total // n}" if n and total % n == 0 else f"{n} problems, {total} samples"
-    label = series_label(_label(series, labels), count)
+    label = series_label(wrap_label(_label(series, labels)), count)
     failed = int(rows["n_failed"].fillna(0).max()) if "n_failed" in rows else 0
     missing = int(rows["n_missing"].fillna(0).max()) if "n_missing" in rows else 0
     if failed or missing:
@@ -290,13 +300,14 @@ def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) ->
 
 def _label(series: str, labels: Mapping[str, str]) -> str:
     """The legend label of a series: `labels` by series name, or by run name for a run scored under several
-    policies (series `RUN (policy)` keeps its policy: `label (policy)`)."""
+    policies (series `RUN (policy)` keeps its policy: `label (policy)`); else the run's own label (keys `=SERIES`,
+    from `frame_from_comparison`), else the series name."""
     if series in labels:
         return labels[series]
     found = _POLICY_SUFFIX.fullmatch(series)
     if found and found.group(1) in labels:
         return f"{labels[found.group(1)]} ({found.group(2)})"
-    return series
+    return labels.get(f"={series}", series)
 
 
 def _flag_notes(frame: pd.DataFrame, order: list[str], labels: Mapping[str, str]) -> list[str]:
@@ -339,17 +350,32 @@ def draw_sweep(
     train_budget: int | None = None,
     title: str = "",
 ) -> list[Path]:
-    """The sweep plot of `e3eval sweep` / `e3eval demo`: pass@1 and the largest pass@k beside it, written to
-    `stem`.png and .pdf; returns both paths."""
+    """The sweep plot of `e3eval sweep` / `e3eval demo` (`sweep_figure`), written to `stem`.png and .pdf; returns
+    both paths."""
+    return save(sweep_figure(summaries, train_budget, title, str(stem)), stem)
+
+
+def sweep_figure(
+    summaries: Comparison | Sequence[tuple[str, pa.Table]],
+    train_budget: int | None = None,
+    title: str = "",
+    source: str = "the sweep",
+) -> Figure:
+    """pass@1 and the largest pass@k beside it, titled `title` (default: the run's label), with the budget forcing
+    of a one-run comparison under the title."""
     from e3eval.report import Comparison
 
     is_comparison = isinstance(summaries, Comparison)
     frame = frame_from_comparison(summaries) if is_comparison else frame_from_summaries(summaries)
-    require_rows(frame, f"the summaries for {stem} (no pass@k rows)")
+    require_rows(frame, f"the summaries for {source} (no pass@k rows)")
     pass_ks = frame.loc[frame["metric"] == "pass@k", "k"]
     metrics = ["pass@1"] + ([f"pass@{int(pass_ks.max())}"] if pass_ks.max() > 1 else [])
-    figure = draw(frame, {"metrics": metrics, "train_budget": train_budget, "title": title, "order": "input"})
-    return save(figure, stem)
+    subtitle = None
+    if isinstance(summaries, Comparison) and len(summaries.runs) == 1:
+        title = title or frame.attrs["labels"][summaries.runs[0].name]
+        subtitle = forcing_line(summaries.runs[0].run.record.generation)
+    options = {"metrics": metrics, "train_budget": train_budget, "title": title, "subtitle": subtitle, "order": "input"}
+    return draw(frame, options)
 
 
 FAMILY = Family(

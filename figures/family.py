@@ -45,5 +45,5 @@ class Family:
     # draw(frame, options) -> Figure; options are the spec's non-input keys (title, train_budget, ...).
     draw: Callable[[pd.DataFrame, Mapping[str, Any]], Figure]
     options: Mapping[str, Input] = field(default_factory=dict)
-    # n shown in the gallery: a short text such as "n=30 problems x 8 samples per budget", computed from the frame.
+    # n shown in the gallery: a short text such as "n=30 problems x 8 samples each, per series and budget".
     describe_n: Callable[[pd.DataFrame], str] = lambda frame: f"{len(frame)} rows"

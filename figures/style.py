@@ -112,35 +112,43 @@ def budget_ticks(ax: Axes, budgets: Iterable[int]) -> None:
 
 
 def shade_extrapolation(ax: Axes, train_budget: float | None, data: Iterable[float] | None = None) -> None:
-    """Grey band right of the training budget, a dashed line at it and the label "extrapolation", all inside the
-    axes' current x range (set the limits first; they are not widened).
+    """Grey band right of the training budget, a dashed line at it and the label "trained at 16k: extrapolation",
+    all inside the axes' current x range (set the limits first; they are not widened).
 
     Nothing is marked when the training budget lies right of the axes, or when `data` (the x values drawn) has no
-    value past it: there is no extrapolation to show, only the dashed line where it falls inside the axes. When every
-    x is past it the whole panel is shaded and the label, at the left edge, names the budget.
+    value past it: there is no extrapolation to show, only the dashed line, labelled "trained at 16k", where it falls
+    inside the axes. When every x is past it the whole panel is shaded and the label, at the left edge, names the
+    budget.
     """
     if not train_budget:
         return
     left, right = ax.get_xlim()
+    trained = f"trained at {format_budget(int(train_budget))}"
+    text = {"fontsize": 7.5, "color": "0.35", "zorder": 5, "va": "top", "transform": ax.transAxes}
     past = None if data is None else any(float(x) > train_budget for x in data)
     if train_budget >= right or past is False:
         if left <= train_budget < right:
             ax.axvline(train_budget, color="0.45", linestyle="--", linewidth=0.9, zorder=1)
+            ax.text(_axes_x(ax, train_budget), 0.985, f"{trained} ", ha="right", **text)
         return
     start = max(left, float(train_budget))
     ax.axvspan(start, right, color=EXTRAPOLATION_COLOR, alpha=0.6, zorder=0, linewidth=0)
     ax.set_xlim(left, right)  # axvspan must not move the limits
-    text = {"fontsize": 7.5, "color": "0.35", "zorder": 5, "va": "top", "transform": ax.transAxes}
     if train_budget <= left:
-        ax.text(0.01, 0.985, f"extrapolation (trained at {format_budget(int(train_budget))}) \u2192", ha="left", **text)
+        ax.text(0.01, 0.985, f"extrapolation ({trained}) \u2192", ha="left", **text)
         return
     ax.axvline(train_budget, color="0.45", linestyle="--", linewidth=0.9, zorder=1)
     # Where the line falls, in axes coordinates: a narrow band takes its label on the left of the line.
-    at = float(ax.transAxes.inverted().transform(ax.transData.transform((train_budget, 0.0)))[0])
-    if at <= 0.7:
-        ax.text(at, 0.985, " extrapolation \u2192", ha="left", **text)
+    at = _axes_x(ax, train_budget)
+    if at <= 0.6:
+        ax.text(at, 0.985, f" {trained}: extrapolation \u2192", ha="left", **text)
     else:
-        ax.text(at, 0.985, "extrapolation \u2192 ", ha="right", **text)
+        ax.text(at, 0.985, f"{trained}: extrapolation \u2192 ", ha="right", **text)
+
+
+def _axes_x(ax: Axes, x: float) -> float:
+    """Where data x falls across the axes, from 0 (left edge) to 1 (right edge)."""
+    return float(ax.transAxes.inverted().transform(ax.transData.transform((x, 0.0)))[0])
 
 
 def percent_axis(ax: Axes, top: float, label: str) -> None:

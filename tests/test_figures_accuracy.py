@@ -71,7 +71,7 @@ def test_frame_from_runs_carries_n_and_failures(runs):
     assert set(flaky["n_samples"]) == {14} and set(flaky["n_failed"]) == {2}
     assert (clean["flag"] == "").all() and (flaky["flag"].str.contains("failed")).all()
     summary = compare([runs[0]]).frame()
-    want = summary[(summary["metric"] == "pass@k") & (summary["k"] == 1)].set_index("budget")["value"]
+    want = summary[summary["metric"] == "pass@1"].set_index("budget")["value"]
     got = clean[(clean["metric"] == "pass@k") & (clean["k"] == 1)].set_index("budget")["value"]
     assert got.to_dict() == want.to_dict(), "values come from the summaries, never recomputed"
 
@@ -93,7 +93,8 @@ def test_accuracy_figure_from_runs(runs, tmp_path):
     legend = _legend_texts(figure)
     assert len(legend) == 2
     assert any(t.startswith("clean run (n=4\u00d74)") for t in legend)
-    assert any("flaky (n=4 problems, 14 samples)" in t and "2 failed left out" in t for t in legend), legend
+    # Without a `labels` entry a run is labelled as everywhere (`labels.run_label`): an imported run by its name.
+    assert any("flaky · prefix (n=4 problems, 14 samples)" in t and "2 failed left out" in t for t in legend), legend
     assert any("flaky" in t.get_text() and "failed" in t.get_text() for t in figure.texts), "flag in the footnote"
     # The flaky run has 3 samples for some problems: its pass@4 is refused in the summary, so no curve is drawn.
     refused = accuracy.draw(frame, {"metrics": ["pass@4"]})

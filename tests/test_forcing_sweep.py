@@ -96,4 +96,8 @@ def test_wait_sweeps_forced_answers_and_the_fig6_plot(stopping_dir, tmp_path):
 
     figure = accuracy.draw(accuracy.frame_from_runs([runs[0], runs[2], runs[4]]), {"labels": {"wait4": "wait x4"}})
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
-    assert any(t.startswith("wait x4 (forced)") for t in legend) and any(t.startswith("wait0") for t in legend)
+    assert any(t.startswith("wait x4 (forced)") for t in legend), legend
+    # Runs without a `labels` entry are labelled by what was run (`labels.run_label`), the forcing included.
+    joined = [t.replace("\n", " · ") for t in legend]
+    assert any(t.startswith(f"{stopping_dir.name} · demo · prefix") and "(n=16" in t for t in joined), legend
+    assert any(t.startswith(f"{stopping_dir.name} · demo · wait=2 · prefix") for t in joined), legend

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from e3eval.errors import UserError
 
 if TYPE_CHECKING:
     from e3eval.report import Comparison
+    from e3eval.report_formats import Report
 
 
 class _Output:
@@ -52,13 +53,16 @@ err_console = Console(file=_Output(1), stderr=True)  # type: ignore[arg-type]
 
 
 def progress() -> Progress:
-    """Progress bars on stderr (stdout stays for results)."""
-    return Progress(
+    """Progress bars on stderr (stdout stays for results): the ETA from the average rate, so that a task updated once
+    per batch of minutes shows one; a task with nothing to count (total 0) is not drawn (`bars.py`)."""
+    from e3eval.commands.bars import AverageEta, Bars
+
+    return Bars(
         TextColumn("{task.description}", style="bold", markup=False),  # descriptions name input files
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        AverageEta(),
         console=err_console,
         transient=False,
         # print() of other code (an engine's) is not taken over: while an engine runs it goes to the engine's log.
@@ -98,13 +102,18 @@ def fail(line: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def show_comparison(comparison: Comparison) -> None:
-    """The budgets x metrics table with CIs, then n (and what the numbers leave out) for each run."""
-    from e3eval.report import notes, report_table
+def show_comparison(comparison: Comparison, report: Report | None = None) -> None:
+    """The report fitted to the terminal's width (tables stacked, never a cut number): budgets x metrics with CIs,
+    each run's label, n and path, the extrapolation gain of a run with a training budget and any paired difference
+    (`report`, default: `report_formats.build_report` of the comparison), then its warnings on stderr."""
+    from e3eval.report_formats import build_report
+    from e3eval.report_layout import report_renderables
 
-    console.print(report_table(comparison))
-    for line in notes(comparison):
-        console.print(line)
+    report = report or build_report(comparison)
+    for item in report_renderables(report, console.width):
+        console.print(item)
+    for line in report.warnings():
+        warn(line)
 
 
 T = TypeVar("T")
