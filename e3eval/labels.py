@@ -25,13 +25,24 @@ def short_model(model: str | None) -> str | None:
     return model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or model
 
 
-def forcing_label(forcing: ForcingRecord | None) -> str | None:
-    """`wait=2` (e3eval's forcing), `s1 wait=2` (s1's harness), or None for a run sampled without forcing."""
+def forcing_label(forcing: ForcingRecord | None, inserted: int | None = None) -> str | None:
+    """`wait=2` (e3eval's forcing), `s1 wait=2` (s1's harness), or None for a run sampled without forcing;
+    `wait=2 (0 inserted)` when run.json says the forcing inserted nothing (`inserted`: its count of waits), which
+    makes the run a plain generation whatever its settings say."""
     if forcing is None:
         return None
     if forcing.mode == "s1":
         return f"s1 wait={forcing.wait}"
-    return f"wait={forcing.wait}" if forcing.wait else None
+    if not forcing.wait:
+        return None
+    return f"wait={forcing.wait}" + (" (0 inserted)" if inserted == 0 else "")
+
+
+def inserted_waits(generation: GenerationRecord | None) -> int | None:
+    """The waits run.json says the forcing inserted (all samples, resumes and merges counted), or None."""
+    counts = generation.fields.get("insertions") if generation is not None else None
+    waits = counts.get("waits") if isinstance(counts, dict) else None
+    return waits if isinstance(waits, int) and not isinstance(waits, bool) else None
 
 
 def subset_label(generation: GenerationRecord | None) -> str | None:
@@ -42,7 +53,7 @@ def subset_label(generation: GenerationRecord | None) -> str | None:
     if generation.limit is not None:
         total = f"/{generation.problems_total}" if generation.problems_total is not None else ""
         parts.append(f"first {generation.limit}{total}")
-    if generation.shard is not None and not generation.shard.endswith("/1"):
+    if generation.shard is not None and generation.shard != "merged" and not generation.shard.endswith("/1"):
         parts.append(f"shard {generation.shard}")
     return " ".join(parts)
 
@@ -54,7 +65,7 @@ def run_label(record: RunManifest, name: str, policy: str | None = None) -> str:
     model = short_model(generation.model if generation is not None else None) or name
     parts = [model]
     if generation is not None:
-        parts += [generation.dataset, forcing_label(generation.forcing)]
+        parts += [generation.dataset, forcing_label(generation.forcing, inserted_waits(generation))]
     parts += [policy, subset_label(generation)]
     return SEPARATOR.join(p for p in parts if p)
 

@@ -139,8 +139,8 @@ class GenerationRecord:
     @property
     def subset(self) -> bool:
         """Whether the run holds only part of its dataset's problems (--limit, or one --shard of a split)."""
-        if self.shard is not None and not self.shard.endswith("/1"):  # `0/1`: the one shard of an unsplit run
-            return True
+        if self.shard is not None and self.shard != "merged" and not self.shard.endswith("/1"):
+            return True  # `0/1` is the one shard of an unsplit run; `merged`, every shard of a split joined
         return self.limit is not None and (self.problems_total is None or self.limit < self.problems_total)
 
     @property

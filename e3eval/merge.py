@@ -82,8 +82,13 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
         diffs = first.differences(run.record.generation or GenerationRecord())
         if diffs:
             raise UserError(f"{run.path}: settings differ from {runs[0].path} ({', '.join(diffs)}); cannot merge")
-    if not allow_missing:
+    try:
         check_complete(runs)
+        whole = True
+    except UserError:
+        if not allow_missing:
+            raise
+        whole = False  # recorded: a merge that left shards out holds part of the dataset (`GenerationRecord.subset`)
     merged = Run.building(building)
     (building / ROLLOUTS_DIR).mkdir(parents=True)
     problems: dict[str, dict[str, Any]] = {}
@@ -104,7 +109,10 @@ def _merge(building: Path, run_id: str, runs: list[Run], allow_missing: bool = F
                 "kind": "merged", "merged_from": [{"path": str(r.path), "run_id": r.run_id} for r in runs]}  # fmt: skip
     for inherited in ("name", "legacy_run_id", "copied_from"):
         manifest.pop(inherited, None)
-    manifest["generation"] = {**first.fields, "shard": "merged", "n": max(r.samples_wanted or 0 for r in runs)}
+    limits = [r.record.generation.limit if r.record.generation is not None else None for r in runs]
+    manifest["generation"] = {**first.fields, "shard": "merged" if whole else "merged-incomplete",
+                              "n": max(r.samples_wanted or 0 for r in runs),
+                              "limit": None if None in limits else max(limits)}  # fmt: skip
     if first.forcing is not None:  # budget forcing's counts are of all the merged samples, not of the first shard's
         appended = int(first.forcing.mode == "s1")  # s1's appended end of thinking is no wait
         manifest["generation"]["insertions"] = count_insertions(building, appended).record()

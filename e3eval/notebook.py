@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e3eval.errors import UserError
-from e3eval.labels import forcing_label, run_label, subset_label
+from e3eval.labels import forcing_label, inserted_waits, run_label, subset_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,7 +178,7 @@ class RunView:
         """Budget forcing as labels print it (`wait=2`, `s1 wait=2`), None for plain sampling; the recorded settings
         (the wait text, ...) are in `record.generation.forcing`."""
         generation = self.record.generation
-        return forcing_label(generation.forcing) if generation is not None else None
+        return forcing_label(generation.forcing, inserted_waits(generation)) if generation is not None else None
 
     @property
     def policies(self) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 
 from e3eval.comparability import FAILURE_RATES, RunFacts, default_metrics, setting_differences, subset_notes
 from e3eval.errors import UserError
-from e3eval.labels import forcing_label, run_label, unique_labels
+from e3eval.labels import forcing_label, inserted_waits, run_label, unique_labels
 from e3eval.manifest import GenerationRecord
 from e3eval.notebook import metric_name, split_metric, summary_frame
 from e3eval.run import Run
@@ -184,7 +184,8 @@ class Comparison:
             extra = {"run": run.label, "name": run.run_name or run.run.name,
                      "model": generation.model if generation is not None else None,
                      "dataset": generation.dataset if generation is not None else None,
-                     "forcing": forcing_label(generation.forcing) if generation is not None else None}  # fmt: skip
+                     "forcing": forcing_label(generation and generation.forcing,
+                                              inserted_waits(generation))}  # fmt: skip
             for column, value in extra.items():
                 frame[column] = pd.Series([value] * len(frame), index=frame.index, dtype="object")
             frame["n_per_problem"] = pd.array([run.n_per_problem] * len(frame), dtype="Int64")

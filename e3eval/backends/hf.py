@@ -248,7 +248,7 @@ class HFBackend:
             raise UserError(
                 f"hf backend: one sample does not fit in {self.device} memory ({self.model_name}, {self.dtype}, "
                 f"prompt of {len(rows[0][0])} tokens + up to {rows[0][2]} new tokens); use a GPU with more "
-                "memory, a lower --max-tokens, or the vllm/sglang backend"
+                "memory, a lower --max-tokens (sweep: a smaller largest --budgets), or the vllm/sglang backend"
             )
         if self._fits == self.batch_size:
             warnings.warn(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from e3eval.backends import names as backend_names
 from e3eval.budget_forcing import DEFAULT_S1_ANSWER_TOKENS, DEFAULT_WAIT_TEXT
@@ -319,7 +320,7 @@ def demo(
     workers: Annotated[int | None, _in(panels.SCORING, "Grader processes.")] = None,
     out: Annotated[Path, _in(panels.OUTPUT, "Where the demo writes its model and runs.")] = Path("results/demo"),
 ) -> None:
-    """The embedded default: a real sweep of the tiny model on the bundled problems, CPU only, no network.
+    """The embedded default: a real sweep of a hand-set tiny model on the bundled problems, CPU only, no network.
 
     Examples:
 
@@ -327,7 +328,7 @@ def demo(
 
       e3eval demo --synthetic --out /tmp/demo
     """
-    from e3eval.dev.demo import run_demo, run_synthetic_demo
+    from e3eval.dev.demo import DEMO_NOTE, run_demo, run_synthetic_demo
     from e3eval.figures.accuracy import draw_sweep
 
     with progress() as bar:
@@ -344,7 +345,4 @@ def demo(
         say(f"plots: {', '.join(str(p) for p in result.plots)}")
         return
     show_sweep(outcome)
-    console.print(
-        "[dim]The tiny model has random weights: zero accuracy is the expected result. "
-        "`e3eval demo --synthetic` scores a synthetic pool whose accuracy rises with the budget.[/]"
-    )
+    console.print(f"[dim]{escape(DEMO_NOTE)}. `e3eval demo --synthetic` scores a synthetic pool of traces instead.[/]")
