@@ -227,7 +227,8 @@ class Insertions:
         head = forcing_head(forcing.mode, forcing.wait, forcing.wait_text, forcing.end.text)
         if forcing.wait and self.waits:
             line += f"; {self.at_limit} used all {forcing.wait} wait{'' if forcing.wait == 1 else 's'}"
-        return f"{head}: {line}; {self.samples - self.ended} ran to the budget"
+        # Not a partition: a sample that used all its waits may still run to the budget after the last one.
+        return f"{head}: {line}; {self.samples - self.ended} of all {self.samples} ran to the budget without ending"
 
     def record(self) -> dict[str, int]:
         """What run.json records (beside the fixed `forcing` setting, which a rerun must match)."""

@@ -43,8 +43,8 @@ _INTERRUPTED = {
     "demo": _KEPT_PARTS,
     "sweep": _KEPT_PARTS,
     "generate": _KEPT_PARTS,
-    "score": "the run's grades and summary are as they were (forced-answer continuations made so far are kept): "
-    "rerun the same command",
+    "score": "the run's grades and summary are as they were (with --policy forced, the answers generated so far "
+    "are kept): rerun the same command",
     "import": "the target is as it was (a run is swapped in only when complete): rerun the same command",
     "merge": "the target is as it was (a run is swapped in only when complete): rerun the same command",
     "probe": "the samples probed so far are saved as parts (every 64 samples or minute): rerun the same command to "

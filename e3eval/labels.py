@@ -46,14 +46,17 @@ def inserted_waits(generation: GenerationRecord | None) -> int | None:
 
 
 def subset_label(generation: GenerationRecord | None) -> str | None:
-    """`first 4/30` (--limit), `shard 1/4` (--shard), both joined, or None when the run holds its whole dataset."""
+    """`first 4/30` (--limit), `shard 1/4` (--shard), `shards missing` (a merge that left shards out), joined, or
+    None when the run holds its whole dataset."""
     if generation is None or not generation.subset:
         return None
     parts = []
     if generation.limit is not None:
         total = f"/{generation.problems_total}" if generation.problems_total is not None else ""
         parts.append(f"first {generation.limit}{total}")
-    if generation.shard is not None and generation.shard != "merged" and not generation.shard.endswith("/1"):
+    if generation.shard == "merged-incomplete":  # `merge --allow-missing`: some shards of the split were not there
+        parts.append("shards missing")
+    elif generation.shard is not None and generation.shard != "merged" and not generation.shard.endswith("/1"):
         parts.append(f"shard {generation.shard}")
     return " ".join(parts)
 

@@ -75,8 +75,8 @@ _MISSING_HINT = {
     "problems": "the run is incomplete; re-import it or rerun `e3eval generate`",
     "grades": "score it first: e3eval score {path} --budgets ...",
     "summary": "score it first: e3eval score {path} --budgets ...",
-    "probes": "probe it first: e3eval probe {path} --model ...",
-    "attempt_probes": "probe it first: e3eval probe {path} --model ... --attempts PRESET",
+    "probes": "probe it first: e3eval probe {path} (--model: the run's own, unless given)",
+    "attempt_probes": "probe it first: e3eval probe {path} --attempts PRESET",
 }
 
 

@@ -112,18 +112,18 @@ def budget_ticks(ax: Axes, budgets: Iterable[int]) -> None:
 
 
 def shade_extrapolation(ax: Axes, train_budget: float | None, data: Iterable[float] | None = None) -> None:
-    """Grey band right of the training budget, a dashed line at it and the label "trained at 16k: extrapolation",
+    """Grey band right of the training budget, a dashed line at it and the label "train budget 16k: extrapolation",
     all inside the axes' current x range (set the limits first; they are not widened).
 
     Nothing is marked when the training budget lies right of the axes, or when `data` (the x values drawn) has no
-    value past it: there is no extrapolation to show, only the dashed line, labelled "trained at 16k", where it falls
+    value past it: there is no extrapolation to show, only the dashed line, labelled "train budget 16k", where it falls
     inside the axes. When every x is past it the whole panel is shaded and the label, at the left edge, names the
     budget.
     """
     if not train_budget:
         return
     left, right = ax.get_xlim()
-    trained = f"trained at {format_budget(int(train_budget))}"
+    trained = f"train budget {format_budget(int(train_budget))}"
     text = {"fontsize": 7.5, "color": "0.35", "zorder": 5, "va": "top", "transform": ax.transAxes}
     past = None if data is None else any(float(x) > train_budget for x in data)
     if train_budget >= right or past is False:

@@ -99,14 +99,14 @@ def test_forcing_is_described_with_its_texts_and_how_far_it_went(stopping_dir, t
     assert full.insertions == Insertions(12, 6, 6, 6, 6), "every sample: two waits, then its answer and EOS"
     assert full.insertions.describe(full.forcing) == (
         'budget forcing (wait=2, "Wait" for "</think>"): inserted 12 waits in 6 of 6 samples; 6 used all 2 waits; '
-        "0 ran to the budget"
+        "0 of all 6 ran to the budget without ending"
     )
     assert full.shape == "3 problems x 2 samples"
     # At 12 tokens the second delimiter comes at position 11: no room after a wait, so one wait and the budget.
     cut = generate_run(config(stopping_dir, tmp_path / "cut", wait=2, max_tokens=12))
     assert cut.insertions == Insertions(6, 6, 6, 0, 0)
     assert cut.insertions.describe(cut.forcing).endswith("inserted 6 waits in 6 of 6 samples; 0 used all 2 waits; "
-                                                         "6 ran to the budget")  # fmt: skip
+                                                         "6 of all 6 ran to the budget without ending")  # fmt: skip
     never = generate_run(config(stopping_dir, tmp_path / "never", wait=2, max_tokens=40, think_end="zzqq"))
     assert never.insertions.describe(never.forcing).startswith(
         'budget forcing (wait=2, "Wait" for "zzqq"): inserted 0 waits in 0 of 6 samples'
@@ -137,7 +137,7 @@ def test_sweep_plot_names_the_run_its_forcing_and_its_subset(stopping_dir, tmp_p
     notes = " ".join(t.get_text() for t in figure.texts)
     assert "\u26a0 subset: first 3/16" in " ".join(notes.split()) and "demo's problems" in notes
     labels = [t.get_text() for ax in figure.axes for t in ax.texts]
-    assert any("trained at 16" in t for t in labels), labels
+    assert any("train budget 16" in t for t in labels), labels
 
 
 # 3. Ctrl-C ----------------------------------------------------------------------------------------------------------

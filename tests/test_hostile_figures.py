@@ -272,7 +272,7 @@ def test_single_budget_extrapolation_label_stays_inside_the_axes(tmp_path: Path)
     (label,) = [t for t in ax.texts if "extrapolation" in t.get_text()]
     box, inside = label.get_window_extent(), ax.get_window_extent()
     assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
-    assert "trained at 16k" in label.get_text() and len(ax.patches) == 1, "every budget is past the training budget"
+    assert "train budget 16k" in label.get_text() and len(ax.patches) == 1, "every budget is past the training budget"
     save(past, tmp_path / "one-budget-past")
 
     within = accuracy.draw(_one_budget(32768), {"train_budget": 65536})

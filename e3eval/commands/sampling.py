@@ -42,8 +42,9 @@ _HELP = {
     "thinking": "Chat templates that support it: --thinking / --no-thinking (default: the template's own).",
     "shard": "i/N: generate every N-th problem only (join shard runs with `e3eval merge`).",
     "tokenizer": "openai: tokenizer path or name for rendering prompts (default: --model).",
-    "wait": "Budget forcing (s1's protocol): when a sample ends its thinking early, drop the end and append "
-    "--wait-text, up to N times per sample, as --forcing says. 0: plain sampling (with --forcing s1: only its end "
+    "wait": "Budget forcing (the s1 paper's idea; --forcing picks the algorithm): when a sample ends its thinking "
+    "early, drop the end and append --wait-text, up to N times per sample, as --forcing says. 0: plain sampling "
+    "(with --forcing s1: only its end "
     "of thinking at the budget).",
     "forcing": "Budget forcing mode. e3eval: one generation at the largest budget serves every budget, inserted "
     "tokens count toward it. s1: s1's evaluation harness exactly, one generation (run) per budget: rounds of up to "

@@ -130,7 +130,7 @@ def count_asymmetries_cmd(
         result = count_asymmetries(config, bar, jobs=jobs or os.cpu_count() or 1)
     for line in result.warnings:
         warn(line)
-    _show_counts(result, source, preset, by == "correct")
+    _show_counts(result, source, preset, by == "correct", response_field)
     if result.skipped.count:
         example = escape(result.skipped.examples[0])
         err_console.print(f"[yellow]skipped {result.skipped.count} bad line(s)[/], e.g. {example}", highlight=False)
@@ -145,7 +145,7 @@ def count_asymmetries_cmd(
         say(f"wrote {out}")
 
 
-def _show_counts(result: CountResult, source: Path, preset: str, by_correct: bool) -> None:
+def _show_counts(result: CountResult, source: Path, preset: str, by_correct: bool, response_field: str) -> None:
     """The table, its legend, and one line of totals."""
     from rich import box
     from rich.table import Table
@@ -177,7 +177,9 @@ def _show_counts(result: CountResult, source: Path, preset: str, by_correct: boo
         table.add_row(*cells)
     console.print(table)
     console.print()
-    console.print(_legend(rows, counters, source.is_dir()))
+    console.print(
+        _legend(rows, counters, source.is_dir(), "response" if source.is_dir() else f"'{response_field}' field")
+    )
     empty = sum(result.table.column("empty").to_pylist())
     console.print(
         f"{result.traces:,} traces ({result.table.num_rows:,} rows); {empty:,} empty; "
@@ -186,7 +188,7 @@ def _show_counts(result: CountResult, source: Path, preset: str, by_correct: boo
     )
 
 
-def _legend(rows: list[SummaryRow], counters: PresetCounters, run_dir: bool) -> object:
+def _legend(rows: list[SummaryRow], counters: PresetCounters, run_dir: bool, counted: str = "response") -> object:
     """Two columns, name and meaning, for exactly what the table shows (a "-" is explained only where one is)."""
     from rich.table import Table
 
@@ -197,7 +199,7 @@ def _legend(rows: list[SummaryRow], counters: PresetCounters, run_dir: bool) -> 
         budget = min(row.budget for row in rows if row.budget)
         lines = [("budget", f"{format_budget(budget)} = the first {budget:,} tokens of each response (--budgets)")]
     else:
-        lines = [("budget", "full = the whole response (--budgets 4k..32k counts within each budget's prefix)")]
+        lines = [("budget", f"full = the whole {counted} (--budgets 4k..32k counts within each budget's prefix)")]
     meanings = []
     if groups & {"correct", "incorrect"}:
         meanings.append("correct / incorrect: " + ("the run's grade at that budget" if run_dir else
