@@ -181,6 +181,16 @@ class RunView:
         return forcing_label(generation.forcing, inserted_waits(generation)) if generation is not None else None
 
     @property
+    def insertions(self) -> dict[str, int] | None:
+        """What budget forcing did, as run.json counts it over every sample: `waits` inserted, `samples_forced`
+        (samples that got at least one) and `samples`; None for a run generated without forcing."""
+        generation = self.record.generation
+        counts = generation.fields.get("insertions") if generation is not None else None
+        if not isinstance(counts, dict):
+            return None
+        return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+    @property
     def policies(self) -> tuple[str, ...]:
         """The scoring policies the summary holds (`prefix`, `strict`, `forced`, ...); () before scoring."""
         return _policies(self.record)
@@ -232,6 +242,13 @@ class RunView:
         record = run.record
         frame.insert(0, "run", [run_label(record, run.name, p) for p in frame["policy"].tolist()])
         return frame
+
+    def gain(self, train_budget: int | None = None) -> pd.DataFrame:
+        """The extrapolation gain pass@1(B) - pass@1(B_train) at every scored B > B_train with its paired bootstrap CI
+        over problems (`e3eval.compare(run).gain()`; B_train: run.json's training budget, or `train_budget`)."""
+        from e3eval.report import compare
+
+        return compare([self._path]).gain(train_budget)
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -244,3 +244,11 @@ def test_the_notebook_doc_runs(runs):
     diff = namespace["_"]  # the last cell: the second run minus the first, paired over their problems
     assert {"budget", "metric", "diff", "ci_low", "ci_high", "n_problems"} <= set(diff.columns)
     assert sorted(set(diff["budget"])) == list(BUDGETS) and "pass@1" in set(diff["metric"])
+
+
+def test_gain_is_compares_and_insertions_are_none_without_forcing(runs):
+    run = e3eval.load_run(runs[0])
+    assert run.gain().empty, "an import records no training budget"
+    mine, theirs = run.gain(train_budget=BUDGETS[0]), e3eval.compare([runs[0]]).gain(BUDGETS[0])
+    assert list(mine["budget"]) == list(BUDGETS[1:]) and mine.equals(theirs)
+    assert run.insertions is None
