@@ -10,10 +10,10 @@ refuses nothing: the lines are shown under every report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from e3eval.labels import forcing_label, subset_label
+from e3eval.labels import forcing_label, inserted_waits, subset_label
 from e3eval.manifest import GenerationRecord
 from e3eval.notebook import K_METRICS, metric_name
 
@@ -36,8 +36,10 @@ class RunFacts:
     run_key: str = ""  # entries of one run (its policies) share it: they never differ in settings
 
 
-def _by(facts: Sequence[RunFacts], values: Sequence[object]) -> str:
-    return "; ".join(f"{f.label}: {v}" for f, v in zip(facts, values, strict=True))
+def _by(facts: Sequence[RunFacts], values: Sequence[object], names: Mapping[str, str] | None = None) -> str:
+    """`A: 1; B: 0.6`: each run named as `names` says (its key under a key legend), else by its label."""
+    names = names or {}
+    return "; ".join(f"{names.get(f.label, f.label)}: {v}" for f, v in zip(facts, values, strict=True))
 
 
 def _one_per_run(facts: Sequence[RunFacts]) -> list[RunFacts]:
@@ -47,16 +49,33 @@ def _one_per_run(facts: Sequence[RunFacts]) -> list[RunFacts]:
     return list(seen.values())
 
 
-def subset_notes(facts: Sequence[RunFacts]) -> list[str]:
-    """One line per run that holds only part of its dataset (`--limit`, `--shard`): its label says so too."""
-    return [
-        f"{f.label} holds part of its dataset ({subset_label(f.generation)}): its numbers describe those problems only"
-        for f in _one_per_run(facts)
-        if f.generation is not None and f.generation.subset
-    ]
+def subset_notes(facts: Sequence[RunFacts], names: Mapping[str, str] | None = None) -> list[str]:
+    """One line per run that holds only part of its dataset (`--limit`, `--shard`), named by key (`names`) or label
+    (which names the subset already: said once)."""
+    lines = []
+    for f in _one_per_run(facts):
+        if f.generation is None or not f.generation.subset:
+            continue
+        subset = subset_label(f.generation) or "a subset"
+        name = (names or {}).get(f.label, f.label)
+        what = f" ({subset})" if subset not in name else ""
+        lines.append(f"{name} holds part of its dataset{what}: its numbers describe those problems only")
+    return lines
 
 
-def setting_differences(facts: Sequence[RunFacts]) -> list[str]:
+def forcing_notes(facts: Sequence[RunFacts], names: Mapping[str, str] | None = None) -> list[str]:
+    """One line per run generated with budget forcing that run.json says inserted no wait: a plain generation."""
+    lines = []
+    for f in _one_per_run(facts):
+        forcing = f.generation.forcing if f.generation is not None else None
+        if forcing is not None and forcing.mode != "s1" and forcing.wait and inserted_waits(f.generation) == 0:
+            lines.append(f"{(names or {}).get(f.label, f.label)} was generated with wait={forcing.wait} but no wait "
+                         "was inserted (the end of thinking never occurred): its numbers are a plain "
+                         "generation's")  # fmt: skip
+    return lines
+
+
+def setting_differences(facts: Sequence[RunFacts], names: Mapping[str, str] | None = None) -> list[str]:
     """One line per setting in which the runs differ: dataset, problems, n per problem, sampling, forcing."""
     lines: list[str] = []
     runs = _one_per_run(facts)
@@ -65,24 +84,24 @@ def setting_differences(facts: Sequence[RunFacts]) -> list[str]:
     generations = [f.generation or GenerationRecord() for f in runs]
     datasets = [g.dataset for g in generations]
     if len(set(datasets)) > 1:
-        lines.append(f"the runs differ in dataset ({_by(runs, [d or 'not recorded' for d in datasets])})")
+        lines.append(f"the runs differ in dataset ({_by(runs, [d or 'not recorded' for d in datasets], names)})")
     problem_sets = [f.problems for f in runs]
     if len(set(problem_sets)) > 1:
         shared = frozenset.intersection(*problem_sets)
-        sizes = _by(runs, [len(p) for p in problem_sets])
+        sizes = _by(runs, [len(p) for p in problem_sets], names)
         lines.append(f"the runs hold different problems ({sizes}; {len(shared)} shared): their numbers average over "
                      "different problems")  # fmt: skip
     ns = [f.n_per_problem for f in runs]
     if len(set(ns)) > 1:
-        lines.append(f"the runs differ in samples per problem ({_by(runs, [n or 'varies' for n in ns])})")
+        lines.append(f"the runs differ in samples per problem ({_by(runs, [n or 'varies' for n in ns], names)})")
     for setting in ("temperature", "top_p"):
         values = [getattr(g.sampling, setting) for g in generations]
         if len(set(values)) > 1:
-            lines.append(f"the runs differ in sampling {setting} ({_by(runs, [_shown(v) for v in values])})")
-    forcings = [forcing_label(g.forcing) or "none" for g in generations]
+            lines.append(f"the runs differ in sampling {setting} ({_by(runs, [_shown(v) for v in values], names)})")
+    forcings = [forcing_label(g.forcing, inserted_waits(g)) or "none" for g in generations]
     wait_texts = [g.forcing.wait_text if g.forcing is not None else None for g in generations]
     if len(set(forcings)) > 1 or len(set(wait_texts)) > 1:
-        lines.append(f"the runs differ in budget forcing ({_by(runs, forcings)})")
+        lines.append(f"the runs differ in budget forcing ({_by(runs, forcings, names)})")
     return lines
 
 
@@ -90,7 +109,7 @@ def _shown(value: float | None) -> str:
     return "not recorded" if value is None else f"{value:g}"
 
 
-def default_metrics(facts: Sequence[RunFacts]) -> tuple[list[str], list[str]]:
+def default_metrics(facts: Sequence[RunFacts], naming: Mapping[str, str] | None = None) -> tuple[list[str], list[str]]:
     """The metrics a report shows when none are asked for (pass@1, the largest pass@k and maj@k every run has, the
     token and finish rates, and grader failure rates where any run has one), and a line for each metric shown at a
     smaller k than some run has."""
@@ -104,7 +123,7 @@ def default_metrics(facts: Sequence[RunFacts]) -> tuple[list[str], list[str]]:
             names.append(metric_name(metric, kept))
         if len(set(largest)) > 1:
             shown = f"shown at k={kept}" if kept is not None else "pass@1 only" if metric == "pass@k" else "not shown"
-            held = _by(facts, [f"up to {k}" if k else "none" for k in largest])
+            held = _by(facts, [f"up to {k}" if k else "none" for k in largest], naming)
             lines.append(f"{metric}: {shown}, the largest k every run has ({held}); --metrics "
                          f"{metric_name(metric, max(largest))} shows the larger k")  # fmt: skip
     names += list(DEFAULT_RATES)

@@ -246,6 +246,10 @@ def gain_frame(entries: Sequence[RunSummary], train_budget: int | None, resample
         except UserError as exc:  # another policy's entry of a run: its grades are not kept
             notes.append(f"no gain: {exc}")
             continue
+        if samples and base >= max(samples):
+            notes.append(f"{entry.label}: no scored budget above the training budget {format_budget(base)} (largest "
+                         f"scored: {format_budget(max(samples))}): no extrapolation gain")  # fmt: skip
+            continue
         if base not in samples:
             scored = ", ".join(format_budget(b) for b in sorted(samples))
             raise UserError(f"{entry.label}: training budget {base} was not scored (scored: {scored}); rescore with a "
@@ -275,10 +279,28 @@ def _paired_metrics(names: str | Sequence[str] | None, a: Samples, b: Samples) -
     return parsed
 
 
+def policy_warnings(*sides: tuple[str, RunSummary, Sequence[str | None]]) -> list[str]:
+    """Lines for a difference whose sides were scored under several policies (each side: its key, its entry, and
+    the policies its run was scored under): which policy's grades it uses, and that the two sides' policies differ."""
+    lines = []
+    for key, entry, policies in sides:
+        held = sorted({str(p) for p in policies if p is not None})
+        if len(held) > 1:
+            lines.append(f"{key}: {entry.run_name or entry.name} was scored under {', '.join(held)}; the difference "
+                         f"uses {entry.policy} (its grades are the run's current ones; --policy chooses another, "
+                         "after rescoring under it)")  # fmt: skip
+    (key_a, a, _), (key_b, b, _) = sides
+    if a.policy != b.policy:
+        lines.append(f"{key_a} and {key_b} were scored under different policies ({key_a}: {a.policy}; {key_b}: "
+                     f"{b.policy}): the difference mixes two grading rules")  # fmt: skip
+    return lines
+
+
 def diff_frame(a: RunSummary, b: RunSummary, metrics: str | Sequence[str] | None, resamples: int | None,
-               seed: int | None) -> pd.DataFrame:  # fmt: skip
+               seed: int | None, keys: tuple[str, str] = ("A", "B")) -> pd.DataFrame:  # fmt: skip
     """`Comparison.diff`: A - B with paired bootstrap CIs; `attrs` hold the runs' labels, the method and warnings
-    (problems only one run holds)."""
+    (problems or budgets only one run holds, the runs named by their `keys`)."""
+    key_a, key_b = keys
     import pandas as pd
 
     left, right = entry_samples(a), entry_samples(b)
@@ -286,11 +308,16 @@ def diff_frame(a: RunSummary, b: RunSummary, metrics: str | Sequence[str] | None
     if not both:
         raise UserError(f"{a.label} and {b.label} share no problem: a paired difference needs the same problems")
     if not set(left) & set(right):
-        raise UserError(f"{a.label} and {b.label} share no scored budget (A: {sorted(left)}, B: {sorted(right)})")
+        raise UserError(f"{a.label} and {b.label} share no scored budget ({key_a}: {sorted(left)}, {key_b}: "
+                        f"{sorted(right)})")  # fmt: skip
     notes = []
+    one_side = sorted(set(left) ^ set(right))
+    if one_side:
+        shown = ", ".join(f"{format_budget(x)} ({key_a if x in left else key_b} only)" for x in one_side)
+        notes.append(f"{a.label} − {b.label}: budgets only one run scored are left out: {shown}")
     if only_a or only_b:
-        notes.append(f"{a.label} and {b.label} share {len(both)} problems ({len(only_a)} only in A, {len(only_b)} only "
-                     f"in B): the differences are over the {len(both)} shared")  # fmt: skip
+        notes.append(f"{a.label} and {b.label} share {len(both)} problems ({len(only_a)} only in {key_a}, "
+                     f"{len(only_b)} only in {key_b}): the differences are over the {len(both)} shared")  # fmt: skip
     count, draw_seed = resampling(a, resamples, seed)
     rows = [{"budget": v.budget, "metric": metric_name(v.metric, v.k), "k": v.k, "value_a": v.value_a,
              "value_b": v.value_b, "diff": v.diff.value, "ci_low": v.diff.low, "ci_high": v.diff.high,

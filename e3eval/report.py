@@ -23,16 +23,24 @@ module reads runs and writes nothing; `report_formats.write_report` writes a rep
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from e3eval.comparability import FAILURE_RATES, RunFacts, default_metrics, setting_differences, subset_notes
+from e3eval.comparability import (
+    FAILURE_RATES,
+    RunFacts,
+    default_metrics,
+    forcing_notes,
+    setting_differences,
+    subset_notes,
+)
 from e3eval.errors import UserError
 from e3eval.labels import forcing_label, inserted_waits, run_label, unique_labels
 from e3eval.manifest import GenerationRecord
@@ -45,6 +53,8 @@ from e3eval.store import MANIFEST
 if TYPE_CHECKING:
     import pandas as pd
 
+    from e3eval.notebook import RunView
+
 __all__ = ["Comparison", "RunSummary", "StaleSummaryWarning", "compare", "comparison_of", "s1_series"]
 
 # The columns of `Comparison.summary`, in this order (any other stored column follows them).
@@ -55,13 +65,13 @@ SUMMARY_COLUMNS = ("run", "name", "model", "dataset", "policy", "forcing", "budg
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One entry of a comparison: a scored run (under one policy), its summary rows and the counts shown beside
-    its numbers. `table` (the stored rows, pyarrow) is for the renderers and figures; notebooks read
-    `Comparison.summary`."""
+    """One entry of a comparison: a scored run (under one policy), its label, n, budgets and policy. Its `table`
+    (the stored rows, pyarrow) and `run` (the run's writer) are internal, for the renderers and figures: notebooks
+    read `Comparison.summary`."""
 
     name: str  # the run's name in messages: `Run.name`, the path when names collide, `NAME (POLICY)` per policy
-    run: Run
-    table: pa.Table
+    run: Run = field(repr=False)
+    table: pa.Table = field(repr=False)
     n_problems: int
     n_samples: int
     n_failed: int
@@ -72,6 +82,11 @@ class RunSummary:
     run_name: str = ""  # the directory name (`Run.name`; an s1 sweep's folder name)
     members: tuple[Run, ...] = ()  # the runs its rows come from (one per budget for an s1 sweep's folder)
     path: Path | None = None  # the directory given to `compare`
+
+    def __repr__(self) -> str:
+        n = f"{self.n_problems} problems × {self.n_per_problem}" if self.n_per_problem else f"{self.n_samples} samples"
+        budgets = sorted(set(self.table["budget"].to_pylist())) if self.table.num_rows else []
+        return f"RunSummary({self.label or self.name!r}, n={n}, budgets={budgets}, policy={self.policy!r})"
 
     @property
     def policy(self) -> str | None:
@@ -111,23 +126,50 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Scored runs side by side. Read `summary` (pandas), `gain()`, `diff(a, b)`, `labels` and `warnings`."""
+    """Scored runs side by side. Its public API: `summary` (pandas, fractions 0-1), `labels`, `keys`, `warnings`,
+    `notes`, `gain()` and `diff(a, b)`. `runs` (the entries, whose pyarrow tables and run writers are internal)
+    serves the renderers and figures."""
 
-    runs: tuple[RunSummary, ...]
-    facts: tuple[RunFacts, ...] = ()
-    notices: tuple[str, ...] = ()  # settings in which the runs differ
+    runs: tuple[RunSummary, ...] = field(repr=False)
+    facts: tuple[RunFacts, ...] = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        lines = [f"{key}: {run!r}" for key, run in zip(self.keys, self.runs, strict=True)]
+        return f"Comparison({len(self.runs)} run(s), budgets={self.budgets}, policies={self.policies},\n  " + (
+            "\n  ".join(lines) + ")"
+        )
+
+    @property
+    def keys(self) -> list[str]:
+        """A short key per entry, as a report's narrow headers name them: A, B, ... (R1, R2, ... past 26)."""
+        count = len(self.runs)
+        return [chr(ord("A") + i) if count <= 26 else f"R{i + 1}" for i in range(count)]
+
+    def names(self, keyed: bool) -> dict[str, str]:
+        """label -> how warnings name the entry: its key where a legend gives the keys (`keyed`), else its label."""
+        return dict(zip(self.labels, self.keys, strict=True)) if keyed else {}
 
     @property
     def warnings(self) -> list[str]:
         """What the numbers may not describe (runs that grew after they were scored), and where the runs are not
         like for like (dataset, problems, n per problem, sampling, forcing). A report of the default metrics adds
         a line where pass@k or maj@k is shown at a smaller k than some run has (`default_metric_warnings`)."""
-        return [w for run in self.runs for w in run.warnings] + list(self.notices)
+        return self.warnings_naming(keyed=False)
+
+    def warnings_naming(self, keyed: bool) -> list[str]:
+        """`warnings`, the runs named by key (`keyed`, under a key legend) or by label."""
+        stale = [w for run in self.runs for w in run.warnings]
+        return stale + setting_differences(self.facts, self.names(keyed))
 
     @property
     def notes(self) -> list[str]:
-        """Lines said beside the numbers that are not warnings: which runs hold a subset of their dataset."""
-        return subset_notes(self.facts)
+        """Lines said beside the numbers that are not warnings: runs that hold a subset of their dataset, and runs
+        forced with no wait inserted."""
+        return self.notes_naming(keyed=False)
+
+    def notes_naming(self, keyed: bool) -> list[str]:
+        names = self.names(keyed)
+        return subset_notes(self.facts, names) + forcing_notes(self.facts, names)
 
     @property
     def labels(self) -> list[str]:
@@ -146,6 +188,9 @@ class Comparison:
     def default_metrics(self) -> list[str]:
         """What a report shows when no metrics are asked for (`comparability.default_metrics`)."""
         return default_metrics(self.facts)[0]
+
+    def default_metric_warnings_naming(self, keyed: bool) -> list[str]:
+        return default_metrics(self.facts, self.names(keyed))[1]
 
     @property
     def default_metric_warnings(self) -> list[str]:
@@ -199,13 +244,15 @@ class Comparison:
         return self.summary
 
     def entry(self, key: int | str | Path) -> RunSummary:
-        """An entry by position, label, name or directory (a run scored under several policies: the entry of its
-        last scoring, whose grades the run holds)."""
+        """An entry by position, key (`A`, as a report's headers print it), label, name or directory (a run scored
+        under several policies: the entry of its last scoring, whose grades the run holds)."""
         if isinstance(key, int) and not isinstance(key, bool):
             if not -len(self.runs) <= key < len(self.runs):
                 raise UserError(f"no run #{key}: the comparison holds {len(self.runs)}")
             return self.runs[key]
         text = str(key)
+        if isinstance(key, str) and text in self.keys and not Path(text).exists():
+            return self.runs[self.keys.index(text)]
         for attribute in ("label", "name"):
             found = [r for r in self.runs if getattr(r, attribute) == text]
             if len(found) == 1:
@@ -236,13 +283,25 @@ class Comparison:
              resamples: int | None = None, seed: int | None = None) -> pd.DataFrame:  # fmt: skip
         """A - B at each budget both scored, over the problems both hold, with a paired bootstrap CI (one resample
         of problems applied to both runs; `paired.py`): columns budget, metric, k, value_a, value_b, diff, ci_low,
-        ci_high, n_problems, unit. `a`, `b`: position, label, name or directory; `metrics`: pass@k and rate names
-        (default: every pass@k both runs have)."""
-        from e3eval.paired import diff_frame
+        ci_high, n_problems, unit, all fractions 0-1 except mean_tokens. `a`, `b`: position, key (`A`), label,
+        name or directory (a run scored under several policies: the policy whose grades it holds, said in
+        `attrs["warnings"]`; name `NAME (POLICY)` or compare with `policy=` to choose); `metrics`: pass@k and rate
+        names (default: the pass@k the report shows, `default_metrics`). `attrs` holds both sides' labels and keys
+        (`a`, `b`, `key_a`, `key_b`), the method and warnings."""
+        from e3eval.paired import PAIRED_METRICS, diff_frame, policy_warnings
 
         if len(self.runs) < 2 and not (isinstance(a, str | Path) or isinstance(b, str | Path)) and a != b:
             raise UserError("diff needs two runs (or one named twice, which gives zeros)")
-        return diff_frame(self.entry(a), self.entry(b), metrics, resamples, seed)
+        left, right = self.entry(a), self.entry(b)
+        if metrics is None:
+            metrics = [m for m in self.default_metrics if split_metric(m)[0] in PAIRED_METRICS]
+        key_a, key_b = (self.keys[next(i for i, r in enumerate(self.runs) if r is e)] for e in (left, right))
+        frame = diff_frame(left, right, metrics, resamples, seed, (key_a, key_b))
+        several = [r.policy for r in self.runs if r.path == left.path] if left.path else []
+        others = [r.policy for r in self.runs if r.path == right.path] if right.path else []
+        notes = policy_warnings((key_a, left, several), (key_b, right, others))
+        frame.attrs.update({"key_a": key_a, "key_b": key_b, "warnings": notes + frame.attrs["warnings"]})
+        return frame
 
 
 def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = None) -> RunSummary:
@@ -266,10 +325,31 @@ def summarize_run(run: Run, name: str | None = None, table: pa.Table | None = No
                       tuple(sorted(flags)), run_name=run.name)  # fmt: skip
 
 
-def compare(run_dirs: Sequence[Path | str]) -> Comparison:
-    """The summaries of one or more scored runs, side by side: one entry per run and policy, labelled by
-    `labels.run_label`. Where the runs are not like for like, or a summary no longer describes its run's samples
+def _directories(runs: object) -> list[Path]:
+    """`compare`'s argument as directories: one path (str or PathLike), a notebook `RunView` (its `.path`), or a
+    list of those; anything else is a UserError (a str is one path, never a sequence of characters)."""
+    from e3eval.notebook import RunView
+
+    def one(item: object) -> Path:
+        if isinstance(item, RunView):
+            return item.path
+        if isinstance(item, str | os.PathLike):
+            return Path(item)
+        raise UserError(f"compare: {type(item).__name__} is not a run (give paths, or load_run(...) objects)")
+
+    if isinstance(runs, str | os.PathLike | RunView):
+        return [one(runs)]
+    if isinstance(runs, Sequence | set | frozenset) and not isinstance(runs, bytes):
+        return [one(item) for item in runs]
+    raise UserError(f"compare: {type(runs).__name__} is not a run or a list of runs")
+
+
+def compare(run_dirs: Sequence[Path | str] | Path | str | RunView, policy: str | None = None) -> Comparison:
+    """The summaries of one or more scored runs (a path, a `load_run` view, or a list of them), side by side: one
+    entry per run and policy, labelled by `labels.run_label`; `policy` keeps only that policy's entry of a run scored
+    under several. Where the runs are not like for like, or a summary no longer describes its run's samples
     (generated further after `score`, also issued as a `StaleSummaryWarning`), `Comparison.warnings` says so."""
+    run_dirs = _directories(run_dirs)
     if not run_dirs:
         raise UserError("give at least one run directory")
     series = {i: s1_series(Path(d)) for i, d in enumerate(run_dirs) if not (Path(d) / MANIFEST).is_file()}
@@ -284,6 +364,10 @@ def compare(run_dirs: Sequence[Path | str]) -> Comparison:
             continue
         table = run.table("summary")
         policies = list(dict.fromkeys(table["policy"].to_pylist()))  # in the order they were kept and scored
+        if policy is not None and len(policies) > 1:
+            if policy not in policies:
+                raise UserError(f"--policy {policy}: {name} was scored under {', '.join(map(str, policies))}")
+            table, policies = table.filter(pc.equal(table["policy"], policy)), [policy]
         held = samples_held(run)
         entries = [(name, table)] if len(policies) <= 1 else [
             (f"{name} ({policy})", table.filter(pc.equal(table["policy"], policy))) for policy in policies
@@ -307,7 +391,7 @@ def _compared(summaries: list[RunSummary]) -> Comparison:
     unique = unique_labels(labels, ties)
     summaries = [replace(s, label=label) for s, label in zip(summaries, unique, strict=True)]
     facts = tuple(_facts(s) for s in summaries)
-    return Comparison(tuple(summaries), facts, tuple(setting_differences(facts)))
+    return Comparison(tuple(summaries), facts)
 
 
 def _facts(summary: RunSummary) -> RunFacts:

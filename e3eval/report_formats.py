@@ -2,11 +2,12 @@
 
 A `Report` is what `e3eval report` shows: a comparison, the metrics chosen, and where asked for, the extrapolation
 gain and a paired difference (`paired.py`). Every format holds the same numbers: one row per run and budget with
-each metric's value and 95% CI (fractions as percent, `mean_tokens` in tokens), the gain and difference tables in
-percentage points, and as notes (markdown lines, LaTeX comments, a JSON field) the runs' n, the warnings and the
-method. CSV is one table: the summary rows (fractions, as the notebook API gives them), or the difference with
-`--diff`. Run labels are untrusted text: escaped for markdown (so no `|` breaks a row and no HTML gets through) and
-for LaTeX (`_ % & # $ { } ~ ^ \\`). The terminal layout is `report_layout.py`'s; this module prints nothing.
+each metric's value and 95% CI, and as notes (markdown lines, LaTeX comments, a JSON field) the runs' n, the
+warnings and the method. Markdown and LaTeX print fractions as percent and the gain and difference in percentage
+points; CSV and JSON hold fractions 0-1, as the notebook API gives them (the definitions say which); `mean_tokens`
+is in tokens everywhere. CSV is one table: the summary rows, or the difference with `--diff`. Run labels are
+untrusted text: escaped for markdown (so no `|` breaks a row and no HTML gets through) and for LaTeX
+(`_ % & # $ { } ~ ^ \\ | < >`). The terminal layout is `report_layout.py`'s; this module prints nothing.
 """
 
 from __future__ import annotations
@@ -43,12 +44,18 @@ class Report:
     gain: pd.DataFrame | None = None
     diff: pd.DataFrame | None = None
     notices: tuple[str, ...] = ()  # warnings of building it (a recorded training budget that was not scored)
+    layout: str = "table"  # the format it is shown in: csv and json hold fractions, the others percent
+    reduced: bool = False  # the default metrics: pass@k / maj@k at the largest k every run has (a warning says so)
 
     @property
     def keys(self) -> list[str]:
-        """A short key per run for narrow headers: A, B, ... (R27 and on past Z)."""
-        count = len(self.comparison.runs)
-        return [chr(ord("A") + i) if count <= 26 else f"R{i + 1}" for i in range(count)]
+        """A short key per run for narrow headers: A, B, ... (`Comparison.keys`)."""
+        return self.comparison.keys
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the runs are named by key (a terminal table of several runs, whose legend gives the keys)."""
+        return self.layout == "table" and len(self.comparison.runs) > 1
 
     def values(self) -> dict[tuple[int, int, str], tuple[float, float, float]]:
         """(entry, budget, metric as printed) -> (value, ci_low, ci_high), fractions and tokens as stored."""
@@ -66,28 +73,36 @@ class Report:
 
     def warnings(self) -> list[str]:
         extra = [w for frame in (self.gain, self.diff) if frame is not None for w in frame.attrs.get("warnings", [])]
-        return [*self.comparison.warnings, *extra, *self.notices]
+        metric_lines = self.comparison.default_metric_warnings_naming(self.keyed) if self.reduced else []
+        return [*self.comparison.warnings_naming(self.keyed), *metric_lines, *extra, *self.notices]
 
     def footnotes(self) -> list[str]:
-        """The definitions: what the values are and how their intervals were drawn."""
+        """The definitions: what the values are, in this format's units, and how their intervals were drawn."""
         from e3eval.paired import resampling
 
         counts = sorted({resampling(run)[0] for run in self.comparison.runs if run.table.num_rows})
         resamples = "/".join(f"{c:,}" for c in counts) or "no"
-        lines = [f"values: % of problems (mean_tokens: tokens), each with its {_LEVEL} percentile bootstrap CI over "
-                 f"problems ({resamples} resamples)"]  # fmt: skip
+        fractions = self.layout in ("csv", "json")
+        share = "fractions 0-1" if fractions else "%"
+        lines = [f"values ({share}; mean_tokens in tokens): pass@k, maj@k = mean over problems of each problem's "
+                 "estimate; frac_finished, frac_answered = share of samples that finished (ended within the "
+                 "budget) or answered (an answer the policy counts); each with its "
+                 f"{_LEVEL} percentile bootstrap CI over problems ({resamples} resamples)"]  # fmt: skip
         for frame, what in ((self.gain, "gain"), (self.diff, "difference")):
             if frame is not None and frame.attrs.get("method"):
                 tokens = " (mean_tokens: tokens)" if what == "difference" and (frame["unit"] == "tokens").any() else ""
-                lines.append(f"{what}: in percentage points{tokens}; {frame.attrs['method']}")
+                units = "as a difference of fractions" if fractions else "in percentage points"
+                lines.append(f"{what}: {units}{tokens}; {frame.attrs['method']}")
         return lines
 
 
 def build_report(comparison: Comparison, metrics: str | Sequence[str] | None = None, train_budget: int | None = None,
-                 diff: tuple[int | str | Path, int | str | Path] | None = None) -> Report:  # fmt: skip
-    """The report of `comparison`: the metrics named (default: `Comparison.default_metrics`), the gain of every run
-    with a training budget (`train_budget` for all: it must be a scored budget, else a UserError; a recorded one
-    that was not scored is a warning), and the difference of the runs `diff` names."""
+                 diff: tuple[int | str | Path, int | str | Path] | None = None,
+                 layout: str = "table") -> Report:  # fmt: skip
+    """The report of `comparison` in `layout` (a FORMATS name): the metrics named (default: every metric for csv
+    and json, else `Comparison.default_metrics`), the gain of every run with a training budget (`train_budget` for
+    all: it must be a scored budget, else a UserError; a recorded one that was not scored is a warning), and the
+    difference of the runs `diff` names (by default in the table's metrics that a paired difference computes)."""
     notices: list[str] = []
     try:
         gain = comparison.gain(train_budget)
@@ -99,15 +114,16 @@ def build_report(comparison: Comparison, metrics: str | Sequence[str] | None = N
         notices += gain.attrs.get("warnings", [])
         gain = None
     difference = None
-    if diff is not None:  # the metrics named that a paired difference computes (default: every common pass@k)
+    if diff is not None:  # the metrics named that a paired difference computes (default: the table's)
         from e3eval.paired import PAIRED_METRICS
 
-        named = comparison.select(metrics) if metrics is not None else []
+        named = comparison.select(metrics)
         paired = [m for m in named if split_metric(m)[0] in PAIRED_METRICS] or None
         difference = comparison.diff(*diff, metrics=paired)
-    if metrics is None:
-        notices = comparison.default_metric_warnings + notices
-    return Report(comparison, tuple(comparison.select(metrics)), gain, difference, tuple(notices))
+    every = metrics is None and layout in ("csv", "json")  # files for programs hold every metric
+    chosen = comparison.metrics if every else comparison.select(metrics)
+    return Report(comparison, tuple(chosen), gain, difference, tuple(notices), layout,
+                  reduced=metrics is None and not every)  # fmt: skip
 
 
 def _num(value: Any) -> float:
@@ -183,23 +199,39 @@ def gain_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = [[r.run, format_budget(int(r.train_budget)), format_budget(int(r.budget)), format_signed(r.gain, r.unit),
              format_signed_ci(r.ci_low, r.ci_high, r.unit), str(r.n_problems)]
             for r in frame.itertuples()]  # fmt: skip
-    return ["run", "train budget", "budget", "gain pass@1", f"{_LEVEL} CI", "n"], rows
+    return ["run", "train", "budget", "gain pass@1", f"{_LEVEL} CI", "n"], rows
+
+
+# The columns of each table that hold text (aligned left; the others are numbers, aligned right).
+SUMMARY_TEXT, GAIN_TEXT, DIFF_TEXT = (0,), (0,), (1,)
+
+
+def diff_keys(frame: pd.DataFrame) -> tuple[str, str]:
+    """The two sides' keys as the main table names them (`A`, `C`), or A and B."""
+    return frame.attrs.get("key_a", "A"), frame.attrs.get("key_b", "B")
+
+
+def diff_title(frame: pd.DataFrame) -> str:
+    a, b = diff_keys(frame)
+    return f"paired difference {a} − {b}"
 
 
 def diff_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     rows = [[format_budget(int(r.budget)), r.metric, format_value(r.value_a, r.unit), format_value(r.value_b, r.unit),
              format_signed(r.diff, r.unit), format_signed_ci(r.ci_low, r.ci_high, r.unit), str(r.n_problems)]
             for r in frame.itertuples()]  # fmt: skip
-    return ["budget", "metric", "A", "B", "A − B", f"{_LEVEL} CI", "n"], rows
+    a, b = diff_keys(frame)
+    return ["budget", "metric", a, b, f"{a} − {b}", f"{_LEVEL} CI", "n"], rows
 
 
 def notes(report: Report) -> list[str]:
     """Legend and notes as plain lines: each run's n and path, the subset notes, the flags, the definitions."""
-    lines = [f"{run.label}: {run_line(run)}; {run.path or run.run.path}" for run in report.comparison.runs]
-    lines += report.comparison.notes
+    lines = [f"{run.label}: {run_line(run)} ({run.path or run.run.path})" for run in report.comparison.runs]
+    lines += report.comparison.notes_naming(report.keyed)
     lines += [f"{run.label}: {'; '.join(run.flags)}" for run in report.comparison.runs if run.flags]
     if report.diff is not None:
-        lines.append(f"A = {report.diff.attrs.get('a')}; B = {report.diff.attrs.get('b')}")
+        a, b = diff_keys(report.diff)
+        lines.append(f"{a} = {report.diff.attrs.get('a')}; {b} = {report.diff.attrs.get('b')}")
     return lines + report.footnotes()
 
 
@@ -213,8 +245,8 @@ def markdown_escape(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
-def _markdown_table(header: list[str], rows: list[list[str]], numeric_from: int) -> list[str]:
-    align = ["---" if i < numeric_from else "--:" for i in range(len(header))]
+def _markdown_table(header: list[str], rows: list[list[str]], text: Sequence[int]) -> list[str]:
+    align = [":--" if i in text else "--:" for i in range(len(header))]
     lines = ["| " + " | ".join(markdown_escape(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
     lines += ["| " + " | ".join(markdown_escape(c) for c in row) + " |" for row in rows]
     return lines
@@ -222,13 +254,13 @@ def _markdown_table(header: list[str], rows: list[list[str]], numeric_from: int)
 
 def to_markdown(report: Report) -> str:
     lines = [f"**{markdown_escape(header_line(report))}**", ""]
-    lines += _markdown_table(*summary_rows(report), numeric_from=1)
+    lines += _markdown_table(*summary_rows(report), SUMMARY_TEXT)
     if report.gain is not None and not report.gain.empty:
         lines += ["", "**extrapolation gain: pass@1(budget) − pass@1(train budget)**", ""]
-        lines += _markdown_table(*gain_rows(report.gain), numeric_from=1)
+        lines += _markdown_table(*gain_rows(report.gain), GAIN_TEXT)
     if report.diff is not None:
-        lines += ["", "**paired difference A − B**", ""]
-        lines += _markdown_table(*diff_rows(report.diff), numeric_from=0)
+        lines += ["", f"**{diff_title(report.diff)}**", ""]
+        lines += _markdown_table(*diff_rows(report.diff), DIFF_TEXT)
     lines += [""] + [f"- {markdown_escape(line)}" for line in notes(report)]
     lines += [f"- **warning:** {markdown_escape(line)}" for line in report.warnings()]
     return "\n".join(lines) + "\n"
@@ -238,7 +270,7 @@ def to_markdown(report: Report) -> str:
 
 _LATEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
           "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "·": r"$\cdot$", "×": r"$\times$",
-          "−": r"$-$", "–": "--", "<": r"\textless{}", ">": r"\textgreater{}"}  # fmt: skip
+          "−": r"$-$", "–": "--", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}  # fmt: skip
 
 
 def latex_escape(text: str) -> str:
@@ -246,8 +278,8 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX.get(c, c) for c in text.replace("\n", " "))
 
 
-def _latex_table(header: list[str], rows: list[list[str]], numeric_from: int) -> list[str]:
-    spec = "".join("l" if i < numeric_from else "r" for i in range(len(header)))
+def _latex_table(header: list[str], rows: list[list[str]], text: Sequence[int]) -> list[str]:
+    spec = "".join("l" if i in text else "r" for i in range(len(header)))
     lines = [f"\\begin{{tabular}}{{{spec}}}", r"\hline", " & ".join(latex_escape(h) for h in header) + r" \\",
              r"\hline"]  # fmt: skip
     lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in rows]
@@ -260,13 +292,13 @@ def _comment(line: str) -> str:
 
 def to_latex(report: Report) -> str:
     lines = [_comment(header_line(report))]
-    lines += _latex_table(*summary_rows(report, "--"), numeric_from=1)
+    lines += _latex_table(*summary_rows(report, "--"), SUMMARY_TEXT)
     if report.gain is not None and not report.gain.empty:
         lines += ["", _comment("extrapolation gain: pass@1(budget) - pass@1(train budget)")]
-        lines += _latex_table(*gain_rows(report.gain), numeric_from=1)
+        lines += _latex_table(*gain_rows(report.gain), GAIN_TEXT)
     if report.diff is not None:
-        lines += ["", _comment("paired difference A - B")]
-        lines += _latex_table(*diff_rows(report.diff), numeric_from=0)
+        lines += ["", _comment(diff_title(report.diff).replace("−", "-"))]
+        lines += _latex_table(*diff_rows(report.diff), DIFF_TEXT)
     lines += [_comment(line) for line in notes(report)]
     lines += [_comment(f"warning: {line}") for line in report.warnings()]
     return "\n".join(lines) + "\n"
@@ -301,9 +333,10 @@ def to_json(report: Report) -> str:
     the method, as one JSON object (values as fractions or tokens, `unit` says which; no CI is null)."""
     comparison = report.comparison
     runs = []
-    for run in comparison.runs:
+    for key, run in zip(comparison.keys, comparison.runs, strict=True):
         generation = run.generation
-        runs.append({"run": run.label, "name": run.run_name or run.run.name, "path": str(run.path or run.run.path),
+        runs.append({"key": key, "run": run.label, "name": run.run_name or run.run.name,
+                     "path": str(run.path or run.run.path),
                      "model": generation.model if generation else None,
                      "dataset": generation.dataset if generation else None, "policy": run.policy,
                      "n_problems": run.n_problems, "n_per_problem": run.n_per_problem,
@@ -311,14 +344,20 @@ def to_json(report: Report) -> str:
                      "subset": bool(generation and generation.subset), "flags": list(run.flags)})  # fmt: skip
     diff = None
     if report.diff is not None:
-        diff = {"a": report.diff.attrs.get("a"), "b": report.diff.attrs.get("b"), "rows": _records(report.diff)}
+        diff = {
+            "a": report.diff.attrs.get("a"),
+            "b": report.diff.attrs.get("b"),
+            "key_a": diff_keys(report.diff)[0],
+            "key_b": diff_keys(report.diff)[1],
+            "rows": _records(report.diff),
+        }
     document = {
         "metrics": list(report.metrics),
         "runs": runs,
         "rows": _records(summary_rows_frame(report)),
         "gain": _records(report.gain) if report.gain is not None else None,
         "diff": diff,
-        "notes": comparison.notes,
+        "notes": comparison.notes_naming(report.keyed),
         "warnings": report.warnings(),
         "method": report.footnotes(),
     }

@@ -23,8 +23,12 @@ from rich.text import Text
 
 from e3eval.budgets import format_budget
 from e3eval.report_formats import (
+    DIFF_TEXT,
+    GAIN_TEXT,
     Report,
+    diff_keys,
     diff_rows,
+    diff_title,
     format_ci,
     format_value,
     gain_rows,
@@ -108,14 +112,38 @@ def summary_tables(report: Report, width: int) -> list[Table]:
     return [_table(budgets, chunk, budget_width) for chunk in _pack(_columns(report, budgets), room)]
 
 
-def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int) -> Table:
-    """A small table of text cells, none wrapped (gain, difference)."""
+def _plain_table(header: Sequence[str], rows: Sequence[Sequence[str]], text: Sequence[int]) -> Table:
+    """A small table of cells, none wrapped (gain, difference): the `text` columns aligned left, numbers right."""
     table = Table()
     for i, name in enumerate(header):
-        table.add_column(Text(name), justify="left" if i < left else "right", no_wrap=True)
+        table.add_column(Text(name), justify="left" if i in text else "right", no_wrap=True)
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))
     return table
+
+
+def _fitted(header: Sequence[str], rows: Sequence[Sequence[str]], text: Sequence[int], lead: int,
+            width: int) -> list[Table]:  # fmt: skip
+    """A small table, or when it is wider than `width`, its columns split into tables that each repeat the first
+    `lead` columns (those that name a row: run, budget, metric), so that no number is cut."""
+    widths = [max([cell_len(header[i]), *(cell_len(row[i]) for row in rows)]) + _CHROME for i in range(len(header))]
+    if sum(widths) + 1 <= width or len(header) <= lead + 1:
+        return [_plain_table(header, rows, text)]
+    base = sum(widths[:lead]) + 1
+    chunks: list[list[int]] = [[]]
+    used = base
+    for i in range(lead, len(header)):
+        if chunks[-1] and used + widths[i] > width:
+            chunks.append([])
+            used = base
+        chunks[-1].append(i)
+        used += widths[i]
+    tables = []
+    for chunk in chunks:
+        columns = [*range(lead), *chunk]
+        tables.append(_plain_table([header[i] for i in columns], [[row[i] for i in columns] for row in rows],
+                                   [j for j, i in enumerate(columns) if i in text]))  # fmt: skip
+    return tables
 
 
 def legend(report: Report) -> list[Text]:
@@ -129,11 +157,11 @@ def legend(report: Report) -> list[Text]:
         line.append(plain)
         if left_out:
             line.append(f" (+{left_out}", style="bold red")
-        line.append(f"; {run.path or run.run.path}", style="dim")
         if run.flags:
             line.append(f"  warning: {'; '.join(run.flags)}", style="yellow")
         lines.append(line)
-    lines += [Text(f"note: {note}") for note in report.comparison.notes]
+        lines.append(Text(f"    {run.path or run.run.path}", style="dim"))  # its own line: a long path wraps alone
+    lines += [Text(f"note: {note}") for note in report.comparison.notes_naming(report.keyed)]
     return lines
 
 
@@ -145,15 +173,26 @@ def report_renderables(report: Report, width: int) -> list[RenderableType]:
     keys = dict(zip((run.label for run in report.comparison.runs), report.keys, strict=True))
     if report.gain is not None and not report.gain.empty:
         header, rows = gain_rows(report.gain)
+        text: Sequence[int] = GAIN_TEXT
         if len(report.comparison.runs) > 1:
             rows = [[keys.get(row[0], row[0]), *row[1:]] for row in rows]
         else:
-            header, rows = header[1:], [row[1:] for row in rows]
-        items += [Text("extrapolation gain: pass@1(budget) − pass@1(train budget)", style="bold"),
-                  _plain_table(header, rows, 0)]  # fmt: skip
+            header, rows, text = header[1:], [row[1:] for row in rows], ()
+        train = "train budget"
+        trains = {row[len(header) - 5] for row in rows}
+        if len(trains) == 1:  # one training budget: said in the title, its column left out (narrow terminals)
+            train, drop = trains.pop(), len(header) - 5
+            header, rows = [h for i, h in enumerate(header) if i != drop], [[c for i, c in enumerate(row) if i != drop]
+                                                                            for row in rows]  # fmt: skip
+        items += [Text(f"extrapolation gain: pass@1(budget) − pass@1({train})", style="bold"),
+                  *_fitted(header, rows, text, len(header) - 3, width)]  # fmt: skip
     if report.diff is not None:
-        a, b = report.diff.attrs.get("a"), report.diff.attrs.get("b")
-        items += [Text.assemble(("paired difference A − B", "bold"), f"  (A = {a}; B = {b})"),
-                  _plain_table(*diff_rows(report.diff), 2)]  # fmt: skip
+        a, b = diff_keys(report.diff)
+        if len(report.comparison.runs) > 1 and a != b:  # the legend above gives the keys' labels
+            said = ""
+        else:
+            said = f"  ({a} = {report.diff.attrs.get('a')}; {b} = {report.diff.attrs.get('b')})"
+        items += [Text.assemble((diff_title(report.diff), "bold"), said),
+                  *_fitted(*diff_rows(report.diff), DIFF_TEXT, 2, width)]  # fmt: skip
     items += [Text(line, style="dim") for line in report.footnotes()]
     return items

@@ -80,7 +80,7 @@ def per_problem(run, budget: int, k: int = 1) -> dict[str, float]:
 
 
 def test_diff_of_two_runs_against_brute_force(pair):
-    frame = compare(pair).diff(0, 1, resamples=100_000)
+    frame = compare(pair).diff(0, 1, "pass@1,pass@2,pass@4", resamples=100_000)
     assert list(frame.columns) == ["budget", "metric", "k", "value_a", "value_b", "diff", "ci_low", "ci_high",
                                    "n_problems", "unit"]  # fmt: skip
     assert set(frame["metric"]) == {"pass@1", "pass@2", "pass@4"} and set(frame["n_problems"]) == {5}
@@ -136,5 +136,41 @@ def test_report_diff_of_a_run_with_itself_is_zero(pair):
     assert rows and all(r["diff"] == 0 and r["ci_low"] == 0 and r["ci_high"] == 0 for r in rows)
     shown = run_cli("e3eval", "report", str(pair[0]), "--diff", str(pair[0]), str(pair[0]), "--train-budget", "128")
     assert shown.returncode == 0, shown.stderr
-    assert "paired difference A − B" in shown.stdout and "extrapolation gain" in shown.stdout
+    assert "paired difference A − A" in shown.stdout and "extrapolation gain" in shown.stdout
     assert "paired bootstrap over problems, 200 resamples, 95% percentile CI" in " ".join(shown.stdout.split())
+
+
+def test_diff_of_a_run_scored_under_several_policies_says_which(pair, tmp_path):
+    import shutil
+
+    from e3eval.score import ScoreConfig, score_run
+
+    strict = tmp_path / "strict"
+    shutil.copytree(pair[0], strict)
+    score_run(strict, ScoreConfig(budgets=(64, 128, 256, 512), workers=1, resamples=200, policy="strict"))
+    comparison = compare([strict, pair[1]])
+    assert [r.policy for r in comparison.runs] == ["prefix", "strict", "prefix"]
+    frame = comparison.diff(strict, pair[1], "pass@1")  # the run's current grades: strict's
+    stored = {s["budget"]: s["value"] for s in pq.read_table(strict / "summary.parquet").to_pylist()
+              if (s["policy"], s["metric"], s["k"]) == ("strict", "pass@k", 1)}  # fmt: skip
+    assert [row.value_a for row in frame.itertuples()] == [pytest.approx(stored[b]) for b in frame["budget"]]
+    said = " ".join(frame.attrs["warnings"])
+    assert "B: left was scored under prefix, strict; the difference uses strict" in said, said
+    assert "B and C were scored under different policies (B: strict; C: prefix)" in said, said
+    with pytest.raises(UserError, match="holds the last scoring \\(strict\\), not prefix's"):
+        comparison.diff("A", "C")  # prefix's entry: its grades were replaced by strict's
+    shown = run_cli("e3eval", "report", str(strict), str(pair[1]), "--policy", "strict", "--diff", "A", "B",
+                    "--metrics", "pass@1")  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "paired difference A − B" in shown.stdout and "scored under different policies" in shown.stderr
+    refused = run_cli("e3eval", "report", str(strict), "--policy", "forced")
+    assert refused.returncode == 2 and "was scored under prefix, strict" in refused.stderr
+
+
+def test_budgets_only_one_run_scored_are_named(pair, tmp_path, tiny_model_dir, tokenizer):
+    wider = scored_pool(tmp_path, "wider", tiny_model_dir, tokenizer, seed=11, problems=slice(0, 5),
+                        budgets=(64, 128, 1024))  # fmt: skip
+    frame = compare([pair[0], wider]).diff(0, 1, "pass@1")
+    assert sorted(set(frame["budget"])) == [64, 128]
+    said = " ".join(frame.attrs["warnings"])
+    assert "budgets only one run scored are left out: 256 (A only), 512 (A only), 1k (B only)" in said, said

@@ -184,8 +184,13 @@ def test_warnings_say_where_runs_differ(runs, tmp_path):
     for what in ("differ in dataset", "differ in sampling temperature", "differ in budget forcing"):
         assert what in said, said
     assert "top_p" not in said and "samples per problem" not in said
-    assert comparison.notes == ["Model-1.7B · aime25 · wait=2 · prefix · first 4/30 holds part of its dataset "
-                                "(first 4/30): its numbers describe those problems only"]  # fmt: skip
+    assert comparison.notes == [
+        "Model-1.7B · aime25 · wait=2 · prefix · first 4/30 holds part of its dataset: "
+        "its numbers describe those problems only"
+    ]  # fmt: skip (the subset said once)
+    keyed = comparison.warnings_naming(keyed=True)
+    assert any("(A: aime25; B: demo)" in line for line in keyed), keyed
+    assert comparison.notes_naming(keyed=True)[0].startswith("A holds part of its dataset (first 4/30)")
     summary = comparison.summary
     assert set(summary["forcing"].dropna()) == {"wait=2"} and set(summary["dataset"]) == {"aime25", "demo"}
 
@@ -212,3 +217,76 @@ def test_score_takes_the_budgets_the_run_knows(runs, tmp_path, tiny_model_dir, t
                             sample_field="sample_idx"))  # fmt: skip
     never = run_cli("e3eval", "score", str(tmp_path / "new"))
     assert never.returncode == 2 and "was never scored" in never.stderr and "--budgets" in never.stderr
+
+
+def test_latex_escapes_pipes_and_angles(runs):
+    from e3eval.report_formats import latex_escape
+
+    assert latex_escape("a|b<c>") == r"a\textbar{}b\textless{}c\textgreater{}"
+    text = render(build_report(compare(runs[:3]), "pass@1"), "latex")
+    assert r"pipe\textbar{}[/x] $\cdot$ prefix" in text
+    assert not any("|" in line for line in text.splitlines() if not line.startswith("%"))
+
+
+def test_formats_state_their_units_and_warn_of_a_reduced_k_only_where_reduced(runs):
+    comparison = compare(runs[1:3])
+    for layout in ("csv", "json"):
+        report = build_report(comparison, layout=layout, train_budget=128, diff=(0, 1))
+        assert report.metrics == tuple(comparison.metrics)
+        method = " ".join(report.footnotes())
+        assert "fractions 0-1" in method and "as a difference of fractions" in method, method
+        assert "percentage points" not in method and "% of" not in method
+        assert not any("shown at k=" in w for w in report.warnings()), report.warnings()
+    document = json.loads(render(build_report(comparison, layout="json"), "json"))
+    assert "fractions 0-1" in document["method"][0] and [r["key"] for r in document["runs"]] == ["A", "B"]
+    table = build_report(comparison)
+    assert any("shown at k=2" in w for w in table.warnings())
+    legend = " ".join(table.footnotes())
+    assert "values (%; mean_tokens in tokens)" in legend and "share of samples" in legend
+
+
+def test_diff_reuses_the_tables_keys_and_aligns_its_columns(runs):
+    comparison = compare(runs[:3])
+    frame = comparison.diff("C", "A", metrics="pass@1")
+    assert (frame.attrs["key_a"], frame.attrs["key_b"]) == ("C", "A")
+    assert frame.attrs["a"] == comparison.labels[2] and frame.attrs["b"] == comparison.labels[0]
+    report = build_report(comparison, "pass@1", diff=("C", "A"))
+    text = rendered(report)
+    assert "paired difference C − A" in text and "C − A" in text
+    body = [line for line in text.splitlines() if "pass@1" in line and line.startswith("│")]
+    assert body and all(re.match(r"│ +\d+ │ pass@1 ", line) for line in body[-4:]), body
+    markdown = render(report, "markdown")
+    assert "| --: | :-- | --: | --: | --: | --: | --: |" in markdown and "**paired difference C − A**" in markdown
+    assert "| :-- | --: | --: |" in markdown.splitlines()[3]  # the summary's run column left, numbers right
+    assert comparison.diff(0, 1).attrs["key_a"] == "A"
+    defaults = comparison.diff("A", "B")  # the table's default metrics, not every pass@k
+    assert set(defaults["metric"]) == {m for m in comparison.default_metrics if not m.startswith("maj")}
+
+
+def test_train_budget_at_the_largest_budget_says_there_is_nothing_above(runs):
+    report = build_report(compare(runs[:1]), train_budget=max(BUDGETS))
+    assert report.gain is None
+    assert any(f"no scored budget above the training budget {max(BUDGETS)}" in w for w in report.warnings())
+
+
+def test_gain_and_diff_tables_fit_40_columns(runs):
+    report = build_report(compare(runs[:2]), "pass@1", train_budget=64, diff=(0, 1))
+    text = rendered(report, width=40)
+    assert max(len(line) for line in text.splitlines()) <= 40, text
+    assert "…" not in text
+    for row in report.gain.itertuples():
+        assert f"{100 * row.gain:+.1f}" in text
+
+
+def test_compare_takes_one_path_views_and_lists_and_has_a_short_repr(runs):
+    from e3eval.notebook import load_run
+
+    one = compare(str(runs[0]))
+    assert one.labels == compare([runs[0]]).labels == compare(load_run(runs[0])).labels
+    assert compare([load_run(runs[0]), runs[1]]).labels == compare(runs[:2]).labels
+    for wrong in (3, [runs[0], 4.5], None):
+        with pytest.raises(UserError, match=r"compare: .* is not a run"):
+            compare(wrong)
+    shown = repr(compare(runs[:2]))
+    assert "A: RunSummary('plain · prefix', n=6 problems × 4" in shown and "B: " in shown
+    assert "pyarrow" not in shown and "run_id" not in shown and len(shown) < 600, shown

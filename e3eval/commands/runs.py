@@ -93,8 +93,8 @@ def import_cmd(
 
     \b
     Examples:
-      e3eval import rollouts.jsonl --out results/mine --tokenizer Qwen/Qwen3-1.7B
-      e3eval import dump.jsonl --out results/verl --tokenizer ./model --format verl
+      e3eval import out.jsonl --out results/mine --tokenizer Qwen/Qwen3-1.7B
+      e3eval import dump.jsonl --out results/verl --tokenizer ./m --format verl
     """
     from e3eval.ingest import ImportConfig, import_run
 
@@ -169,19 +169,19 @@ def score(
         typer.Option(
             help="forced: text appended after the end of thinking (default: a blank line, then Final Answer: "
             "\\boxed{); s1: s1's cue, a newline then Final Answer:, with unboxed answers read after it.",
-            rich_help_panel=panels.FORCING,
+            rich_help_panel=panels.SCORING,
         ),
     ] = None,
     answer_tokens: Annotated[
         int | None,
         typer.Option(
-            help="forced: most tokens of each greedy forced answer (default: 64).", rich_help_panel=panels.FORCING
+            help="forced: most tokens of each greedy forced answer (default: 64).", rich_help_panel=panels.SCORING
         ),
     ] = None,
     think_end: Annotated[
         str | None,
         typer.Option(
-            help="forced: end-of-thinking delimiter (default: </think>, else none).", rich_help_panel=panels.FORCING
+            help="forced: end-of-thinking delimiter (default: </think>, else none).", rich_help_panel=panels.SCORING
         ),
     ] = None,
     dtype: Annotated[
@@ -382,7 +382,7 @@ def report(
         typer.Option(
             help="Metrics to show, named as printed: pass@1,pass@8,maj@4,mean_tokens,frac_finished,... (default: "
             "pass@1, the largest pass@k and maj@k every run has, tokens, finished, answered; csv and json: all).",
-            rich_help_panel=panels.SCORING,
+            rich_help_panel=panels.OUTPUT,
         ),
     ] = None,
     train_budget: Annotated[
@@ -395,12 +395,19 @@ def report(
         ),
     ] = None,
     diff: Annotated[
-        tuple[Path, Path] | None,
+        tuple[str, str] | None,
         typer.Option(
             metavar="A B",
-            help="Paired differences A - B at each budget both scored, problems resampled jointly (runs are added "
-            "to those compared).",
-            rich_help_panel=panels.SCORING,
+            help="Paired differences A - B at each budget both scored, problems resampled jointly: two run "
+            "directories (added to those compared) or the keys, labels or names the table shows.",
+            rich_help_panel=panels.OUTPUT,
+        ),
+    ] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="For a run scored under several policies: show (and --diff) only this policy's rows.",
+            rich_help_panel=panels.OUTPUT,
         ),
     ] = None,
     out: Annotated[
@@ -425,10 +432,10 @@ def report(
 
     \b
     Examples:
-      e3eval report results/qwen results/qwen-wait2
+      e3eval report results/qwen results/wait2
       e3eval report results/qwen --format latex --train-budget 4k
-      e3eval report results/* --format markdown --metrics pass@1,pass@8,mean_tokens
-      e3eval report --diff results/qwen-wait2 results/qwen --format json
+      e3eval report results/* --format markdown --metrics pass@1,pass@8
+      e3eval report results/qwen results/wait2 --diff B A
     """
     from e3eval.budgets import parse_size
     from e3eval.report import StaleSummaryWarning, compare
@@ -439,18 +446,22 @@ def report(
     if out is not None:
         check_out_target(out, force)  # before reading the runs: a refused --out wastes nothing
     paths = list(run_dirs or [])
-    for path in diff or ():
-        if not any(p.resolve() == path.resolve() for p in paths):
-            paths.append(path)
+    sides: list[str | Path] = []
+    for side in diff or ():  # a directory is compared too; other text is a key, label or name of the table
+        path = Path(side)
+        if path.is_dir():
+            if not any(p.resolve() == path.resolve() for p in paths):
+                paths.append(path)
+            sides.append(path)
+        else:
+            sides.append(side)
     if not paths:
         raise UserError("give at least one run directory, e.g. e3eval report results/run")
     base = parse_size(train_budget, "--train-budget") if train_budget is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StaleSummaryWarning)  # shown below the table, where it is seen
-        comparison = compare(paths)
-    built = build_report(comparison, metrics, base, diff)
-    if metrics is None and format in ("csv", "json"):  # files for programs hold every metric
-        built = replace(built, metrics=tuple(comparison.metrics))
+        comparison = compare(paths, policy)
+    built = build_report(comparison, metrics, base, (sides[0], sides[1]) if diff else None, format)
     if format == "table":
         show_comparison(comparison, built)
         if out is not None:  # the summary rows of every metric, unless --metrics names some
