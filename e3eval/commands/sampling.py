@@ -283,7 +283,7 @@ def sweep(
 
       e3eval sweep --model M --dataset demo --limit 4 --budgets 16..64 --wait 2
     """
-    from e3eval.commands.runs import forced_flags, scoring_config
+    from e3eval.commands.scoring import forced_flags, scoring_config
     from e3eval.figures.accuracy import draw_sweep
     from e3eval.sweep import SweepConfig, run_sweep
 
