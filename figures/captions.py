@@ -38,8 +38,6 @@ def wrap_label(label: str, width: int = WRAP) -> str:
     for part in label.split(SEPARATOR):
         if lines and len(lines[-1]) + len(SEPARATOR) + len(part) <= width:
             lines[-1] += SEPARATOR + part
-        elif lines:  # the separator opens the next line: a wrapped label still reads as one
-            lines.append(SEPARATOR.lstrip() + part)
         else:
             lines.append(part)
     return "\n".join(lines)
