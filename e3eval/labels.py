@@ -38,11 +38,18 @@ def forcing_label(forcing: ForcingRecord | None, inserted: int | None = None) ->
     return f"wait={forcing.wait}" + (" (0 inserted)" if inserted == 0 else "")
 
 
-def inserted_waits(generation: GenerationRecord | None) -> int | None:
-    """The waits run.json says the forcing inserted (all samples, resumes and merges counted), or None."""
+def recorded_insertions(generation: GenerationRecord | None) -> dict[str, int] | None:
+    """What run.json says budget forcing did over every sample (resumes and merges counted): `waits`,
+    `samples_forced`, `samples`; None for a run generated without forcing."""
     counts = generation.fields.get("insertions") if generation is not None else None
-    waits = counts.get("waits") if isinstance(counts, dict) else None
-    return waits if isinstance(waits, int) and not isinstance(waits, bool) else None
+    if not isinstance(counts, dict):
+        return None
+    return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def inserted_waits(generation: GenerationRecord | None) -> int | None:
+    """The waits run.json says the forcing inserted, or None."""
+    return (recorded_insertions(generation) or {}).get("waits")
 
 
 def subset_label(generation: GenerationRecord | None) -> str | None:

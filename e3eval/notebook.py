@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from e3eval.errors import UserError
-from e3eval.labels import forcing_label, inserted_waits, run_label, subset_label
+from e3eval.labels import forcing_label, inserted_waits, recorded_insertions, run_label, subset_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,11 +184,7 @@ class RunView:
     def insertions(self) -> dict[str, int] | None:
         """What budget forcing did, as run.json counts it over every sample: `waits` inserted, `samples_forced`
         (samples that got at least one) and `samples`; None for a run generated without forcing."""
-        generation = self.record.generation
-        counts = generation.fields.get("insertions") if generation is not None else None
-        if not isinstance(counts, dict):
-            return None
-        return {k: v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)}
+        return recorded_insertions(self.record.generation)
 
     @property
     def policies(self) -> tuple[str, ...]:

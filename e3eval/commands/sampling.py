@@ -44,8 +44,7 @@ _HELP = {
     "tokenizer": "openai: tokenizer path or name for rendering prompts (default: --model).",
     "wait": "Budget forcing (the s1 paper's idea; --forcing picks the algorithm): when a sample ends its thinking "
     "early, drop the end and append --wait-text, up to N times per sample, as --forcing says. 0: plain sampling "
-    "(with --forcing s1: only its end "
-    "of thinking at the budget).",
+    "(with --forcing s1: only its end of thinking at the budget).",
     "forcing": "Budget forcing mode. e3eval: one generation at the largest budget serves every budget, inserted "
     "tokens count toward it. s1: s1's evaluation harness exactly, one generation (run) per budget: rounds of up to "
     "the budget each, the thinking cut at the budget, then the end of thinking (and Final Answer: at the cap) and "
