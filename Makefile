@@ -1,10 +1,10 @@
 # Quickstart targets. `make demo` sets up .venv/ (CPU-only torch) and runs the embedded default job;
-# `make test` runs the test suite (CI runs exactly this).
+# `make test` runs the test suite; `make docs` builds the documentation site into site/ (CI runs test, lint, docs).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engines demo test lint bench
+.PHONY: setup engines demo test lint docs bench
 
 $(BIN)/e3eval: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,19 @@ test: setup engines
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# The documentation site: the CLI reference pages are generated from the typer apps first (build output, ignored by
+# git, so they cannot drift from --help), then mkdocs builds strictly: a broken link or anchor fails the build.
+# Only the docs extra's own requirements (read from pyproject.toml): reinstalling e3eval with `.[docs]` would
+# re-resolve its dependencies and undo what `make engines` pinned (omegaconf's antlr4 runtime).
+$(VENV)/.docs: $(BIN)/e3eval
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["docs"], sep="\n")' \
+		| xargs $(BIN)/pip install --quiet
+	touch $(VENV)/.docs
+
+docs: setup $(VENV)/.docs
+	$(BIN)/python -m e3eval.dev.cli_reference docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: setup
 	$(BIN)/python benchmarks/bench_score.py

@@ -2,14 +2,16 @@
 
 Two loaders build the same tidy frame (series, budget, metric, k, value, ci_low, ci_high, n problems, n_samples per
 budget, flag): `frame_from_runs` from scored run directories (their summaries, through `e3eval.compare`; never
-recomputed) and `frame_from_paper_table` from a published table shaped like the authors' `aime_budget_table.csv`
-(columns `pass_at_{k}_{B}`, `_CI_low_`, `_CI_high_`; its `_err_` columns are a fixed 25% of the value, a band the
-authors drew, and are not drawn). `draw` makes one panel per metric (pass@1, pass@8, maj@4 ...) with each series'
-CI band, the budget on a log2 axis, the region past the training budget shaded, n in the legend and runs missing
-samples marked there. Runs are labelled as everywhere else (`captions.run_labels`: model · dataset · forcing ·
-policy · subset; a `labels` option overrides them), and a run that holds part of its dataset is flagged under the
-figure. `draw_sweep` is the per-run plot `e3eval sweep` and `e3eval demo` write: titled with the run's label, its
-budget forcing (wait text, delimiter, insertions) under the title. This module does not score or aggregate anything.
+recomputed) and `frame_from_paper_table` (`published_table`) from a table shaped like the authors'
+`aime_budget_table.csv`. `draw` makes one panel per metric (pass@1, pass@8, maj@4 ...) on one shared y range, with
+each series' CI band (dodged error bars past four series), the budget on a log2 axis and the region past the training
+budget shaded under the bands. n is said once (legend title or footnote) when every series shares it, else in each
+legend entry; several panels whose series end in different orders get a legend each, in that panel's order. Runs
+missing samples are marked in the legend, runs are labelled as everywhere else (`captions.run_labels`: model ·
+dataset · forcing · policy · subset; a `labels` option overrides them), and a run that holds part of its dataset is
+flagged under the figure. `draw_sweep` is the per-run plot `e3eval sweep` and `e3eval demo` write: titled with the
+run's label, its budget forcing (wait text, delimiter, insertions) under the title. This module does not score or
+aggregate anything.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import pandas as pd
 from e3eval.errors import UserError
 from e3eval.figures.captions import forcing_line, notes_of, run_labels, wrap_label
 from e3eval.figures.family import Family, Input
+from e3eval.figures.published_table import COLUMNS, frame_from_paper_table
 from e3eval.figures.style import (
+    PAPER_WIDTH,
+    RC,
     apply_style,
     budget_ticks,
     footnote,
@@ -44,15 +49,9 @@ if TYPE_CHECKING:
 
     from e3eval.report import Comparison
 
-COLUMNS = ("series", "budget", "metric", "k", "value", "ci_low", "ci_high", "n", "n_samples", "flag")
 CURVE_METRICS = ("pass@k", "maj@k")
-# The paper's App. D protocol behind aime_budget_table.csv: 16 samples per problem; AIME 2025 has 30 problems
-# (I and II), 2023/24 has 60. Every pass@1 in the table is a multiple of 1 / (problems x 16), which checks this.
-AIME_PROBLEMS = {"2025": 30, "2023/24": 60}
-PAPER_SAMPLES = 16
 RUN_BANDS = "bands: 95% bootstrap CI over problems"
 _POLICY_SUFFIX = re.compile(r"(.+) \((\w+)\)")
-_TABLE_COLUMN = re.compile(r"pass_at_(\d+)_(?:(err|CI_low|CI_high)_)?(\d+)")
 _METRIC = re.compile(r"(pass|maj)@(\d+)")
 
 
@@ -115,78 +114,6 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return frame
 
 
-def frame_from_paper_table(path: Path | str, years: Sequence[str] | None = None) -> pd.DataFrame:
-    """A published accuracy table (`aime_budget_table.csv`: one row per model and AIME years, columns
-    `pass_at_{k}_{B}` with `_CI_low_`/`_CI_high_`) as the tidy frame; `years` keeps those rows ("2025")."""
-    path = Path(path)
-    table = _read_table(path)
-    for column in ("model", "years"):
-        if column not in table.columns:
-            raise UserError(f"{path}: no {column!r} column (a published accuracy table has model, years, "
-                            "pass_at_{k}_{budget} ...)")  # fmt: skip
-    table["years"] = table["years"].astype(str)
-    if years:
-        wanted = [str(y) for y in years]
-        available = sorted(set(table["years"]))
-        table = table[table["years"].isin(wanted)]
-        if table.empty:
-            raise UserError(f"{path}: no rows for years {', '.join(wanted)} (the table has {', '.join(available)})")
-    values = {}
-    for column in table.columns:
-        match = _TABLE_COLUMN.fullmatch(column)
-        if match:
-            k, kind, budget = match.groups()
-            values[(int(k), int(budget), kind)] = column
-    curves = sorted((k, b) for k, b, kind in values if kind is None)
-    if not curves:
-        raise UserError(f"{path}: no pass_at_{{k}}_{{budget}} columns")
-    several_years = table["years"].nunique() > 1
-    rows = []
-    for _, row in table.iterrows():
-        year = row["years"]
-        if year not in AIME_PROBLEMS:
-            raise UserError(f"{path}: years {year!r} has no known problem count (known: {', '.join(AIME_PROBLEMS)})")
-        name = str(row["model"]).rsplit("/", 1)[-1]
-        series = f"{name} (AIME {year})" if several_years else name
-        for k, budget in curves:
-            low, high = values.get((k, budget, "CI_low")), values.get((k, budget, "CI_high"))
-            rows.append({
-                "series": series, "budget": budget, "metric": "pass@k", "k": k, "value": row[values[(k, budget, None)]],
-                "ci_low": row[low] if low else float("nan"), "ci_high": row[high] if high else float("nan"),
-                "n": AIME_PROBLEMS[year], "n_samples": AIME_PROBLEMS[year] * PAPER_SAMPLES, "flag": "",
-            })  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame = frame.dropna(subset=["value"]).reset_index(drop=True)
-    frame.attrs["bands"] = "bands: the table's bootstrap CI columns (_CI_low_, _CI_high_)"
-    frame.attrs["note"] = _err_note(table, values)
-    return frame
-
-
-def _err_note(table: pd.DataFrame, columns: Mapping[tuple[int, int, str | None], str]) -> str:
-    """Say what the table's `_err_` columns are, measured rather than assumed."""
-    ratios = []
-    for (k, budget, kind), column in columns.items():
-        if kind == "err":
-            value = table[columns[(k, budget, None)]]
-            ratios += list((table[column] / value)[value > 0])
-    if not ratios:
-        return ""
-    low, high = min(ratios), max(ratios)
-    share = f"{low:.0%} of the value" if high - low < 1e-6 else f"{low:.0%}-{high:.0%} of the value"
-    return (f"The table's _err_ columns are {share} (a fixed band the authors drew, not a measured uncertainty); "
-            "they are not drawn.")  # fmt: skip
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path}: cannot read as a {'Parquet' if path.suffix == '.parquet' else 'CSV'} table "
-                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None  # fmt: skip
-
-
 def parse_metric(text: str) -> tuple[str, int]:
     """Parse "pass@8" into ("pass@k", 8), as the summary tables name them."""
     match = _METRIC.fullmatch(str(text).strip())
@@ -200,7 +127,9 @@ def metric_name(metric: str, k: int) -> str:
 
 
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
-    """One panel per metric in `options["metrics"]` (default pass@1): a curve and CI band per series."""
+    """One panel per metric in `options["metrics"]` (default pass@1): a curve and CI band per series, one y range for
+    all panels; n in the legend title when every series shares it, else in each entry; with several panels whose
+    series end in different orders, a legend under each panel, in that panel's order."""
     require_rows(frame, "the accuracy inputs (no pass@k or maj@k rows)")
     metrics = [parse_metric(m) for m in options.get("metrics") or ["pass@1"]]
     labels = {**{f"={k}": v for k, v in frame.attrs.get("labels", {}).items()},
@@ -213,30 +142,41 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             have = sorted({metric_name(m, kk) for m, kk in zip(frame["metric"], frame["k"], strict=True)})
             raise UserError(f"accuracy: no {metric_name(metric, k)} rows to draw (the data has {', '.join(have)})")
         panels.append((metric, k, rows))
-    order = _series_order(frame, panels[0][2], options.get("order", "final"))
+    orders = [_series_order(frame, rows, options.get("order", "final")) for _, _, rows in panels]
+    order = orders[0]  # styles follow the first panel's order, so a series looks the same in every panel
     # Past a few series, overlapping bands turn to mud; dodged error bars keep each interval readable.
     ci = options.get("ci") or ("band" if len(order) <= 4 else "bars")
     if ci not in ("band", "bars"):
         raise UserError(f"accuracy: ci {ci!r} is not 'band' or 'bars'")
-    names = {s: _legend_name(frame, s, labels) for s in order}
+    # One series states its n in its own entry; several sharing one n state it once, not in every entry.
+    shared = _shared_count(frame) if len(order) > 1 else None
+    names = {s: _legend_name(frame, s, labels, with_n=shared is None) for s in order}
+    # Every panel compares the same quantity (accuracy, %): one y range, so heights compare across panels.
+    top = 100 * max(float(rows[["value", "ci_high"]].max().max()) for _, _, rows in panels)
+    title = "\n".join(filter(None, [options.get("title"), options.get("subtitle")]))
+    per_panel = len(panels) > 1 and any(o != order for o in orders)
+    # n once: the legend's title, or the footnote's first words when each panel has its own legend.
+    legend_title = f"n={shared} per point" if shared and not per_panel else None
     with apply_style():
-        figure, axes = new_figure(1, len(panels), extra_width=legend_width(names.values()))
-        handles = {}
-        for ax, (metric, k, rows) in zip(axes[0], panels, strict=True):
+        figure, axes, holders, columns = _layout(len(panels), list(names.values()), per_panel, title.count("\n") + 1)
+        handles: dict[str, Any] = {}
+        for ax, (metric, k, rows) in zip(axes, panels, strict=True):
             for index, series in enumerate(order):
                 points = rows[rows["series"] == series].sort_values("budget")
                 if not points.empty:
                     handles.setdefault(series, _curve(ax, points, line_style(index, len(order)), ci,
                                                       _dodge(index, len(order))))  # fmt: skip
             budget_ticks(ax, frame["budget"])
+            percent_axis(ax, top, metric_name(metric, k))
             shade_extrapolation(ax, train_budget, frame["budget"])
-            percent_axis(ax, 100 * float(rows[["value", "ci_high"]].max().max()), metric_name(metric, k))
             ax.set_xlabel("test-time budget (tokens)")
-            ax.set_title(metric_name(metric, k) + (" (unbiased estimator)" if metric == "pass@k" and k > 1 else ""))
-        shown = [s for s in order if s in handles]
-        # Outside the axes: inside, "best" placement would still cover the extrapolation label or a CI band.
-        figure.legend([handles[s] for s in shown], [names[s] for s in shown], loc="outside right center")
-        title = "\n".join(filter(None, [options.get("title"), options.get("subtitle")]))
+            name = metric_name(metric, k)
+            if len(panels) > 1 or name.lower() not in title.lower():  # a figure titled "pass@1 ..." needs no more
+                ax.set_title(name + (" (unbiased estimator)" if metric == "pass@k" and k > 1 else ""))
+        for holder, panel_order in zip(holders, orders if per_panel else [order], strict=False):
+            shown = [s for s in panel_order if s in handles]
+            _legend(holder, [handles[s] for s in shown], [names[s] for s in shown], legend_title,
+                    columns)  # fmt: skip
         if title:
             figure.suptitle(title)
         bands = frame.attrs.get("bands", RUN_BANDS)
@@ -244,9 +184,59 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             bands = "no CI (the runs were scored without bootstrap resamples)"
         bands = bands if ci == "band" else bands.replace("bands:", "error bars:")
         note = options.get("note") or frame.attrs.get("note", "")
-        lines = [f"{bands}. {note}".strip(), *frame.attrs.get("run_notes", []), *_flag_notes(frame, order, labels)]
+        ordered = " Each legend in its panel's order, by the value at the largest budget." if per_panel else ""
+        counted = f"n={shared} per point; " if shared and per_panel else ""
+        lines = [f"{counted}{bands}.{ordered} {note}".strip(), *frame.attrs.get("run_notes", []),
+                 *_flag_notes(frame, order, labels)]  # fmt: skip
         footnote(figure, "\n".join(filter(None, lines)))
     return figure
+
+
+def _layout(
+    count: int, names: Sequence[str], per_panel: bool, title_lines: int
+) -> tuple[Figure, list[Any], list[Any], int | None]:
+    """The figure, its panels, what holds the legends and the legends' columns: one panel with its legend on the
+    right (columns None); several laid out for a paper's width with one legend under them, or (`per_panel`) one
+    under each, in a subfigure per panel. The height grows with the legend, so the panels keep theirs."""
+    from matplotlib.figure import Figure
+
+    if count == 1:
+        figure, axes = new_figure(1, 1, extra_width=legend_width(names))
+        return figure, [axes[0][0]], [figure], None
+    width = max(3.3, PAPER_WIDTH / count)
+    room = width if per_panel else width * count
+    columns = max(1, min(len(names), int(room // legend_width(names))))
+    rows = -(-sum(name.count("\n") + 1 for name in names) // columns)
+    height = 2.5 + 0.3 + 0.18 * rows + 0.25 * title_lines  # panel, legend title, legend lines, figure title
+    figure = Figure(figsize=(width * count, height), layout="constrained")
+    if not per_panel:
+        return figure, list(figure.subplots(1, count, squeeze=False)[0]), [figure], columns
+    subfigures = list(figure.subfigures(1, count))
+    return figure, [sub.subplots() for sub in subfigures], subfigures, columns
+
+
+def _legend(holder: Any, handles: list[Any], names: list[str], title: str | None, columns: int | None) -> None:
+    """A (sub)figure legend outside its panels: on the right (`columns` None), or under them."""
+    common = {"title": title, "title_fontsize": RC["legend.fontsize"], "alignment": "left"}
+    if columns is None:
+        holder.legend(handles, names, loc="outside right center", **common)
+    else:
+        holder.legend(handles, names, loc="outside lower center", ncols=columns, **common)
+
+
+def _shared_count(frame: pd.DataFrame) -> str | None:
+    """`30 problems × 16 samples` when every series and budget averages over the same items, else None."""
+    pairs = {(int(n), int(s)) for n, s in zip(frame["n"], frame["n_samples"], strict=True)}
+    if len(pairs) != 1:
+        return None
+    return _count(*pairs.pop(), words=True)
+
+
+def _count(n: int, total: int, words: bool = False) -> str:
+    """`30×16` (`words`: `30 problems × 16 samples`), or `30 problems, 470 samples` when samples vary by problem."""
+    if not n or total % n:
+        return f"{n} problems, {total} samples"
+    return f"{n} problems \u00d7 {total // n} samples" if words else f"{n}\u00d7{total // n}"
 
 
 def _curve(ax: Any, points: pd.DataFrame, style: dict[str, Any], ci: str, dodge: float) -> Any:
@@ -283,10 +273,9 @@ def _series_order(frame: pd.DataFrame, rows: pd.DataFrame, order: str) -> list[s
     return sorted(first_seen, key=lambda s: (-last.get(s, -1.0), first_seen.index(s)))
 
 
-def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str]) -> str:
+def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str], with_n: bool = True) -> str:
     rows = frame[frame["series"] == series]
-    n, total = int(rows["n"].min()), int(rows["n_samples"].min())
-    count = f"{n}\u00d7{total // n}" if n and total % n == 0 else f"{n} problems, {total} samples"
+    count = _count(int(rows["n"].min()), int(rows["n_samples"].min())) if with_n else None
     label = series_label(wrap_label(_label(series, labels)), count)
     failed = int(rows["n_failed"].fillna(0).max()) if "n_failed" in rows else 0
     missing = int(rows["n_missing"].fillna(0).max()) if "n_missing" in rows else 0
@@ -375,6 +364,8 @@ def sweep_figure(
         title = title or frame.attrs["labels"][summaries.runs[0].name]
         subtitle = forcing_line(summaries.runs[0].run.record.generation)
     options = {"metrics": metrics, "train_budget": train_budget, "title": title, "subtitle": subtitle, "order": "input"}
+    if not train_budget:  # say so: a reader would otherwise look for the extrapolation region
+        options["note"] = "No training budget given (--train-budget): no extrapolation region is marked."
     return draw(frame, options)
 
 

@@ -170,11 +170,12 @@ def _checkpoint_order(rows: pd.DataFrame) -> list[str]:
 
 
 def _colors(count: int) -> list[Any]:
-    """Light to dark along Tol's sequential YlOrBr, skipping its near-white end (lines must show on white)."""
+    """Light to dark along Tol's sequential YlOrBr from its orange middle: its yellow half is too pale for a line on
+    white (step 0 would all but vanish), and the dark half still orders the checkpoints in greyscale."""
     from matplotlib import colormaps
 
     cmap = colormaps[HEATMAP_CMAP]
-    return [cmap(x) for x in (np.linspace(0.35, 1.0, count) if count > 1 else [0.8])]
+    return [cmap(x) for x in (np.linspace(0.5, 1.0, count) if count > 1 else [0.8])]
 
 
 def describe_n(frame: pd.DataFrame) -> str:

@@ -24,9 +24,9 @@ import pandas as pd
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.style import (
+    PAPER_WIDTH,
     apply_style,
     footnote,
-    legend_width,
     line_style,
     new_figure,
     require_rows,
@@ -125,15 +125,18 @@ def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
 
 
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
-    """Five panels in a row; a line (and CI band where known) per run."""
+    """Five panels, three across on a 7-inch page with the legend in the sixth slot; a line (and CI band where known)
+    per run."""
     require_rows(frame, "the bigram histories")
     labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
     order = list(dict.fromkeys(frame["series"]))
     names = {s: _legend_name(frame[frame["series"] == s], labels.get(s, s)) for s in order}
     with apply_style():
-        figure, axes = new_figure(1, len(PANELS), panel=(3.3, 3.0), extra_width=legend_width(names.values()))
+        ncols = 3
+        figure, axes = new_figure(math.ceil(len(PANELS) / ncols), ncols, panel=(PAPER_WIDTH / ncols, 2.3))
+        slots = list(axes.flat)
         handles: dict[str, Any] = {}
-        for ax, (panel, (title, ylabel, log)) in zip(axes[0], PANELS.items(), strict=True):
+        for ax, (panel, (title, ylabel, log)) in zip(slots, PANELS.items(), strict=False):
             rows = frame[frame["panel"] == panel]
             for index, series in enumerate(order):
                 points = rows[rows["series"] == series].sort_values("iteration")
@@ -151,7 +154,11 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             ax.set_title(title)
             ax.set_ylabel(ylabel)
             ax.set_xlabel("training iteration")
-        figure.legend([handles[s] for s in order], [names[s] for s in order], loc="outside right center")
+        for ax in slots[len(PANELS) :]:
+            ax.set_visible(False)
+        # A figure legend in the first spare slot: a 6:1 strip of five panels in a row would not fit a page.
+        figure.legend([handles[s] for s in order], [names[s] for s in order], loc="center", bbox_to_anchor=(0, 0, 1, 1),
+                      bbox_transform=slots[len(PANELS)].transAxes)  # fmt: skip
         if options.get("title"):
             figure.suptitle(options["title"])
         footnote(figure, "Bands: 95% normal CIs over the iteration's rollouts (length: from its spread; reward: "

@@ -19,7 +19,7 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
-from e3eval.figures.style import HEATMAP_CMAP, apply_style, footnote, new_figure, require_rows
+from e3eval.figures.style import apply_style, footnote, heatmap_cmap, new_figure, require_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -79,11 +79,11 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
         for ax, step in zip(axes[0], steps, strict=True):
             cells = frame[frame["step"] == step].pivot(index="chained", columns="k", values="value")
             grid = 100 * cells.reindex(index=chained, columns=ks).to_numpy(dtype=float)
-            image = ax.imshow(np.ma.masked_invalid(grid), cmap=HEATMAP_CMAP, vmin=0, vmax=vmax, aspect="auto")
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap=heatmap_cmap(), vmin=0, vmax=vmax, aspect="auto")
             for (row, col), value in np.ndenumerate(grid):
                 text = "–" if np.isnan(value) else f"{value:.1f}"
-                # Dark cells get white text: the colour scale's top half is too dark for black.
-                colour = "white" if not np.isnan(value) and value > 0.6 * vmax else "black"
+                # Dark cells get white text: the colour scale's upper half is too dark for black.
+                colour = "white" if not np.isnan(value) and value > 0.5 * vmax else "black"
                 ax.text(col, row, text, ha="center", va="center", fontsize=7.5, color=colour)
             ax.set_xticks(range(len(ks)), [str(k) for k in ks])
             ax.set_yticks(range(len(chained)), [str(c) for c in chained])

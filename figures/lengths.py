@@ -114,6 +114,9 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             ax.set_ylabel("share of responses (%)")
             if title:
                 ax.set_title(title)
+        top = max(ax.get_ylim()[1] for ax in axes[0])
+        for ax in axes[0]:  # every panel shows one quantity, the share of responses: one y range
+            ax.set_ylim(0, top)
         shown = [s for s in order if s in handles]
         figure.legend([handles[s] for s in shown], [names[s] for s in shown], loc="outside right center")
         if options.get("title"):

@@ -1,11 +1,14 @@
 """The look every figure shares: palette, rcParams, the budget axis, the extrapolation band, legends' n, saving.
 
-Colours are Paul Tol's colour-blind-safe "bright" scheme; a figure with more series than colours repeats them with a
-dashed line and another marker, so no two series look alike. The test-time budget axis is log2 with labels in k
-tokens (4k 8k 16k ...), as in the paper's accuracy plots (Fig. 4a, 5-7, 9). `save` writes PDF and PNG atomically.
-Figures are `matplotlib.figure.Figure` objects made without pyplot, so drawing keeps no global state and needs no
-display. This module draws no data and reads no files; `require_rows` is here because every family must refuse an
-empty frame the same way.
+Colours are Paul Tol's colour-blind-safe "bright" scheme; a figure with more than seven series takes Tol's ten-colour
+"muted" scheme and gives every series its own marker and line style as well, so each stays identifiable in greyscale
+print. Heat maps use YlOrBr without its near-white levels. The test-time budget axis is log2 with labels in k tokens
+(4k 8k 16k ...), as in the paper's accuracy plots (Fig. 4a, 5-7, 9); the extrapolation band lies under everything
+drawn, its label where the data leaves room. Multi-panel figures are laid out for a 7-inch text width. `save` keeps
+the layout it finds (legends pinned above the footnote) and writes PDF and PNG atomically. Figures are
+`matplotlib.figure.Figure` objects made without pyplot, so drawing keeps no global state and needs no display. This
+module draws no data and reads no files; `require_rows` is here because every family must refuse an empty frame the
+same way.
 """
 
 from __future__ import annotations
@@ -31,10 +34,17 @@ if TYPE_CHECKING:
 PALETTE = ("#4477AA", "#EE6677", "#228833", "#CCBB44", "#66CCEE", "#AA3377", "#BBBBBB")
 # Grey is Tol's colour for "other": series use the six hues first, grey only when a figure has exactly seven.
 _HUES = PALETTE[:6]
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h")
+# Paul Tol, "muted" (nine hues) and a dark grey: for eight series or more, each with a marker and a line style too.
+MANY = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499", "#555555")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
+# Four dash patterns against ten markers: (marker, line style) pairs repeat only after 20 series.
+LINESTYLES = ("-", "--", ":", "-.")
 EXTRAPOLATION_COLOR = "#DDDDDD"
 DPI = 200
+PAPER_WIDTH = 7.0  # inches: a two-column paper's full text width, the width multi-panel figures are laid out for
 HEATMAP_CMAP = "YlOrBr"  # Tol's sequential YlOrBr; readable in grey print and for colour-blind readers
+# Its lightest quarter is near-white (#FFFFE5): a low cell would vanish into the page, so heat maps start above it.
+HEATMAP_FLOOR = 0.25
 
 RC = {
     "font.size": 9,
@@ -78,13 +88,26 @@ def new_figure(
 
 
 def line_style(index: int, count: int) -> dict[str, Any]:
-    """Colour, marker and line style of series `index` of `count`: up to seven share no colour."""
-    hues = PALETTE if count == len(PALETTE) else _HUES
+    """Colour, marker and line style of series `index` of `count`: up to seven are solid lines in seven colours; more
+    get ten colours, ten markers and four line styles, no two series alike in colour or in greyscale."""
+    if count <= len(PALETTE):
+        hues = PALETTE if count == len(PALETTE) else _HUES
+        return {"color": hues[index % len(hues)], "marker": MARKERS[index % len(MARKERS)], "linestyle": "-"}
     return {
-        "color": hues[index % len(hues)],
+        "color": MANY[index % len(MANY)],
         "marker": MARKERS[index % len(MARKERS)],
-        "linestyle": "-" if index < len(hues) else "--",
+        "linestyle": LINESTYLES[index % len(LINESTYLES)],
     }
+
+
+def heatmap_cmap() -> Any:
+    """The heat maps' colour map: YlOrBr without its near-white lightest levels (`HEATMAP_FLOOR`)."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    base = colormaps[HEATMAP_CMAP]
+    return ListedColormap(base(np.linspace(HEATMAP_FLOOR, 1.0, 256)), name=f"{HEATMAP_CMAP}-floor")
 
 
 def legend_width(labels: Iterable[str]) -> float:
@@ -112,8 +135,10 @@ def budget_ticks(ax: Axes, budgets: Iterable[int]) -> None:
 
 
 def shade_extrapolation(ax: Axes, train_budget: float | None, data: Iterable[float] | None = None) -> None:
-    """Grey band right of the training budget, a dashed line at it and the label "train budget 16k: extrapolation",
-    all inside the axes' current x range (set the limits first; they are not widened).
+    """Grey band right of the training budget, under everything drawn (grid, CI bands, curves), a dashed line at it
+    and the label "train budget 16k / extrapolation →", all inside the axes' current x range (set the limits first;
+    they are not widened). Call it after the curves and the y limits: the label goes to the top or the bottom of the
+    band, whichever the data drawn there leaves freer, so it does not cross a curve.
 
     Nothing is marked when the training budget lies right of the axes, or when `data` (the x values drawn) has no
     value past it: there is no extrapolation to show, only the dashed line, labelled "train budget 16k", where it falls
@@ -124,26 +149,54 @@ def shade_extrapolation(ax: Axes, train_budget: float | None, data: Iterable[flo
         return
     left, right = ax.get_xlim()
     trained = f"train budget {format_budget(int(train_budget))}"
-    text = {"fontsize": 7.5, "color": "0.35", "zorder": 5, "va": "top", "transform": ax.transAxes}
     past = None if data is None else any(float(x) > train_budget for x in data)
     if train_budget >= right or past is False:
         if left <= train_budget < right:
+            at = _axes_x(ax, train_budget)
             ax.axvline(train_budget, color="0.45", linestyle="--", linewidth=0.9, zorder=1)
-            ax.text(_axes_x(ax, train_budget), 0.985, f"{trained} ", ha="right", **text)
+            _band_label(ax, at, f"{trained} ", "right", _free_side(ax, 0.0, at))
         return
     start = max(left, float(train_budget))
-    ax.axvspan(start, right, color=EXTRAPOLATION_COLOR, alpha=0.6, zorder=0, linewidth=0)
+    # zorder -1: under the grid lines and the CI bands (zorder 1), so the band tints what it spans, never covers it.
+    ax.axvspan(start, right, color=EXTRAPOLATION_COLOR, alpha=0.6, zorder=-1, linewidth=0)
     ax.set_xlim(left, right)  # axvspan must not move the limits
     if train_budget <= left:
-        ax.text(0.01, 0.985, f"extrapolation ({trained}) \u2192", ha="left", **text)
+        _band_label(ax, 0.01, f"extrapolation ({trained}) \u2192", "left", _free_side(ax, 0.0, 1.0))
         return
     ax.axvline(train_budget, color="0.45", linestyle="--", linewidth=0.9, zorder=1)
     # Where the line falls, in axes coordinates: a narrow band takes its label on the left of the line.
     at = _axes_x(ax, train_budget)
-    if at <= 0.6:
-        ax.text(at, 0.985, f" {trained}: extrapolation \u2192", ha="left", **text)
+    # The label takes two short lines, about a quarter of a panel wide: inside a band that wide, else left of it.
+    inside = at <= 0.72
+    side = _free_side(ax, at, 1.0) if inside else _free_side(ax, at - 0.3, at)
+    if inside:
+        _band_label(ax, at, f" {trained}\n extrapolation \u2192", "left", side)
     else:
-        ax.text(at, 0.985, f"{trained}: extrapolation \u2192 ", ha="right", **text)
+        _band_label(ax, at, f"{trained} \nextrapolation \u2192 ", "right", side)
+
+
+def _band_label(ax: Axes, x: float, text: str, ha: str, side: str) -> None:
+    y, va = (0.985, "top") if side == "top" else (0.015, "bottom")
+    ax.text(x, y, text, ha=ha, va=va, fontsize=7.5, color="0.3", zorder=5, transform=ax.transAxes,
+            linespacing=1.15)  # fmt: skip
+
+
+def _free_side(ax: Axes, start: float, stop: float) -> str:
+    """ "top" or "bottom": the edge of the axes farther from what is drawn between `start` and `stop` (axes x)."""
+    import numpy as np
+
+    # Data-coordinate artists only: the training-budget line and scatter markers live in other coordinates.
+    points = [line.get_xydata() for line in ax.get_lines() if line.get_transform() is ax.transData]
+    points += [path.vertices for collection in ax.collections if collection.get_transform() is ax.transData
+               for path in collection.get_paths()]  # fmt: skip
+    found = [np.asarray(p, dtype=float).reshape(-1, 2) for p in points if len(p)]
+    if not found:
+        return "top"
+    xy = ax.transAxes.inverted().transform(ax.transData.transform(np.concatenate(found)))
+    ys = xy[(xy[:, 0] >= start - 0.02) & (xy[:, 0] <= stop + 0.02) & np.isfinite(xy).all(axis=1), 1]
+    if not len(ys):
+        return "top"
+    return "top" if 1.0 - ys.max() >= ys.min() else "bottom"
 
 
 def _axes_x(ax: Axes, x: float) -> float:
@@ -152,8 +205,8 @@ def _axes_x(ax: Axes, x: float) -> float:
 
 
 def percent_axis(ax: Axes, top: float, label: str) -> None:
-    """A 0-100 % y axis (`label` gets the unit), topped a little above the data; a sliver below 0 keeps a flat
-    zero curve visible."""
+    """A 0-100 % y axis (`label` gets the unit), topped a little above the data (panels that compare one quantity
+    pass the same `top`: one y range); a sliver below 0 keeps a flat zero curve visible."""
     top = min(102.0, max(5.0, top * 1.08))
     ax.set_ylim(-0.025 * top, top)
     ax.set_ylabel(f"{label} (%)")
@@ -179,6 +232,7 @@ def save(figure: Figure, stem: Path) -> list[Path]:
     figure. Returns [png, pdf]."""
     stem = Path(stem)
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
+    pin_legends(figure)
     try:
         stem.parent.mkdir(parents=True, exist_ok=True)
         for path in paths:
@@ -192,6 +246,20 @@ def save(figure: Figure, stem: Path) -> list[Path]:
         if "matplotlib.pyplot" in sys.modules:  # a figure made through pyplot stays registered until closed
             sys.modules["matplotlib.pyplot"].close(figure)
     return paths
+
+
+def pin_legends(figure: Figure) -> None:
+    """Run the layout once and keep it, each (sub)figure legend fixed where it put it. A legend outside the axes is
+    anchored to the figure's box, and saving with bbox_inches="tight" stretches that box down over the footnote:
+    unpinned, a legend under the panels would be drawn on top of the footnote."""
+    figure.draw_without_rendering()
+    to_figure = figure.transFigure.inverted()
+    for holder in [figure, *figure.subfigs]:
+        for legend in holder.legends:
+            legend.set_bbox_to_anchor(legend.get_window_extent().transformed(to_figure), transform=figure.transFigure)
+            legend.borderaxespad = 0.0  # the box is the legend's own: no padding inside it
+    # A pinned legend no longer reserves its margin: the layout found above is kept as it is.
+    figure.set_layout_engine("none")
 
 
 @contextlib.contextmanager

@@ -44,7 +44,16 @@ from e3eval.figures.readers import (
     read_step_tables,
     resolve_series,
 )
-from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, require_rows, series_label
+from e3eval.figures.style import (
+    PAPER_WIDTH,
+    apply_style,
+    footnote,
+    legend_width,
+    line_style,
+    new_figure,
+    require_rows,
+    series_label,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -232,7 +241,8 @@ def panel_text(panel: str) -> tuple[str, str]:
 
 
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
-    """One panel per quantity in a grid (at most four across); a colour per series, a line style per split."""
+    """One panel per quantity in a grid (`_columns` across, 7 inches wide, the legend in a spare slot or on the
+    right); a colour per series, a line style per split; accuracy in %."""
     require_rows(frame, "the training inputs (metrics, asymmetries, probes)")
     frame = _with_responses(_with_probe_budget(frame, options.get("probe_budget")), options.get("responses"))
     panels = list(options.get("panels") or panel_order(frame))
@@ -246,8 +256,9 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
         raise UserError("training: smooth must be a window of at least 1 step")
     labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
     order = list(dict.fromkeys(frame["series"]))
-    ncols = min(4, len(panels))
+    ncols = _columns(len(panels))
     nrows = math.ceil(len(panels) / ncols)
+    spare = nrows * ncols > len(panels)  # the legend takes the first empty slot instead of a column of its own
     names = [display_name(s, labels) for s in order]
     shown = frame[frame["panel"].isin(panels)]
     splits_drawn = set(shown["split"]) - {"all"}
@@ -255,25 +266,44 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     if (shown.groupby(["panel", "series"])["split"].agg(lambda s: "all" in set(s) and len(set(s)) > 1)).any():
         splits_drawn.add("all")
     with apply_style():
-        figure, axes = new_figure(
-            nrows, ncols, panel=(3.9, 3.0), extra_width=legend_width([*names, "incorrect (dashed)"])
-        )
+        aside = 0.0 if spare else legend_width([*names, "incorrect (dashed)"])
+        # Laid out for a paper's text width, so that the rcParams' 8-9 pt text stays >= 7 pt when printed.
+        width = max(2.3, (PAPER_WIDTH - aside) / ncols)
+        figure, axes = new_figure(nrows, ncols, panel=(width, 2.3), extra_width=aside)
         for ax, panel in zip(axes.flat, panels, strict=False):
             rows = frame[frame["panel"] == panel]
+            title, ylabel = panel_text(panel)
+            if _is_share(panel, rows):  # accuracy in %, as every other figure draws it
+                rows = rows.assign(**{c: 100 * rows[c] for c in ("value", "ci_low", "ci_high") if c in rows})
+                ylabel = "accuracy (%)"  # the mean over samples, in %: short enough for a 2.3-inch panel
             for index, series in enumerate(order):
                 _draw_series(ax, rows[rows["series"] == series], line_style(index, len(order))["color"], smooth)
-            title, ylabel = panel_text(panel)
             ax.set_title(title)
             ax.set_ylabel(ylabel)
             ax.set_xlabel("gradient step")
-        for ax in list(axes.flat)[len(panels) :]:
+        empty = list(axes.flat)[len(panels) :]
+        for ax in empty:
             ax.set_visible(False)
         handles, texts = _legend(order, names, splits_drawn)
-        figure.legend(handles, texts, loc="outside right center")
+        if empty:  # a figure legend still (one per figure), placed in the slot the layout keeps for that panel
+            figure.legend(handles, texts, loc="center", bbox_to_anchor=(0, 0, 1, 1), bbox_transform=empty[0].transAxes)
+        else:
+            figure.legend(handles, texts, loc="outside right center")
         if options.get("title"):
             figure.suptitle(options["title"])
         footnote(figure, _note(frame[frame["panel"].isin(panels)], smooth, labels))
     return figure
+
+
+def _columns(count: int) -> int:
+    """Panels across: one row up to three, 2 x 2 for four, else three across (7 inches hold three readable panels)."""
+    return count if count <= 3 else 2 if count == 4 else 3
+
+
+def _is_share(panel: str, rows: pd.DataFrame) -> bool:
+    """An accuracy panel whose values are shares (0-1): a validation reward on another scale stays as logged."""
+    values = rows["value"].dropna()
+    return panel.split(":", 1)[0] == "accuracy" and bool(values.between(0.0, 1.0).all())
 
 
 def _with_probe_budget(frame: pd.DataFrame, budget: Any) -> pd.DataFrame:

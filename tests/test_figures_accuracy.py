@@ -20,7 +20,7 @@ from e3eval.dev.synthetic import PoolSpec, write_pool
 from e3eval.errors import UserError
 from e3eval.figures import accuracy, chained
 from e3eval.figures.paper import paper_figures
-from e3eval.figures.style import budget_ticks, new_figure, save, shade_extrapolation
+from e3eval.figures.style import budget_ticks, heatmap_cmap, line_style, new_figure, save, shade_extrapolation
 from e3eval.ingest import ImportConfig, import_run
 from e3eval.report import compare
 from e3eval.score import ScoreConfig, score_run
@@ -56,8 +56,14 @@ def paper_dir(shared_data) -> Path:
     return shared_data / "e3-paper"
 
 
+def _legends(figure) -> list:
+    """The figure's legends and its subfigures' (one per panel when the panels order their series differently)."""
+    return [*figure.legends, *(legend for sub in figure.subfigs for legend in sub.legends)]
+
+
 def _legend_texts(figure) -> list[str]:
-    return [t.get_text() for legend in figure.legends for t in legend.get_texts()]
+    """The texts of the figure's first legend."""
+    return [t.get_text() for t in _legends(figure)[0].get_texts()]
 
 
 def test_frame_from_runs_carries_n_and_failures(runs):
@@ -244,3 +250,98 @@ def test_paper_legend_order_follows_the_last_budget(paper_dir):
     last = frame[(frame["k"] == 1) & (frame["budget"] == 32768)].sort_values("value", ascending=False)
     assert legend == list(last["series"])
     assert legend[0] == "DeepSeek-R1-Distill-Qwen-32B" and legend[-1] == "MiniMath-R1-1.5B"
+
+
+# The look a paper needs: extrapolation under the bands, one y range, identifiable series, n once ----------------
+
+
+def _data_points(ax) -> np.ndarray:
+    """Every drawn point of the curves and CI bands, in display coordinates."""
+    points = [line.get_xydata() for line in ax.get_lines() if line.get_transform() is ax.transData]
+    points += [path.vertices for c in ax.collections for path in c.get_paths()]
+    return ax.transData.transform(np.concatenate([np.asarray(p, dtype=float).reshape(-1, 2) for p in points]))
+
+
+def test_extrapolation_region_lies_under_the_bands_and_its_label_clear_of_the_curves(runs):
+    frame = accuracy.frame_from_runs(runs)
+    figure = accuracy.draw(frame, {"metrics": ["pass@1", "pass@4"], "train_budget": 256, "ci": "band"})
+    figure.draw_without_rendering()
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert len(panels) == 2
+    assert panels[0].get_ylim() == panels[1].get_ylim(), "panels of one quantity (accuracy, %) share a y range"
+    for ax in panels:
+        (region,) = ax.patches
+        assert region.get_zorder() < min(c.get_zorder() for c in ax.collections), "the grey region is under the bands"
+        assert region.get_zorder() < min(g.get_zorder() for g in ax.get_xgridlines())
+        (label,) = [t for t in ax.texts if "extrapolation" in t.get_text()]
+        assert "train budget 256" in label.get_text(), "the label names the training budget"
+        box = label.get_window_extent()
+        inside = ax.get_window_extent()
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+        hits = [(x, y) for x, y in _data_points(ax) if box.x0 <= x <= box.x1 and box.y0 <= y <= box.y1]
+        assert not hits, f"the extrapolation label covers drawn data at {hits[:3]}"
+
+
+def test_many_series_are_identifiable_in_greyscale_with_n_once_and_a_legend_per_panel(paper_dir, tmp_path):
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    figure = accuracy.draw(frame, {"metrics": ["pass@1", "pass@8"], "title": "Fig. 7"})
+    panels = [ax for ax in figure.axes if ax.get_title()]
+    assert panels[0].get_ylim() == panels[1].get_ylim()
+    legends = _legends(figure)
+    assert len(legends) == 2, "pass@1 and pass@8 end in different orders: a legend per panel"
+    for legend, k in zip(legends, (1, 8), strict=True):
+        names = [t.get_text() for t in legend.get_texts()]
+        last = frame[(frame["k"] == k) & (frame["budget"] == 32768)].sort_values("value", ascending=False)
+        assert names == list(last["series"]), f"legend of pass@{k} in that panel's final order"
+        styles = [(h.get_color(), h.get_marker(), h.get_linestyle()) for h in legend.legend_handles]
+        assert len(set(styles)) == 10 and len({c for c, _, _ in styles}) == 10, "ten colours"
+        assert len({(m, ls) for _, m, ls in styles}) == 10, "marker + line style tell them apart in greyscale"
+    # n is the same for all ten (30 problems x 16 samples): said once, not in every entry.
+    texts = [t.get_text() for legend in legends for t in legend.get_texts()]
+    assert not any("n=" in t for t in texts)
+    notes = " ".join(t.get_text() for t in figure.texts)
+    assert notes.count("n=30 problems \u00d7 16 samples per point") == 1
+    paths = save(figure, tmp_path / "fig7")
+    assert paths[0].stat().st_size > 20_000
+    # Saving pins each legend where the layout put it: above the footnote, not stretched down onto it.
+    figure.draw_without_rendering()
+    footnote_box = figure.texts[-1].get_window_extent()
+    assert all(legend.get_window_extent().y0 > footnote_box.y1 for legend in legends)
+    assert len({line_style(i, 12)["marker"] + line_style(i, 12)["linestyle"] for i in range(12)}) == 12
+
+
+def test_one_shared_legend_says_n_in_its_title(runs, paper_dir):
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    (legend,) = _legends(accuracy.draw(frame, {"metrics": ["pass@1"]}))
+    assert legend.get_title().get_text() == "n=30 problems \u00d7 16 samples per point"
+    assert not any("n=" in t.get_text() for t in legend.get_texts())
+    # One series says its n in its own entry (once either way); two panels fit a paper's width.
+    figure = accuracy.draw(accuracy.frame_from_runs(runs[:1]), {"metrics": ["pass@1", "pass@2"]})
+    (legend,) = _legends(figure)
+    assert legend.get_title().get_text() == "" and legend.get_texts()[0].get_text().endswith("(n=4\u00d74)")
+    assert figure.get_figwidth() <= 7.0 + 1e-9, "a two-panel figure is laid out for a paper's width"
+
+
+def test_a_figure_titled_by_its_metric_has_no_second_title(paper_dir):
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    figure = accuracy.draw(frame, {"metrics": ["pass@1"], "title": "pass@1 on AIME 2025 (paper Fig. 9)"})
+    (ax,) = figure.axes
+    assert ax.get_title() == "" and ax.get_ylabel() == "pass@1 (%)"
+    untitled = accuracy.draw(frame, {"metrics": ["pass@1"], "title": "AIME 2025"})
+    assert untitled.axes[0].get_title() == "pass@1"
+
+
+def test_heatmap_colours_have_no_near_white_level(paper_dir, tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from e3eval.figures.attempt_probes import _colors
+
+    def lightness(colour) -> float:
+        r, g, b = to_rgb(colour)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    assert lightness(heatmap_cmap()(0.0)) < 0.9, "the lowest heat-map level must not vanish into the page"
+    assert max(lightness(c) for c in _colors(6)) < 0.75, "the lightest checkpoint line must show on white"
+    frame = chained.FAMILY.load({"table": [paper_dir / "chained_asymmetry_grids.csv"]}, tmp_path)
+    image = next(ax for ax in chained.draw(frame, {}).axes if ax.get_title()).get_images()[0]
+    assert lightness(image.get_cmap()(0.0)) < 0.9

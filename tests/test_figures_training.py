@@ -277,6 +277,15 @@ def test_training_draws_every_panel_from_all_three_sources(training_inputs, tmp_
                       "entropy (probe)", "KL loss to the reference (verl)",
                       "token KL to the base model (probe, exact)"]  # fmt: skip
     assert all(ax.get_xlabel() == "gradient step" and ax.get_ylabel() for ax in axes)
+    accuracy_ax = axes[titles.index("validation accuracy: countdown")]
+    assert accuracy_ax.get_ylabel() == "accuracy (%)", "accuracy in % as in every other figure"
+    shares = frame.loc[frame["panel"] == "accuracy:countdown", "value"]
+    drawn = np.concatenate([line.get_ydata() for line in drawn_lines(accuracy_ax)])
+    assert np.nanmax(drawn) == pytest.approx(100 * shares.max())
+    # 11 panels, three across for a 7-inch page: four rows, the legend in the twelfth slot (no empty slot).
+    assert figure.get_figwidth() == pytest.approx(7.0) and len(figure.axes) == 12
+    (slot,) = [ax for ax in figure.axes if not ax.get_visible()]
+    assert figure.legends[0].get_bbox_to_anchor().bounds == pytest.approx(slot.get_window_extent().bounds)
     attempts_ax = axes[titles.index("attempts")]
     assert len(drawn_lines(attempts_ax)) == 4, "2 runs x (correct, incorrect): every response is not a third line"
     assert {line.get_linestyle() for line in drawn_lines(attempts_ax)} == {"-", "--"}
@@ -535,6 +544,8 @@ def test_bigram_from_the_csvs_of_a_real_run(tmp_path):
     axes = visible_axes(figure)
     assert [ax.get_title() for ax in axes] == [t for t, _, _ in bigram.PANELS.values()]
     assert axes[3].get_yscale() == "log" and all(len(ax.get_lines()) == 2 for ax in axes)
+    width, height = figure.get_size_inches()
+    assert width == pytest.approx(7.0) and width / height <= 3, "five panels fit a page: no 6:1 strip"
     assert [t.get_text() for t in figure.legends[0].get_texts()] == ["GRPO (n=32 rollouts/iter.)",
                                                                      "GRPOMask (n=32 rollouts/iter.)"]  # fmt: skip
     save_and_check(figure, tmp_path / "bigram")
