@@ -41,6 +41,7 @@ from e3eval.figures.style import (
     save,
     series_label,
     shade_extrapolation,
+    wrap_title,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     # Every panel compares the same quantity (accuracy, %): one y range, so heights compare across panels.
     top = 100 * max(float(rows[["value", "ci_high"]].max().max()) for _, _, rows in panels)
     title = "\n".join(filter(None, [options.get("title"), options.get("subtitle")]))
+    title = wrap_title(title, PAPER_WIDTH if len(panels) > 1 else 4.4 + legend_width(names.values()))
     per_panel = len(panels) > 1 and any(o != order for o in orders)
     # n once: the legend's title, or the footnote's first words when each panel has its own legend.
     legend_title = f"n={shared} per point" if shared and not per_panel else None

@@ -33,14 +33,15 @@ def run_labels(comparison: Comparison) -> dict[str, str]:
 
 
 def wrap_label(label: str, width: int = WRAP) -> str:
-    """A long `a · b · c` label on several lines, broken only between its parts (other labels stay as they are)."""
+    """A long `a · b · c` label on several lines, broken only between its parts, each broken line ending in the
+    separator's dot (`a · b ·` / `c`), so a reader sees the label goes on (other labels stay as they are)."""
     lines: list[str] = []
     for part in label.split(SEPARATOR):
         if lines and len(lines[-1]) + len(SEPARATOR) + len(part) <= width:
             lines[-1] += SEPARATOR + part
         else:
             lines.append(part)
-    return "\n".join(lines)
+    return (SEPARATOR.rstrip() + "\n").join(lines)
 
 
 def forcing_line(generation: GenerationRecord | None) -> str | None:

@@ -1,14 +1,14 @@
 """Figure specs: the YAML file `e3eval figures SPEC.yaml` reads, validated into a list of figure requests.
 
 A spec is a mapping with an optional `title` (the gallery's), an optional `root` (the folder inputs are relative to,
-itself relative to the spec's folder; default: the spec's folder), an optional `prepare` (the command that makes the
-spec's data, shown when inputs are missing) and `figures`, a list of mappings with `name` (the output file stem),
-`family` (see `registry.py`), an optional `caption`, and the family's inputs and options. Every problem of a spec is
-collected and reported at once, each as `SPEC:LINE: ...`: unknown families and keys, missing required inputs, values
-of the wrong kind, paths that do not exist, and globs that match nothing, reach outside `root` or walk too far
-(`globs.py`). `check_frame` does the one check left for after loading (the frame has the family's columns and rows).
-The reader refuses YAML aliases and files over 256 KiB, so a spec cannot expand into billions of nodes. This module
-reads no data and draws nothing.
+itself relative to the spec's folder; default: the spec's folder; `e3eval figures --root DIR` overrides it), an optional
+`prepare` (the command that makes the spec's data, shown when inputs are missing) and `figures`, a list of mappings with
+`name` (the output file stem), `family` (see `registry.py`), an optional `caption`, and the family's inputs and options.
+Every problem of a spec is collected and reported at once, each as `SPEC:LINE: ...`: unknown families and keys, missing
+required inputs, values of the wrong kind, paths that do not exist, and globs that match nothing, reach outside `root`
+or walk too far (`globs.py`). `check_frame` does the one check left for after loading (the frame has the family's
+columns and rows). The reader refuses YAML aliases and files over 256 KiB, so a spec cannot expand into billions of
+nodes. This module reads no data and draws nothing.
 """
 
 from __future__ import annotations
@@ -77,21 +77,25 @@ class FigureSpec:
         return f"{self.path}:{request.key_lines.get(key, request.line) if key else request.line}"
 
 
-def load_spec(path: Path, families: Callable[[str], Family] | None = None) -> FigureSpec:
+def load_spec(path: Path, families: Callable[[str], Family] | None = None, root: Path | None = None) -> FigureSpec:
     """Read and validate a figure spec; one UserError lists every problem, each naming `SPEC:LINE`.
 
     `families` maps a family name to its Family (raising UserError for an unknown one); default: the registry.
+    `root` (`e3eval figures --root DIR`) is the folder inputs are relative to, in place of the spec's own `root`.
     """
     if families is None:
         from e3eval.figures.registry import get_family
 
         families = get_family
     data, lines = read_spec(Path(path), "figure spec", MAX_SPEC_BYTES)
-    return validate_spec(data, Path(path), lines, families)
+    return validate_spec(data, Path(path), lines, families, root)
 
 
-def validate_spec(data: Any, path: Path, lines: Mapping[str, int], families: Callable[[str], Family]) -> FigureSpec:
-    """Check a parsed spec against the families it names; see the module docstring for the format."""
+def validate_spec(
+    data: Any, path: Path, lines: Mapping[str, int], families: Callable[[str], Family], root: Path | None = None
+) -> FigureSpec:
+    """Check a parsed spec against the families it names; see the module docstring for the format. `root`, when
+    given, replaces the spec's `root` key (see `load_spec`)."""
     errors: list[str] = []
 
     def error(key: str, message: str) -> None:
@@ -112,14 +116,17 @@ def validate_spec(data: Any, path: Path, lines: Mapping[str, int], families: Cal
         prepare = ""
     hint = f"\n  (this spec's data is made by: {prepare})" if prepare else ""
     base = path.resolve().parent
-    root = data.get("root")
     if root is not None:
-        folder = Path(os.path.normpath(base / os.path.expanduser(root))) if isinstance(root, str) else base
-        if not isinstance(root, str) or not root:
+        if not Path(root).is_dir():
+            raise UserError(f"--root {root}: not a folder{hint}")
+        base = Path(root).resolve()
+    elif (written := data.get("root")) is not None:
+        folder = Path(os.path.normpath(base / os.path.expanduser(written))) if isinstance(written, str) else base
+        if not isinstance(written, str) or not written:
             error("root", "root must be a folder path")
         elif not folder.is_dir():
             # Every input below would be missing too: one line says it all.
-            error("root", f"root {root!r} is not a folder (looked for {folder})")
+            error("root", f"root {written!r} is not a folder (looked for {folder})")
             raise UserError(f"{path}: {len(errors)} problem(s):\n  " + "\n  ".join(errors) + hint)
         else:
             base = folder

@@ -212,6 +212,13 @@ def percent_axis(ax: Axes, top: float, label: str) -> None:
     ax.set_ylabel(f"{label} (%)")
 
 
+def wrap_title(text: str, width: float) -> str:
+    """`text` (a title, lines split by newlines) wrapped to `width` inches at the figure title's font size, so a long
+    run label or subtitle never widens the saved figure past the panels."""
+    chars = max(30, int(width * 72 / (0.55 * RC["figure.titlesize"])))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
 def footnote(figure: Figure, text: str) -> None:
     """Small text under the figure (caveats a reader needs beside the picture), wrapped to the figure's width."""
     if not text:

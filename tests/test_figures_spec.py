@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -329,23 +328,50 @@ def test_example_specs_give_every_paper_figure_a_layout():
         assert all(f"# Fig. {number[:-1] if number[-1].isalpha() else number}" in text for number in numbered), name
         union += figures
     assert sorted(map(repr, _example_figures("all"))) == sorted(map(repr, union))
-    assert os.access(examples / "make_data.py", os.R_OK)
+    assert not (examples / "make_data.py").exists(), "the example data is made by `e3eval figures --examples`"
 
 
 @pytest.mark.slow
 def test_example_specs_render_on_the_example_data(tmp_path: Path):
-    """The README's recipe: make_data.py, then every per-family example spec (pointed at that data) renders every
-    figure; all.yaml (the same figures, checked above) resolves every input without drawing them twice."""
-    proc = subprocess.run([sys.executable, str(REPO / "figures" / "examples" / "make_data.py"), str(tmp_path / "data")],
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    for spec in sorted((REPO / "figures" / "examples").glob("*.yaml")):
-        text = spec.read_text().replace("root: ../../results/example-data", f"root: {tmp_path / 'data'}")
-        (tmp_path / spec.name).write_text(text)
-        loaded = load_spec(tmp_path / spec.name)
+    """The README's recipe: `e3eval figures --examples DIR` writes the data and the specs beside it, and every
+    per-family spec renders every figure; the repository's specs draw the same data with `--root DIR`; all.yaml (the
+    same figures, checked above) resolves every input without drawing them twice."""
+    data = tmp_path / "data"
+    made = run_cli("e3eval", "figures", "--examples", str(data))
+    assert made.returncode == 0, made.stderr
+    assert f"next: e3eval figures {data / 'all.yaml'} --out" in " ".join(made.stdout.split())
+    assert sorted(p.name for p in data.glob("*.yaml")) == sorted(
+        p.name for p in (REPO / "figures/examples").glob("*.yaml")
+    )
+    again = run_cli("e3eval", "figures", "--examples", str(data))  # a folder it wrote: made again, nothing refused
+    assert again.returncode == 0, again.stderr
+    for spec in sorted(data.glob("*.yaml")):
+        assert "root:" not in spec.read_text() and f"--examples {data}" in spec.read_text()
+        loaded = load_spec(spec)
+        repository = load_spec(REPO / "figures" / "examples" / spec.name, root=data)
+        assert [f.inputs for f in loaded.figures] == [f.inputs for f in repository.figures]
         if spec.name == "all.yaml":
             assert len(loaded.figures) == len(_example_figures("all"))
             continue
         entries = render_spec(loaded, tmp_path / "out" / spec.stem, f"e3eval figures {spec}")
         assert [e.name for e in entries] == [f["name"] for f in _example_figures(spec.stem)]
         assert all((tmp_path / "out" / spec.stem / f"{e.name}.png").is_file() for e in entries)
+
+
+def test_examples_and_root_refuse_what_they_should(tmp_path: Path):
+    """--examples never writes into a folder e3eval did not make; --root needs a spec and a folder."""
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    refused = run_cli("e3eval", "figures", "--examples", str(foreign))
+    assert refused.returncode == 2 and "e3eval did not create" in refused.stderr, refused.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    alone = run_cli("e3eval", "figures", "--root", str(tmp_path), "--paper-data", "--out", str(tmp_path / "f"))
+    assert alone.returncode == 2 and "--root DIR goes with a SPEC.yaml" in alone.stderr, alone.stderr
+    missing = run_cli("e3eval", "figures", str(REPO / "figures/examples/chained.yaml"), "--root",
+                      str(tmp_path / "nowhere"), "--out", str(tmp_path / "f"))  # fmt: skip
+    assert missing.returncode == 2 and "--root" in missing.stderr and "not a folder" in missing.stderr
+    assert "e3eval figures --examples" in missing.stderr, "says which command makes the data"
+    both = run_cli("e3eval", "figures", "--examples", str(tmp_path / "ex"), "--out", str(tmp_path / "f"))
+    assert both.returncode == 2 and "--examples DIR writes data and specs, no figures" in both.stderr
+    assert not (tmp_path / "ex").exists()

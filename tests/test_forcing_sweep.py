@@ -98,7 +98,7 @@ def test_wait_sweeps_forced_answers_and_the_fig6_plot(stopping_dir, tmp_path):
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert any(t.startswith("wait x4 (forced)") for t in legend), legend
     # Runs without a `labels` entry are labelled by what was run (`labels.run_label`), the forcing included.
-    joined = [t.replace("\n", " · ") for t in legend]
+    joined = [t.replace(" ·\n", " · ") for t in legend]
     assert any(t.startswith(f"{stopping_dir.name} · demo · prefix") for t in joined), legend
     # Every series shares one n, so the legend states it once, in its title, not in every entry.
     assert figure.legends[0].get_title().get_text().startswith("n=16"), figure.legends[0].get_title().get_text()

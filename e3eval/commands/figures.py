@@ -37,6 +37,24 @@ def figures_cmd(
     list_families: Annotated[
         bool, typer.Option("--list", help="List the figure families and their inputs.", rich_help_panel=panels.DATA)
     ] = False,
+    examples: Annotated[
+        Path | None,
+        typer.Option(
+            "--examples",
+            metavar="DIR",
+            help="Write example data for every family, and the example specs beside it, into DIR.",
+            rich_help_panel=panels.DATA,
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="Read the spec's inputs relative to DIR (in place of the spec's own root).",
+            rich_help_panel=panels.DATA,
+        ),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", help="Folder for NAME.pdf/.png and index.html.", rich_help_panel=panels.OUTPUT),
@@ -55,14 +73,24 @@ def figures_cmd(
     A spec names runs and tables per figure; --list shows what each figure family reads.
 
     Examples:
-      e3eval figures figures/examples/accuracy.yaml --out figs
+      e3eval figures --examples ex            # example data + specs
+      e3eval figures ex/all.yaml --out figs
+      e3eval figures my.yaml --root data --out figs
       e3eval figures --paper-data --out paper-figs
     """  # fmt: skip
-    modes = sum([spec is not None, paper_data, list_families])
+    modes = sum([spec is not None, paper_data, list_families, examples is not None])
     if modes != 1:
-        raise UserError("give exactly one of: a SPEC.yaml, --paper-data, --list")
+        raise UserError("give exactly one of: a SPEC.yaml, --paper-data, --list, --examples DIR")
+    if root is not None and spec is None:
+        raise UserError("--root DIR goes with a SPEC.yaml: it is the folder the spec's inputs are read from")
     if list_families:
         show_families()
+        return
+    if examples is not None:
+        if out is not None:
+            raise UserError("--examples DIR writes data and specs, no figures: draw them next with "
+                            f"`e3eval figures {examples / 'all.yaml'} --out {out}`")  # fmt: skip
+        _examples(examples)
         return
     if out is None:
         raise UserError("--out DIR is required: the folder for the figures and their gallery")
@@ -79,12 +107,25 @@ def figures_cmd(
             from e3eval.figures.gallery import render_spec
             from e3eval.figures.spec import load_spec
 
-            figure_spec = load_spec(spec)
+            figure_spec = load_spec(spec, root=root)
             with progress() as bar:
                 entries = render_spec(figure_spec, out, command, bar, force=force)
     for entry in entries:
         say(f"{entry.name}: {', '.join(entry.files)}  ({entry.n})")
     say(f"wrote {len(entries)} figure(s) to {out}; gallery: {out / 'index.html'}")
+
+
+def _examples(folder: Path) -> None:
+    from e3eval.figures.example_data import write_examples
+    from e3eval.store import output_lock
+
+    writing = f"writing example data into {escape(str(folder))} (about a minute)"
+    with output_lock(folder, "figures", what="this examples folder"), console.status(writing):
+        write_examples(folder, say=lambda line: say(escape(line)))
+    say(
+        f"next: e3eval figures {escape(shlex.quote(str(folder / 'all.yaml')))} --out "
+        f"{escape(shlex.quote(str(folder.parent / (folder.name + '-figures'))))}"
+    )
 
 
 def paper_data_dir() -> Path:
