@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from e3eval.commands import dev, figures, probes, runs, sampling, scoring, trace_analysis
+from e3eval.commands import dev, figures, panels, probes, runs, sampling, scoring, trace_analysis
 from e3eval.commands.output import err_console
 from e3eval.errors import EngineFailure, UserError
 
@@ -29,8 +29,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=panels.Group,
 )
-dev_app = typer.Typer(help="Developer tools: the tiny test model and synthetic rollout pools.", no_args_is_help=True)
+dev_app = typer.Typer(
+    help="Developer tools: the tiny test model and synthetic rollout pools.", no_args_is_help=True, cls=panels.Group
+)
 
 RUN_PANEL = "Run and score"
 ANALYSE_PANEL = "Analyse"
@@ -86,7 +89,7 @@ def interruptible(name: str, command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _add(target: typer.Typer, name: str, command: Callable[..., Any], panel: str | None = None) -> None:
-    target.command(name, rich_help_panel=panel)(interruptible(name, command))
+    target.command(name, rich_help_panel=panel, cls=panels.Command)(interruptible(name, command))
 
 
 # The order of the work: try it, run it, look at it; then the analyses; then the look-ups.

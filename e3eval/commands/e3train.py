@@ -22,7 +22,7 @@ from e3eval.store import output_lock
 from e3eval.train.bigram_sim import BigramConfig as BigramDefaults
 
 app = typer.Typer(help="e3 training utilities.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)  # fmt: skip
+                  pretty_exceptions_enable=False, cls=panels.Group)  # fmt: skip
 console = Console()
 TRAINING = "Training"  # the bigram model's optimisation settings: no e3eval panel fits them
 
@@ -44,7 +44,7 @@ def _root(
     """e3 training utilities."""
 
 
-@app.command("select-budget")
+@app.command("select-budget", cls=panels.Command)
 def select_budget_cmd(
     run_dir: Annotated[
         Path, typer.Argument(metavar="RUN", help="An e3eval run scored at every candidate B and at 2B.")
@@ -91,7 +91,7 @@ def select_budget_cmd(
     console.print(f"training budget: {chosen} ({format_budget(chosen)})")
 
 
-@app.command()
+@app.command(cls=panels.Command)
 def run(
     spec: Annotated[
         str, typer.Argument(metavar="SPEC", help="A curriculum YAML file, or a preset's name (`e3train presets`).")
@@ -134,7 +134,7 @@ def run(
     console.print(f"{parsed.name}: done ({ran} step(s) run, {len(steps) - ran} already done)")
 
 
-@app.command()
+@app.command(cls=panels.Command)
 def presets() -> None:
     """List the shipped curricula, one line each; `e3train run NAME` runs one (`--dry-run` prints its commands).
 
@@ -150,7 +150,7 @@ def presets() -> None:
         print(line)
 
 
-@app.command()
+@app.command(cls=panels.Command)
 def bigram(
     algo: Annotated[
         list[str],
@@ -253,11 +253,11 @@ def _train_bigram(configs: list, csvs: list[Path], plots: list[Path], groups: in
         console.print(f"wrote {' and '.join(str(path) for path in written)}")
 
 
-prepare_app = typer.Typer(help="Write verl-format training data.", no_args_is_help=True)
+prepare_app = typer.Typer(help="Write verl-format training data.", no_args_is_help=True, cls=panels.Group)
 app.add_typer(prepare_app, name="prepare")
 
 
-@prepare_app.command("countdown")
+@prepare_app.command("countdown", cls=panels.Command)
 def prepare_countdown_cmd(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("data/cdown"),
     sizes: Annotated[str, typer.Option(help="Numbers per problem (3..8), comma-separated.")] = "3,4,5,6",
@@ -286,7 +286,7 @@ def prepare_countdown_cmd(
     console.print(f"wrote {len(paths)} files to {out}")
 
 
-@prepare_app.command("mult")
+@prepare_app.command("mult", cls=panels.Command)
 def prepare_mult_cmd(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("data/mult"),
     digits: Annotated[str, typer.Option(help="n x m digits, e.g. 5x5.")] = "5x5",
@@ -316,7 +316,7 @@ def prepare_mult_cmd(
     console.print(f"wrote {', '.join(str(p) for p in paths)}")
 
 
-@prepare_app.command("math")
+@prepare_app.command("math", cls=panels.Command)
 def prepare_math_cmd(
     dataset: Annotated[str, typer.Option(help="Problems: a named benchmark or a JSONL/Parquet file.")],
     from_run: Annotated[Path, typer.Option(help="A scored e3eval run of the reference model on those problems.")],

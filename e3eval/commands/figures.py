@@ -24,7 +24,7 @@ PAPER_DATA_ENV = "E3EVAL_PAPER_DATA"
 
 def figures_cmd(
     spec: Annotated[
-        Path | None, typer.Argument(metavar="SPEC", help="Figure spec (YAML); see figures/examples/.")
+        Path | None, typer.Argument(metavar="SPEC", help="Figure spec (YAML); --examples DIR writes one per family.")
     ] = None,
     paper_data: Annotated[
         bool,
@@ -70,12 +70,12 @@ def figures_cmd(
 ) -> None:
     """Draw paper figures (PDF + PNG) and a gallery (index.html, README.md) from a spec or the published tables.
 
-    A spec names runs and tables per figure; --list shows what each figure family reads.
+    A spec names runs and tables per figure, relative to its folder
+    (or --root DIR); --list shows what each figure family reads.
 
     Examples:
       e3eval figures --examples ex            # example data + specs
       e3eval figures ex/all.yaml --out figs
-      e3eval figures my.yaml --root data --out figs
       e3eval figures --paper-data --out paper-figs
     """  # fmt: skip
     modes = sum([spec is not None, paper_data, list_families, examples is not None])

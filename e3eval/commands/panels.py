@@ -7,9 +7,37 @@ far (budgets and sampling), forced how (forcing), graded and summarised how (sco
 
 from __future__ import annotations
 
+from typing import Any
+
+from typer.core import TyperCommand, TyperGroup
+
 MODEL = "Model and engine"
 DATA = "Data and prompt"
 BUDGETS = "Budgets and sampling"
 FORCING = "Forcing"
 SCORING = "Scoring"
 OUTPUT = "Output"
+
+
+def _untyped_flags(command: TyperCommand | TyperGroup, ctx: Any) -> None:
+    """Show no type for on/off flags: typer 0.29 prints `<bool>` beside every one, which tells a reader nothing.
+    (typer's options come from its own copy of click, so flags are found by their `is_flag`, not by class.)"""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Command(TyperCommand):
+    """A command whose help shows no `<bool>` for flags (the class every e3eval and e3train command is made with)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untyped_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+class Group(TyperGroup):
+    """A command group whose own help shows no `<bool>` for flags (`e3eval --help`, `e3train --help`)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untyped_flags(self, ctx)
+        super().format_help(ctx, formatter)
