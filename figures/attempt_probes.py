@@ -3,15 +3,15 @@
 Input: `probes`, a mapping from a label to `e3eval probe --attempts` output (run directories or attempt_probes.parquet
 files). For each attempt index k >= 2 the probe stores three log-probability differences
 (`e3eval/probes/attempt_logprobs.py`): (a) log p(a_k | a_1..k-1) - log p(a_k | a_1..k-2), about 0 when attempts are
-independent; (b) log p(a_k | a_1..k-1)
-- log p(a_k-1 | a_1..k-2), the model more certain of what to try next; (c) log p(a_k-1 | a_1..k-1), the chance of
-repeating the latest attempt. Each is a sum over the attempt's tokens (nats), or with `unit: per-token` divided by
-its token count. Per checkpoint and k: the mean over samples of each problem, then over problems, with a 95% bootstrap
-CI over problems; points resting on fewer than `min_n` problems are left out (the tail of large k is thin). One line
-per checkpoint step, light to dark as training goes on; one row of three panels per label, or per experiment, preset,
-attempt cap and dtype where a label's tables hold several (`identity.py`: those are never averaged together; the
-footnote says what each row is). Samples with fewer than two attempts have no k and do not count. This module runs no
-model.
+independent; (b) log p(a_k | a_1..k-1) - log p(a_k-1 | a_1..k-2), the model more certain of what to try next;
+(c) log p(a_k-1 | a_1..k-1), the chance of repeating the latest attempt. Each is a sum over the attempt's tokens
+(nats), or with `unit: per-token` divided by its token count. Per checkpoint and k: the mean over samples of each
+problem, then over problems, with a 95% bootstrap CI over problems; points resting on fewer than `min_n` problems are
+left out (the tail of large k is thin). One line per checkpoint step, light to dark as training goes on (orange to dark
+brown: no level pale enough to vanish on white); each panel is titled with its formula. For one label the panels sit
+2 x 2 with the legend in the fourth cell; for several, a row of three per label, or per experiment, preset, attempt cap
+and dtype where a label's tables hold several (`identity.py`: those are never averaged together; the footnote says
+what each row is). Samples with fewer than two attempts have no k and do not count. This module runs no model.
 """
 
 from __future__ import annotations
@@ -27,25 +27,19 @@ import pandas as pd
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.identity import display_name, short_paths, split
+from e3eval.figures.panel_grid import fit_title, panel_grid, place_legend
 from e3eval.figures.readers import bootstrap_means, count_range, read_probe_table, resolve_series
-from e3eval.figures.style import (
-    HEATMAP_CMAP,
-    apply_style,
-    footnote,
-    legend_width,
-    new_figure,
-    require_rows,
-    series_label,
-)
+from e3eval.figures.style import HEATMAP_CMAP, apply_style, footnote, require_rows, series_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 COLUMNS = ("series", "checkpoint", "step", "k", "quantity", "unit", "value", "ci_low", "ci_high", "n")
+# a_{<k} = a_1 .. a_{k-1}: the short form keeps each formula on one line over a panel a third of a page wide.
 QUANTITIES = {
-    "fig13a": ("(a) dependence on the previous attempt", r"$\log p(a_k|a_{1:k-1}) - \log p(a_k|a_{1:k-2})$"),
-    "fig13b": ("(b) certainty about the next attempt", r"$\log p(a_k|a_{1:k-1}) - \log p(a_{k-1}|a_{1:k-2})$"),
-    "fig13c": ("(c) repeating the latest attempt", r"$\log p(a_{k-1}|a_{1:k-1})$"),
+    "fig13a": ("(a) dependence on the previous attempt", r"$\log p(a_k|a_{<k}) - \log p(a_k|a_{<k-1})$"),
+    "fig13b": ("(b) certainty about the next attempt", r"$\log p(a_k|a_{<k}) - \log p(a_{k-1}|a_{<k-1})$"),
+    "fig13c": ("(c) repeating the latest attempt", r"$\log p(a_{k-1}|a_{<k})$"),
 }
 UNITS = {"sum": "", "per-token": "_per_token"}
 # What separates rows beyond the model: a preset segments attempts differently, a cap stops at another k.
@@ -99,7 +93,8 @@ def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
 
 
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
-    """A row of panels (a)-(c) per series; a line per checkpoint over k with its CI band."""
+    """Panels (a)-(c) per series (2 x 2 with the legend for one, else a row each); a line per checkpoint over k with
+    its CI band."""
     require_rows(frame, "the attempt probes (probes)")
     unit = str(options.get("unit") or "sum")
     if unit not in UNITS:
@@ -116,12 +111,20 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     order = list(dict.fromkeys(rows["series"]))
     checkpoints = _checkpoint_order(rows)
     colors = _colors(len(checkpoints))
-    texts = [series_label(c, count_range(rows.loc[rows["checkpoint"] == c, "n"])) for c in checkpoints]
+    counts = [count_range(rows.loc[rows["checkpoint"] == c, "n"]) for c in checkpoints]
+    # n said once, in the footnote, when every checkpoint rests on as many problems; else in each legend entry.
+    same_n = len(set(counts)) == 1
+    texts = list(checkpoints) if same_n else [series_label(c, n) for c, n in zip(checkpoints, counts, strict=True)]
+    import matplotlib
+
     with apply_style():
-        figure, axes = new_figure(len(order), 3, panel=(3.9, 3.1), extra_width=legend_width(texts))
+        # One label: (a) and (b) above, (c) and the legend below, each panel wide enough for its formula. Several:
+        # a row of (a)-(c) per label, the legend under them.
+        grid = panel_grid(3 * len(order), ncols=2 if len(order) == 1 else 3, panel_height=2.7)
         handles: dict[str, Any] = {}
-        for row_axes, series in zip(axes, order, strict=True):
+        for index, series in enumerate(order):
             of_series = rows[rows["series"] == series]
+            row_axes = grid.panels[3 * index : 3 * index + 3]
             for ax, (quantity, (title, formula)) in zip(row_axes, QUANTITIES.items(), strict=True):
                 points = of_series[of_series["quantity"] == quantity]
                 for checkpoint, color in zip(checkpoints, colors, strict=True):
@@ -137,19 +140,24 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                     handles.setdefault(checkpoint, handle)
                 if quantity != "fig13c":
                     ax.axhline(0, color="0.5", linewidth=0.8, zorder=0)
-                ax.set_title(title if len(order) == 1 else f"{display_name(series, labels)}: {title}")
+                name = title if len(order) == 1 else f"{display_name(series, labels)}: {title}"
+                # The formula is the title's second line: as a y label it ran into the next panel's tick labels.
+                # Three across (several labels), the title takes the tick labels' size so its formula fits.
+                size = None if grid.ncols == 2 else float(matplotlib.rcParams["xtick.labelsize"])
+                ax.set_title(f"{fit_title(name, grid, size)}\n{formula}", **({"fontsize": size} if size else {}))
                 ax.set_xlabel("attempt index k")
-                ax.set_ylabel(f"{formula}\n(nats{' per token' if unit == 'per-token' else ''})")
+                ax.set_ylabel("nats per token" if unit == "per-token" else "nats")
                 ax.xaxis.get_major_locator().set_params(integer=True)
         shown = [c for c in checkpoints if c in handles]
-        figure.legend([handles[c] for c in shown], [texts[checkpoints.index(c)] for c in shown],
-                      loc="outside right center", title="checkpoint")  # fmt: skip
+        place_legend(grid, [handles[c] for c in shown], [texts[checkpoints.index(c)] for c in shown], "checkpoint")
+        figure = grid.figure
         title = options.get("title") or (display_name(order[0], labels) if len(order) == 1 else "")
         if title:
             figure.suptitle(title)
-        footnote(figure, f"Per checkpoint and k: mean over problems of each problem's mean over samples; bands: 95% "
-                 f"bootstrap CI over problems; points with fewer than {min_n} problems left out. Log-probabilities "
-                 f"are {'per token' if unit == 'per-token' else 'sums over the attempt tokens'}. "
+        per_point = f" n={counts[0]} problems per point;" if same_n else ""
+        footnote(figure, f"Per checkpoint and k: mean over problems of each problem's mean over samples;{per_point} "
+                 f"bands: 95% bootstrap CI over problems; points with fewer than {min_n} problems left out. "
+                 f"Log-probabilities are {'per token' if unit == 'per-token' else 'sums over the attempt tokens'}. "
                  f"{_about(rows, labels)}")  # fmt: skip
     return figure
 

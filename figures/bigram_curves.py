@@ -23,16 +23,8 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
-from e3eval.figures.style import (
-    PAPER_WIDTH,
-    apply_style,
-    footnote,
-    line_style,
-    new_figure,
-    require_rows,
-    save,
-    series_label,
-)
+from e3eval.figures.panel_grid import fit_title, panel_grid, place_legend
+from e3eval.figures.style import apply_style, footnote, line_style, require_rows, save, series_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,7 +38,7 @@ PANELS = {
     "reward": ("reward", "mean reward", False),
     "p_stop": ("p(stop)", "marginal p(stop)", False),
     "p_a_star": ("p(a*)", "marginal p(a*)", True),
-    "entropy": ("next-action entropy", "mean conditional entropy (nats)", False),
+    "entropy": ("next-action entropy", "conditional entropy (nats)", False),
 }
 ALGO_NAMES = {"grpo": "GRPO", "grpo_mask": "GRPOMask"}
 Z95 = 1.959964
@@ -125,51 +117,49 @@ def load(inputs: Mapping[str, Any], base: Path) -> pd.DataFrame:
 
 
 def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
-    """Five panels, three across on a 7-inch page with the legend in the sixth slot; a line (and CI band where known)
-    per run."""
+    """Five panels, three across on a 7-inch page with the legend in the sixth cell (`panel_grid.py`); a line (and CI
+    band where known) per run."""
     require_rows(frame, "the bigram histories")
     labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
     order = list(dict.fromkeys(frame["series"]))
-    names = {s: _legend_name(frame[frame["series"] == s], labels.get(s, s)) for s in order}
+    counts = {s: _rollouts(frame[frame["series"] == s]) for s in order}
+    # n said once, in the footnote, when every run has as many rollouts per iteration; else in each legend entry.
+    same_n = len(set(counts.values())) == 1
+    names = {s: labels.get(s, s) if same_n else series_label(labels.get(s, s), counts[s]) for s in order}
     with apply_style():
-        ncols = 3
-        figure, axes = new_figure(math.ceil(len(PANELS) / ncols), ncols, panel=(PAPER_WIDTH / ncols, 2.3))
-        slots = list(axes.flat)
+        grid = panel_grid(len(PANELS))
         handles: dict[str, Any] = {}
-        for ax, (panel, (title, ylabel, log)) in zip(slots, PANELS.items(), strict=False):
+        for ax, (panel, (title, ylabel, log)) in zip(grid.panels, PANELS.items(), strict=True):
             rows = frame[frame["panel"] == panel]
             for index, series in enumerate(order):
                 points = rows[rows["series"] == series].sort_values("iteration")
-                color = line_style(index, len(order))["color"]
+                style = line_style(index, len(order))
                 xs, ys = points["iteration"].to_numpy(), points["value"].to_numpy(dtype=float)
-                (line,) = ax.plot(xs, ys, color=color, linewidth=1.3, linestyle="-" if index < 6 else "--")
+                (line,) = ax.plot(xs, ys, color=style["color"], linestyle=style["linestyle"], linewidth=1.3)
                 if points["ci_low"].notna().any():
                     ax.fill_between(xs, points["ci_low"].to_numpy(dtype=float), points["ci_high"].to_numpy(dtype=float),
-                                    color=color, alpha=0.2, linewidth=0)  # fmt: skip
+                                    color=style["color"], alpha=0.2, linewidth=0)  # fmt: skip
                 handles.setdefault(series, line)
             if log:
                 ax.set_yscale("log")
             else:
                 ax.ticklabel_format(axis="y", useOffset=False)  # "+3.66" above the axis reads as a misprint
-            ax.set_title(title)
+            ax.set_title(fit_title(title, grid))
             ax.set_ylabel(ylabel)
             ax.set_xlabel("training iteration")
-        for ax in slots[len(PANELS) :]:
-            ax.set_visible(False)
-        # A figure legend in the first spare slot: a 6:1 strip of five panels in a row would not fit a page.
-        figure.legend([handles[s] for s in order], [names[s] for s in order], loc="center", bbox_to_anchor=(0, 0, 1, 1),
-                      bbox_transform=slots[len(PANELS)].transAxes)  # fmt: skip
+        place_legend(grid, [handles[s] for s in order], [names[s] for s in order])
         if options.get("title"):
-            figure.suptitle(options["title"])
-        footnote(figure, "Bands: 95% normal CIs over the iteration's rollouts (length: from its spread; reward: "
-                 "binomial). p(stop), p(a*) and entropy are exact properties of the policy, averaged over the 100 "
-                 "states.")  # fmt: skip
-    return figure
+            grid.figure.suptitle(options["title"])
+        per = f"n={counts[order[0]]} per iteration. " if same_n and counts[order[0]] else ""
+        footnote(grid.figure, f"{per}Bands: 95% normal CIs over the iteration's rollouts (length: from its spread; "
+                 "reward: binomial). p(stop), p(a*) and entropy are exact properties of the policy, averaged over the "
+                 "100 states.")  # fmt: skip
+    return grid.figure
 
 
-def _legend_name(rows: pd.DataFrame, name: str) -> str:
+def _rollouts(rows: pd.DataFrame) -> str | None:
     n = rows["n"].dropna()
-    return series_label(name, f"{int(n.iloc[0]):,} rollouts/iter." if len(n) else None)
+    return f"{int(n.iloc[0]):,} rollouts" if len(n) else None
 
 
 def plot_histories(runs: Sequence[tuple[str, Sequence[IterationStats]]], stem: Path, title: str = "") -> list[Path]:
@@ -188,7 +178,7 @@ def describe_n(frame: pd.DataFrame) -> str:
 FAMILY = Family(
     name="bigram",
     paper_figures=("8",),
-    summary="p^k bigram model: rollout length, reward, p(stop), p(a*) and entropy over GRPO / GRPOMask training",
+    summary="the p\u1d4f bigram model: rollout length, reward, p(stop), p(a*), entropy over GRPO / GRPOMask training",
     inputs={"histories": Input("paths", "`e3train bigram --out` CSVs (with their CSV.json beside them)")},
     columns=COLUMNS,
     load=load,

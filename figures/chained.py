@@ -5,7 +5,8 @@ The loader reads a CSV or Parquet table with one row per (training step, C, k): 
 (step, chained, k, value), with an optional `n` column (problems per cell). `draw` makes one panel per step, C rising
 from bottom to top and k from left to right, so each top-left to bottom-right diagonal holds a constant attempt
 budget C x k (16 chained x 1 pass, 8 x 2, ...), the comparison the paper's App. E.2 reads off the figure. All panels
-share one colour scale. This module does not count asymmetries in traces (`analysis/asymmetries.py` does).
+share one colour scale (YlOrBr without its near-white levels, `style.heatmap_cmap`) and sit three across a 7-inch
+page. This module does not count asymmetries in traces (`analysis/asymmetries.py` does).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
-from e3eval.figures.style import apply_style, footnote, heatmap_cmap, new_figure, require_rows
+from e3eval.figures.panel_grid import panel_grid
+from e3eval.figures.style import apply_style, footnote, heatmap_cmap, require_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,12 +77,13 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     ks = sorted(frame["k"].unique())
     vmax = 100 * float(frame["value"].max())
     with apply_style():
-        figure, axes = new_figure(1, len(steps), panel=(3.3, 3.0), sharey=True)
-        for ax, step in zip(axes[0], steps, strict=True):
+        # Three steps across a 7-inch page (a fourth starts a second row): cells stay wide enough for "99.0".
+        grid = panel_grid(len(steps), panel_height=2.5, legend_slot=False, sharey=True)
+        for index, (ax, step) in enumerate(zip(grid.panels, steps, strict=True)):
             cells = frame[frame["step"] == step].pivot(index="chained", columns="k", values="value")
-            grid = 100 * cells.reindex(index=chained, columns=ks).to_numpy(dtype=float)
-            image = ax.imshow(np.ma.masked_invalid(grid), cmap=heatmap_cmap(), vmin=0, vmax=vmax, aspect="auto")
-            for (row, col), value in np.ndenumerate(grid):
+            values = 100 * cells.reindex(index=chained, columns=ks).to_numpy(dtype=float)
+            image = ax.imshow(np.ma.masked_invalid(values), cmap=heatmap_cmap(), vmin=0, vmax=vmax, aspect="auto")
+            for (row, col), value in np.ndenumerate(values):
                 text = "–" if np.isnan(value) else f"{value:.1f}"
                 # Dark cells get white text: the colour scale's upper half is too dark for black.
                 colour = "white" if not np.isnan(value) and value > 0.5 * vmax else "black"
@@ -92,9 +95,13 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             for spine in ax.spines.values():
                 spine.set_visible(False)
             ax.set_title(f"step {step}" + _n_text(frame[frame["step"] == step]))
-            ax.set_xlabel("k (independent attempts, pass@k)")
-        axes[0][0].set_ylabel("C (chained asymmetries)")
-        figure.colorbar(image, ax=list(axes[0]), label="pass@k (%)", shrink=0.9)
+            ax.set_xlabel("k (independent attempts)")
+            if index % grid.ncols == 0:  # the rows share C: it is named once per row
+                ax.set_ylabel("C (chained asymmetries)")
+            else:
+                ax.tick_params(labelleft=False)
+        figure = grid.figure
+        figure.colorbar(image, ax=list(grid.panels), label="pass@k (%)", shrink=0.9)
         figure.suptitle(options.get("title") or "pass@k after C chained asymmetries, per training step")
         notes = ["Each top-left to bottom-right diagonal holds a constant budget C \u00d7 k."]
         if "n" not in frame.columns:

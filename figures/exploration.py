@@ -21,8 +21,9 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
+from e3eval.figures.panel_grid import fit_title, panel_grid, place_legend
 from e3eval.figures.readers import bootstrap_means, count_range, read_step_tables, resolve_series, step_of
-from e3eval.figures.style import apply_style, footnote, legend_width, line_style, new_figure, percent_axis, require_rows
+from e3eval.figures.style import apply_style, footnote, line_style, percent_axis, require_rows
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -102,11 +103,10 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     labels = {str(k): str(v) for k, v in (options.get("labels") or {}).items()}
     order = list(dict.fromkeys(frame["series"]))
     panels = [p for p in PANELS if p in set(frame["panel"])]
-    names = [labels.get(s, s) for s in order]
     with apply_style():
-        figure, axes = new_figure(1, len(panels), panel=(4.4, 3.3), extra_width=legend_width(names))
+        grid = panel_grid(len(panels), panel_height=2.8)
         handles: dict[str, Any] = {}
-        for ax, panel in zip(axes[0], panels, strict=True):
+        for ax, panel in zip(grid.panels, panels, strict=True):
             rows = frame[frame["panel"] == panel]
             scale = 100.0 if panel == "repeating" else 1.0
             for index, series in enumerate(order):
@@ -132,14 +132,14 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                 ax.set_ylabel(ylabel)
                 ax.set_ylim(bottom=0)
                 title += "\n(incorrect traces, hard problems)"
-            ax.set_title(title)
+            ax.set_title(fit_title(title, grid))
             ax.set_xlabel("gradient step")
         shown = [s for s in order if s in handles]
-        figure.legend([handles[s] for s in shown], [labels.get(s, s) for s in shown], loc="outside right center")
+        place_legend(grid, [handles[s] for s in shown], [labels.get(s, s) for s in shown])
         if options.get("title"):
-            figure.suptitle(options["title"])
-        footnote(figure, _note(frame, labels))
-    return figure
+            grid.figure.suptitle(options["title"])
+        footnote(grid.figure, _note(frame, labels))
+    return grid.figure
 
 
 def _note(frame: pd.DataFrame, labels: Mapping[str, str]) -> str:

@@ -3,9 +3,10 @@
 Inputs map a label to its files: `runs`, run directories (the `num_tokens` of every sample; failed requests are not
 samples and are left out, as `e3eval/samples.py` decides), and `traces`, `e3eval count-asymmetries --out` tables (their
 `n_tokens`, whole traces only). A label with several files pools them. Each histogram is normalised to the share of
-that series' responses per bin, so runs of different sizes compare; the legend gives n and the share that ran into the
-generation limit (those pile up in the last bin). Option `panels` groups labels into side-by-side panels, as the
-paper's (a)-(d); `train_budget` shades the lengths past the training budget. This module counts no tokens itself.
+that series' responses per bin, so runs of different sizes compare; the legend gives the share that ran into the
+generation limit (those pile up in the last bin) and n (said once, in the footnote, when every series has as many).
+Option `panels` groups labels into panels on one y range, as the paper's (a)-(d), laid out for a 7-inch page
+(`panel_grid.py`); `train_budget` shades the lengths past the training budget. This module counts no tokens itself.
 """
 
 from __future__ import annotations
@@ -19,17 +20,9 @@ import pandas as pd
 
 from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
+from e3eval.figures.panel_grid import fit_title, panel_grid, place_legend
 from e3eval.figures.readers import read_trace_table, resolve_series
-from e3eval.figures.style import (
-    apply_style,
-    footnote,
-    legend_width,
-    line_style,
-    new_figure,
-    require_rows,
-    series_label,
-    shade_extrapolation,
-)
+from e3eval.figures.style import apply_style, footnote, line_style, require_rows, series_label, shade_extrapolation
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -94,36 +87,41 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     train_budget = options.get("train_budget")
     top = int(frame["length"].max())
     edges = np.linspace(0, max(top, 1), bins + 1)
-    names = {s: _legend_name(frame[frame["series"] == s], labels.get(s, s)) for s in order}
+    sizes = frame.groupby("series", sort=False).size()
+    # n said once, in the footnote, when every series has as many responses; else in each legend entry.
+    same_n = sizes.nunique() == 1
+    names = {s: _legend_name(frame[frame["series"] == s], labels.get(s, s), not same_n) for s in order}
     with apply_style():
-        figure, axes = new_figure(1, len(groups), panel=(4.6, 3.3), extra_width=legend_width(names.values()))
+        grid = panel_grid(len(groups), panel_height=2.6, legend_slot=len(order) <= 4)
         handles: dict[str, Any] = {}
-        for ax, (title, members) in zip(axes[0], groups, strict=True):
+        for ax, (title, members) in zip(grid.panels, groups, strict=True):
             for series in members:
                 index = order.index(series)
                 values = frame.loc[frame["series"] == series, "length"].to_numpy()
-                color = line_style(index, len(order))["color"]
+                style = line_style(index, len(order))
                 weights = np.full(len(values), 100.0 / len(values))
-                ax.hist(values, bins=edges, weights=weights, color=color, alpha=0.12)
-                _, _, patches = ax.hist(values, bins=edges, weights=weights, histtype="step", color=color,
-                                        linewidth=1.5, linestyle="-" if index < 6 else "--")  # fmt: skip
+                ax.hist(values, bins=edges, weights=weights, color=style["color"], alpha=0.12)
+                _, _, patches = ax.hist(values, bins=edges, weights=weights, histtype="step", color=style["color"],
+                                        linewidth=1.5, linestyle=style["linestyle"])  # fmt: skip
                 handles.setdefault(series, patches[0])
             ax.set_xlim(0, edges[-1] * 1.02)
-            shade_extrapolation(ax, train_budget)
             ax.set_xlabel("response length (tokens)")
             ax.set_ylabel("share of responses (%)")
             if title:
-                ax.set_title(title)
-        top = max(ax.get_ylim()[1] for ax in axes[0])
-        for ax in axes[0]:  # every panel shows one quantity, the share of responses: one y range
+                ax.set_title(fit_title(title, grid))
+        top = max(ax.get_ylim()[1] for ax in grid.panels)
+        for ax in grid.panels:  # every panel shows one quantity, the share of responses: one y range
             ax.set_ylim(0, top)
+            shade_extrapolation(ax, train_budget)  # after the y range: its label goes where the bars leave room
         shown = [s for s in order if s in handles]
-        figure.legend([handles[s] for s in shown], [names[s] for s in shown], loc="outside right center")
+        place_legend(grid, [handles[s] for s in shown], [names[s] for s in shown])
+        figure = grid.figure
         if options.get("title"):
             figure.suptitle(options["title"])
         width = edges[1] - edges[0]
-        footnote(figure, f"{bins} bins of {width:,.0f} tokens; each histogram sums to 100% of its series' responses "
-                 "(failed requests are not responses).")  # fmt: skip
+        per = f"n={int(sizes.iloc[0]):,} responses per series; " if same_n else ""
+        footnote(figure, f"{per}{bins} bins of {width:,.0f} tokens; each histogram sums to 100% of its series' "
+                 "responses (failed requests are not responses).")  # fmt: skip
     return figure
 
 
@@ -142,8 +140,8 @@ def _groups(panels: Any, order: list[str]) -> list[tuple[str, list[str]]]:
     return groups
 
 
-def _legend_name(rows: pd.DataFrame, name: str) -> str:
-    label = series_label(name, f"{len(rows):,}")
+def _legend_name(rows: pd.DataFrame, name: str, with_n: bool) -> str:
+    label = series_label(name, f"{len(rows):,}" if with_n else None)
     known = rows["truncated"].dropna()
     if len(known):
         label += f"\n{100 * known.astype(bool).mean():.0f}% at the generation limit"

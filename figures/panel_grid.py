@@ -1,7 +1,7 @@
 """The panel grid of a multi-panel figure laid out for a paper: panels in rows at a 7-inch text width, no empty slot.
 
 A family asks for `count` panels; `panel_grid` puts them in rows of at most three (2 x 2 for four), so that the shared
-rcParams' 7.5-10 pt text is printed at that size on a two-column paper's full width, never shrunk. A last row that is
+rcParams' 7-11 pt text is printed at that size on a two-column paper's full width, never shrunk. A last row that is
 not full is centred, or, where the legend asks for it, ends in a slot that holds the legend: a grid never shows an
 empty frame. `place_legend` puts a figure's one legend in that slot, else under the panels (or, for a single panel,
 right of it), in as many columns as fit the width. This module owns the geometry only: it draws no data, and the look
@@ -11,6 +11,7 @@ of what is drawn (fonts, colours) is `style.py`'s.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.legend import Legend
 
 PANEL_HEIGHT = 2.3  # inches: a 7-inch row of three panels is then about 3:1 with its labels
+SINGLE = (4.4, 3.0)  # inches: a lone panel, its legend beside it, stays under 7 inches and about 2:1
 _LEGEND_ROW = 0.2  # inches per line of a legend under the panels (7.5 pt text and its spacing)
 
 
@@ -58,6 +60,8 @@ def panel_grid(
     if count < 1:
         raise ValueError("a panel grid needs at least one panel")
     ncols = max(1, min(ncols or columns(count), count))
+    if count == 1:  # a lone panel 7 inches wide would be a strip: it keeps a panel's shape and width
+        width, panel_height = min(width, SINGLE[0]), max(panel_height, SINGLE[1])
     nrows = math.ceil(count / ncols)
     slot = legend_slot and nrows * ncols > count
     figure = Figure(figsize=(width, panel_height * nrows), layout="constrained")
@@ -82,14 +86,15 @@ def panel_grid(
 def place_legend(
     grid: PanelGrid, handles: Sequence[Any], labels: Sequence[str], title: str | None = None
 ) -> Legend | None:
-    """The figure's one legend: in the grid's legend slot, else right of a lone panel, else under the panels in as
-    many columns as the figure's width holds (the figure grows by the legend's height, so the panels keep theirs)."""
+    """The figure's one legend: in the grid's legend slot, else right of a lone panel (where 7 inches hold both), else
+    under the panels in as many columns as the figure's width holds (the figure grows by the legend's height, so the
+    panels keep theirs)."""
     if not handles:
         return None
     if grid.legend_slot is not None:
         return grid.legend_slot.legend(handles, labels, loc="center", title=title)
     figure = grid.figure
-    if len(grid.panels) == 1:
+    if len(grid.panels) == 1 and figure.get_figwidth() + legend_width(labels) <= PAPER_WIDTH:
         figure.set_figwidth(figure.get_figwidth() + legend_width(labels))
         return figure.legend(handles, labels, loc="outside right center", title=title)
     across = max(1, min(len(labels), int(figure.get_figwidth() // legend_width(labels))))
@@ -97,3 +102,16 @@ def place_legend(
     rows = math.ceil(len(labels) / across) * lines + (1 if title else 0)
     figure.set_figheight(figure.get_figheight() + rows * _LEGEND_ROW + 0.1)
     return figure.legend(handles, labels, loc="outside lower center", ncols=across, title=title)
+
+
+def fit_title(text: str, grid: PanelGrid, fontsize: float | None = None) -> str:
+    """`text` wrapped to the width of one of `grid`'s panels at the title font size, so that titles of neighbouring
+    panels never run into each other."""
+    import matplotlib
+
+    size = float(fontsize or matplotlib.rcParams["axes.titlesize"])
+    # A title may reach a little past its axes, over the y labels of the panel to its right, never into its title.
+    panel = grid.figure.get_figwidth() / grid.ncols - 0.35
+    # DejaVu Sans averages about half an em per character of lower-case text.
+    chars = max(12, int(panel * 72 / (0.5 * size)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))

@@ -223,7 +223,7 @@ def footnote(figure: Figure, text: str) -> None:
     """Small text under the figure (caveats a reader needs beside the picture), wrapped to the figure's width."""
     if not text:
         return
-    width = max(40, int(figure.get_figwidth() * 15))
+    width = max(40, int(figure.get_figwidth() * 18))  # characters per inch at 7 pt: the footnote spans the figure
     wrapped = "\n".join(textwrap.fill(part, width) for part in text.split("\n"))
     figure.text(0.01, 0.0, wrapped, ha="left", va="top", fontsize=7, color="0.3", transform=figure.transFigure)
 

@@ -29,8 +29,6 @@ from e3eval.figures.training_inputs import COLUMNS, load
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["COLUMNS", "FAMILY", "PANELS", "draw", "load", "panel_order", "panel_text"]
-
 SPLITS = ("all", "correct", "incorrect")
 SPLIT_STYLE = {"correct": "-", "incorrect": "--", "all": "-"}
 # panel -> (title, y label). Panels not listed here (from `metric_keys`) are titled by their metric.
@@ -47,7 +45,6 @@ PANELS = {
     "kl": ("KL loss to the reference (verl)", "nats per token"),
     "probe_kl": ("token KL to the base model (probe, exact)", "nats per token"),
 }
-
 
 
 def panel_order(frame: pd.DataFrame) -> list[str]:
@@ -213,12 +210,12 @@ def _note(frame: pd.DataFrame, smooth: int, labels: Mapping[str, str]) -> str:
 
 
 def _n_per_point(rows: pd.DataFrame, unit: str, labels: Mapping[str, str]) -> str:
-    """`n=96 traces per point`, stated once when every series has the same n, else `traces per point: A n=.., B n=..`."""
+    """`n=96 traces per point`, said once when every series has that n, else `n=18-78 (A), 13-83 (B) traces ...`."""
     ranges = {display_name(s, labels): count_range(at["n"]) for s, at in rows.groupby("series", sort=False)}
     if len(set(ranges.values())) == 1:
         every = " in every run" if len(ranges) > 1 else ""
         return f"n={next(iter(ranges.values()))} {unit} per point{every}"
-    return f"{unit} per point: " + ", ".join(f"{name} n={n}" for name, n in ranges.items())
+    return "n=" + ", ".join(f"{n} ({name})" for name, n in ranges.items()) + f" {unit} per point"
 
 
 def describe_n(frame: pd.DataFrame) -> str:

@@ -182,7 +182,19 @@ def imported_run(root: Path, model_dir: Path, tokenizer, max_tokens: int, seed: 
 
 
 def visible_axes(figure):
-    return [ax for ax in figure.axes if ax.get_visible()]
+    """The panels: axes that draw data (not a grid cell kept for the legend, nor a colour bar)."""
+    return [ax for ax in figure.axes if ax.get_visible() and ax.axison and ax.get_label() != "<colorbar>"]
+
+
+def title(ax) -> str:
+    """A panel's title as one line (titles are wrapped to the panel's width)."""
+    return " ".join(ax.get_title().split())
+
+
+def legend_texts(figure) -> list[str]:
+    """The entries of the figure's one legend, in the figure or in a grid cell of its own."""
+    (legend,) = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend() is not None)]
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def drawn_lines(ax):
@@ -271,7 +283,7 @@ def test_training_draws_every_panel_from_all_three_sources(training_inputs, tmp_
 
     figure = training.FAMILY.draw(frame, {"title": "GRPO vs GRPOMask", "smooth": 3})
     axes = visible_axes(figure)
-    titles = [ax.get_title() for ax in axes]
+    titles = [title(ax) for ax in axes]
     assert titles == ["training reward", "validation accuracy: countdown", "response length", "verification steps",
                       "attempts", "equations per attempt", "chained asymmetries", "entropy (training batch, verl)",
                       "entropy (probe)", "KL loss to the reference (verl)",
@@ -282,28 +294,28 @@ def test_training_draws_every_panel_from_all_three_sources(training_inputs, tmp_
     shares = frame.loc[frame["panel"] == "accuracy:countdown", "value"]
     drawn = np.concatenate([line.get_ydata() for line in drawn_lines(accuracy_ax)])
     assert np.nanmax(drawn) == pytest.approx(100 * shares.max())
-    # 11 panels, three across for a 7-inch page: four rows, the legend in the twelfth slot (no empty slot).
+    # 11 panels, three across for a 7-inch page: four rows, the legend in the twelfth cell (no empty one).
     assert figure.get_figwidth() == pytest.approx(7.0) and len(figure.axes) == 12
-    (slot,) = [ax for ax in figure.axes if not ax.get_visible()]
-    assert figure.legends[0].get_bbox_to_anchor().bounds == pytest.approx(slot.get_window_extent().bounds)
+    (slot,) = [ax for ax in figure.axes if ax not in axes]
+    assert slot.get_visible() and slot.get_legend() is not None and not figure.legends
     attempts_ax = axes[titles.index("attempts")]
     assert len(drawn_lines(attempts_ax)) == 4, "2 runs x (correct, incorrect): every response is not a third line"
     assert {line.get_linestyle() for line in drawn_lines(attempts_ax)} == {"-", "--"}
     assert len(attempts_ax.collections) == 4, "a CI band per line"
     reward_ax = axes[0]
     assert len(drawn_lines(reward_ax)) == 4, "2 runs x (faint raw, 3-step moving average)"
-    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    legend = legend_texts(figure)
     assert legend[:2] == ["GRPO", "GRPOMask"] and "incorrect responses" in legend
     assert "all responses" not in legend, "no panel draws all responses beside a split (the dumps have no token ids)"
     assert figure.get_suptitle() == "GRPO vs GRPOMask"
     note = figure.texts[-1].get_text()
-    assert re.search(r"n traces per point \(GRPO \(n=\d+-\d+\), GRPOMask \(n=\d+-\d+\)\)", note.replace("\n", " "))
+    assert re.search(r"n=\d+-\d+ \(GRPO\), \d+-\d+ \(GRPOMask\) traces per point", note.replace("\n", " "))
     assert "first 1,024 response tokens" in note.replace("\n", " ")
     save_and_check(figure, tmp_path / "training")
 
     chosen = training.FAMILY.draw(frame, {"panels": ["verify", "probe_kl"], "probe_budget": 512})
-    assert [ax.get_title() for ax in visible_axes(chosen)] == ["verification steps",
-                                                               "token KL to the base model (probe, exact)"]  # fmt: skip
+    assert [title(ax) for ax in visible_axes(chosen)] == ["verification steps",
+                                                          "token KL to the base model (probe, exact)"]  # fmt: skip
     with pytest.raises(UserError, match="probe_budget 2048 was not probed"):
         training.FAMILY.draw(frame, {"probe_budget": 2048})
     with pytest.raises(UserError, match="no data for panel"):
@@ -395,14 +407,18 @@ def test_equations_per_attempt_from_count_asymmetries_tables(tmp_path):
 
     figure = training.FAMILY.draw(frame, {"panels": ["equations"], "responses": "all"})
     (ax,) = visible_axes(figure)
-    assert (ax.get_title(), ax.get_xlabel()) == ("equations per attempt", "gradient step")
+    assert (title(ax), ax.get_xlabel()) == ("equations per attempt", "gradient step")
     lines = drawn_lines(ax)
     assert len(lines) == 2 and len(ax.collections) == 2, "one line and one CI band per run, over every response"
     for line, label in zip(lines, ("coupled", "data"), strict=True):
         assert list(line.get_ydata()) == pytest.approx([equations.loc[(label, s, "all"), "value"] for s in (0, 30)])
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["coupled", "data"]
+    assert legend_texts(figure) == ["coupled", "data"]
     note = " ".join(figure.texts[-1].get_text().split())
-    assert re.search(r"n traces per point \(coupled \(n=\d+(-\d+)?\), data \(n=\d+(-\d+)?\)\)", note)
+    alls = equations.xs("all", level="split")
+    ranges = {label: readers.count_range(alls.loc[label, "n"]) for label in ("coupled", "data")}
+    said = (f"n={ranges['coupled']} traces per point in every run" if len(set(ranges.values())) == 1
+            else f"n={ranges['coupled']} (coupled), {ranges['data']} (data) traces per point")  # fmt: skip
+    assert said in note, "n once when every run has the same, else per run"
     assert "averaged over the responses with an attempt" in note
     save_and_check(figure, tmp_path / "equations")
     split = training.FAMILY.draw(frame, {"panels": ["equations"]})
@@ -438,15 +454,16 @@ def test_lengths_from_runs_leave_failed_requests_out(tmp_path, tiny_model_dir, t
     figure = lengths.FAMILY.draw(frame, {"panels": {"(a) short": ["B=200"], "(b) both": ["B=200", "B=400"]},
                                          "train_budget": 200, "bins": 20})  # fmt: skip
     axes = visible_axes(figure)
-    assert [ax.get_title() for ax in axes] == ["(a) short", "(b) both"]
+    assert [title(ax) for ax in axes] == ["(a) short", "(b) both"]
     assert axes[0].get_xlabel() == "response length (tokens)" and axes[0].get_ylabel() == "share of responses (%)"
     from matplotlib.patches import Rectangle
 
     bars = [p for p in axes[0].patches if isinstance(p, Rectangle) and p.get_alpha() == 0.12]  # not the shading
     heights = [p.get_height() for p in bars]
     assert sum(heights) == pytest.approx(100.0), "a histogram sums to 100% of its series"
-    legend = [t.get_text() for t in figure.legends[0].get_texts()]
-    assert legend[0].startswith("B=200 (n=20)\n") and "% at the generation limit" in legend[0]
+    legend = legend_texts(figure)
+    assert legend[0].startswith("B=200\n") and "% at the generation limit" in legend[0]
+    assert "n=20 responses per series" in figure.texts[-1].get_text(), "the same n for both: said once"
     save_and_check(figure, tmp_path / "lengths")
     with pytest.raises(UserError, match=r"traces: dumps: .* has no token counts"):
         lengths.FAMILY.load({"traces": {"dumps": str(table)}}, tmp_path)
@@ -466,7 +483,7 @@ def test_lengths_from_count_tables_with_token_counts(tmp_path, tiny_model_dir):
     frame = lengths.FAMILY.load({"traces": {"step 10": "t.csv"}}, tmp_path)
     assert len(frame) == 12 and (frame["length"] > 0).all() and frame["truncated"].isna().all()
     figure = lengths.FAMILY.draw(frame, {})
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["step 10 (n=12)"]
+    assert legend_texts(figure) == ["step 10"] and "n=12 responses per series" in figure.texts[-1].get_text()
 
 
 # exploration ------------------------------------------------------------------------------------------------------
@@ -487,11 +504,11 @@ def test_exploration_orders_dumps_by_step_and_draws_both_panels(training_inputs,
     assert ((repeating["value"] >= 0) & (repeating["value"] <= 1)).all() and repeating["value"].max() > 0
     figure = exploration.FAMILY.draw(frame, {"labels": {"GRPOMask": "GRPOMask (no negative gradient)"}})
     axes = visible_axes(figure)
-    assert [ax.get_title().split("\n")[0] for ax in axes] == ["cumulative unique attempts",
-                                                              "responses ending in a repeating stream"]  # fmt: skip
+    assert [title(ax).split(" (")[0] for ax in axes] == ["cumulative unique attempts",
+                                                         "responses ending in a repeating stream"]  # fmt: skip
     assert axes[1].get_ylabel() == "share of responses (%)"
     assert len(drawn_lines(axes[0])) == 1 and len(drawn_lines(axes[1])) == 2
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["GRPO", "GRPOMask (no negative gradient)"]
+    assert legend_texts(figure) == ["GRPO", "GRPOMask (no negative gradient)"]
     save_and_check(figure, tmp_path / "exploration")
     rollout_dump(tmp_path / "twice" / "step_2.jsonl", 2)
     rollout_dump(tmp_path / "twice" / "2.jsonl", 2)
@@ -510,10 +527,10 @@ def test_attempts_one_line_per_checkpoint(tmp_path):
     assert frame["n"].max() == 8, "n = problems"
     figure = attempts.FAMILY.draw(frame, {"min_n": 2})
     axes = visible_axes(figure)
-    assert [ax.get_title() for ax in axes] == [t for t, _ in attempts.QUANTITIES.values()]
+    assert [ax.get_title() for ax in axes] == [f"{t}\n{formula}" for t, formula in attempts.QUANTITIES.values()]
     assert all(ax.get_xlabel() == "attempt index k" and "nats" in ax.get_ylabel() for ax in axes)
     assert len(drawn_lines(axes[2])) == 3, "one line per checkpoint"
-    assert [t.get_text().split(" (")[0] for t in figure.legends[0].get_texts()] == ["base", "step 20", "step 60"]
+    assert [t.split(" (")[0] for t in legend_texts(figure)] == ["base", "step 20", "step 60"]
     assert figure.get_suptitle() == "GRPO"
     save_and_check(figure, tmp_path / "attempts")
     per_token = attempts.FAMILY.draw(frame, {"unit": "per-token", "max_k": 3, "min_n": 2})
@@ -523,6 +540,24 @@ def test_attempts_one_line_per_checkpoint(tmp_path):
         attempts.FAMILY.draw(frame, {"min_n": 50})
     with pytest.raises(UserError, match=r"no attempt_probes\.parquet"):
         attempts.FAMILY.load({"probes": {"x": str(tmp_path)}}, tmp_path)
+
+
+def test_attempts_of_several_labels_take_a_row_each_under_one_legend(tmp_path):
+    attempt_probes_table(tmp_path / "a" / "attempt_probes.parquet", [20, 60])
+    attempt_probes_table(tmp_path / "b" / "attempt_probes.parquet", [20, 60])
+    frame = attempts.FAMILY.load({"probes": {"GRPO": "a", "GRPOMask": "b"}}, tmp_path)
+    figure = attempts.FAMILY.draw(frame, {"min_n": 2})
+    axes = visible_axes(figure)
+    assert len(axes) == 6 and len(figure.axes) == 6, "(a)-(c) per label, no empty cell"
+    rows = [ax.get_subplotspec().rowspan.start for ax in axes]
+    assert rows == [0, 0, 0, 1, 1, 1]
+    assert [title(ax).split(" (")[0] for ax in axes[::3]] == ["GRPO:", "GRPOMask:"]
+    assert figure.get_figwidth() == pytest.approx(7.0) and figure.legends, "one legend, under the panels"
+    assert [t.split(" (")[0] for t in legend_texts(figure)] == ["step 20", "step 60"]
+    from test_figures_layout import layout_problems
+
+    assert not layout_problems(figure), "three formulas a row fit 7 inches without running into each other"
+    save_and_check(figure, tmp_path / "attempts-rows")
 
 
 # bigram -----------------------------------------------------------------------------------------------------------
@@ -542,12 +577,12 @@ def test_bigram_from_the_csvs_of_a_real_run(tmp_path):
     assert (length["ci_low"] < length["value"]).all(), "the length CI comes from the CSV's length_std"
     figure = bigram.FAMILY.draw(frame, {"title": "p^k bigram"})
     axes = visible_axes(figure)
-    assert [ax.get_title() for ax in axes] == [t for t, _, _ in bigram.PANELS.values()]
+    assert [title(ax) for ax in axes] == [t for t, _, _ in bigram.PANELS.values()]
     assert axes[3].get_yscale() == "log" and all(len(ax.get_lines()) == 2 for ax in axes)
     width, height = figure.get_size_inches()
     assert width == pytest.approx(7.0) and width / height <= 3, "five panels fit a page: no 6:1 strip"
-    assert [t.get_text() for t in figure.legends[0].get_texts()] == ["GRPO (n=32 rollouts/iter.)",
-                                                                     "GRPOMask (n=32 rollouts/iter.)"]  # fmt: skip
+    assert legend_texts(figure) == ["GRPO", "GRPOMask"], "the same n for both runs: said once, in the footnote"
+    assert figure.texts[-1].get_text().startswith("n=32 rollouts per iteration.")
     save_and_check(figure, tmp_path / "bigram")
     paths[0].with_name(paths[0].name + ".json").unlink()
     bare = bigram.FAMILY.load({"histories": paths[:1]}, tmp_path)

@@ -116,7 +116,7 @@ def figures_cmd(
 
 
 def _examples(folder: Path) -> None:
-    from e3eval.figures.example_data import write_examples
+    from e3eval.commands.example_data import write_examples
     from e3eval.store import output_lock
 
     writing = f"writing example data into {escape(str(folder))} (about a minute)"

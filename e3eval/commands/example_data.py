@@ -362,7 +362,7 @@ def make_chained(out: Path) -> Path:
     return path
 
 
-EXAMPLES = Path(__file__).parent / "examples"  # the example specs, installed with the package
+EXAMPLES = Path(__file__).resolve().parents[2] / "figures" / "examples"  # the example specs (e3eval.figures)
 
 
 def write_examples(out: Path, say: Callable[[str], None] = print) -> list[Path]:
