@@ -26,6 +26,7 @@ import pandas as pd
 from e3eval.errors import UserError
 from e3eval.figures.captions import forcing_line, notes_of, run_labels, wrap_label
 from e3eval.figures.family import Family, Input
+from e3eval.figures.panel_grid import panel_grid
 from e3eval.figures.published_table import COLUMNS, frame_from_paper_table
 from e3eval.figures.style import (
     PAPER_WIDTH,
@@ -135,6 +136,7 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     metrics = [parse_metric(m) for m in options.get("metrics") or ["pass@1"]]
     labels = {**{f"={k}": v for k, v in frame.attrs.get("labels", {}).items()},
               **{str(k): str(v) for k, v in (options.get("labels") or {}).items()}}  # fmt: skip
+    _check_labels(frame, options.get("labels") or {})
     train_budget = options.get("train_budget")
     panels = []
     for metric, k in metrics:
@@ -156,7 +158,9 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
     top = 100 * max(float(rows[["value", "ci_high"]].max().max()) for _, _, rows in panels)
     title = "\n".join(filter(None, [options.get("title"), options.get("subtitle")]))
     title = wrap_title(title, PAPER_WIDTH if len(panels) > 1 else 4.4 + legend_width(names.values()))
-    per_panel = len(panels) > 1 and any(o != order for o in orders)
+    # One legend per panel only for two panels side by side (3.5 inches each hold a legend); more share one legend,
+    # in the first panel's order.
+    per_panel = len(panels) == 2 and any(o != order for o in orders)
     # n once: the legend's title, or the footnote's first words when each panel has its own legend.
     legend_title = f"n={shared} per point" if shared and not per_panel else None
     with apply_style():
@@ -174,7 +178,8 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             ax.set_xlabel("test-time budget (tokens)")
             name = metric_name(metric, k)
             if len(panels) > 1 or name.lower() not in title.lower():  # a figure titled "pass@1 ..." needs no more
-                ax.set_title(name + (" (unbiased estimator)" if metric == "pass@k" and k > 1 else ""))
+                unbiased = metric == "pass@k" and k > 1 and len(panels) <= 3  # a grid says it in the footnote
+                ax.set_title(name + (" (unbiased estimator)" if unbiased else ""))
         for holder, panel_order in zip(holders, orders if per_panel else [order], strict=False):
             shown = [s for s in panel_order if s in handles]
             _legend(holder, [handles[s] for s in shown], [names[s] for s in shown], legend_title,
@@ -188,6 +193,8 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
         note = options.get("note") or frame.attrs.get("note", "")
         ordered = " Each legend in its panel's order, by the value at the largest budget." if per_panel else ""
         counted = f"n={shared} per point; " if shared and per_panel else ""
+        if len(panels) > 3 and any(m == "pass@k" and k > 1 for m, k, _ in panels):
+            counted += "pass@k for k > 1: the unbiased estimator; "
         lines = [f"{counted}{bands}.{ordered} {note}".strip(), *frame.attrs.get("run_notes", []),
                  *_flag_notes(frame, order, labels)]  # fmt: skip
         footnote(figure, "\n".join(filter(None, lines)))
@@ -203,10 +210,20 @@ def _layout(
     from matplotlib.figure import Figure
 
     if count == 1:
-        figure, axes = new_figure(1, 1, extra_width=legend_width(names))
+        beside = legend_width(names)  # the legend right of the panel; together they stay within 7 inches
+        figure, axes = new_figure(1, 1, panel=(min(4.4, PAPER_WIDTH - beside), 3.4), extra_width=beside)
         return figure, [axes[0][0]], [figure], None
-    width = max(3.3, PAPER_WIDTH / count)
-    room = width if per_panel else width * count
+    if count > 3:  # rows of at most three panels at 7 inches, one legend: in the grid's spare cell, else under
+        grid = panel_grid(count, panel_height=2.5)
+        if grid.legend_slot is not None:
+            grid.figure.set_figheight(grid.figure.get_figheight() + 0.25 * title_lines)
+            return grid.figure, list(grid.panels), [grid.legend_slot], 1
+        across = max(1, min(len(names), int(PAPER_WIDTH // legend_width(names))))
+        lines = -(-sum(name.count("\n") + 1 for name in names) // across)
+        grid.figure.set_figheight(grid.figure.get_figheight() + 0.3 + 0.18 * lines + 0.25 * title_lines)
+        return grid.figure, list(grid.panels), [grid.figure], across
+    width = PAPER_WIDTH / count
+    room = width if per_panel else PAPER_WIDTH
     columns = max(1, min(len(names), int(room // legend_width(names))))
     rows = -(-sum(name.count("\n") + 1 for name in names) // columns)
     height = 2.5 + 0.3 + 0.18 * rows + 0.25 * title_lines  # panel, legend title, legend lines, figure title
@@ -219,8 +236,12 @@ def _layout(
 
 def _legend(holder: Any, handles: list[Any], names: list[str], title: str | None, columns: int | None) -> None:
     """A (sub)figure legend outside its panels: on the right (`columns` None), or under them."""
+    from matplotlib.axes import Axes
+
     common = {"title": title, "title_fontsize": RC["legend.fontsize"], "alignment": "left"}
-    if columns is None:
+    if isinstance(holder, Axes):  # a grid's spare cell
+        holder.legend(handles, names, loc="center", **common)
+    elif columns is None:
         holder.legend(handles, names, loc="outside right center", **common)
     else:
         holder.legend(handles, names, loc="outside lower center", ncols=columns, **common)
@@ -287,6 +308,17 @@ def _legend_name(frame: pd.DataFrame, series: str, labels: Mapping[str, str], wi
     elif (rows["flag"].fillna("") != "").any():
         label += " \u26a0 see note"
     return label
+
+
+def _check_labels(frame: pd.DataFrame, given: Mapping[str, Any]) -> None:
+    """Refuse `labels` keys that name no series: a typo (or a copied run keeping its old name) would otherwise leave
+    its curve labelled by its path without a word."""
+    series = [str(s) for s in frame["series"].unique()]
+    names = {found.group(1) if (found := _POLICY_SUFFIX.fullmatch(s)) else s for s in series} | set(series)
+    unknown = [str(key) for key in given if str(key) not in names]
+    if unknown:
+        raise UserError(f"labels: {', '.join(map(repr, unknown))} name(s) no run drawn; the runs are "
+                        f"{', '.join(map(repr, sorted(names)))}")  # fmt: skip
 
 
 def _label(series: str, labels: Mapping[str, str]) -> str:

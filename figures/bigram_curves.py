@@ -135,7 +135,9 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                 points = rows[rows["series"] == series].sort_values("iteration")
                 style = line_style(index, len(order))
                 xs, ys = points["iteration"].to_numpy(), points["value"].to_numpy(dtype=float)
-                (line,) = ax.plot(xs, ys, color=style["color"], linestyle=style["linestyle"], linewidth=1.3)
+                # Each run's marker every eighth of the way keeps the runs apart in greyscale print.
+                (line,) = ax.plot(xs, ys, color=style["color"], linestyle=style["linestyle"], linewidth=1.3,
+                                  marker=style["marker"], markevery=max(1, len(xs) // 8), markersize=4)  # fmt: skip
                 if points["ci_low"].notna().any():
                     ax.fill_between(xs, points["ci_low"].to_numpy(dtype=float), points["ci_high"].to_numpy(dtype=float),
                                     color=style["color"], alpha=0.2, linewidth=0)  # fmt: skip

@@ -10,6 +10,7 @@ are not the benchmark's. This module reads only run records already loaded; it d
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -33,15 +34,21 @@ def run_labels(comparison: Comparison) -> dict[str, str]:
 
 
 def wrap_label(label: str, width: int = WRAP) -> str:
-    """A long `a · b · c` label on several lines, broken only between its parts, each broken line ending in the
-    separator's dot (`a · b ·` / `c`), so a reader sees the label goes on (other labels stay as they are)."""
+    """A long `a · b · c` label on several lines, broken between its parts, each broken line ending in the
+    separator's dot (`a · b ·` / `c`), so a reader sees the label goes on; a part (or a plain label) still longer
+    than `width` breaks at spaces, so no legend entry outgrows the figure. Lines the label already has are kept."""
+    return "\n".join(_wrap_line(line, width) for line in label.split("\n"))
+
+
+def _wrap_line(line: str, width: int) -> str:
     lines: list[str] = []
-    for part in label.split(SEPARATOR):
+    for part in line.split(SEPARATOR):
         if lines and len(lines[-1]) + len(SEPARATOR) + len(part) <= width:
             lines[-1] += SEPARATOR + part
         else:
             lines.append(part)
-    return (SEPARATOR.rstrip() + "\n").join(lines)
+    lines = [piece for text in lines for piece in (textwrap.wrap(text, width) if len(text) > width else [text])]
+    return (SEPARATOR.rstrip() + "\n").join(lines) if SEPARATOR in line else "\n".join(lines)
 
 
 def forcing_line(generation: GenerationRecord | None) -> str | None:

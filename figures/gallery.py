@@ -102,8 +102,8 @@ def render_spec(
             inputs = tuple((key, _shown(value, request.inputs.get(key))) for key, value in request.written.items())
             caption = request.caption or family.summary
             files = _ordered(paths, out_dir)
-            entries.append(Entry(request.name, str(title), family.paper_figures, inputs, family.describe_n(frame),
-                                 caption, command, files))  # fmt: skip
+            entries.append(Entry(request.name, str(title), _own_figures(request.name, family.paper_figures), inputs,
+                                 family.describe_n(frame), caption, command, files))  # fmt: skip
         if progress:
             progress.advance(task)
     if progress:
@@ -113,6 +113,17 @@ def render_spec(
     if failed:
         raise UserError(f"{spec.path}: {len(failed)} figure(s) not drawn:\n  " + "\n  ".join(failed))
     return entries
+
+
+def _own_figures(name: str, drawn: tuple[str, ...]) -> tuple[str, ...]:
+    """The paper figures an entry shows: those its name gives (`fig04a-...`: 4a; `fig02-...`: 2, 2a, 2b, ...) when
+    its family draws them, else every figure the family draws."""
+    found = re.match(r"(?i)fig(?:ure)?[ ._-]*0*(\d+)([a-z]?)", name)
+    if not found:
+        return drawn
+    number, letter = found.groups()
+    own = tuple(f for f in drawn if f == number + letter or (not letter and re.fullmatch(rf"{number}[a-z]?", f)))
+    return own or drawn
 
 
 def paper_entries(rendered: Sequence[Sequence[Any]], out_dir: Path, command: str) -> list[Entry]:

@@ -22,7 +22,15 @@ from e3eval.errors import UserError
 from e3eval.figures.family import Family, Input
 from e3eval.figures.panel_grid import fit_title, panel_grid, place_legend
 from e3eval.figures.readers import read_trace_table, resolve_series
-from e3eval.figures.style import apply_style, footnote, line_style, require_rows, series_label, shade_extrapolation
+from e3eval.figures.style import (
+    LINESTYLES,
+    apply_style,
+    footnote,
+    line_style,
+    require_rows,
+    series_label,
+    shade_extrapolation,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,9 +108,10 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
                 values = frame.loc[frame["series"] == series, "length"].to_numpy()
                 style = line_style(index, len(order))
                 weights = np.full(len(values), 100.0 / len(values))
+                # Histograms have no markers: a line style per series keeps them apart in greyscale print.
                 ax.hist(values, bins=edges, weights=weights, color=style["color"], alpha=0.12)
                 _, _, patches = ax.hist(values, bins=edges, weights=weights, histtype="step", color=style["color"],
-                                        linewidth=1.5, linestyle=style["linestyle"])  # fmt: skip
+                                        linewidth=1.5, linestyle=LINESTYLES[index % len(LINESTYLES)])  # fmt: skip
                 handles.setdefault(series, patches[0])
             ax.set_xlim(0, edges[-1] * 1.02)
             ax.set_xlabel("response length (tokens)")

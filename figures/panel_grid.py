@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from e3eval.figures.captions import wrap_label
 from e3eval.figures.style import PAPER_WIDTH, legend_width
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ def place_legend(
     panels keep theirs)."""
     if not handles:
         return None
+    labels = [wrap_label(label) for label in labels]  # a long label breaks into lines, never widens the figure
     if grid.legend_slot is not None:
         return grid.legend_slot.legend(handles, labels, loc="center", title=title)
     figure = grid.figure

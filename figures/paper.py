@@ -77,13 +77,14 @@ def paper_figures(out: FiguresFolder | Path | str, data_dir: Path | str) -> list
 
     fig9 = accuracy.draw(aime, {"metrics": ["pass@1"], "note": note,
                                 "title": "pass@1 on AIME 2025 across open-source models (paper Fig. 9)"})  # fmt: skip
-    caption9 = (f"Paper Fig. 9 (App. D) from {AIME_TABLE}, AIME 2025 rows: pass@1 of models of 1.5B-32B trained "
-                f"with SFT or RL. {trend} {_flat_models(aime)} {order} {note}")  # fmt: skip
+    caption9 = (f"Paper Fig. 9 (App. D) from {AIME_TABLE}, AIME 2025 rows: pass@1 of the ten open models, 1.5B-32B, "
+                f"trained with SFT or RL (the paper's grouping; the model names in the legend say which). {trend} "
+                f"{_flat_models(aime)} {order} {note}")  # fmt: skip
     figures.append(PaperFigure("fig09-aime2025-pass1", folder.save(fig9, "fig09-aime2025-pass1"), caption9,
                                [aime_csv], n_aime, "AIME 2025 pass@1 across model sizes and training"))  # fmt: skip
 
     grid = chained.frame_from_table(chained_csv)
-    fig10 = chained.draw(grid, {"title": "pass@k after C chained asymmetries on CDOWN (paper Fig. 10)"})
+    fig10 = chained.draw(grid, {"title": "pass@k after C chained asymmetries on Countdown (paper Fig. 10)"})
     caption10 = (f"Paper Fig. 10 (App. E.2) from {CHAINED_TABLE}: pass@k of the model after C chained asymmetries, "
                  f"per training step. {_diagonal(grid)}")  # fmt: skip
     figures.append(PaperFigure("fig10-chained-asymmetries", folder.save(fig10, "fig10-chained-asymmetries"),

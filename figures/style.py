@@ -93,9 +93,11 @@ def line_style(index: int, count: int) -> dict[str, Any]:
     if count <= len(PALETTE):
         hues = PALETTE if count == len(PALETTE) else _HUES
         return {"color": hues[index % len(hues)], "marker": MARKERS[index % len(MARKERS)], "linestyle": "-"}
+    # Past ten series the colours come round again; the markers move on by one each round, so no two series share
+    # both colour and marker (nor, within 20, marker and line style).
     return {
         "color": MANY[index % len(MANY)],
-        "marker": MARKERS[index % len(MARKERS)],
+        "marker": MARKERS[(index + index // len(MANY)) % len(MARKERS)],
         "linestyle": LINESTYLES[index % len(LINESTYLES)],
     }
 
@@ -245,7 +247,7 @@ def save(figure: Figure, stem: Path) -> list[Path]:
         for path in paths:
             with _temporary(path) as temp:
                 # bbox "tight" keeps footnotes placed below the axes area inside the image.
-                figure.savefig(temp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight", pad_inches=0.08)
+                figure.savefig(temp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight", pad_inches=0.02)
                 os.replace(temp, path)
     except OSError as exc:
         raise UserError(f"cannot write {stem}.png/.pdf: {exc.strerror or exc}") from None

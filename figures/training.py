@@ -98,7 +98,7 @@ def draw(frame: pd.DataFrame, options: Mapping[str, Any]) -> Figure:
             if panel in shares:  # accuracy in %, as every other figure draws it
                 rows = rows.assign(**{c: 100 * rows[c] for c in ("value", "ci_low", "ci_high") if c in rows})
             for index, series in enumerate(order):
-                _draw_series(ax, rows[rows["series"] == series], line_style(index, len(order))["color"], smooth)
+                _draw_series(ax, rows[rows["series"] == series], line_style(index, len(order)), smooth)
             ax.set_title(fit_title(title, grid))
             ax.set_xlabel("gradient step")
             if panel in shares:
@@ -146,7 +146,9 @@ def _with_responses(frame: pd.DataFrame, responses: Any) -> pd.DataFrame:
     return frame[[not (count and all_ and key in split) for key, count, all_ in zip(keys, counts, whole, strict=True)]]
 
 
-def _draw_series(ax: Any, rows: pd.DataFrame, color: str, smooth: int) -> None:
+def _draw_series(ax: Any, rows: pd.DataFrame, series_style: dict[str, Any], smooth: int) -> None:
+    """One run's lines: its colour and marker (so runs stay apart in greyscale print), one line style per split."""
+    color, series_marker = series_style["color"], series_style["marker"]
     splits = set(rows["split"])
     for split in SPLITS:
         points = rows[rows["split"] == split].sort_values("step")
@@ -155,15 +157,15 @@ def _draw_series(ax: Any, rows: pd.DataFrame, color: str, smooth: int) -> None:
         # "all" beside a correct/incorrect split of the same run is a third line: dotted keeps it apart.
         style = ":" if split == "all" and len(splits) > 1 else SPLIT_STYLE[split]
         xs, ys = points["step"].to_numpy(), points["value"].to_numpy(dtype=float)
-        many = len(xs) > 25
-        marker = None if many else ("o" if split != "incorrect" else "s")
+        # A dense per-step curve carries its run's marker every eighth of the way, a sparse one at every point.
+        markevery = max(1, len(xs) // 8) if len(xs) > 25 else 1
         # The window is in steps: a metric logged every few steps (validation) gets fewer points in it, or none.
         window = round(smooth / float(np.median(np.diff(xs)))) if len(xs) > 1 else 1
         if window > 1 and points["ci_low"].isna().all():
             # Per-step batch statistics are noisy: the raw curve stays, faint, under its centred moving average.
             ax.plot(xs, ys, color=color, linestyle=style, linewidth=0.8, alpha=0.3)
             ys = pd.Series(ys).rolling(window, min_periods=1, center=True).mean().to_numpy()
-        ax.plot(xs, ys, color=color, linestyle=style, marker=marker, markersize=3.5)
+        ax.plot(xs, ys, color=color, linestyle=style, marker=series_marker, markevery=markevery, markersize=3.5)
         if points["ci_low"].notna().any():
             ax.fill_between(xs, points["ci_low"].to_numpy(dtype=float), points["ci_high"].to_numpy(dtype=float),
                             color=color, alpha=0.15, linewidth=0)  # fmt: skip
@@ -172,9 +174,8 @@ def _draw_series(ax: Any, rows: pd.DataFrame, color: str, smooth: int) -> None:
 def _legend(order: list[str], names: list[str], splits: set[str]) -> tuple[list[Any], list[str]]:
     from matplotlib.lines import Line2D
 
-    handles: list[Any] = [
-        Line2D([], [], color=line_style(i, len(order))["color"], linewidth=2) for i in range(len(order))
-    ]
+    styles = [line_style(i, len(order)) for i in range(len(order))]
+    handles: list[Any] = [Line2D([], [], color=st["color"], marker=st["marker"], linewidth=2) for st in styles]
     texts = list(names)
     for split, style in (("correct", "-"), ("incorrect", "--"), ("all", ":")):
         if split in splits:
@@ -227,7 +228,8 @@ def describe_n(frame: pd.DataFrame) -> str:
     for source, unit in (("count-asymmetries", "traces"), ("probes", "problems")):
         rows = frame[frame.get("source", pd.Series(dtype=str)) == source]
         if not rows.empty:
-            text += f"; {source}: n={count_range(rows['n'])} {unit} per point"
+            # Over every split loaded (correct, incorrect, all); the footnote gives the drawn lines' own n.
+            text += f"; {source}: n={count_range(rows['n'])} {unit} per point, any split"
     return text
 
 

@@ -345,3 +345,25 @@ def test_heatmap_colours_have_no_near_white_level(paper_dir, tmp_path):
     frame = chained.FAMILY.load({"table": [paper_dir / "chained_asymmetry_grids.csv"]}, tmp_path)
     image = next(ax for ax in chained.draw(frame, {}).axes if ax.get_title()).get_images()[0]
     assert lightness(image.get_cmap()(0.0)) < 0.9
+
+
+def test_hostile_specs_stay_laid_out_for_a_paper(paper_dir, runs):
+    """Five metrics go in rows of three (not one 16-inch row), a long label wraps instead of widening the figure,
+    twelve series keep distinct colour-marker pairs, and a `labels` key naming no run is an error."""
+    from test_figures_layout import layout_problems
+
+    from e3eval.figures.style import line_style
+
+    frame = accuracy.frame_from_paper_table(paper_dir / "aime_budget_table.csv", ["2025"])
+    grid = accuracy.draw(frame, {"metrics": ["pass@1", "pass@8", "pass@1", "pass@8", "pass@1"]})
+    assert not layout_problems(grid), layout_problems(grid)
+    assert len({round(ax.get_position().y0, 2) for ax in grid.axes if ax.axison}) == 2, "two rows"
+    long = "a label with many words that is long enough that it must wrap somewhere in a seven inch legend"
+    runs_frame = accuracy.frame_from_runs(runs[:1])
+    one = accuracy.draw(runs_frame, {"labels": {runs[0].name: long}})
+    assert not layout_problems(one), layout_problems(one)
+    assert any("\n" in t for t in _legend_texts(one)), "the long label wraps"
+    pairs = {(style["color"], style["marker"]) for style in (line_style(i, 12) for i in range(12))}
+    assert len(pairs) == 12
+    with pytest.raises(UserError, match=r"'no-such-run' name\(s\) no run drawn"):
+        accuracy.draw(runs_frame, {"labels": {"no-such-run": "x"}})

@@ -345,6 +345,13 @@ def test_example_specs_render_on_the_example_data(tmp_path: Path):
     )
     again = run_cli("e3eval", "figures", "--examples", str(data))  # a folder it wrote: made again, nothing refused
     assert again.returncode == 0, again.stderr
+    # A file the user edited since is never overwritten: the rerun refuses and names it; others' files are kept.
+    (data / "mine.txt").write_text("mine")
+    edited = (data / "accuracy.yaml").read_text() + "# my edit\n"
+    (data / "accuracy.yaml").write_text(edited)
+    kept = run_cli("e3eval", "figures", "--examples", str(data))
+    assert kept.returncode == 2 and "accuracy.yaml changed since e3eval wrote" in kept.stderr, kept.stderr
+    assert (data / "accuracy.yaml").read_text() == edited and (data / "mine.txt").read_text() == "mine"
     for spec in sorted(data.glob("*.yaml")):
         assert "root:" not in spec.read_text() and f"--examples {data}" in spec.read_text()
         loaded = load_spec(spec)
@@ -364,8 +371,11 @@ def test_examples_and_root_refuse_what_they_should(tmp_path: Path):
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     refused = run_cli("e3eval", "figures", "--examples", str(foreign))
-    assert refused.returncode == 2 and "e3eval did not create" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "--examples did not write" in refused.stderr, refused.stderr
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    under_file = run_cli("e3eval", "figures", "--examples", str(foreign / "notes.txt" / "sub"))
+    assert under_file.returncode == 2 and "is a file, not a folder" in under_file.stderr, under_file.stderr
+    assert "Traceback" not in under_file.stderr
     alone = run_cli("e3eval", "figures", "--root", str(tmp_path), "--paper-data", "--out", str(tmp_path / "f"))
     assert alone.returncode == 2 and "--root DIR goes with a SPEC.yaml" in alone.stderr, alone.stderr
     missing = run_cli("e3eval", "figures", str(REPO / "figures/examples/chained.yaml"), "--root",

@@ -368,12 +368,12 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "figures" / "examples"  # the e
 def write_examples(out: Path, say: Callable[[str], None] = print) -> list[Path]:
     """Write the example data and a copy of every example spec into `out` (see the module text); returns the specs.
 
-    The folder must be new, empty or one this wrote before (`outputs.claim_folder`): nothing else is replaced."""
+    The folder must be new, empty or one this wrote before with its files unchanged (`examples_folder`)."""
+    from e3eval.commands import examples_folder
     from e3eval.dev.tiny_model import build_tokenizer
-    from e3eval.outputs import claim_folder
 
     out = Path(out)
-    claim_folder(out, "--examples")
+    examples_folder.claim(out)
     started = time.monotonic()
     tokenizer_dir = out / "tokenizer"
     if not (tokenizer_dir / "tokenizer.json").is_file():
@@ -388,6 +388,7 @@ def write_examples(out: Path, say: Callable[[str], None] = print) -> list[Path]:
         made = make()
         say(f"{label + ':':<11}{len(made):>3} file(s), e.g. {made[0].relative_to(out)}")
     specs = [_copy_spec(spec, out) for spec in sorted(EXAMPLES.glob("*.yaml"))]
+    examples_folder.record(out, examples_folder.written_files(out))
     say(f"example data and {len(specs)} specs in {out} ({time.monotonic() - started:.0f}s)")
     return specs
 

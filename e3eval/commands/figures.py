@@ -90,6 +90,7 @@ def figures_cmd(
         if out is not None:
             raise UserError("--examples DIR writes data and specs, no figures: draw them next with "
                             f"`e3eval figures {examples / 'all.yaml'} --out {out}`")  # fmt: skip
+        _check_folder_path(examples, "--examples")
         _examples(examples)
         return
     if out is None:
@@ -98,6 +99,7 @@ def figures_cmd(
     from e3eval.outputs import check_outside_runs
     from e3eval.store import output_lock
 
+    _check_folder_path(out, "--out")
     check_outside_runs(out)
     # Two galleries never interleave in one folder; library warnings (a run that grew after scoring) are one line each.
     with output_lock(out, "figures", what="this figures folder"), warnings_shown():
@@ -115,11 +117,20 @@ def figures_cmd(
     say(f"wrote {len(entries)} figure(s) to {out}; gallery: {out / 'index.html'}")
 
 
+def _check_folder_path(path: Path, flag: str) -> None:
+    """Refuse a folder path under a file (`afile/sub`): it could never be made."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            return
+
+
 def _examples(folder: Path) -> None:
     from e3eval.commands.example_data import write_examples
     from e3eval.store import output_lock
 
-    writing = f"writing example data into {escape(str(folder))} (about a minute)"
+    writing = f"writing example data into {escape(str(folder))} (about 20 s)"
     with output_lock(folder, "figures", what="this examples folder"), console.status(writing):
         write_examples(folder, say=lambda line: say(escape(line)))
     say(

@@ -134,7 +134,8 @@ def _parameters(entry: CommandEntry) -> list[str]:
         panels.setdefault(panel, []).append((names, help_text))
     lines: list[str] = []
     for panel, rows in panels.items():
-        lines += ["", f"**{_escape_text(panel)}**", "", "| option | description |", "| --- | --- |"]
+        column = "argument" if panel == "Arguments" else "option"
+        lines += ["", f"**{_escape_text(panel)}**", "", f"| {column} | description |", "| --- | --- |"]
         for names, help_text in rows:
             lines.append(f"| `{names}` | {_escape_text(help_text)} |")
     return lines
