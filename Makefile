@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup engines demo test lint docs bench
+.PHONY: setup engines browser demo test lint docs bench
 
 $(BIN)/e3eval: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,10 +28,18 @@ $(VENV)/.engines: $(BIN)/e3eval
 
 engines: $(VENV)/.engines
 
+# The view's browser tests: Debian's chromium (apt-get, as root or through sudo) and Playwright pointed at it.
+$(VENV)/.browser: $(BIN)/e3eval
+	test -x /usr/lib/chromium/chromium || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
+	$(BIN)/pip install --quiet "playwright==1.65.2"
+	touch $(VENV)/.browser
+
+browser: $(VENV)/.browser
+
 demo: setup
 	$(BIN)/e3eval demo
 
-test: setup engines
+test: setup engines browser
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -58,3 +66,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_steps.py
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_probe.py
+	$(BIN)/python benchmarks/bench_view.py

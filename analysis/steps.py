@@ -20,6 +20,9 @@ Every preset is defined here and only here:
   the lines with a partial product or sum (`a x b = c`, `a + b = c`).
 Chained asymmetries (`n_chained`) count verification steps that directly follow a non-verification (generation)
 step. Matching is done with whole-text regex scans in C, never a Python loop per marker or per line.
+`step_spans` gives the same steps as character spans with their kinds (for a reader to see them in the text): one
+span per step `count_steps` counts, so its counts equal the counters. A `countdown` attempt is a paragraph, marked on
+its first line; the `math` preset's spans run from one sentence start to the next, trailing spaces left out.
 This module does not match phrases or split sentences (`phrases.py` does), read trace files or aggregate counts
 (`asymmetries.py` does), or choose the lexicon (`benchmarks/bench_steps.py` does, from
 `data/math_lexicon_candidates.json`).
@@ -27,6 +30,7 @@ This module does not match phrases or split sentences (`phrases.py` does), read 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -198,6 +202,94 @@ def count_steps(text: str, preset: str, lexicon: Lexicon | None = None, target: 
     raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
 
 
+@dataclass(frozen=True)
+class Step:
+    """One step of a trace as a character span `[start, end)`, and what it is: a verification, the start of a new
+    attempt, a verification directly after a generation step (`chained`)."""
+
+    start: int
+    end: int
+    verify: bool
+    attempt: bool
+    chained: bool
+
+
+def step_spans(text: str, preset: str, lexicon: Lexicon | None = None, target: float | None = None) -> list[Step]:
+    """The steps `count_steps(text, preset)` counts, in order, as spans: as many steps, verifications, attempts and
+    chained verifications as its counters say."""
+    if preset == "math":
+        lexicon = lexicon or _bundled_lexicon()
+        starts, (verify, attempts) = match_sentences(text, lexicon.phrases)
+        chars = _char_offsets(text, starts)
+        ends = [*chars[1:], len(text)][: len(chars)]
+        chained = {i for i in verify if i > 0 and i - 1 not in verify}  # as `_chained_sentences` counts them
+        return [
+            Step(a, a + len(text[a:b].rstrip()), i in verify, i in attempts, i in chained)
+            for i, (a, b) in enumerate(zip(chars, ends, strict=True))
+        ]
+    if preset == "e3-math":
+        flagged = e3_flagged_lines(text)
+        return _line_steps(text, flagged, flagged)
+    if preset == "mult":
+        checks, steps = mult_lines(text)
+        return _line_steps(text, checks, steps)
+    if preset == "countdown":
+        thinking = thinking_part(text)
+        verify = _countdown_verify(thinking, target)
+        return _line_steps(thinking, verify, _paragraph_first_lines(thinking))
+    raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+
+
+@functools.cache
+def _bundled_lexicon() -> Lexicon:
+    """The bundled lexicon, compiled once: a reader steps through many traces (compiling takes ~10 ms)."""
+    return load_lexicon()
+
+
+def _char_offsets(text: str, byte_offsets: list[int]) -> list[int]:
+    """Character offsets of increasing byte offsets into `text`'s UTF-8 (each at a character's first byte)."""
+    if text.isascii():
+        return list(byte_offsets)
+    data = text.encode("utf-8", "surrogatepass")
+    chars: list[int] = []
+    char = byte = 0
+    for offset in byte_offsets:
+        char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
+        byte = offset
+        chars.append(char)
+    return chars
+
+
+def _line_steps(text: str, verify: set[int], attempts: set[int]) -> list[Step]:
+    """Non-empty lines as steps (what `_count_lines` counts), flagged by their start offsets; chained as `_chained`
+    counts it (the previous non-empty line is no verification)."""
+    steps: list[Step] = []
+    at = 0
+    for line in text.split("\n"):
+        if line.strip():
+            checks = at in verify
+            chained = checks and bool(steps) and not steps[-1].verify
+            steps.append(Step(at, at + len(line.rstrip()), checks, at in attempts, chained))
+        at += len(line) + 1
+    return steps
+
+
+def _paragraph_first_lines(thinking: str) -> set[int]:
+    """Where each attempt of the `countdown` preset (a non-blank paragraph) shows: its first line that is not blank."""
+    firsts: set[int] = set()
+    at = 0
+    for paragraph in thinking.split("\n\n"):
+        if not is_blank(paragraph):
+            line_at = at
+            for line in paragraph.split("\n"):
+                if not is_blank(line):
+                    firsts.add(line_at)
+                    break
+                line_at += len(line) + 1
+        at += len(paragraph) + 2
+    return firsts
+
+
 def e3_flagged_lines(text: str) -> set[int]:
     """Start offsets of the lines the `e3-math` rule flags (each counts once, as verification and as attempt)."""
     lowered = _lowered(text)
@@ -225,6 +317,16 @@ def is_blank(text: str) -> bool:
     return not text.replace("<think>", "").strip()
 
 
+def _countdown_verify(thinking: str, target: float | None) -> set[int]:
+    """Start offsets of the thinking's lines that compare a result with the target."""
+    verify = _lines_matching(thinking, _COUNTDOWN_COMPARE)
+    if target is not None:
+        verify |= {
+            _line_start(thinking, m.start()) for m in EQUATION.finditer(thinking) if _result(m.group(0)) == target
+        }
+    return verify
+
+
 def _countdown(text: str, target: float | None) -> StepCounts:
     thinking = thinking_part(text)
     keys: list[tuple[str, ...]] = []
@@ -235,11 +337,7 @@ def _countdown(text: str, target: float | None) -> StepCounts:
         found = [" ".join(m.group(0).split()) for m in EQUATION.finditer(paragraph)]
         equations += len(found)
         keys.append(tuple(found))
-    verify = _lines_matching(thinking, _COUNTDOWN_COMPARE)
-    if target is not None:
-        verify |= {
-            _line_start(thinking, m.start()) for m in EQUATION.finditer(thinking) if _result(m.group(0)) == target
-        }
+    verify = _countdown_verify(thinking, target)
     return StepCounts(_count_lines(thinking), len(verify), len(keys), _chained(thinking, verify), equations, keys)
 
 

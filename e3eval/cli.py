@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from e3eval.commands import dev, figures, panels, probes, runs, sampling, scoring, trace_analysis
+from e3eval.commands import dev, figures, panels, probes, runs, sampling, scoring, trace_analysis, view
 from e3eval.commands.output import err_console
 from e3eval.errors import EngineFailure, UserError
 
@@ -98,6 +98,7 @@ _add(app, "sweep", sampling.sweep, RUN_PANEL)
 _add(app, "generate", sampling.generate, RUN_PANEL)
 _add(app, "score", scoring.score, RUN_PANEL)
 _add(app, "report", runs.report, RUN_PANEL)
+_add(app, "view", view.view_cmd, RUN_PANEL)
 _add(app, "import", runs.import_cmd, RUN_PANEL)
 _add(app, "merge", runs.merge, RUN_PANEL)
 _add(app, "probe", probes.probe, ANALYSE_PANEL)

@@ -9,7 +9,8 @@ and every row carries a flag saying so. Failed and missing samples are never in 
 `samples.py`): the caller passes their counts, which every row carries as `n_failed` / `n_missing` beside
 `n_samples`, with a flag. A (sample, budget) pair that failed at one budget only (a forced answer whose request
 failed, `forced_answer.py`) is left out of that budget alike: its count is added to that budget's `n_failed` and
-flagged. This module does not read files or grade anything.
+flagged. `problem_pass1` gives the per-problem pass@1 these means are taken over, from a stored grades table (the
+viewer's numbers, so that they cannot disagree with the summary). This module does not read files or grade anything.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from e3eval.metrics import bootstrap, k_values, maj_at_k, normalize_for_vote, pa
 from e3eval.store import SUMMARY_SCHEMA
 
 RATE_METRICS = ("mean_tokens", "frac_finished", "frac_answered", "frac_timeout", "frac_ungraded")
+# How `score.py` details a forced answer whose request failed: grades.parquet keeps the row (status `error`), the
+# summary leaves it out of its budget's numbers, and so does `problem_pass1`.
+FORCED_FAILED = "forced answer failed (left out of the metrics)"
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def summarize_grades(
         names: list[tuple[str, int | None]] = []
         matrix: list[list[float]] = []
         ks = k_values(n_min)
-        correct_sets = {p: [bool(cols["correct"][r]) for r in by_problem[p]] for p in problems}
+        correct_sets = {p: _correct(cols["correct"], by_problem[p]) for p in problems}
         for k in ks:
             names.append(("pass@k", k))
             matrix.append([pass_at_k(len(c), sum(c), k) for c in (correct_sets[p] for p in problems)])
@@ -111,6 +115,39 @@ def summarize_grades(
         rows += _all_failed(budget, excluded, run_id, policy)
     rows.sort(key=lambda row: row["budget"])
     return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA), warnings
+
+
+def _correct(correct: list[bool | None], rows: list[int]) -> list[bool]:
+    """Each row's grade as the metrics count it: an ungraded (null) answer counts as incorrect."""
+    return [bool(correct[r]) for r in rows]
+
+
+def counted_grades(grades: pa.Table) -> pa.Table:
+    """The rows of a stored grades table that its summary counted: all but forced answers whose request failed."""
+    details = grades.column("detail").to_pylist()
+    statuses = grades.column("status").to_pylist()
+    keep = [
+        not (s == "error" and d is not None and d.startswith(FORCED_FAILED))
+        for s, d in zip(statuses, details, strict=True)
+    ]
+    return grades if all(keep) else grades.filter(pa.array(keep, pa.bool_()))
+
+
+def problem_pass1(grades: pa.Table) -> dict[int, dict[str, float]]:
+    """budget -> problem_id -> pass@1 over a stored grades table, counted as its summary counts it (`counted_grades`;
+    null `correct` is incorrect): the summary's pass@1 at a budget is the mean of these over its problems."""
+    grades = counted_grades(grades)
+    cols = {name: grades.column(name).to_pylist() for name in ("problem_id", "budget", "correct")}
+    groups: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for row, (budget, problem) in enumerate(zip(cols["budget"], cols["problem_id"], strict=True)):
+        groups[budget][problem].append(row)
+    rates: dict[int, dict[str, float]] = {}
+    for budget in sorted(groups):
+        rates[budget] = {}
+        for problem, rows in sorted(groups[budget].items()):
+            correct = _correct(cols["correct"], rows)
+            rates[budget][problem] = pass_at_k(len(correct), sum(correct), 1)
+    return rates
 
 
 def _all_failed(budget: int, excluded: Exclusions, run_id: str, policy: str) -> list[dict]:

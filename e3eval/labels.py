@@ -25,6 +25,16 @@ def short_model(model: str | None) -> str | None:
     return model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or model
 
 
+def short_dataset(dataset: str | None) -> str | None:
+    """A dataset as labels show it: a named benchmark as it is (`aime25`, `MathArena/aime_2025`), a local file by its
+    name (`/data/x/two.jsonl` -> `two.jsonl`), so no label carries (or leaks, on a shared page) a machine's path."""
+    if not dataset:
+        return None
+    if "\\" in dataset or dataset.startswith(("/", "~", ".")) or dataset.count("/") > 1:
+        return dataset.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] or dataset
+    return dataset
+
+
 def forcing_label(forcing: ForcingRecord | None, inserted: int | None = None) -> str | None:
     """`wait=2` (e3eval's forcing), `s1 wait=2` (s1's harness), or None for a run sampled without forcing;
     `wait=2 (0 inserted)` when run.json says the forcing inserted nothing (`inserted`: its count of waits), which
@@ -75,7 +85,7 @@ def run_label(record: RunManifest, name: str, policy: str | None = None) -> str:
     model = short_model(generation.model if generation is not None else None) or name
     parts = [model]
     if generation is not None:
-        parts += [generation.dataset, forcing_label(generation.forcing, inserted_waits(generation))]
+        parts += [short_dataset(generation.dataset), forcing_label(generation.forcing, inserted_waits(generation))]
     parts += [policy, subset_label(generation)]
     return SEPARATOR.join(p for p in parts if p)
 

@@ -134,6 +134,47 @@ class PrefixDecoder:
             texts.append(self._finish(data[:end]))
         return texts
 
+    def char_offsets(self, token_ids: Sequence[int] | np.ndarray) -> np.ndarray | None:
+        """Per token, the char offset in the full decode where it ends: token t's text is `text[ends[t-1]:ends[t]]`.
+        A character split across tokens belongs to the token that completes it (as an incremental UTF-8 decoder
+        emits it). None on the "tokenizer" path, and when space cleanup rewrites the text (offsets would not hold)."""
+        if self._pieces is None or self.cleanup:
+            return None
+        ids = np.asarray(token_ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros(0, dtype=np.int64)
+        if ids.min() < 0 or ids.max() >= len(self._pieces):
+            raise IndexError(f"token id out of range for a vocabulary of {len(self._pieces)}")
+        lengths = self._lengths[ids]
+        ends = np.cumsum(lengths)
+        index = np.repeat(self._starts[ids] - (ends - lengths), lengths) + np.arange(int(ends[-1]), dtype=np.int64)
+        data = self._flat[index]
+        try:
+            data.tobytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return self._replaced_offsets(ids)
+        if not len(data):
+            return np.zeros(len(ids), dtype=np.int64)
+        # Valid UTF-8: a character ends before every byte that is not a continuation byte (10xxxxxx), and at the end.
+        char_end = np.ones(len(data), dtype=np.int64)
+        char_end[:-1] = (data[1:] & 0xC0) != 0x80
+        chars = np.concatenate([[0], np.cumsum(char_end)])
+        return chars[ends]
+
+    def _replaced_offsets(self, ids: np.ndarray) -> np.ndarray:
+        """`char_offsets` of bytes that are not valid UTF-8: the lossy decode's U+FFFD placement is the codec's, so
+        it is asked token by token."""
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        ends = np.empty(len(ids), dtype=np.int64)
+        total = 0
+        for t, token in enumerate(ids.tolist()):
+            total += len(decoder.decode(self._pieces[token]))
+            ends[t] = total
+        ends[-1] += len(decoder.decode(b"", final=True))
+        return ends
+
     def _finish(self, data: bytes) -> str:
         text = data.decode("utf-8", errors="replace")
         if self.cleanup:

@@ -16,7 +16,7 @@ import pytest
 import e3eval
 
 BIN = Path(sys.executable).parent
-WORKFLOW = ["demo", "sweep", "generate", "score", "report", "import", "merge", "probe", "count-asymmetries",
+WORKFLOW = ["demo", "sweep", "generate", "score", "report", "view", "import", "merge", "probe", "count-asymmetries",
             "unique-attempts", "figures", "datasets", "budgets", "dev"]  # fmt: skip
 # The commands whose help this suite holds to examples and panels: (program, command words, panels it must show).
 COMMANDS = [
@@ -24,6 +24,7 @@ COMMANDS = [
     ("e3eval", ("count-asymmetries",), ("Data and prompt", "Budgets and sampling", "Scoring", "Output")),
     ("e3eval", ("unique-attempts",), ("Data and prompt", "Scoring")),
     ("e3eval", ("figures",), ("Data and prompt", "Output")),
+    ("e3eval", ("view",), ("Output",)),
     ("e3eval", ("dev", "tiny-model"), ("Model and engine",)),
     ("e3eval", ("dev", "example-pool"), ("Model and engine", "Budgets and sampling", "Output")),
     ("e3train", ("select-budget",), ("Budgets and sampling", "Scoring")),
