@@ -60,6 +60,13 @@ def generate_small(model: Path, out: Path, max_tokens: int, n: int = 2, **config
     return out
 
 
+def ctrl_c_deliverable() -> None:
+    """`preexec_fn` of a child a test interrupts with SIGINT (as Ctrl-C does): a test run started in the background
+    (`make test &` in a non-interactive shell) ignores SIGINT, children inherit that, and Python then installs no
+    KeyboardInterrupt handler; a terminal's Ctrl-C reaches a foreground command, which this restores."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run an installed command (`e3eval`, `e3train`) as a user would: a real process, offline, wide output."""
     bin_dir = Path(sys.executable).parent

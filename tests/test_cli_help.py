@@ -12,6 +12,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import ctrl_c_deliverable
 
 import e3eval
 
@@ -100,7 +101,8 @@ def test_ctrl_c_says_what_was_kept(tmp_path):
     os.mkfifo(spec)
     env = {"COLUMNS": "200", "PATH": str(BIN)}
     proc = subprocess.Popen([str(BIN / "e3eval"), "figures", str(spec), "--out", str(tmp_path / "figs")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_deliverable)  # fmt: skip
     writer = None
     deadline = time.monotonic() + 60
     while writer is None and time.monotonic() < deadline and proc.poll() is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import run_cli
+from conftest import ctrl_c_deliverable, run_cli
 
 from e3eval.budget_forcing import Insertions
 from e3eval.commands.bars import AverageEta, Bars
@@ -149,7 +149,8 @@ def test_ctrl_c_says_how_many_samples_are_stored_and_a_rerun_resumes(tiny_model_
     args = [E3EVAL, "generate", "--model", str(tiny_model_dir), "--dataset", "demo", "--max-tokens", "48", "--n", "6",
             "--limit", "4", "--batch", "2", "--backend", "hf", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=ctrl_c_deliverable)  # fmt: skip
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         if (out / "rollouts").exists() and len(rollout_shards(out)) >= 2:

@@ -335,7 +335,26 @@ def test_every_answer_carries_the_safety_headers_and_only_get_is_served(server):
         assert _get(server, "/api/runs", method=method)[0] == 405
     assert _get(server, "/api/runs", host="evil.example:80")[0] == 421  # DNS rebinding
     assert _get(server, "/api/runs", host=f"localhost:{server.port}")[0] == 200
+    assert _get(server, "/api/runs", host=f"LocalHost:{server.port}")[0] == 200  # host names ignore case
     assert server.server_address[0] == "127.0.0.1"
+    status, body, headers = _get(server, "/api/runs", method="PROPFIND")  # http.server's own refusal (501)
+    assert status == 501 and "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["Content-Type"].startswith("application/json") and b"<" not in body
+
+
+def test_a_refused_post_body_is_never_read_as_a_next_request(server):
+    """A 405 leaves the body unread, so the connection closes: a body smuggling `GET /api/runs` is never answered."""
+    import socket
+
+    smuggled = f"GET /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    head = (f"POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(smuggled)}\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        connection.sendall(head + smuggled)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 405") and answer.count(b"HTTP/1.1 ") == 1 and b'"runs"' not in answer
 
 
 # ---- navigation and live runs -----------------------------------------------------------------------------------
@@ -362,6 +381,24 @@ def test_keyboard_moves_between_samples_and_problems(server, watched, shots):
     assert not page.locator("#help").is_visible()
     assert watched.after("Escape") == "#/run/0"
     assert watched.after("Escape") == "#/"
+
+
+def test_n_and_p_follow_the_problems_table_order(server, watched):
+    """On a sample, n / p step through the problems in the order the table shows them: its sort and its search."""
+    page = watched.open(server.url + "#/run/0")
+    page.locator("#problems th[data-key='mean_tokens']").click()  # longest first
+    page.fill("#search", "demo-1")  # demo-10 .. demo-16 only
+    order = page.eval_on_selector_all("#problems tbody tr", "rows => rows.map(r => r.dataset.problemId)")
+    assert len(order) == 7 and all(pid.startswith("demo-1") for pid in order)
+    means = page.eval_on_selector_all("#problems tbody tr td:nth-child(9)", "cells => cells.map(c => c.textContent)")
+    assert order != sorted(order) or len(set(means)) == 1  # the sort is not the ids' order (else nothing is tested)
+    page.locator(f"#problems tr[data-problem-id='{order[0]}'] a").first.click()
+    watched.ready()
+    assert watched.after("n").startswith(f"#/run/0/p/{order[1]}/s/")
+    assert watched.after("n").startswith(f"#/run/0/p/{order[2]}/s/")
+    assert watched.after("p").startswith(f"#/run/0/p/{order[1]}/s/")
+    assert watched.after("Escape") == "#/run/0"
+    assert page.locator("#problems tbody tr.selected").get_attribute("data-problem-id") == order[1]
 
 
 def test_sample_and_compare_pages_render(server, watched, shots, demo_run):

@@ -361,7 +361,11 @@ def test_problem_rows_flag_long_problems_and_list_answers(demo_run):
     assert 0 <= row["finished"] <= 1 and row["mean_tokens"] > 0 and not row["problem_truncated"]
     grades = [g for g in _rows(demo_run, "grades.parquet") if g["problem_id"] == row["problem_id"]]
     largest = max(g["budget"] for g in grades)
-    assert set(row["answers"]) == {g["answer"] for g in grades if g["budget"] == largest and g["answer"] is not None}
+    at_largest = [g for g in grades if g["budget"] == largest and g["answer"] is not None]
+    assert {a["answer"] for a in row["answers"]} == {g["answer"] for g in at_largest}
+    for shown in row["answers"]:
+        given = [g for g in at_largest if g["answer"] == shown["answer"]]
+        assert shown["count"] == len(given) and shown["correct"] == any(g["correct"] for g in given)
 
 
 def test_runs_loading_tokenizers_at_once_in_a_fresh_process_all_get_one(demo_run, tmp_path):
@@ -386,3 +390,32 @@ def test_runs_loading_tokenizers_at_once_in_a_fresh_process_all_get_one(demo_run
     runs = [str(demo_run), str(second), str(demo_run)]
     done = subprocess.run([sys.executable, "-c", script, *runs], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_run_deleted_while_served_leaves_the_others_shown(demo_run, tmp_path):
+    """Runs, compare: a run that is gone (or broken) gets a card or column saying so; the other runs still show."""
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    shutil.copytree(demo_run, kept)
+    shutil.copytree(demo_run, gone)
+    views = Views([kept, gone])
+    assert [r.get("error") for r in runs_payload(views)["runs"]] == [None, None]
+    shutil.rmtree(gone)
+    runs = _json(runs_payload(views))["runs"]
+    assert runs[0]["path_name"] == "kept" and runs[0]["curves"] and "error" not in runs[0]
+    assert runs[1]["path_name"] == "gone" and runs[1]["error"] == "not readable now: its folder is gone"
+    compared = _json(compare_payload(views, "demo-01"))
+    assert [bool(r["samples"]) for r in compared["runs"]] == [True, False]
+    assert compared["runs"][1]["note"] == "not readable now: its folder is gone"
+    with pytest.raises(UserError, match="cannot read gone: not readable now"):
+        from e3eval.view.static_export import export_static
+
+        export_static(views, tmp_path / "copy")
+
+
+def test_corrupt_grades_are_not_called_a_rescoring(demo_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(demo_run, run)
+    (run / "grades.parquet").write_bytes(b"PAR1 not a table")
+    payload = _json(problems_payload(Views([run]), 0))
+    assert payload["note"].startswith("grades unreadable") and "e3eval score" in payload["note"]
+    assert "rescored" not in payload["note"]

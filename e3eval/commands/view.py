@@ -61,6 +61,11 @@ def view_cmd(
         raise UserError(f"--port {port}: a port is a number from 0 to 65535 (0 picks a free one)")
     from e3eval.view.payload import Views
 
+    seen: dict[Path, Path] = {}
+    for run_dir in run_dirs:
+        first = seen.setdefault(run_dir.resolve(), run_dir)
+        if first is not run_dir:
+            warn(f"{run_dir} is {first} again: it is shown twice")
     views = Views(run_dirs)
     if static is not None:
         from e3eval.view.static_export import export_static

@@ -57,9 +57,17 @@ class Views:
     def labels(self) -> list[str]:
         """Each run's label as reports name it (`labels.run_label` with its last scoring's policy), ties broken by
         folder name."""
-        runs = [r.run() for r in self.runs]
-        labels = [run_label(run.record, run.name, _policy(run.record)) for run in runs]
-        return unique_labels(labels, [run.name for run in runs])
+        labels, names = [], []
+        for state in self.runs:
+            try:
+                run = state.run()
+            except UserError:  # gone or unreadable now: named by its folder, and its card says why
+                labels.append(state.path.name)
+                names.append(state.path.name)
+                continue
+            labels.append(run_label(run.record, run.name, _policy(run.record)))
+            names.append(run.name)
+        return unique_labels(labels, names)
 
 
 def _policy(record: Any) -> str | None:
@@ -75,31 +83,49 @@ def runs_payload(views: Views) -> dict[str, Any]:
     curves, notes = _curves(views)
     runs = []
     for state, label in zip(views.runs, labels, strict=True):
-        state.samples.refresh()
-        record = state.record
-        generation = record.generation
-        problems = state.problems()
-        expected = generation.n * len(problems) if generation is not None and generation.n else None
-        stored, failed = state.samples.samples, state.samples.failed
-        grades, grades_note = state.grades()
-        runs.append({
-            "index": state.index, "label": label, "path_name": state.path.name,
-            "model": _model(generation),
-            "dataset": _dataset(generation, problems), "n_problems": len(problems),
-            "n_per_problem": _per_problem(state, generation),
-            "budgets": sorted({int(b) for b in grades.table.column("budget").to_pylist()}) if grades else [],
-            "train_budget": generation.train_budget if generation is not None else None,
-            "policy": _policy(record),
-            "forcing": forcing_label(generation.forcing, inserted_waits(generation)) if generation else None,
-            "subset": subset_label(generation),
-            "curves": curves.get(state.index, []),
-            "samples_stored": stored, "samples_failed": failed,
-            "samples_missing": max(0, expected - stored - failed) if expected is not None else 0,
-            "status": (generation.status or "complete") if generation is not None else record.kind,
-            "kind": record.kind, "scored": grades is not None, "note": grades_note,
-            "warnings": notes.get(state.index, []),
-        })  # fmt: skip
+        try:
+            runs.append(_run_card(state, label, curves, notes))
+        except (UserError, OSError) as exc:  # one run deleted or broken while served: the others still show
+            why = _unreadable(exc, state)
+            runs.append({"index": state.index, "label": label, "path_name": state.path.name, "error": why})
     return {"runs": runs}
+
+
+def _unreadable(exc: BaseException, state: ViewedRun) -> str:
+    """Why a run cannot be shown now, for its card or column (a reload retries)."""
+    if not state.path.is_dir():
+        return "not readable now: its folder is gone"
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}"
+    return f"not readable now: {text}"
+
+
+def _run_card(state: ViewedRun, label: str, curves: dict[int, list[dict[str, Any]]],
+          notes: dict[int, list[str]]) -> dict[str, Any]:  # fmt: skip
+    """One run's card: what was run, its samples, its curves and what keeps any of it from showing."""
+    state.samples.refresh()
+    record = state.record
+    generation = record.generation
+    problems = state.problems()
+    expected = generation.n * len(problems) if generation is not None and generation.n else None
+    stored, failed = state.samples.samples, state.samples.failed
+    grades, grades_note = state.grades()
+    return {
+        "index": state.index, "label": label, "path_name": state.path.name,
+        "model": _model(generation),
+        "dataset": _dataset(generation, problems), "n_problems": len(problems),
+        "n_per_problem": _per_problem(state, generation),
+        "budgets": sorted({int(b) for b in grades.table.column("budget").to_pylist()}) if grades else [],
+        "train_budget": generation.train_budget if generation is not None else None,
+        "policy": _policy(record),
+        "forcing": forcing_label(generation.forcing, inserted_waits(generation)) if generation else None,
+        "subset": subset_label(generation),
+        "curves": curves.get(state.index, []),
+        "samples_stored": stored, "samples_failed": failed,
+        "samples_missing": max(0, expected - stored - failed) if expected is not None else 0,
+        "status": (generation.status or "complete") if generation is not None else record.kind,
+        "kind": record.kind, "scored": grades is not None, "note": grades_note,
+        "warnings": notes.get(state.index, []),
+    }  # fmt: skip
 
 
 def _model(generation: Any) -> str | None:
@@ -128,9 +154,14 @@ def _curves(views: Views) -> tuple[dict[int, list[dict[str, Any]]], dict[int, li
     curves: dict[int, list[dict[str, Any]]] = {}
     notes: dict[int, list[str]] = {}
     for state in views.runs:
-        if (state.path / SUMMARY).is_file():  # one at a time: a run being rescored must not hide the others' curves
+        if not (state.path / SUMMARY).is_file():
+            notes[state.index] = ["no summary.parquet: `e3eval score` draws the curves"]
+            continue
+        try:  # one at a time: a run being rescored (or gone) must not hide the others' curves
             files = [state.path / SUMMARY, *rollout_shards(state.path)]
             curves[state.index], notes[state.index] = state.cached("curves", files, lambda s=state: _run_curves(s))
+        except (UserError, OSError) as exc:
+            curves[state.index], notes[state.index] = [], [_unreadable(exc, state)]
     return curves, notes
 
 
@@ -173,7 +204,8 @@ def _number(value: Any) -> float | None:
 
 def problems_payload(views: Views, run: int) -> dict[str, Any]:
     """One row per problem of a run: pass@1 at each budget (`problem_pass1`), mean tokens, finished share at the
-    largest budget, samples and failures, and the distinct answers at the largest budget."""
+    largest budget, samples and failures, and the most given answers at the largest budget (with how many samples gave
+    each and whether it was graded correct)."""
     state = views.run(run)
     state.samples.refresh()
     grades, note = state.grades()
@@ -189,6 +221,7 @@ def problems_payload(views: Views, run: int) -> dict[str, Any]:
             entry["tokens"].append(location.num_tokens or 0)
     finished: dict[str, list[bool]] = {}
     answers: dict[str, Counter[str]] = {}
+    right: set[tuple[str, str]] = set()
     if grades is not None and largest is not None:
         for (pid, _), by_budget in grades.by_sample.items():
             row = by_budget.get(largest)
@@ -196,6 +229,8 @@ def problems_payload(views: Views, run: int) -> dict[str, Any]:
                 finished.setdefault(pid, []).append(bool(row["finished"]))
                 if row["answer"] is not None:
                     answers.setdefault(pid, Counter())[row["answer"]] += 1
+                    if row["correct"]:
+                        right.add((pid, row["answer"]))
     rows = []
     for pid, problem in state.problems().items():
         text = problem["problem"] or ""
@@ -208,7 +243,8 @@ def problems_payload(views: Views, run: int) -> dict[str, Any]:
             "mean_tokens": sum(held["tokens"]) / len(held["tokens"]) if held["tokens"] else None,
             "finished": sum(done) / len(done) if done else None,
             "samples": len(held["tokens"]), "failed": held["failed"],
-            "answers": [a for a, _ in answers.get(pid, Counter()).most_common(MAX_ANSWERS)],
+            "answers": [{"answer": a, "count": n, "correct": (pid, a) in right}
+                        for a, n in answers.get(pid, Counter()).most_common(MAX_ANSWERS)],
         })  # fmt: skip
     train = state.record.generation
     return {"run": state.index, "budgets": budgets, "train_budget": train.train_budget if train else None,
@@ -310,27 +346,41 @@ def compare_payload(views: Views, problem_id: str) -> dict[str, Any]:
     labels = views.labels()
     problem: dict[str, Any] | None = None
     runs = []
+    found = False
     for state, label in zip(views.runs, labels, strict=True):
-        state.samples.refresh()
-        mine = state.problems().get(problem_id)
-        keys = [k for k in state.samples.keys() if k[0] == problem_id]  # noqa: SIM118 - not a dict
-        if mine is None and not keys:
+        try:
+            entry, mine = _compared(state, label, problem_id)
+        except (UserError, OSError) as exc:  # gone or broken now: said in its column, the others still compared
+            why = _unreadable(exc, state)
+            runs.append({"index": state.index, "label": label, "note": why, "pass1": {}, "samples": []})
             continue
-        problem = problem or mine
-        grades, note = state.grades()
-        rates = problem_pass1(grades.table) if grades is not None else {}
-        samples = []
-        for pid, idx in sorted(keys, key=lambda k: k[1]):
-            location = state.samples.locate(pid, idx)
-            graded = grades.by_sample.get((pid, idx), {}) if grades is not None else {}
-            samples.append({"sample_idx": idx, "num_tokens": location.num_tokens,
-                            "finish_reason": location.finish_reason,
-                            "error": (location.error or "failed") if location.failed else None,
-                            "correct_at": {str(b): graded[b]["correct"] for b in sorted(graded)}})  # fmt: skip
-        runs.append({"index": state.index, "label": label, "note": note,
-                     "pass1": {str(b): rates[b].get(problem_id) for b in sorted(rates)},
-                     "samples": samples})  # fmt: skip
-    if not runs:
+        if entry is not None:
+            found = True
+            problem = problem or mine
+            runs.append(entry)
+    if not found:
         raise LookupError(f"no run holds problem {problem_id!r}")
     return {"problem_id": problem_id, "problem": problem["problem"] if problem else None,
             "answer": problem["answer"] if problem else None, "runs": runs}  # fmt: skip
+
+
+def _compared(state: ViewedRun, label: str, problem_id: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """One run's column of the compare page (None when it lacks the problem) and its record of the problem."""
+    state.samples.refresh()
+    mine = state.problems().get(problem_id)
+    keys = [k for k in state.samples.keys() if k[0] == problem_id]  # noqa: SIM118 - not a dict
+    if mine is None and not keys:
+        return None, None
+    grades, note = state.grades()
+    rates = problem_pass1(grades.table) if grades is not None else {}
+    samples = []
+    for pid, idx in sorted(keys, key=lambda k: k[1]):
+        location = state.samples.locate(pid, idx)
+        graded = grades.by_sample.get((pid, idx), {}) if grades is not None else {}
+        samples.append({"sample_idx": idx, "num_tokens": location.num_tokens,
+                        "finish_reason": location.finish_reason,
+                        "error": (location.error or "failed") if location.failed else None,
+                        "correct_at": {str(b): graded[b]["correct"] for b in sorted(graded)}})  # fmt: skip
+    entry = {"index": state.index, "label": label, "note": note,
+             "pass1": {str(b): rates[b].get(problem_id) for b in sorted(rates)}, "samples": samples}  # fmt: skip
+    return entry, mine

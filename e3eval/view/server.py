@@ -13,6 +13,7 @@ scripts and styles and any request off this origin, so untrusted text that slipp
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import traceback
@@ -60,6 +61,8 @@ class ViewServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, views: Any, host: str, port: int) -> None:
+        if ":" in host:  # an IPv6 address (::1)
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), ViewHandler)
         self.views = views
         self.bound_host = host
@@ -89,7 +92,9 @@ class ViewServer(ThreadingHTTPServer):
         return f"http://{host}:{self.port}/"
 
     def allowed_hosts(self) -> set[str]:
-        names = {"127.0.0.1", "localhost", self.bound_host, f"[{self.bound_host}]"}
+        """Host header values this server answers (compared lowercased: host names are case-insensitive)."""
+        host = self.bound_host.lower()
+        names = {"127.0.0.1", "localhost", host, f"[{host}]"}
         return {f"{name}:{self.port}" for name in names} | ({*names} if self.port == 80 else set())
 
 
@@ -149,8 +154,29 @@ class ViewHandler(BaseHTTPRequestHandler):
         body = json.dumps(payload, allow_nan=False, ensure_ascii=True).encode()
         self._send(status, body, "application/json; charset=utf-8", head)
 
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a bad request line, an unknown method, a URL too long) as JSON with the safety
+        headers, like every other answer; the connection is closed after them."""
+        self.close_connection = True
+        try:
+            self.send_response(code, message)
+            for name, value in HEADERS.items():
+                self.send_header(name, value)
+            body = json.dumps({"error": message or "bad request"}).encode()
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
+        except OSError:
+            pass  # the client has gone
+
     def _refuse_method(self) -> None:
+        # The request's body is never read, so the connection is closed rather than read on as a next request.
+        self.close_connection = True
         self.send_response(405)
+        self.send_header("Connection", "close")
         self.send_header("Allow", "GET, HEAD")
         for name, value in HEADERS.items():
             self.send_header(name, value)
@@ -169,7 +195,7 @@ class ViewHandler(BaseHTTPRequestHandler):
         self._answer(head=False)
 
     def _answer(self, head: bool) -> None:
-        if self.headers.get("Host", "") not in self.server.allowed_hosts():
+        if self.headers.get("Host", "").lower() not in self.server.allowed_hosts():
             self._json(421, {"error": "unexpected Host header"}, head)
             return
         url = urlsplit(self.path)

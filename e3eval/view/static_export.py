@@ -63,14 +63,20 @@ def export_static(views: Any, out: Path, max_samples: int = MAX_SAMPLES, max_tok
 
     out = Path(out)
     runs = payload.runs_payload(views)["runs"]
+    broken = [f"{run['path_name']}: {run['error']}" for run in runs if run.get("error")]
+    if broken:
+        raise UserError("--static: cannot read " + "; ".join(broken))
     problems = {run["index"]: payload.problems_payload(views, run["index"]) for run in runs}
     samples = _check_size(runs, problems, max_samples, max_tokens)
-    claim_folder(out, "--static")
-    data, assets = out / "data", out / "assets"
-    for folder in (data, assets):
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"--static {out}: {folder.name} is not a folder; remove it or choose another OUT")
-        folder.mkdir(exist_ok=True)
+    try:
+        claim_folder(out, "--static")
+        data, assets = out / "data", out / "assets"
+        for folder in (data, assets):
+            if folder.exists() and not folder.is_dir():
+                raise UserError(f"--static {out}: {folder.name} is not a folder; remove it or choose another OUT")
+            folder.mkdir(exist_ok=True)
+    except OSError as exc:  # a path under a file, a read-only place, /proc
+        raise UserError(f"--static {out}: cannot make this folder ({exc.strerror or exc})") from None
     for old in data.iterdir():
         if _DATA_NAME.match(old.name) and old.is_file():  # a previous copy's data; nothing else is touched
             old.unlink()

@@ -69,7 +69,8 @@ class ViewedRun:
         self.index = index
         self.path = Path(path)
         if not (self.path / MANIFEST).is_file():
-            raise UserError(f"{self.path}: not a run directory (no {MANIFEST}); give e3eval view run directories")
+            raise UserError(f"{self.path}: not a run directory (no {MANIFEST}); give e3eval view run directories"
+                            + _runs_below(self.path))  # fmt: skip
         Run.open(self.path)  # a run.json of another version, or broken, is refused here
         self.samples = SampleIndex(self.path)
         self._lock = threading.Lock()
@@ -149,7 +150,9 @@ class ViewedRun:
         except UserError as exc:
             if not (self.path / GRADES).is_file():
                 return None, "not scored yet"
-            return None, f"being rescored ({exc}); reload when the scoring has finished"
+            if "written by another" in str(exc):  # grades.parquet and run.json of two scorings: one is in progress
+                return None, f"being rescored ({exc}); reload when the scoring has finished"
+            return None, f"grades unreadable ({exc}); rescore the run with `e3eval score`"
 
     def _read_grades(self) -> Grades:
         run = self.run()
@@ -262,6 +265,17 @@ class ViewedRun:
             while len(self._probe_groups) > 2:
                 self._probe_groups.pop(next(iter(self._probe_groups)))
         return table
+
+
+def _runs_below(folder: Path, most: int = 6) -> str:
+    """A clause naming run directories up to two levels below `folder` (a parent of runs given by mistake), or ""."""
+    if not folder.is_dir():
+        return ""
+    found = sorted(str(m.parent) for pattern in (f"*/{MANIFEST}", f"*/*/{MANIFEST}") for m in folder.glob(pattern))
+    if not found:
+        return ""
+    more = f" (and {len(found) - most} more)" if len(found) > most else ""
+    return ", such as the ones below it: " + " ".join(found[:most]) + more
 
 
 def _probe_rows(path: Path) -> dict[Key, list[_ProbeRow]]:

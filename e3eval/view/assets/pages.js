@@ -12,6 +12,11 @@
     E3.crumbs([{ text: "Runs" }]);
     document.title = "e3eval view";
     const cards = data.runs.map((run) => {
+      if (run.error) {  // deleted or broken while served: the other runs still show; a reload retries
+        return el("section", { class: "card run-card broken", data: { run: run.index } },
+          el("h2", {}, run.label), el("div", { class: "note", role: "alert" }, `${run.path_name}: ${run.error}`));
+      }
+      const notes = [run.note, ...(run.warnings || [])].filter(Boolean).map((text) => el("div", { class: "note" }, text));
       const fields = [
         ["model", run.model],
         ["dataset", run.dataset ? run.dataset + (run.subset ? ` (${run.subset})` : "") : null],
@@ -28,6 +33,7 @@
       return el("section", { class: "card run-card", data: { run: run.index } },
         el("h2", {}, el("a", { href: E3.href.run(run.index) }, run.label)),
         el("dl", { class: "facts" }, fields.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "–" : String(v))])),
+        notes,
         E3.curveChart(run.curves, run.train_budget),
         E3.curveLegend(run.curves),
         el("p", {}, el("a", { href: E3.href.run(run.index), class: "button" }, "Problems →")));
@@ -65,7 +71,7 @@
 
   function matchesSearch(problem, query) {
     if (!query) return true;
-    const hay = [problem.problem_id, problem.problem, problem.answer, ...(problem.answers || [])].join("\n").toLowerCase();
+    const hay = [problem.problem_id, problem.problem, problem.answer, ...(problem.answers || []).map((a) => a.answer)].join("\n").toLowerCase();
     return hay.includes(query.toLowerCase());
   }
 
@@ -83,9 +89,21 @@
     return dir * order;
   }
 
-  function passCell(value, beyond) {
+  // The problem ids in the order the Problems table shows them (its filter, search and sort), or all of them in the
+  // run's order when the table has not been opened or hides `pid`: what n / p step through on the Sample page.
+  E3.problemOrder = function problemOrder(run, data, pid) {
+    const view = E3.state.problemsView[run];
+    const all = data.problems.map((p) => p.problem_id);
+    if (!view) return all;
+    const rows = data.problems.filter((p) => matchesFilter(p, view.filter, data.budgets, data.train_budget) && matchesSearch(p, view.query));
+    rows.sort((a, b) => compareRows(a, b, view.sort, view.dir));
+    const ids = rows.map((p) => p.problem_id);
+    return ids.includes(pid) ? ids : all;
+  };
+
+  function passCell(value, beyond, first) {
     const level = value === null || value === undefined ? "none" : String(Math.round(value * 10));
-    return el("td", { class: "num pass" + (beyond ? " beyond" : ""), data: { level } }, E3.fmtPct(value));
+    return el("td", { class: "num pass" + (beyond ? " beyond" : "") + (first ? " first-beyond" : ""), data: { level } }, E3.fmtPct(value));
   }
 
   E3.pages.problems = async function problemsPage(ctx) {
@@ -109,10 +127,20 @@
       ...budgets.map((b) => ["pass1:" + b, E3.fmtBudget(b)]),
       ["mean_tokens", "mean tokens"], ["finished", "finished"], ["samples", "samples"], [null, "answers"],
     ];
+    const trained = train !== null && train !== undefined;
+    const firstBeyond = trained ? budgets.find((b) => b > train) : undefined;
+    const TITLES = {
+      problem_id: "problem id (click to sort)",
+      mean_tokens: "mean response length over the stored samples, in tokens (click to sort)",
+      finished: "share of samples that ended (finished) within the largest budget (click to sort)",
+      samples: "stored samples of this problem (failed requests in brackets; click to sort)",
+    };
     const headRow = el("tr", {}, headers.map(([key, label]) => {
-      const beyond = key && key.startsWith("pass1:") && train !== null && train !== undefined && Number(key.slice(6)) > train;
-      const th = el("th", { scope: "col", class: (key ? "sortable" : "") + (beyond ? " beyond" : ""), data: { key: key || "" },
-        title: key && key.startsWith("pass1:") ? `pass@1 at ${key.slice(6)} tokens` + (beyond ? " (beyond the training budget)" : "") : null }, label);
+      const beyond = key && key.startsWith("pass1:") && trained && Number(key.slice(6)) > train;
+      const first = beyond && Number(key.slice(6)) === firstBeyond;
+      const th = el("th", { scope: "col", class: (key ? "sortable" : "") + (beyond ? " beyond" : "") + (first ? " first-beyond" : ""), data: { key: key || "" },
+        title: key && key.startsWith("pass1:") ? `pass@1 at ${key.slice(6)} tokens` + (beyond ? " (beyond the training budget)" : "") + " (click to sort)"
+          : key ? TITLES[key] : label === "answers" ? "the answers given at the largest budget, most frequent first (×: how many samples; green: graded correct)" : null }, label);
       if (key) th.addEventListener("click", () => {
         view.dir = view.sort === key ? -view.dir : key === "problem_id" ? 1 : -1;
         view.sort = key;
@@ -120,7 +148,11 @@
       });
       return th;
     }));
-    const groupRow = el("tr", { class: "group" }, el("th", { colspan: 3 }), el("th", { colspan: budgets.length, class: "pass-group" }, "pass@1 at each budget (tokens)"), el("th", { colspan: 4 }));
+    const within = trained ? budgets.filter((b) => b <= train).length : budgets.length;
+    const groupRow = el("tr", { class: "group" }, el("th", { colspan: 3 }),
+      within ? el("th", { colspan: within, class: "pass-group" }, trained ? `pass@1 within the training budget (≤ ${E3.fmtBudget(train)} tokens)` : "pass@1 at each budget (tokens)") : null,
+      budgets.length > within ? el("th", { colspan: budgets.length - within, class: "pass-group beyond first-beyond" }, "pass@1 beyond it") : null,
+      el("th", { colspan: 4 }));
     const table = el("table", { class: "problems", id: "problems" }, el("thead", {}, groupRow, headRow), tbody);
     let rows = [];
 
@@ -137,11 +169,12 @@
           el("td", {}, el("a", { href: E3.href.problem(run, p.problem_id) }, p.problem_id)),
           el("td", { class: "problem-text" }, p.problem + (p.problem_truncated ? " …" : "")),
           el("td", { class: "gold" }, p.answer),
-          budgets.map((b) => passCell(p.pass1[String(b)], train !== null && train !== undefined && b > train)),
+          budgets.map((b) => passCell(p.pass1[String(b)], trained && b > train, b === firstBeyond)),
           el("td", { class: "num" }, E3.fmtNum(p.mean_tokens)),
           el("td", { class: "num" }, E3.fmtPct(p.finished)),
           el("td", { class: "num" }, p.failed ? `${p.samples} (${p.failed} failed)` : String(p.samples)),
-          el("td", { class: "answers" }, (p.answers || []).map((a) => el("code", {}, a)),
+          el("td", { class: "answers" }, (p.answers || []).map((a) => el("code", { class: a.correct ? "right" : "",
+            title: `${a.count} of ${p.samples} samples` + (a.correct ? ", graded correct" : "") }, a.answer, el("span", { class: "times" }, "×" + a.count))),
             runs.runs.length > 1 ? el("a", { href: E3.href.compare(p.problem_id), class: "compare-link" }, "compare") : null));
         tr.addEventListener("click", (event) => {
           if (event.target.closest("a")) return;
@@ -169,7 +202,7 @@
     E3.append(ctx.main, [
       el("h1", {}, info ? info.label : `run ${run}`),
       el("p", { class: "sub" }, info ? `${info.model || "unknown model"} on ${info.dataset || "an imported dataset"}` : "",
-        train !== null && train !== undefined ? ` · trained at ${train} tokens (columns beyond it are marked)` : ""),
+        trained ? ` · trained at ${train} tokens: the columns beyond it are set apart (blue heading, hatched)` : ""),
       data.note ? el("div", { class: "note", id: "note" }, data.note) : null,
       el("div", { class: "controls" }, el("label", {}, "filter ", filter), search, count),
       el("div", { class: "table-wrap" }, table)]);

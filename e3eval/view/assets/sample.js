@@ -139,15 +139,17 @@
           el("td", {}, E3.gradeMark(f.correct))))));
   }
 
+  // The next / previous problem in the order the Problems table shows (its filter, search and sort).
   async function neighbourProblem(run, pid, delta) {
     const data = await E3.api.problems(run);
-    const view = E3.state.problemsView[run];
-    const ids = data.problems.map((p) => p.problem_id);
+    const ids = E3.problemOrder(run, data, pid);
     const at = ids.indexOf(pid);
-    const next = ids[at + delta];
-    if (next === undefined) return;
-    if (view) view.selected = Math.max(0, (view.selected || 0) + delta);
+    const next = at < 0 ? undefined : ids[at + delta];
+    if (next === undefined) return false;
+    const view = E3.state.problemsView[run];
+    if (view) view.selected = Math.max(0, at + delta);
     location.hash = E3.href.problem(run, next);
+    return true;
   }
 
   async function sampleChips(ctx, holder, run, pid, idx) {
@@ -208,28 +210,35 @@
       const preset = el("select", { id: "preset" }, data.presets.map((name) => el("option", { value: name }, name)));
       preset.value = E3.state.preset && data.presets.includes(E3.state.preset) ? E3.state.preset : data.presets[0];
       preset.disabled = E3.STATIC;
+      if (E3.STATIC) preset.title = "a static copy holds the steps of its default preset only; e3eval view serves every preset";
       preset.addEventListener("change", () => { E3.state.preset = preset.value; E3.render(); });
       controls.append(el("label", {}, "steps preset ", preset));
     }
     const toggles = {};
-    for (const [name, label, on] of [["steps", "steps", true], ["waits", "inserted waits", true], ["heat", "heat", false]]) {
-      toggles[name] = el("input", { type: "checkbox", id: "show-" + name, checked: on });
+    // The toggles and the heat metric carry over from sample to sample (E3.state.show, E3.state.metric).
+    const shown = (E3.state.show = E3.state.show || { steps: true, waits: true, heat: false });
+    for (const [name, label] of [["steps", "steps"], ["waits", "inserted waits"], ["heat", "heat"]]) {
+      toggles[name] = el("input", { type: "checkbox", id: "show-" + name, checked: shown[name] });
+      toggles[name].addEventListener("change", () => { shown[name] = toggles[name].checked; });
       controls.append(el("label", { class: "toggle" }, toggles[name], " " + label));
     }
     let metric = null;
     if (data.heat) {
-      const select = el("select", { id: "heat-metric" }, data.heat.metrics.map((m) => el("option", { value: m }, m)));
-      metric = data.heat.metrics[0];
-      select.addEventListener("change", () => { metric = select.value; toggles.heat.checked = true; paint(); });
+      const select = el("select", { id: "heat-metric", title: "per-token values of " + (data.heat.model || "the probed model") },
+        data.heat.metrics.map((m) => el("option", { value: m }, m)));
+      metric = data.heat.metrics.includes(E3.state.metric) ? E3.state.metric : data.heat.metrics[0];
+      select.value = metric;
+      select.addEventListener("change", () => { metric = E3.state.metric = select.value; toggles.heat.checked = shown.heat = true; paint(); });
       controls.append(select);
     } else {
       toggles.heat.disabled = true;
       toggles.heat.parentElement.title = "no per-token probe rows (e3eval probe --per-token) for this sample";
     }
     const legend = el("div", { class: "legend-row" },
-      el("span", { class: "key cut-key" }, "✂ budget cut"), el("span", { class: "key wait-key" }, "inserted wait"),
-      el("span", { class: "key verify-key" }, "verification step"), el("span", { class: "key attempt-key" }, "new attempt"), el("span", { class: "key both-key" }, "both"),
-      el("span", { class: "key chained-key" }, "chained"), data.heat ? el("span", { class: "key heat-key" }, "heat: low → high (within this sample)") : null);
+      el("span", { class: "key cut-key", title: "where a budget of B tokens cuts the response; grey: the response ended before B tokens" }, "✂ budget cut (grey: ended before it)"), el("span", { class: "key wait-key" }, "inserted wait"),
+      el("span", { class: "key verify-key" }, "verification step"), el("span", { class: "key attempt-key" }, "new attempt"), el("span", { class: "key both-key", title: "a step the preset counts as both a verification and a new attempt" }, "both"),
+      el("span", { class: "key chained-key", title: "a verification that directly follows a generation step (the chained asymmetries count)" }, "chained"),
+      el("span", { class: "key step-key", title: "every other step is shaded, so consecutive steps can be told apart" }, "steps alternate"), data.heat ? el("span", { class: "key heat-key" }, "heat: low → high (within this sample)") : null);
 
     const head = el("section", { class: "sample-head" },
       el("h1", {}, `${pid} · sample ${idx}`),
@@ -264,8 +273,9 @@
 
     const go = (target) => target && (location.hash = E3.href.sample(run, target.problem_id, target.sample_idx));
     const keys = E3.state.page.keys;
-    keys.j = () => go(data.next);
-    keys.k = () => go(data.prev);
+    // j / k: the samples of this problem, then on into the next / previous problem of the table's order.
+    keys.j = () => (data.next && data.next.problem_id === pid ? go(data.next) : neighbourProblem(run, pid, 1));
+    keys.k = () => (data.prev && data.prev.problem_id === pid ? go(data.prev) : neighbourProblem(run, pid, -1));
     keys.n = () => neighbourProblem(run, pid, 1);
     keys.p = () => neighbourProblem(run, pid, -1);
     data.cuts.slice(0, 9).forEach((cut, i) => { keys[String(i + 1)] = () => jumpToBudget(cut.budget); });
