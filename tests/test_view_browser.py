@@ -383,6 +383,32 @@ def test_keyboard_moves_between_samples_and_problems(server, watched, shots):
     assert watched.after("Escape") == "#/"
 
 
+def test_compare_puts_one_budget_in_one_column_across_runs(demo_run, tmp_path, browser):  # noqa: F811
+    """Runs scored at different budgets: every card has the union's columns, a budget a run lacks shown as "–"."""
+    import shutil
+
+    fewer = tmp_path / "fewer"
+    shutil.copytree(demo_run, fewer)
+    grades = pq.read_table(fewer / "grades.parquet")  # its metadata (the scoring's unit) kept: still run.json's
+    smallest = min(grades.column("budget").to_pylist())
+    keep = [b != smallest for b in grades.column("budget").to_pylist()]
+    pq.write_table(grades.filter(keep), fewer / "grades.parquet")
+    context = browser.new_context()
+    try:
+        watched = Watched(context.new_page())
+        with viewer([demo_run, fewer]) as running:
+            page = watched.open(running.url + "#/compare/demo-01")
+            heads = page.eval_on_selector_all(".compare-col", "cols => cols.map(c => [...c.querySelectorAll("
+                                              "'thead tr:first-child th')].map(th => th.textContent))")  # fmt: skip
+            assert heads[0] == heads[1] and heads[0][2] == str(smallest)
+            passes = page.eval_on_selector_all(".compare-col", "cols => cols.map(c => [...c.querySelectorAll("
+                                               "'tr.pass-row td')].map(td => td.textContent))")  # fmt: skip
+            assert passes[1][0] == "–" and passes[0][0] != "–" and passes[0][1:] == passes[1][1:]
+            assert watched.errors == []
+    finally:
+        context.close()
+
+
 def test_n_and_p_follow_the_problems_table_order(server, watched):
     """On a sample, n / p step through the problems in the order the table shows them: its sort and its search."""
     page = watched.open(server.url + "#/run/0")
@@ -481,11 +507,48 @@ def test_waits_forced_answers_and_heat_of_a_forcing_run(tmp_path, demo_run, brow
                 page.check("#show-heat")
                 heat = page.evaluate("() => [...CSS.highlights.keys()].filter(k => k.startsWith('e3-heat')).length")
                 assert heat >= 1
+                _hover_shows_the_token_value(page, running, row)
             assert waits_seen > 0
             page.screenshot(path=str(shots / "sample-forcing.png"), full_page=True)
             assert watched.errors == [] and watched.dialogs == []
     finally:
         context.close()
+
+
+_POINT_AT_CHAR = """(at) => {
+    const walker = document.createTreeWalker(document.getElementById("trace"), NodeFilter.SHOW_TEXT);
+    let seen = 0;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (at < seen + node.length) {
+            const range = document.createRange();
+            range.setStart(node, at - seen);
+            range.setEnd(node, at - seen + 1);
+            const box = range.getClientRects()[0];
+            return [box.left + box.width / 2, box.top + box.height / 2];
+        }
+        seen += node.length;
+    }
+    return null;
+}"""
+
+
+def _hover_shows_the_token_value(page, running, row) -> None:
+    """Hovering the middle of a probed token shows that token's entropy from the sample's payload."""
+    url = f"/api/runs/0/samples/{quote(row['problem_id'], safe='')}/{row['sample_idx']}"
+    heat = page.evaluate("(url) => fetch(url).then(r => r.json()).then(d => d.heat)", url)
+    ends, values = heat["token_ends"], heat["entropy"]
+    token = next(
+        i for i in range(len(ends) // 2, len(ends)) if values[i] is not None and ends[i] > (ends[i - 1] if i else 0)
+    )
+    start = ends[token - 1] if token else 0
+    page.locator("#trace").scroll_into_view_if_needed()
+    point = page.evaluate(_POINT_AT_CHAR, start + (ends[token] - start) // 2)  # the text is ASCII: code points = UTF-16
+    assert point is not None
+    page.mouse.move(*point)
+    tip = page.locator("#heat-tip")
+    tip.wait_for(state="visible", timeout=5_000)
+    assert tip.get_attribute("data-token") == str(token)
+    assert tip.inner_text() == f"token {token}: entropy (nats) {values[token]:.3f}"
 
 
 # ---- the static copy --------------------------------------------------------------------------------------------

@@ -236,21 +236,23 @@
     if (!ctx.alive()) return;
     E3.crumbs([{ text: "Runs", href: "#/" }, { text: "compare " + pid }]);
     document.title = `compare ${pid} · e3eval view`;
+    // Every run's columns are the union of the runs' budgets, so one budget sits at one place across the cards.
+    const budgets = [...new Set(data.runs.flatMap((run) => Object.keys(run.pass1).map(Number)))].sort((a, b) => a - b);
     const columns = data.runs.map((run) => {
-      const budgets = Object.keys(run.pass1).map(Number).sort((a, b) => a - b);
       const graded = run.samples.filter((s) => s.finish_reason !== "error").length;
-      const summary = el("table", { class: "mini" },
-        el("tr", {}, el("th", {}, "budget"), budgets.map((b) => el("th", {}, E3.fmtBudget(b)))),
-        el("tr", {}, el("th", {}, `pass@1 (n = ${graded})`), budgets.map((b) => passCell(run.pass1[String(b)], false))));
+      // One table, so the pass@1 row and the samples' grades share their columns.
       const samples = el("table", { class: "samples-grid" },
-        el("thead", {}, el("tr", {}, el("th", {}, "sample"), el("th", {}, "tokens"), budgets.map((b) => el("th", {}, E3.fmtBudget(b))))),
+        el("thead", {},
+          el("tr", {}, el("th", {}, "sample"), el("th", {}, "tokens"), budgets.map((b) => el("th", {}, E3.fmtBudget(b)))),
+          el("tr", { class: "pass-row" }, el("th", { colspan: 2, title: "this problem's pass@1 at each budget over its graded samples" },
+            `pass@1 (n = ${graded})`), budgets.map((b) => passCell(run.pass1[String(b)], false)))),
         el("tbody", {}, run.samples.map((s) => el("tr", { class: s.finish_reason === "error" ? "failed" : "" },
           el("td", {}, el("a", { href: E3.href.sample(run.index, pid, s.sample_idx) }, "#" + s.sample_idx)),
           el("td", { class: "num" }, s.finish_reason === "error" ? "failed" : String(s.num_tokens)),
           budgets.map((b) => el("td", {}, s.finish_reason === "error" ? "" : E3.gradeMark(s.correct_at[String(b)])))))));
       return el("section", { class: "card compare-col", data: { run: run.index } },
         el("h2", {}, el("a", { href: E3.href.run(run.index) }, run.label)),
-        run.note ? el("div", { class: "note" }, run.note) : null, summary, samples);
+        run.note ? el("div", { class: "note" }, run.note) : null, samples);
     });
     ctx.main.replaceChildren(
       el("h1", {}, "Problem " + pid),

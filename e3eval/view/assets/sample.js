@@ -59,7 +59,39 @@
       r.setEnd(...locate(Math.max(a, b)));
       return r;
     }
-    return { pre, range };
+    // The UTF-16 offset in the whole text of a (text node, offset) position, or -1 outside the trace's text.
+    const startOf = new Map(segments.map((seg) => [seg.node, seg.start]));
+    function offsetOf(node, offset) {
+      return startOf.has(node) ? startOf.get(node) + offset : -1;
+    }
+    return { pre, range, offsetOf };
+  }
+
+  const HEAT_UNITS = { entropy: "entropy (nats)", logprob: "log-prob (nats)", kl: "KL to the reference (nats)" };
+
+  // Hovering the trace with heat on: the token under the pointer and its value, in a tip by the pointer.
+  function heatTip(trace, heat, toU16, current) {
+    const tip = el("div", { class: "heat-tip", id: "heat-tip", role: "status" });
+    tip.hidden = true;
+    const ends = (heat.token_ends || []).map(toU16);
+    trace.pre.addEventListener("mouseleave", () => { tip.hidden = true; });
+    trace.pre.addEventListener("mousemove", (event) => {
+      const metric = current();
+      const caret = metric && document.caretRangeFromPoint ? document.caretRangeFromPoint(event.clientX, event.clientY) : null;
+      const at = caret ? trace.offsetOf(caret.startContainer, caret.startOffset) : -1;
+      if (at < 0) { tip.hidden = true; return; }
+      let lo = 0, hi = ends.length;  // the first token ending after `at`
+      while (lo < hi) { const mid = (lo + hi) >> 1; if (ends[mid] <= at) lo = mid + 1; else hi = mid; }
+      const value = lo < ends.length && heat[metric] ? heat[metric][lo] : null;
+      if (lo >= ends.length) { tip.hidden = true; return; }
+      tip.textContent = `token ${lo}: ${HEAT_UNITS[metric] || metric} ` +
+        (value === null || value === undefined ? "none (an inserted or unprobed token)" : value.toFixed(3));
+      tip.dataset.token = String(lo);
+      tip.style.left = `${event.clientX + 12}px`;
+      tip.style.top = `${event.clientY + 14}px`;
+      tip.hidden = false;
+    });
+    return tip;
   }
 
   function setHighlight(name, ranges, priority) {
@@ -238,7 +270,7 @@
       el("span", { class: "key cut-key", title: "where a budget of B tokens cuts the response; grey: the response ended before B tokens" }, "✂ budget cut (grey: ended before it)"), el("span", { class: "key wait-key" }, "inserted wait"),
       el("span", { class: "key verify-key" }, "verification step"), el("span", { class: "key attempt-key" }, "new attempt"), el("span", { class: "key both-key", title: "a step the preset counts as both a verification and a new attempt" }, "both"),
       el("span", { class: "key chained-key", title: "a verification that directly follows a generation step (the chained asymmetries count)" }, "chained"),
-      el("span", { class: "key step-key", title: "every other step is shaded, so consecutive steps can be told apart" }, "steps alternate"), data.heat ? el("span", { class: "key heat-key" }, "heat: low → high (within this sample)") : null);
+      el("span", { class: "key step-key", title: "every other step is shaded, so consecutive steps can be told apart" }, "steps alternate"), data.heat ? el("span", { class: "key heat-key", title: "hover a token for its value" }, "heat: low → high (within this sample; hover for values)") : null);
 
     const head = el("section", { class: "sample-head" },
       el("h1", {}, `${pid} · sample ${idx}`),
@@ -251,7 +283,8 @@
     if (data.cuts_available === false) notes.push(el("div", { class: "note", id: "cuts-note" }, "No cut markers: " + (data.cuts_note || "no tokenizer")));
 
     ctx.main.replaceChildren();
-    const body = failed ? [] : [controls, legend, el("div", { class: "trace-wrap" }, trace.pre)];
+    const tip = data.heat ? heatTip(trace, data.heat, toU16, () => (toggles.heat.checked ? metric : null)) : null;
+    const body = failed ? [] : [controls, legend, el("div", { class: "trace-wrap" }, trace.pre), tip];
     E3.append(ctx.main, [nav, head, notes, budgetStrip(data, failed), chips, forcedSection(data.forced), body]);
     sampleChips(ctx, chips, run, pid, idx);
 
