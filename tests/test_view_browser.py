@@ -423,8 +423,38 @@ def test_n_and_p_follow_the_problems_table_order(server, watched):
     assert watched.after("n").startswith(f"#/run/0/p/{order[1]}/s/")
     assert watched.after("n").startswith(f"#/run/0/p/{order[2]}/s/")
     assert watched.after("p").startswith(f"#/run/0/p/{order[1]}/s/")
-    assert watched.after("Escape") == "#/run/0"
+    assert watched.after("Escape") == "#/run/0?q=demo-1&sort=mean_tokens&dir=desc"  # the view, in the address
     assert page.locator("#problems tbody tr.selected").get_attribute("data-problem-id") == order[1]
+
+
+def test_a_link_to_a_filtered_sorted_table_shows_that_view(server, browser):  # noqa: F811
+    """The Problems table's filter, search and sort live in its address: a fresh page opened on it (a shared link,
+    a reload) shows the same rows in the same order; values it does not know are ignored."""
+    first = browser.new_context()
+    try:
+        watched = Watched(first.new_page())
+        page = watched.open(server.url + "#/run/0")
+        page.select_option("#filter", "unfinished")
+        page.locator("#problems th[data-key='mean_tokens']").click()
+        page.fill("#search", "demo")
+        link = page.evaluate("location.hash")
+        assert link == "#/run/0?filter=unfinished&q=demo&sort=mean_tokens&dir=desc"
+        rows = page.eval_on_selector_all("#problems tbody tr", "rows => rows.map(r => r.dataset.problemId)")
+        assert 0 < len(rows) < 16
+    finally:
+        first.close()
+    second = browser.new_context()
+    try:
+        watched = Watched(second.new_page())
+        page = watched.open(server.url + link)
+        assert page.eval_on_selector_all("#problems tbody tr", "rows => rows.map(r => r.dataset.problemId)") == rows
+        assert page.input_value("#filter") == "unfinished" and page.input_value("#search") == "demo"
+        assert page.locator("#problems th[aria-sort='descending']").get_attribute("data-key") == "mean_tokens"
+        page = watched.open(server.url + "#/run/0?filter=%3Cscript%3E&sort=constructor&dir=up&x=1")
+        assert page.input_value("#filter") == "all" and page.locator("#problems tbody tr").count() == 16
+        assert page.evaluate("location.hash") == "#/run/0" and watched.errors == []
+    finally:
+        second.close()
 
 
 def test_sample_and_compare_pages_render(server, watched, shots, demo_run):

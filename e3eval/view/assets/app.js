@@ -116,10 +116,15 @@
     compare: (pid) => "#/compare/" + E3.enc(pid),
   };
 
+  // A route is a path and, for the Problems page, a query after "?" (its filter, search and sort: a link to a view
+  // of the table). Problem ids are percent-encoded in paths, so a "?" in one never starts the query.
   function parseRoute() {
     let parts;
+    const raw = location.hash.replace(/^#/, "") || "/";
+    const cut = raw.indexOf("?");
+    const query = new URLSearchParams(cut < 0 ? "" : raw.slice(cut + 1));
     try {
-      parts = (location.hash.replace(/^#/, "") || "/").split("/").slice(1).map(decodeURIComponent);
+      parts = (cut < 0 ? raw : raw.slice(0, cut)).split("/").slice(1).map(decodeURIComponent);
     } catch (_) {
       return { page: "missing" };
     }
@@ -127,7 +132,7 @@
     if (parts.length === 0 || (parts.length === 1 && parts[0] === "")) return { page: "runs" };
     if (parts[0] === "run" && isIndex(parts[1] || "")) {
       const run = Number(parts[1]);
-      if (parts.length === 2) return { page: "problems", run };
+      if (parts.length === 2) return { page: "problems", run, query };
       if (parts.length === 4 && parts[2] === "p") return { page: "problem", run, pid: parts[3] };
       if (parts.length === 6 && parts[2] === "p" && parts[4] === "s" && isIndex(parts[5]))
         return { page: "sample", run, pid: parts[3], idx: Number(parts[5]) };

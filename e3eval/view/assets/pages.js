@@ -106,6 +106,31 @@
     return el("td", { class: "num pass" + (beyond ? " beyond" : "") + (first ? " first-beyond" : ""), data: { level } }, E3.fmtPct(value));
   }
 
+  // The table's view from the route's query (a link someone shared, or a reload); unknown values are ignored.
+  function fromQuery(view, query, budgets) {
+    if (!query || !["filter", "q", "sort", "dir"].some((key) => query.has(key))) return;  // none: the view as it was
+    Object.assign(view, { filter: "all", query: "", sort: "problem_id", dir: 1, selected: 0 });  // a link is all of it
+    const filter = query.get("filter");
+    if (FILTERS.some(([value]) => value === filter)) view.filter = filter;
+    if (query.has("q")) view.query = query.get("q");
+    const sortable = ["problem_id", "mean_tokens", "finished", "samples", ...budgets.map((b) => "pass1:" + b)];
+    if (sortable.includes(query.get("sort"))) view.sort = query.get("sort");
+    if (["asc", "desc"].includes(query.get("dir"))) view.dir = query.get("dir") === "asc" ? 1 : -1;
+  }
+
+  // The route of the table as it is now shown: the run, and the view when it differs from the default.
+  function viewHash(run, view) {
+    const params = new URLSearchParams();
+    if (view.filter !== "all") params.set("filter", view.filter);
+    if (view.query) params.set("q", view.query);
+    if (view.sort !== "problem_id" || view.dir !== 1) {
+      params.set("sort", view.sort);
+      params.set("dir", view.dir > 0 ? "asc" : "desc");
+    }
+    const query = params.toString();
+    return E3.href.run(run) + (query ? "?" + query : "");
+  }
+
   E3.pages.problems = async function problemsPage(ctx) {
     const run = ctx.route.run;
     const [runs, data] = await Promise.all([E3.api.runs(), E3.api.problems(run)]);
@@ -115,6 +140,7 @@
     document.title = `${info ? info.label : "run"} · e3eval view`;
     const budgets = data.budgets, train = data.train_budget;
     const view = (E3.state.problemsView[run] = E3.state.problemsView[run] || { filter: "all", query: "", sort: "problem_id", dir: 1, selected: 0 });
+    fromQuery(view, ctx.route.query, budgets);
 
     const search = el("input", { type: "search", id: "search", placeholder: "search problem, id, gold or answers", value: view.query });
     const filter = el("select", { id: "filter" }, FILTERS.map(([value, label]) =>
@@ -183,6 +209,13 @@
         return tr;
       }));
       count.textContent = `${rows.length} of ${data.problems.length} problems`;
+      const hash = viewHash(run, view);  // the address bar follows the view, without a new history entry
+      if (ctx.alive() && location.hash !== hash) {
+        try {
+          history.replaceState(null, "", hash);
+          document.body.dataset.hash = location.hash;
+        } catch (_) { /* a browser that refuses it for this page: the view still works, unlinked */ }
+      }
     }
 
     function select(delta) {
