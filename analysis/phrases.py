@@ -288,3 +288,18 @@ def _scan(data: bytes, scanner: PhraseScanner, starts: list[int]) -> list[set[in
         if not probe.initial or not data[starts[sentence] : at].strip(_SENTENCE_LEAD):
             found[probe.kind].add(sentence)
     return found
+
+
+def char_offsets(text: str, byte_offsets: list[int]) -> list[int]:
+    """Character offsets of increasing byte offsets into `text`'s UTF-8 (each at a character's first byte, as the
+    scanner's sentence starts are): how `match_sentences`' offsets index the str."""
+    if text.isascii():
+        return list(byte_offsets)
+    data = text.encode("utf-8", "surrogatepass")
+    chars: list[int] = []
+    char = byte = 0
+    for offset in byte_offsets:
+        char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
+        byte = offset
+        chars.append(char)
+    return chars

@@ -18,7 +18,7 @@ define the presets (`steps.py` does), match phrases (`phrases.py` does), or map 
 
 from __future__ import annotations
 
-from e3eval.analysis.phrases import match_sentences
+from e3eval.analysis.phrases import char_offsets, match_sentences
 from e3eval.analysis.steps import PRESETS, Lexicon, e3_flagged_lines, is_blank, load_lexicon, mult_lines, thinking_part
 from e3eval.errors import UserError
 
@@ -64,13 +64,4 @@ def _paragraph_starts(thinking: str) -> list[int]:
 def _flagged_sentences(text: str, lexicon: Lexicon) -> list[int]:
     """Character offsets of the sentences that match an `attempt` phrase (the scanner works on UTF-8 bytes)."""
     byte_starts, found = match_sentences(text, lexicon.phrases)
-    flagged = sorted(byte_starts[i] for i in found[lexicon.phrases.kinds.index("attempt")])
-    data = text.encode("utf-8", "surrogatepass")
-    chars: list[int] = []
-    char = byte = 0
-    for start in flagged:
-        # A sentence starts at a non-space byte after an ASCII boundary, so it is never inside a character.
-        char += len(data[byte:start].decode("utf-8", "surrogatepass"))
-        byte = start
-        chars.append(char)
-    return chars
+    return char_offsets(text, sorted(byte_starts[i] for i in found[lexicon.phrases.kinds.index("attempt")]))

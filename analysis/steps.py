@@ -38,7 +38,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from e3eval.analysis.phrases import PhraseScanner, compile_phrases, match_sentences
+from e3eval.analysis.phrases import PhraseScanner, char_offsets, compile_phrases, match_sentences
 from e3eval.errors import UserError
 
 PRESETS = ("math", "e3-math", "countdown", "mult")
@@ -220,7 +220,7 @@ def step_spans(text: str, preset: str, lexicon: Lexicon | None = None, target: f
     if preset == "math":
         lexicon = lexicon or _bundled_lexicon()
         starts, (verify, attempts) = match_sentences(text, lexicon.phrases)
-        chars = _char_offsets(text, starts)
+        chars = char_offsets(text, starts)
         ends = [*chars[1:], len(text)][: len(chars)]
         chained = {i for i in verify if i > 0 and i - 1 not in verify}  # as `_chained_sentences` counts them
         return [
@@ -244,20 +244,6 @@ def step_spans(text: str, preset: str, lexicon: Lexicon | None = None, target: f
 def _bundled_lexicon() -> Lexicon:
     """The bundled lexicon, compiled once: a reader steps through many traces (compiling takes ~10 ms)."""
     return load_lexicon()
-
-
-def _char_offsets(text: str, byte_offsets: list[int]) -> list[int]:
-    """Character offsets of increasing byte offsets into `text`'s UTF-8 (each at a character's first byte)."""
-    if text.isascii():
-        return list(byte_offsets)
-    data = text.encode("utf-8", "surrogatepass")
-    chars: list[int] = []
-    char = byte = 0
-    for offset in byte_offsets:
-        char += len(data[byte:offset].decode("utf-8", "surrogatepass"))
-        byte = offset
-        chars.append(char)
-    return chars
 
 
 def _line_steps(text: str, verify: set[int], attempts: set[int]) -> list[Step]:

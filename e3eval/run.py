@@ -80,6 +80,11 @@ _MISSING_HINT = {
 }
 
 
+class UnitMismatch(UserError):
+    """A table written by another run of its stage than the one run.json records: a command interrupted, or one
+    still writing (a reader may retry once it has finished)."""
+
+
 class Run:
     """A run directory opened for reading (and, under `lock`, writing). Cheap to open: nothing is read but run.json."""
 
@@ -209,7 +214,7 @@ class Run:
         written = (table.schema.metadata or {}).get(_UNIT_KEY)
         section = self.section(_OWNER.get(name, "")) or {}
         if written is not None and section.get("unit") not in (None, written.decode()):
-            raise UserError(
+            raise UnitMismatch(
                 f"{path}: written by another `{_OWNER[name]}` run than the one run.json records (was a command "
                 f"interrupted?); rerun it to make {path.name} and run.json agree"
             )

@@ -76,6 +76,15 @@ def run_cli(program: str, *args: str, cwd: Path | None = None) -> subprocess.Com
     )
 
 
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`e3eval demo`'s sweep, made by the command as a user runs it (once per test module that asks for it)."""
+    out = tmp_path_factory.mktemp("demo")
+    result = run_cli("e3eval", "demo", "--out", str(out / "demo"), cwd=out)
+    assert result.returncode == 0, result.stderr
+    return out / "demo" / "sweep"
+
+
 def send_json(handler, status: int, payload: dict) -> None:
     """Answer a stdlib `BaseHTTPRequestHandler` request with a JSON body (the test servers on 127.0.0.1)."""
     data = json.dumps(payload).encode()

@@ -70,14 +70,6 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    result = run_cli("e3eval", "demo", "--out", str(out / "demo"), cwd=out)
-    assert result.returncode == 0, result.stderr
-    return out / "demo" / "sweep"
-
-
-@pytest.fixture(scope="module")
 def server(demo_run: Path, hostile_run: Path):
     with viewer([demo_run, hostile_run]) as running:
         yield running

@@ -16,14 +16,6 @@ import pytest
 from conftest import ctrl_c_deliverable, run_cli
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("demo")
-    result = run_cli("e3eval", "demo", "--out", str(out / "demo"), cwd=out)
-    assert result.returncode == 0, result.stderr
-    return out / "demo" / "sweep"
-
-
 def test_view_prints_its_url_serves_the_run_and_stops_on_ctrl_c(demo_run):
     program = Path(sys.executable).parent / "e3eval"
     env = {**os.environ, "COLUMNS": "200", "HF_HUB_OFFLINE": "1"}

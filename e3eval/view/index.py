@@ -45,12 +45,6 @@ class Location:
     num_tokens: int | None
 
 
-@dataclass(frozen=True)
-class _Stamp:
-    size: int
-    mtime_ns: int
-
-
 class SampleIndex:
     """The samples of one run directory: their locations, failures and storage order; `read` gives one row."""
 
@@ -63,7 +57,7 @@ class SampleIndex:
         self.refresh()
 
     def _reset(self) -> None:
-        self._stamps: dict[Path, _Stamp] = {}
+        self._stamps: dict[Path, tuple[int, int] | None] = {}
         self._locations: dict[Key, Location] = {}
         self._order: list[Key] | None = None
         self.duplicates = 0
@@ -77,7 +71,7 @@ class SampleIndex:
         whether anything changed."""
         with self._lock:
             shards = rollout_shards(self.run_dir)
-            stamps = {shard: _stamp(shard) for shard in shards}
+            stamps = {shard: file_stamp(shard) for shard in shards}
             known = [s for s in shards if s in self._stamps]
             if set(self._stamps) - set(known) or any(stamps[s] != self._stamps[s] for s in known):
                 self._reset()
@@ -203,6 +197,10 @@ class SampleIndex:
         return table
 
 
-def _stamp(path: Path) -> _Stamp:
-    stat = path.stat()
-    return _Stamp(stat.st_size, stat.st_mtime_ns)
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, or None when it is gone: compared to tell whether it changed since it was read."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns

@@ -25,10 +25,10 @@ import pyarrow.parquet as pq
 from e3eval.errors import UserError
 from e3eval.labels import short_model
 from e3eval.manifest import RunManifest
-from e3eval.run import Run
+from e3eval.run import Run, UnitMismatch
 from e3eval.store import GRADES, MANIFEST, PROBES, PROBLEMS, ids_sha1
 from e3eval.truncate import PrefixDecoder
-from e3eval.view.index import Key, SampleIndex
+from e3eval.view.index import Key, SampleIndex, file_stamp
 
 _PROBE_KEYS = ("problem_id", "sample_idx", "ids_sha1", "budget")
 HEAT_COLUMNS = {"entropy": "token_entropy", "logprob": "token_logprob", "kl": "token_kl"}
@@ -82,8 +82,8 @@ class ViewedRun:
     # Run-level facts -----------------------------------------------------------------------------------------------
 
     def run(self) -> Run:
-        """The run as it is now (run.json re-read: a rescoring shows)."""
-        return Run.open(self.path)
+        """The run as it is now: run.json parsed again only when it changed (a rescoring shows)."""
+        return self.cached("run", [], lambda: Run.open(self.path))
 
     @property
     def record(self) -> RunManifest:
@@ -91,7 +91,7 @@ class ViewedRun:
 
     def cached(self, name: str, files: list[Path], build: Callable[[], Any]) -> Any:
         """`build()`, re-run only when one of `files` (and run.json) changed since it last ran."""
-        stamp = tuple(_stamp(p) for p in [self.path / MANIFEST, *files])
+        stamp = tuple(file_stamp(p) for p in [self.path / MANIFEST, *files])
         with self._lock:
             held = self._cache.get(name)
             if held is not None and held[0] == stamp:
@@ -147,11 +147,11 @@ class ViewedRun:
         """The last scoring's grades, or None and why (not scored; being rescored)."""
         try:
             return self.cached("grades", [self.path / GRADES], self._read_grades), None
+        except UnitMismatch as exc:  # grades.parquet and run.json of two scorings: one is in progress
+            return None, f"being rescored ({exc}); reload when the scoring has finished"
         except UserError as exc:
             if not (self.path / GRADES).is_file():
                 return None, "not scored yet"
-            if "written by another" in str(exc):  # grades.parquet and run.json of two scorings: one is in progress
-                return None, f"being rescored ({exc}); reload when the scoring has finished"
             return None, f"grades unreadable ({exc}); rescore the run with `e3eval score`"
 
     def _read_grades(self) -> Grades:
@@ -252,7 +252,7 @@ class ViewedRun:
     def _probe_group(self, path: Path, group: int) -> pa.Table:
         """One row group of the probe table, the per-token lists only; the last two read are kept (a probe table
         written as one row group is read once)."""
-        key = (_stamp(path), group)
+        key = (file_stamp(path), group)
         with self._lock:
             table = self._probe_groups.get(key)
             if table is not None:
@@ -301,11 +301,3 @@ def _floats(table: pa.Table, column: str, row: int) -> np.ndarray | None:
     if not scalar.is_valid:
         return None
     return scalar.values.to_numpy(zero_copy_only=False).astype(np.float64)
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_size, stat.st_mtime_ns
