@@ -73,6 +73,7 @@ def test_help_has_panels_and_examples_whose_flags_exist(program, words, panels):
     text = help_text(program, words)
     assert "…" not in text, "nothing is cut at 80 columns"
     assert "<bool>" not in text and "<bool>" not in help_text(program, words[:-1]), "a flag needs no type"
+    assert "<list[" not in text, "several values read as <path>..., not as a Python annotation"
     assert all(len(line) <= 80 for line in text.splitlines())
     for panel in panels:
         assert f"╭─ {panel} ─" in text, panel

@@ -7,7 +7,8 @@ far (budgets and sampling), forced how (forcing), graded and summarised how (sco
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import PurePath
+from typing import Any, get_args
 
 from typer.core import TyperCommand, TyperGroup
 
@@ -20,11 +21,18 @@ OUTPUT = "Output"
 
 
 def _untyped_flags(command: TyperCommand | TyperGroup, ctx: Any) -> None:
-    """Show no type for on/off flags: typer 0.29 prints `<bool>` beside every one, which tells a reader nothing.
+    """Show no type for on/off flags: typer 0.29 prints `<bool>` beside every one, which tells a reader nothing; and
+    an argument taking several values as `<path>...`, not as the Python annotation `<list[Path]>`.
     (typer's options come from its own copy of click, so flags are found by their `is_flag`, not by class.)"""
     for param in [*command.params, command.get_help_option(ctx)]:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
+        described = getattr(param, "type_descriptor", None)
+        if getattr(param, "param_type_name", "") == "argument" and described is not None and described.is_list:
+            (element,) = get_args(described.annotation)
+            path = isinstance(element, type) and issubclass(element, PurePath)
+            label = "path" if path else getattr(element, "__name__", str(element)).lower()
+            param.display_type_rich = lambda ctx, label=label: f"<{label}>..."
 
 
 class Command(TyperCommand):
